@@ -1,0 +1,28 @@
+# Every target creates .venv when it is missing, so a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	bash scripts/demo.sh
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/ensemble_training.py
+
+lint: $(VENV)/.installed
+	$(PY) -m pip install --quiet ruff
+	$(VENV)/bin/ruff check audit_cli attacks tests benchmarks sample_models
+
+clean:
+	rm -rf $(VENV) build *.egg-info

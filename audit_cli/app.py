@@ -1,0 +1,283 @@
+"""The ``audit`` command line: thin Typer commands that parse options and call plain functions.
+
+Domain errors are caught once, here, and become one line on stderr plus an exit code
+(see ``audit_cli.errors.ExitCode``). Results go to stdout; messages and progress to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from audit_cli import __version__
+from audit_cli.errors import AuditError, ExitCode, UsageError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 pass, 1 threshold crossed, 2 usage or input error, 3 inconclusive, "
+    "4 unsafe artifact refused, 70 internal error, 130 interrupted."
+)
+
+app = typer.Typer(
+    name="audit",
+    help="Privacy audit for machine unlearning. " + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def stderr_console() -> Console:
+    # Created per call so tests that capture stderr (CliRunner) see the output.
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def stdout_console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def cli_errors(fn: F) -> F:
+    """Turn domain errors into one stderr line and their exit code; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        err = stderr_console()
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except AuditError as exc:
+            err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+            if exc.hint:
+                err.print(f"[dim]hint:[/] {exc.hint}")
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; nothing partial was written")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except Exception as exc:  # a bug: say so plainly, details on request
+            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}")
+            if os.environ.get("AUDIT_DEBUG"):
+                err.print(traceback.format_exc())
+            else:
+                err.print("[dim]hint:[/] set AUDIT_DEBUG=1 for the traceback, and please report it")
+            raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_pairs(pairs: list[str] | None, flag: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; malformed pairs are usage errors."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{flag} expects name=value, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def progress_bar(label: str, quiet: bool) -> tuple[Progress | None, Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr, only when stderr is a terminal and not quiet."""
+    console = stderr_console()
+    if quiet or not console.is_terminal:
+        return None, None
+    bar = Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("model-epochs"), TimeElapsedColumn(),
+        console=console, transient=True,
+    )
+    task = bar.add_task(label, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return bar, update
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"unlearning-audit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True, help="Print the version."),
+) -> None:
+    """Privacy audit for machine unlearning."""
+
+
+DataOpt = typer.Option(None, "--data-opt", help="Dataset option name=value (repeatable), e.g. num_samples=2000.")
+
+
+@app.command("train")
+@cli_errors
+def train_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.safetensors)."),
+    data: str = typer.Option("digits", "--data", help="Dataset name or a .parquet/.npz file."),
+    data_opt: Optional[list[str]] = DataOpt,
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder of torchvision datasets."),
+    download: bool = typer.Option(False, "--download", help="Allow downloading a torchvision dataset into --data-root."),
+    arch: str = typer.Option("mlp", "--arch", help="Architecture name or plug-in package.module:factory."),
+    arch_arg: Optional[list[str]] = typer.Option(None, "--arch-arg", help="Architecture argument name=value, e.g. hidden=256,256."),
+    optimizer: str = typer.Option("adam", help="adam, adamw or sgd."),
+    lr: float = typer.Option(1e-3, "--lr", help="Learning rate."),
+    momentum: float = typer.Option(0.9, help="SGD momentum."),
+    weight_decay: float = typer.Option(0.0, "--weight-decay", help="Weight decay."),
+    schedule: str = typer.Option("constant", help="constant or cosine."),
+    epochs: int = typer.Option(60, help="Training epochs."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Examples per step."),
+    augmentation: str = typer.Option("none", "--augment", help="none, flip or crop+flip (images only)."),
+    seed: int = typer.Option(0, help="Seed for initial weights and data order."),
+    exclude: Optional[Path] = typer.Option(None, "--exclude", help="Id file of training examples to leave out (retrained model)."),
+    exclude_class: Optional[int] = typer.Option(None, "--exclude-class", help="Leave out every training example of this class."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train an original model, or a retrained one without a forget set or a class."""
+    from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
+    from audit_cli.training import Recipe
+
+    recipe = Recipe(
+        arch=arch,
+        arch_args=parse_pairs(arch_arg, "--arch-arg"),
+        optimizer=optimizer,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        schedule=schedule,
+        epochs=epochs,
+        batch_size=batch_size,
+        augmentation=augmentation,
+        seed=seed,
+    )
+    request = TrainRequest(
+        out=out,
+        data=data,
+        data_options=parse_pairs(data_opt, "--data-opt"),
+        data_root=data_root,
+        download=download,
+        recipe=recipe,
+        exclude_ids=exclude,
+        exclude_class=exclude_class,
+        overwrite=overwrite,
+        device=device,
+    )
+    bar, update = progress_bar("training", quiet)
+    if bar is not None:
+        with bar:
+            result = train_checkpoint(request, progress=update)
+    else:
+        result = train_checkpoint(request)
+    console = stdout_console()
+    what = result.meta.kind
+    if result.meta.excluded is not None:
+        ex = result.meta.excluded
+        left_out = f"class {ex.forget_class}" if ex.forget_class is not None else "a forget set"
+        what += f" without {left_out} ({ex.n_ids} examples)"
+    console.print(f"trained {what}: {recipe.arch} on {result.meta.dataset.name}, {result.n_trained} examples, {result.seconds:.1f}s")
+    console.print(f"train accuracy {result.train_accuracy:.4f}   test accuracy {result.test_accuracy:.4f}")
+    if "excluded_accuracy" in result.meta.metrics:
+        console.print(f"accuracy on the left-out examples {result.meta.metrics['excluded_accuracy']:.4f}")
+    console.print(f"wrote {result.path} (sha256 {result.sha256[:16]}...)")
+
+
+@app.command("inspect")
+@cli_errors
+def inspect_cmd(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint file (.safetensors or .pt)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metadata document as JSON."),
+) -> None:
+    """Print a checkpoint's metadata, weights summary and sha256; loads nothing unsafe."""
+    from audit_cli.models.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    n_params = sum(t.numel() for t in ckpt.state_dict.values())
+    if as_json:
+        doc = {
+            "path": str(ckpt.path),
+            "format": ckpt.format,
+            "sha256": ckpt.sha256,
+            "tensors": {k: list(v.shape) for k, v in ckpt.state_dict.items()},
+            "parameters": n_params,
+            "metadata": ckpt.meta.to_dict() if ckpt.meta else None,
+        }
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    console = stdout_console()
+    table = Table(title=str(ckpt.path), show_header=False, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    table.add_row("format", ckpt.format)
+    table.add_row("sha256", ckpt.sha256)
+    table.add_row("tensors", f"{len(ckpt.state_dict)} ({n_params:,} values)")
+    meta = ckpt.meta
+    if meta is None:
+        table.add_row("metadata", "none (pass --arch and --data when using this file)")
+    else:
+        table.add_row("kind", meta.kind)
+        table.add_row("architecture", f"{meta.arch} {json.dumps(meta.to_dict()['arch_args'])}")
+        table.add_row("classes / input", f"{meta.num_classes} / {tuple(meta.input_shape)}")
+        table.add_row("dataset", f"{meta.dataset.name} {json.dumps(dict(meta.dataset.options))}")
+        table.add_row("dataset fingerprint", meta.dataset_fingerprint)
+        if meta.n_trained is not None:
+            table.add_row("trained on", f"{meta.n_trained} examples (ids {str(meta.trained_ids_fingerprint)[:16]}...)")
+        if meta.excluded is not None:
+            ex = meta.excluded
+            what = f"class {ex.forget_class}" if ex.forget_class is not None else "a forget set"
+            table.add_row("left out", f"{what}: {ex.n_ids} examples (ids {ex.ids_fingerprint[:16]}...)")
+        if meta.unlearning is not None:
+            u = meta.unlearning
+            table.add_row("unlearning", f"{u.method} {json.dumps(dict(u.params))}")
+            table.add_row("parent sha256", u.parent_sha256)
+        if meta.recipe is not None:
+            r = meta.recipe.to_dict()
+            table.add_row("recipe", ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("arch", "arch_args")))
+        for name, value in meta.metrics.items():
+            table.add_row(name.replace("_", " "), f"{value:.4f}")
+        table.add_row("written by", f"unlearning-audit {meta.tool_version}, {meta.created}, format {meta.format_version}")
+    console.print(table)
+
+
+@app.command("datasets")
+@cli_errors
+def datasets_cmd() -> None:
+    """List the built-in datasets and their options."""
+    from audit_cli.data import DATASETS
+
+    table = Table("name", "description", "options (defaults)")
+    for entry in DATASETS.values():
+        opts = ", ".join(f"{k}={v}" for k, v in entry.options.items() if k != "path")
+        table.add_row(entry.name, entry.description, opts)
+    stdout_console().print(table)
+
+
+@app.command("archs")
+@cli_errors
+def archs_cmd() -> None:
+    """List the registered architectures and their arguments."""
+    from audit_cli.models.architectures import ARCHITECTURES
+
+    table = Table("name", "description", "arguments (defaults)")
+    for entry in ARCHITECTURES.values():
+        table.add_row(entry.name, entry.description, ", ".join(f"{k}={v}" for k, v in entry.defaults.items()))
+    stdout_console().print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # outside a command (while importing, say)
+        sys.exit(int(ExitCode.INTERRUPTED))

@@ -1,0 +1,123 @@
+"""Built-in datasets that need no files: digits, mnist1d and synthetic.
+
+- ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 examples). Ids are
+  the rows of ``load_digits``; a fixed stratified split holds out 25% for test. The
+  default dataset: weak membership signal, fast to train on.
+- ``mnist1d``: generated offline from the mnist1d package's templates. Small MLPs
+  overfit it, so membership signal is strong: the demo dataset for leakage.
+- ``synthetic``: ``make_classification`` with size, classes, features and seed options.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Mapping
+
+import numpy as np
+from sklearn.datasets import load_digits, make_classification
+from sklearn.model_selection import train_test_split
+
+from audit_cli.data.dataset import Dataset, DatasetSpec, make_dataset
+from audit_cli.data.registry import DatasetEntry, LoadContext, register
+from audit_cli.errors import UsageError
+
+# Fixed so that ids and splits never change between versions of the tool.
+SPLIT_SEED = 0
+
+
+def stratified_is_train(y: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
+    """Boolean train mask of a stratified split, deterministic in ``seed``."""
+    if not 0.0 < test_fraction < 1.0:
+        raise UsageError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+    idx = np.arange(len(y))
+    _, test_idx = train_test_split(idx, test_size=test_fraction, stratify=y, random_state=seed)
+    is_train = np.ones(len(y), dtype=bool)
+    is_train[test_idx] = False
+    return is_train
+
+
+def load_digits_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: LoadContext) -> Dataset:
+    bunch = load_digits()
+    x = bunch.data.astype(np.float32) / 16.0  # pixel intensities are 0..16
+    y = bunch.target.astype(np.int64)
+    is_train = stratified_is_train(y, float(options["test_fraction"]), SPLIT_SEED)
+    return make_dataset(spec, x, y, is_train, [str(c) for c in range(10)], "tabular")
+
+
+def load_mnist1d_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: LoadContext) -> Dataset:
+    from mnist1d.data import get_dataset_args, make_dataset as make_mnist1d
+
+    num_samples = int(options["num_samples"])
+    if num_samples < 20:
+        raise UsageError(f"mnist1d needs num_samples >= 20, got {num_samples}")
+    args = get_dataset_args()
+    args.num_samples = num_samples
+    args.train_split = 1.0 - float(options["test_fraction"])
+    args.seed = int(options["seed"])
+    # mnist1d seeds the global numpy and random generators; keep the caller's streams.
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        data = make_mnist1d(args)
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    x = np.concatenate([data["x"], data["x_test"]]).astype(np.float32)
+    y = np.concatenate([data["y"], data["y_test"]]).astype(np.int64)
+    is_train = np.arange(len(y)) < len(data["y"])
+    return make_dataset(spec, x, y, is_train, [str(c) for c in range(10)], "sequence")
+
+
+def load_synthetic_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: LoadContext) -> Dataset:
+    n_classes = int(options["n_classes"])
+    n_features = int(options["n_features"])
+    n_informative = min(int(options["n_informative"]), n_features)
+    try:
+        x, y = make_classification(
+            n_samples=int(options["n_samples"]),
+            n_features=n_features,
+            n_informative=n_informative,
+            n_redundant=0,
+            n_classes=n_classes,
+            class_sep=float(options["class_sep"]),
+            flip_y=float(options["flip_y"]),
+            random_state=int(options["seed"]),
+        )
+    except ValueError as exc:
+        raise UsageError(f"synthetic dataset: {exc}") from None
+    is_train = stratified_is_train(y, float(options["test_fraction"]), int(options["seed"]))
+    return make_dataset(spec, x, y, is_train, [str(c) for c in range(n_classes)], "tabular")
+
+
+register(
+    DatasetEntry(
+        name="digits",
+        loader=load_digits_dataset,
+        description="scikit-learn 8x8 digits, 1,797 examples, 10 classes (bundled; the default)",
+        options={"test_fraction": 0.25},
+    )
+)
+register(
+    DatasetEntry(
+        name="mnist1d",
+        loader=load_mnist1d_dataset,
+        description="MNIST-1D generated offline, 40-step signals, 10 classes",
+        options={"num_samples": 5000, "test_fraction": 0.2, "seed": 42},
+    )
+)
+register(
+    DatasetEntry(
+        name="synthetic",
+        loader=load_synthetic_dataset,
+        description="make_classification: Gaussian clusters, configurable size and classes",
+        options={
+            "n_samples": 2000,
+            "n_features": 20,
+            "n_informative": 10,
+            "n_classes": 4,
+            "class_sep": 1.0,
+            "flip_y": 0.01,
+            "test_fraction": 0.25,
+            "seed": 0,
+        },
+    )
+)

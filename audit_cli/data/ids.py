@@ -1,0 +1,72 @@
+"""Id files: the forget lists users hand to the tool, one integer id per line.
+
+Format: UTF-8 text, one non-negative integer per line; ``#`` starts a comment; blank
+lines are skipped; a byte-order mark and CRLF line ends are accepted. Anything else
+(a non-integer, a negative number, a duplicate, no ids at all) is refused with the line
+number, because a silently mis-read forget list would audit the wrong examples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from audit_cli.atomic import atomic_write_text
+from audit_cli.errors import IdFileError
+
+# A forget list longer than any dataset we load is a wrong file, not a request.
+MAX_ID_FILE_BYTES = 64 * 1024 * 1024
+
+
+def read_id_file(path: str | Path) -> np.ndarray:
+    """Parse an id file into a sorted int64 array of unique ids."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise IdFileError(f"id file not found: {path}") from None
+    except OSError as exc:
+        raise IdFileError(f"cannot read id file {path}: {exc.strerror}") from None
+    if path.is_dir():
+        raise IdFileError(f"id file {path} is a directory")
+    if size > MAX_ID_FILE_BYTES:
+        raise IdFileError(f"id file {path} is {size} bytes, over the {MAX_ID_FILE_BYTES} byte limit")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # strips a byte-order mark
+    except UnicodeDecodeError as exc:
+        raise IdFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    ids: list[int] = []
+    first_line: dict[int, int] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        content = line.split("#", 1)[0].strip()
+        if not content:
+            continue
+        try:
+            value = int(content, 10)
+        except ValueError:
+            raise IdFileError(f"{path}:{lineno}: {content[:40]!r} is not an integer id") from None
+        if value < 0:
+            raise IdFileError(f"{path}:{lineno}: id {value} is negative")
+        if value in first_line:
+            raise IdFileError(f"{path}:{lineno}: id {value} repeats line {first_line[value]}")
+        first_line[value] = lineno
+        ids.append(value)
+    if not ids:
+        raise IdFileError(f"{path}: no ids (the file is empty or only comments)")
+    return np.array(sorted(ids), dtype=np.int64)
+
+
+def write_id_file(path: str | Path, ids: np.ndarray, header: str | None = None) -> None:
+    """Write ids one per line, atomically."""
+    lines = [f"# {line}" for line in header.splitlines()] if header else []
+    lines += [str(int(i)) for i in np.sort(np.asarray(ids, dtype=np.int64))]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def fingerprint_ids(ids: np.ndarray) -> str:
+    """sha256 of a set of ids, independent of their order."""
+    arr = np.unique(np.asarray(ids, dtype=np.int64)).astype("<i8")
+    return hashlib.sha256(b"unlearning-audit/ids/v1" + arr.tobytes()).hexdigest()

@@ -1,0 +1,259 @@
+"""Checkpoint files: safe loading, atomic saving, and fitting weights to a model.
+
+What is loaded and how (the threat model is a checkpoint from a stranger's pull request):
+
+- The format is sniffed from the bytes, not the file name.
+- ``.safetensors``: the header length is checked against the file size before the
+  header is read; the safetensors library then validates offsets and sizes. Data only:
+  nothing in the format can run code.
+- ``.pt`` (zip or legacy pickle): only ``torch.load(path, weights_only=True)``, whose
+  unpickler admits tensors and plain containers and rejects every other global. A zip
+  holding TorchScript (``code/``, ``constants.pkl``) is refused before torch sees it.
+- Refusals for code execution raise :class:`UnsafeArtifactError` (exit 4); corrupt,
+  truncated or non-finite weights raise :class:`CheckpointError` (exit 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import re
+import struct
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Mapping
+
+import torch
+from torch import nn
+
+from audit_cli.atomic import atomic_path
+from audit_cli.data import Dataset
+from audit_cli.errors import CheckpointError, UnsafeArtifactError, UsageError
+from audit_cli.models.architectures import build_model, is_plugin
+from audit_cli.models.metadata import METADATA_KEY, CheckpointMeta
+
+# The safetensors library refuses larger headers too; checking first gives a clear message
+# and never allocates a buffer sized by an attacker-controlled length field.
+MAX_HEADER_BYTES = 100_000_000
+
+Format = Literal["safetensors", "pt"]
+
+
+@dataclass(frozen=True, eq=False)
+class Checkpoint:
+    """A loaded checkpoint: weights, metadata if it has any, and the file's identity."""
+
+    path: Path
+    format: Format
+    state_dict: dict[str, torch.Tensor]
+    meta: CheckpointMeta | None
+    """None for foreign files without our metadata document (then --arch is needed)."""
+    sha256: str
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_checkpoint(
+    path: str | Path,
+    state_dict: Mapping[str, torch.Tensor],
+    meta: CheckpointMeta,
+    *,
+    overwrite: bool = False,
+) -> str:
+    """Write weights and metadata as safetensors, atomically; return the file's sha256."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise UsageError(f"checkpoints are written as .safetensors, not {path.suffix or 'no extension'!r}: {path}")
+    if path.exists() and not overwrite:
+        raise UsageError(f"{path} exists; not overwriting it", hint="pass --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise UsageError(f"folder {path.parent} does not exist")
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={METADATA_KEY: meta.to_json()})
+    return file_sha256(path)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load a checkpoint without executing anything from it."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a file")
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    size = path.stat().st_size
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        fmt: Format = "pt"
+        state_dict, meta = _load_pt(path, is_zip=head.startswith(b"PK"))
+    elif len(head) >= 9 and head[8:9] == b"{":
+        fmt = "safetensors"
+        state_dict, meta = _load_safetensors(path, size)
+    else:
+        raise CheckpointError(
+            f"{path} is neither a safetensors file nor a torch .pt file",
+            hint="save weights with safetensors, or torch.save(model.state_dict(), path)",
+        )
+    _check_finite(path, state_dict)
+    return Checkpoint(path=path, format=fmt, state_dict=state_dict, meta=meta, sha256=file_sha256(path))
+
+
+def _load_safetensors(path: Path, size: int) -> tuple[dict[str, torch.Tensor], CheckpointMeta | None]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    with open(path, "rb") as fh:
+        (header_len,) = struct.unpack("<Q", fh.read(8))
+        if header_len > MAX_HEADER_BYTES:
+            raise CheckpointError(f"{path}: safetensors header claims {header_len} bytes, over the {MAX_HEADER_BYTES} limit")
+        if header_len > size - 8:
+            raise CheckpointError(f"{path}: truncated safetensors file (header needs {header_len} bytes, file has {size - 8})")
+        header_bytes = fh.read(header_len)
+    try:
+        header = json.loads(header_bytes)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise CheckpointError(f"{path}: safetensors header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: safetensors header is not a JSON object")
+    try:
+        state_dict = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({_first_line(exc)})") from None
+    metadata = header.get("__metadata__") or {}
+    meta = CheckpointMeta.from_json(metadata[METADATA_KEY]) if METADATA_KEY in metadata else None
+    return state_dict, meta
+
+
+TORCHSCRIPT_MARKERS = ("/code/", "constants.pkl", ".debug_pkl")
+
+
+def _load_pt(path: Path, *, is_zip: bool) -> tuple[dict[str, torch.Tensor], CheckpointMeta | None]:
+    if is_zip:
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise CheckpointError(f"{path}: corrupt .pt archive ({_first_line(exc)})") from None
+        if any(marker in name for name in names for marker in TORCHSCRIPT_MARKERS):
+            raise UnsafeArtifactError(
+                f"{path} is a TorchScript archive; loading it would run its code. Refused",
+                hint="export the weights: torch.save(model.state_dict(), path) or safetensors",
+            )
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" (it imports {found.group(1)})" if found else ""
+        raise UnsafeArtifactError(
+            f"{path}: refused: its pickle needs code to load{what}; nothing from it was run",
+            hint="only plain state_dicts load from .pt; prefer .safetensors",
+        ) from None
+    except Exception as exc:  # torch raises many types for damaged archives
+        raise CheckpointError(f"{path}: corrupt or truncated .pt file ({_first_line(exc)})") from None
+    meta_raw: object = None
+    if isinstance(obj, Mapping) and "state_dict" in obj:
+        meta_raw = obj.get("metadata")
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not obj or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    ):
+        raise CheckpointError(
+            f"{path}: a .pt checkpoint must hold a state_dict (names -> tensors), "
+            "or a dict with 'state_dict' and optional 'metadata'"
+        )
+    if meta_raw is None:
+        meta = None
+    elif isinstance(meta_raw, str):
+        meta = CheckpointMeta.from_json(meta_raw)
+    else:
+        meta = CheckpointMeta.from_dict(meta_raw)
+    return dict(obj), meta
+
+
+def _check_finite(path: Path, state_dict: Mapping[str, torch.Tensor]) -> None:
+    for name, t in state_dict.items():
+        if t.is_floating_point() or t.is_complex():
+            bad = int((~torch.isfinite(t)).sum())
+            if bad:
+                raise CheckpointError(f"{path}: tensor {name!r} has {bad} NaN or infinite value(s)")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def build_model_from_checkpoint(
+    ckpt: Checkpoint,
+    *,
+    arch: str | None = None,
+    arch_args: Mapping[str, object] | None = None,
+    dataset: Dataset | None = None,
+) -> nn.Module:
+    """Instantiate the checkpoint's architecture and load its weights (strict fit).
+
+    ``arch`` (from the command line) overrides the metadata and is the only way a plug-in
+    architecture gets imported. Without metadata, shapes come from ``dataset``.
+    """
+    meta = ckpt.meta
+    name = arch or (meta.arch if meta else None)
+    if name is None:
+        raise UsageError(f"{ckpt.path} carries no metadata", hint="pass --arch (and --data) to say what it is")
+    args = arch_args if arch_args is not None else (meta.arch_args if meta and name == meta.arch else {})
+    if meta is not None:
+        input_shape, num_classes = meta.input_shape, meta.num_classes
+    elif dataset is not None:
+        input_shape, num_classes = dataset.input_shape, dataset.num_classes
+    else:
+        raise UsageError(f"{ckpt.path} carries no metadata", hint="pass --data so the input shape is known")
+    model = build_model(name, input_shape, num_classes, args, allow_plugin=arch is not None and is_plugin(arch))
+    fit_state_dict(model, ckpt.state_dict, label=f"{ckpt.path} for architecture {name!r}")
+    return model
+
+
+def fit_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, label: str) -> None:
+    """load_state_dict(strict) with one readable line instead of torch's wall of text."""
+    expected = model.state_dict()
+    problems = [f"missing {k}" for k in expected if k not in state_dict]
+    problems += [f"unexpected {k}" for k in state_dict if k not in expected]
+    problems += [
+        f"{k} is {tuple(state_dict[k].shape)} in the checkpoint, {tuple(v.shape)} in the model"
+        for k, v in expected.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
+    if problems:
+        more = f" (+{len(problems) - 2} more)" if len(problems) > 2 else ""
+        raise CheckpointError(f"weights do not fit {label}: {'; '.join(problems[:2])}{more}")
+    model.load_state_dict(dict(state_dict), strict=True)
+
+
+def check_dataset(meta: CheckpointMeta | None, dataset: Dataset, *, path: Path | str = "checkpoint") -> None:
+    """Refuse a dataset other than the one the checkpoint was trained on."""
+    if meta is None:
+        return
+    if meta.num_classes != dataset.num_classes:
+        raise CheckpointError(
+            f"{path} predicts {meta.num_classes} classes but dataset {dataset.name!r} has {dataset.num_classes}"
+        )
+    if tuple(meta.input_shape) != dataset.input_shape:
+        raise CheckpointError(
+            f"{path} takes inputs of shape {tuple(meta.input_shape)} but dataset {dataset.name!r} "
+            f"has {dataset.input_shape}"
+        )
+    if meta.dataset_fingerprint != dataset.fingerprint:
+        raise CheckpointError(
+            f"{path} was trained on a different dataset (fingerprint {meta.dataset_fingerprint[:12]}, "
+            f"loaded {dataset.name!r} is {dataset.fingerprint[:12]})",
+            hint=f"the checkpoint records dataset {meta.dataset.to_dict()}",
+        )

@@ -1,0 +1,180 @@
+"""The checkpoint metadata document: what a model is, what it saw, how it was made.
+
+Stored as JSON in the safetensors header (key ``unlearning_audit``) or beside the
+state_dict in a ``.pt`` dict. The audit reads it to rebuild the model, to check the
+dataset is the one the model was trained on, and to train shadow models with the same
+recipe (and, for unlearned models, the same method and parameters).
+
+``format_version`` is bumped on incompatible changes; a reader refuses documents newer
+than it understands instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from audit_cli import __version__
+from audit_cli.data import DatasetSpec
+from audit_cli.errors import CheckpointError, UsageError
+from audit_cli.training import Recipe
+
+FORMAT_VERSION = 1
+METADATA_KEY = "unlearning_audit"
+KINDS = ("original", "retrained", "unlearned", "imported")
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """What a retrained model was trained without."""
+
+    n_ids: int
+    """How many training ids were left out."""
+    ids_fingerprint: str
+    """Fingerprint of the left-out ids (see ``fingerprint_ids``)."""
+    forget_class: int | None = None
+    """The class left out, for class forgetting; None for a set of examples."""
+
+
+@dataclass(frozen=True)
+class Unlearning:
+    """How an unlearned model was derived from its parent."""
+
+    method: str
+    """Unlearning method registry name."""
+    params: Mapping[str, Any]
+    """The method's parameters, as used."""
+    forget_fingerprint: str
+    """Fingerprint of the forgotten ids."""
+    n_forget: int
+    """How many ids were forgotten."""
+    parent_sha256: str
+    """sha256 of the parent checkpoint file."""
+    forget_class: int | None = None
+    """The forgotten class, for class forgetting."""
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """Everything the audit needs to know about a checkpoint besides its weights."""
+
+    kind: str
+    """original, retrained, unlearned or imported (weights from elsewhere)."""
+    arch: str
+    """Architecture registry name or plug-in ``package.module:factory``."""
+    arch_args: Mapping[str, Any]
+    """Architecture arguments."""
+    num_classes: int
+    """Width of the output layer."""
+    input_shape: tuple[int, ...]
+    """Shape of one input example."""
+    dataset: DatasetSpec
+    """How to load the dataset the model was trained on."""
+    dataset_fingerprint: str
+    """Content fingerprint of that dataset."""
+    recipe: Recipe | None
+    """How the model was trained; None when unknown (imported weights)."""
+    trained_ids_fingerprint: str | None
+    """Fingerprint of the ids the model was trained on."""
+    n_trained: int | None
+    """How many examples the model was trained on."""
+    excluded: Exclusion | None = None
+    """For retrained models: what was left out."""
+    unlearning: Unlearning | None = None
+    """For unlearned models: the method and its provenance."""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    """Accuracies measured when the checkpoint was written."""
+    tool_version: str = __version__
+    """unlearning-audit version that wrote the checkpoint."""
+    created: str = ""
+    """UTC timestamp, ISO 8601."""
+    format_version: int = FORMAT_VERSION
+    """Version of this document's schema."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise CheckpointError(f"checkpoint metadata: unknown kind {self.kind!r}")
+        if not self.created:
+            object.__setattr__(self, "created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def to_dict(self) -> dict:
+        return {
+            "format": "unlearning-audit/checkpoint",
+            "format_version": self.format_version,
+            "kind": self.kind,
+            "arch": self.arch,
+            "arch_args": {k: list(v) if isinstance(v, tuple) else v for k, v in self.arch_args.items()},
+            "num_classes": self.num_classes,
+            "input_shape": list(self.input_shape),
+            "dataset": self.dataset.to_dict(),
+            "dataset_fingerprint": self.dataset_fingerprint,
+            "recipe": self.recipe.to_dict() if self.recipe else None,
+            "trained_ids_fingerprint": self.trained_ids_fingerprint,
+            "n_trained": self.n_trained,
+            "excluded": _plain(self.excluded),
+            "unlearning": _plain(self.unlearning),
+            "metrics": dict(self.metrics),
+            "tool_version": self.tool_version,
+            "created": self.created,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "CheckpointMeta":
+        if not isinstance(data, Mapping):
+            raise CheckpointError("checkpoint metadata is not a JSON object")
+        version = data.get("format_version")
+        if not isinstance(version, int):
+            raise CheckpointError("checkpoint metadata has no integer format_version")
+        if version > FORMAT_VERSION:
+            raise CheckpointError(
+                f"checkpoint metadata format {version} is newer than this tool understands ({FORMAT_VERSION})",
+                hint="upgrade unlearning-audit",
+            )
+        try:
+            return cls(
+                kind=str(data["kind"]),
+                arch=str(data["arch"]),
+                arch_args=dict(data.get("arch_args") or {}),
+                num_classes=int(data["num_classes"]),
+                input_shape=tuple(int(d) for d in data["input_shape"]),
+                dataset=DatasetSpec.from_dict(data["dataset"]),
+                dataset_fingerprint=str(data["dataset_fingerprint"]),
+                recipe=Recipe.from_dict(data["recipe"]) if data.get("recipe") else None,
+                trained_ids_fingerprint=data.get("trained_ids_fingerprint"),
+                n_trained=data.get("n_trained"),
+                excluded=Exclusion(**data["excluded"]) if data.get("excluded") else None,
+                unlearning=Unlearning(**data["unlearning"]) if data.get("unlearning") else None,
+                metrics={str(k): float(v) for k, v in (data.get("metrics") or {}).items()},
+                tool_version=str(data.get("tool_version", "unknown")),
+                created=str(data.get("created", "")),
+                format_version=version,
+            )
+        except KeyError as exc:
+            raise CheckpointError(f"checkpoint metadata lacks field {exc.args[0]!r}") from None
+        except UsageError as exc:
+            # A recipe or architecture argument this version does not know.
+            raise CheckpointError(f"checkpoint metadata: {exc.message}") from None
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint metadata is malformed: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> "CheckpointMeta":
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise CheckpointError(f"checkpoint metadata is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+
+def _plain(obj: Any) -> dict | None:
+    if obj is None:
+        return None
+    out = dict(obj.__dict__)
+    if "params" in out:
+        out["params"] = dict(out["params"])
+    return out

@@ -1,0 +1,140 @@
+"""``audit train`` as a plain function: train one model and save it as a checkpoint.
+
+Trains an original model on the whole training split, or a retrained model without a
+forget set (``exclude_ids``) or a whole class (``exclude_class``): the gold standard the
+audit compares unlearned models with. The checkpoint records the recipe, the dataset and
+the fingerprint of the ids trained on, so later commands can rebuild shadows the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from audit_cli.data import Dataset, fingerprint_ids, load_dataset, read_id_file
+from audit_cli.errors import IdFileError, UsageError
+from audit_cli.models.checkpoint import save_checkpoint
+from audit_cli.models.metadata import CheckpointMeta, Exclusion
+from audit_cli.training import Progress, Recipe, accuracy, predict_logits, resolve_device, train_models
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What to train and where to put it."""
+
+    out: Path
+    """Output checkpoint (.safetensors)."""
+    data: str = "digits"
+    """Dataset registry name or a .parquet / .npz path."""
+    data_options: Mapping[str, object] = field(default_factory=dict)
+    """Dataset options (``--data-opt``)."""
+    data_root: Path | None = None
+    """Root of torchvision datasets."""
+    download: bool = False
+    """Allow downloading a torchvision dataset into ``data_root``."""
+    recipe: Recipe = field(default_factory=Recipe)
+    """How to train."""
+    exclude_ids: Path | None = None
+    """Id file of training examples to leave out (a retrained model)."""
+    exclude_class: int | None = None
+    """A class whose training examples are all left out."""
+    overwrite: bool = False
+    """Replace ``out`` if it exists."""
+    device: str = "auto"
+    """cpu, cuda, cuda:N or auto."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What was trained, how well, and where it was written."""
+
+    path: Path
+    sha256: str
+    meta: CheckpointMeta
+    n_trained: int
+    n_excluded: int
+    train_accuracy: float
+    test_accuracy: float
+    seconds: float
+
+
+def excluded_training_ids(dataset: Dataset, exclude_ids: Path | None, exclude_class: int | None) -> tuple[np.ndarray, Exclusion | None]:
+    """Training ids to use, and a description of what was left out (None: nothing)."""
+    if exclude_ids is not None and exclude_class is not None:
+        raise UsageError("give either --exclude or --exclude-class, not both")
+    train_ids = dataset.train_ids
+    if exclude_ids is not None:
+        excluded = read_id_file(exclude_ids)
+        dataset.rows(excluded)  # every id must exist
+        in_test = np.setdiff1d(excluded, train_ids)
+        if len(in_test):
+            raise IdFileError(
+                f"{exclude_ids}: {len(in_test)} id(s) are in the test split, first {int(in_test[0])}; "
+                "only training examples can be left out"
+            )
+        forget_class = None
+    elif exclude_class is not None:
+        excluded = dataset.ids_of_class(exclude_class, split="train")
+        forget_class = exclude_class
+    else:
+        return train_ids, None
+    kept = np.setdiff1d(train_ids, excluded)
+    if len(kept) == 0:
+        raise UsageError("leaving those ids out leaves no training examples")
+    return kept, Exclusion(n_ids=len(excluded), ids_fingerprint=fingerprint_ids(excluded), forget_class=forget_class)
+
+
+def train_checkpoint(request: TrainRequest, progress: Progress | None = None) -> TrainResult:
+    """Load the data, train one model with the recipe, evaluate it and save it."""
+    out = Path(request.out)
+    # Fail on the output path before spending minutes on training.
+    if out.suffix != ".safetensors":
+        raise UsageError(f"--out must end in .safetensors: {out}")
+    if out.exists() and not request.overwrite:
+        raise UsageError(f"{out} exists; not overwriting it", hint="pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise UsageError(f"folder {out.parent} does not exist")
+    device = resolve_device(request.device)
+    dataset = load_dataset(request.data, request.data_options, data_root=request.data_root, download=request.download)
+    train_ids, exclusion = excluded_training_ids(dataset, request.exclude_ids, request.exclude_class)
+    recipe = request.recipe
+    start = time.perf_counter()
+    ensemble = train_models(dataset, recipe, [train_ids], [recipe.seed], device=device, progress=progress)
+    seconds = time.perf_counter() - start
+    logits = predict_logits(ensemble, dataset.x)[0]
+    rows_train, rows_test = dataset.rows(train_ids), dataset.rows(dataset.test_ids)
+    train_acc = float(accuracy(logits[rows_train][None], dataset.y[rows_train])[0])
+    test_acc = float(accuracy(logits[rows_test][None], dataset.y[rows_test])[0])
+    metrics = {"train_accuracy": train_acc, "test_accuracy": test_acc}
+    if exclusion is not None:
+        excluded_rows = dataset.rows(np.setdiff1d(dataset.train_ids, train_ids))
+        metrics["excluded_accuracy"] = float(accuracy(logits[excluded_rows][None], dataset.y[excluded_rows])[0])
+    meta = CheckpointMeta(
+        kind="retrained" if exclusion else "original",
+        arch=recipe.arch,
+        arch_args=recipe.arch_args,
+        num_classes=dataset.num_classes,
+        input_shape=dataset.input_shape,
+        dataset=dataset.spec,
+        dataset_fingerprint=dataset.fingerprint,
+        recipe=recipe,
+        trained_ids_fingerprint=fingerprint_ids(train_ids),
+        n_trained=len(train_ids),
+        excluded=exclusion,
+        metrics=metrics,
+    )
+    sha = save_checkpoint(out, ensemble.state_dict(0), meta, overwrite=request.overwrite)
+    return TrainResult(
+        path=out,
+        sha256=sha,
+        meta=meta,
+        n_trained=len(train_ids),
+        n_excluded=exclusion.n_ids if exclusion else 0,
+        train_accuracy=train_acc,
+        test_accuracy=test_acc,
+        seconds=seconds,
+    )

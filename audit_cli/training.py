@@ -1,0 +1,392 @@
+"""Training recipes and the one training loop: K models at once as a vectorized ensemble.
+
+The audit trains many shadow models exactly like the audited one, so speed matters and
+so does sameness. Here K models of one architecture keep their parameters stacked along
+a leading axis; one step runs all K forward passes as one batched computation
+(``torch.func.vmap`` over ``functional_call``) on K different minibatches, sums the K
+mean losses and steps one optimizer. Because the models share nothing, the gradient of
+the sum with respect to model k's slice is model k's own gradient, and Adam/SGD act
+elementwise, so model k of the ensemble follows the same trajectory as model k trained
+alone (same seed, same subset) up to float rounding. A single model is K = 1.
+
+Why it is fast: a small model's step is dominated by per-call overhead (Python,
+autograd, optimizer bookkeeping); batching K models pays that overhead once per step
+instead of K times and turns K tiny matmuls into one batched matmul.
+
+Every model draws its initial weights, its data order and its augmentation from its own
+seed, so results do not depend on how models are grouped into chunks.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Callable, Literal, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from audit_cli.data import Dataset
+from audit_cli.errors import UsageError
+from audit_cli.models.architectures import build_model, resolve_arch_args
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine")
+AUGMENTATIONS = ("none", "flip", "crop+flip")
+
+# Progress callback: (model-epochs done, model-epochs in total).
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that determines how a model is trained; travels in checkpoint metadata."""
+
+    arch: str = "mlp"
+    """Architecture registry name, or a plug-in ``package.module:factory``."""
+    arch_args: Mapping[str, object] = field(default_factory=dict)
+    """Architecture arguments (e.g. ``hidden=(256,)`` for mlp)."""
+    optimizer: str = "adam"
+    """adam, adamw (decoupled weight decay) or sgd (with momentum)."""
+    lr: float = 1e-3
+    """Learning rate (peak rate under a schedule)."""
+    momentum: float = 0.9
+    """SGD momentum; ignored by adam."""
+    weight_decay: float = 0.0
+    """L2 penalty (adam, sgd) or decoupled decay (adamw)."""
+    schedule: str = "constant"
+    """constant, or cosine decay to zero over all steps."""
+    epochs: int = 60
+    """Passes over each model's training subset."""
+    batch_size: int = 64
+    """Examples per step, per model."""
+    augmentation: str = "none"
+    """none, flip (horizontal) or crop+flip (4 px zero padding); images only."""
+    seed: int = 0
+    """Seed of a single model; shadows derive theirs from it."""
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise UsageError(f"unknown optimizer {self.optimizer!r}", hint=f"choose from {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise UsageError(f"unknown schedule {self.schedule!r}", hint=f"choose from {', '.join(SCHEDULES)}")
+        if self.augmentation not in AUGMENTATIONS:
+            raise UsageError(
+                f"unknown augmentation {self.augmentation!r}", hint=f"choose from {', '.join(AUGMENTATIONS)}"
+            )
+        if self.epochs < 1 or self.batch_size < 1:
+            raise UsageError("epochs and batch size must be at least 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UsageError(f"learning rate must be a positive number, got {self.lr}")
+        if self.weight_decay < 0:
+            raise UsageError(f"weight decay must be non-negative, got {self.weight_decay}")
+        # Normalise so that equal recipes compare and serialise equally.
+        object.__setattr__(self, "arch_args", resolve_arch_args(self.arch, self.arch_args))
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["arch_args"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.arch_args.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Recipe":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"recipe has unknown field {unknown[0]!r}")
+        return cls(**dict(data))
+
+    def replace(self, **changes: object) -> "Recipe":
+        return replace(self, **changes)
+
+
+def model_seeds(seed: int, count: int) -> list[int]:
+    """Independent per-model seeds derived from one seed (shadow k gets entry k)."""
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(count, dtype=np.uint32)]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"unknown device {device!r}", hint="use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device cuda requested but no CUDA device is available")
+    return dev
+
+
+@dataclass(frozen=True, eq=False)
+class Ensemble:
+    """K models of one architecture whose parameters and buffers are stacked on axis 0."""
+
+    arch: str
+    arch_args: Mapping[str, object]
+    input_shape: tuple[int, ...]
+    num_classes: int
+    params: dict[str, torch.Tensor]
+    """Parameter name -> tensor of shape (K, *shape)."""
+    buffers: dict[str, torch.Tensor]
+    """Buffer name (BatchNorm statistics) -> tensor of shape (K, *shape)."""
+    base: nn.Module
+    """A stateless copy (meta device) of the architecture, for functional calls."""
+
+    @property
+    def size(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def state_dict(self, k: int) -> dict[str, torch.Tensor]:
+        """Model k's weights as an ordinary state_dict (CPU, contiguous copies)."""
+        out = {n: t[k].detach().to("cpu", copy=True).contiguous() for n, t in self.params.items()}
+        out.update({n: t[k].detach().to("cpu", copy=True).contiguous() for n, t in self.buffers.items()})
+        return out
+
+    @classmethod
+    def from_modules(
+        cls,
+        models: Sequence[nn.Module],
+        arch: str,
+        arch_args: Mapping[str, object],
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        device: torch.device | str = "cpu",
+    ) -> "Ensemble":
+        models = [m.to(device) for m in models]
+        params, buffers = stack_module_state(models)
+        base = copy.deepcopy(models[0]).to("meta")
+        return cls(arch, dict(arch_args), tuple(input_shape), num_classes, params, buffers, base)
+
+
+def init_ensemble(
+    arch: str,
+    arch_args: Mapping[str, object],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    seeds: Sequence[int],
+    *,
+    device: torch.device | str = "cpu",
+    allow_plugin: bool = False,
+) -> Ensemble:
+    """Fresh models, model k initialised from ``seeds[k]`` (global RNG state untouched)."""
+    models = []
+    for s in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_init_seed(s))
+            models.append(build_model(arch, input_shape, num_classes, arch_args, allow_plugin=allow_plugin))
+    return Ensemble.from_modules(models, arch, arch_args, input_shape, num_classes, device)
+
+
+def _init_seed(seed: int) -> int:
+    return int(np.random.SeedSequence([seed, 0]).generate_state(1)[0])
+
+
+def _order_seed(seed: int) -> int:
+    return int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+
+
+def ensemble_forward(base: nn.Module, k: int) -> Callable:
+    """f(params, buffers, x) with x of shape (K, batch, ...) -> logits (K, batch, C)."""
+    if k == 1:
+        # One model needs no vmap: index the stacked leaves (gradients still flow to them).
+        def single(params, buffers, x):
+            p = {n: t[0] for n, t in params.items()}
+            b = {n: t[0] for n, t in buffers.items()}
+            return functional_call(base, (p, b), (x[0],)).unsqueeze(0)
+
+        return single
+    return vmap(lambda p, b, x: functional_call(base, (p, b), (x,)))
+
+
+def _make_optimizer(recipe: Recipe, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    # The fused kernels update every element in one pass; on CPU they are several times
+    # faster than the per-tensor loop for the large stacked tensors of an ensemble.
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for p in params)
+    kw = {"fused": True} if fused else {}
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay, **kw)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay, **kw)
+    return torch.optim.SGD(
+        params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, **kw
+    )
+
+
+def _augment(xb: torch.Tensor, recipe: Recipe, gens: Sequence[torch.Generator]) -> torch.Tensor:
+    """Random flips / crops of image batches (K, b, C, H, W), each model from its generator."""
+    k, b = xb.shape[:2]
+    flip = torch.stack([torch.rand(b, generator=g) < 0.5 for g in gens]).to(xb.device)
+    out = torch.where(flip[..., None, None, None], xb.flip(-1), xb)
+    if recipe.augmentation == "crop+flip":
+        pad = 4
+        h, w = out.shape[-2:]
+        shifts = torch.stack([torch.randint(0, 2 * pad + 1, (b, 2), generator=g) for g in gens]).to(xb.device)
+        padded = F.pad(out, (pad, pad, pad, pad))
+        rows = (shifts[..., 0, None] + torch.arange(h, device=xb.device))  # (K, b, H)
+        cols = (shifts[..., 1, None] + torch.arange(w, device=xb.device))  # (K, b, W)
+        c = out.shape[2]
+        rows = rows[:, :, None, :, None].expand(k, b, c, h, w + 2 * pad)
+        padded = torch.gather(padded, 3, rows)
+        cols = cols[:, :, None, None, :].expand(k, b, c, h, w)
+        out = torch.gather(padded, 4, cols)
+    return out
+
+
+def _train_chunk(
+    ens: Ensemble,
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    rows: torch.Tensor,
+    recipe: Recipe,
+    seeds: Sequence[int],
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Train the models of ``ens`` in place; model k on dataset rows ``rows[k]``."""
+    k, n = rows.shape
+    params = list(ens.params.values())
+    opt = _make_optimizer(recipe, params)
+    steps_per_epoch = math.ceil(n / recipe.batch_size)
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs * steps_per_epoch)
+        if recipe.schedule == "cosine"
+        else None
+    )
+    gens = [torch.Generator().manual_seed(_order_seed(s)) for s in seeds]
+    forward = ensemble_forward(ens.base, k)
+    ens.base.train()
+    num_classes = ens.num_classes
+    for _ in range(recipe.epochs):
+        order = torch.stack([torch.randperm(n, generator=g) for g in gens])
+        order = torch.gather(rows, 1, order).to(x_all.device)
+        for start in range(0, n, recipe.batch_size):
+            idx = order[:, start : start + recipe.batch_size]
+            xb, yb = x_all[idx], y_all[idx]
+            if recipe.augmentation != "none":
+                xb = _augment(xb, recipe, gens)
+            logits = forward(ens.params, ens.buffers, xb)
+            # Sum over models of each model's mean loss: model k's gradient is its own.
+            loss = F.cross_entropy(logits.reshape(-1, num_classes), yb.reshape(-1), reduction="sum") / idx.shape[1]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+        if progress is not None:
+            progress(k)
+    for p in params:
+        p.grad = None
+        p.requires_grad_(False)
+
+
+def dataset_tensors(dataset: Dataset, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole dataset as tensors on ``device``; training indexes rows, never copies per sample."""
+    return torch.from_numpy(dataset.x).to(device), torch.from_numpy(dataset.y).to(device)
+
+
+def train_models(
+    dataset: Dataset,
+    recipe: Recipe,
+    train_ids: Sequence[np.ndarray],
+    seeds: Sequence[int],
+    *,
+    device: torch.device | str = "cpu",
+    chunk_size: int = 64,
+    progress: Progress | None = None,
+    allow_plugin: bool = False,
+) -> Ensemble:
+    """Train len(train_ids) models; model k on ``train_ids[k]`` with seed ``seeds[k]``.
+
+    Models with equally many training examples are trained together, ``chunk_size`` at a
+    time; the result is one ensemble in the order given.
+    """
+    if len(train_ids) != len(seeds):
+        raise UsageError(f"{len(train_ids)} training subsets but {len(seeds)} seeds")
+    if len(train_ids) == 0:
+        raise UsageError("no models to train")
+    if recipe.augmentation != "none" and dataset.modality != "image":
+        raise UsageError(
+            f"augmentation {recipe.augmentation!r} needs image data; {dataset.name!r} is {dataset.modality}"
+        )
+    if chunk_size < 1:
+        raise UsageError("chunk size must be at least 1")
+    device = torch.device(device)
+    rows = [dataset.rows(ids) for ids in train_ids]
+    for k, r in enumerate(rows):
+        if len(r) == 0:
+            raise UsageError(f"model {k} has no training examples")
+    x_all, y_all = dataset_tensors(dataset, device)
+    total, done = len(rows) * recipe.epochs, 0
+
+    def advance(models: int) -> None:
+        nonlocal done
+        done += models
+        if progress is not None:
+            progress(done, total)
+
+    by_size: dict[int, list[int]] = defaultdict(list)
+    for k, r in enumerate(rows):
+        by_size[len(r)].append(k)
+    chunks = [
+        members[start : start + chunk_size]
+        for members in by_size.values()
+        for start in range(0, len(members), chunk_size)
+    ]
+    trained: list[tuple[list[int], Ensemble]] = []
+    for chunk in chunks:
+        chunk_seeds = [seeds[k] for k in chunk]
+        ens = init_ensemble(
+            recipe.arch,
+            recipe.arch_args,
+            dataset.input_shape,
+            dataset.num_classes,
+            chunk_seeds,
+            device=device,
+            allow_plugin=allow_plugin,
+        )
+        chunk_rows = torch.from_numpy(np.stack([rows[k] for k in chunk]))
+        _train_chunk(ens, x_all, y_all, chunk_rows, recipe, chunk_seeds, advance)
+        trained.append((chunk, ens))
+    if len(trained) == 1:
+        return trained[0][1]
+    return _restack(trained)
+
+
+def _restack(trained: list[tuple[list[int], Ensemble]]) -> Ensemble:
+    """Merge chunk ensembles back into one, in the callers' model order."""
+    where = {k: (ens, j) for chunk, ens in trained for j, k in enumerate(chunk)}
+    order = [where[k] for k in sorted(where)]
+    template = trained[0][1]
+    params = {n: torch.stack([ens.params[n][j] for ens, j in order]) for n in template.params}
+    buffers = {n: torch.stack([ens.buffers[n][j] for ens, j in order]) for n in template.buffers}
+    return replace(template, params=params, buffers=buffers)
+
+
+@torch.no_grad()
+def predict_logits(ens: Ensemble, x: torch.Tensor | np.ndarray, *, batch_size: int = 2048) -> torch.Tensor:
+    """Logits of every model on every input: shape (K, n, C), float32, on the CPU."""
+    device = next(iter(ens.params.values())).device
+    x = torch.as_tensor(x)
+    ens.base.eval()
+    k = ens.size
+    if k == 1:
+        p = {n: t[0] for n, t in ens.params.items()}
+        b = {n: t[0] for n, t in ens.buffers.items()}
+        f = lambda xb: functional_call(ens.base, (p, b), (xb,)).unsqueeze(0)  # noqa: E731
+    else:
+        vf = vmap(lambda p, b, xb: functional_call(ens.base, (p, b), (xb,)), in_dims=(0, 0, None))
+        f = lambda xb: vf(ens.params, ens.buffers, xb)  # noqa: E731
+    # Keep K * batch rows per call bounded so wide ensembles do not exhaust memory.
+    step = max(1, batch_size // max(1, k // 8))
+    out = [f(x[i : i + step].to(device)).float().cpu() for i in range(0, len(x), step)]
+    return torch.cat(out, dim=1)
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Per-model accuracy from logits (K, n, C) and labels (n,)."""
+    y = torch.as_tensor(y)
+    return (logits.argmax(-1) == y).double().mean(-1)
