@@ -151,8 +151,10 @@ def make_dataset(
     ids = ids.astype(np.int64)
     if (ids < 0).any():
         raise DatasetError(f"{spec.name}: ids must be non-negative")
-    order = np.argsort(ids, kind="stable")
-    ids, x, y, is_train = ids[order], x[order], y[order], np.asarray(is_train, dtype=bool)[order]
+    is_train = np.asarray(is_train, dtype=bool)
+    if (np.diff(ids) < 0).any():  # reorder (a copy of x) only when ids are not increasing
+        order = np.argsort(ids, kind="stable")
+        ids, x, y, is_train = ids[order], x[order], y[order], is_train[order]
     dup = ids[1:][ids[1:] == ids[:-1]]
     if len(dup):
         raise DatasetError(f"{spec.name}: {len(dup)} duplicate id(s), first {int(dup[0])}")

@@ -1,0 +1,77 @@
+"""Built-in datasets: stable ids and splits, fingerprints, options."""
+
+import numpy as np
+import pytest
+
+from audit_cli.data import DATASETS, load_dataset, resolve_spec
+from audit_cli.errors import DatasetError, IdFileError, UsageError
+
+
+def test_digits_split_is_fixed_stratified_and_ids_are_sklearn_rows():
+    from sklearn.datasets import load_digits
+
+    ds = load_dataset("digits")
+    raw = load_digits()
+    assert ds.x.shape == (1797, 64) and ds.x.dtype == np.float32
+    assert np.array_equal(ds.ids, np.arange(1797))
+    np.testing.assert_allclose(ds.x, raw.data / 16.0, rtol=1e-6)
+    assert np.array_equal(ds.y, raw.target)
+    assert ds.is_train.sum() == 1347 and (~ds.is_train).sum() == 450
+    # Stratified: each class's test share is within a rounding of 25%.
+    for c in range(10):
+        share = (~ds.is_train[ds.y == c]).mean()
+        assert abs(share - 0.25) < 0.02
+    again = load_dataset("digits")
+    assert again.fingerprint == ds.fingerprint and np.array_equal(again.is_train, ds.is_train)
+
+
+def test_fingerprint_changes_with_content():
+    a = load_dataset("digits")
+    b = load_dataset("digits", {"test_fraction": "0.3"})
+    assert a.fingerprint != b.fingerprint
+    assert b.spec.options["test_fraction"] == 0.3
+
+
+def test_mnist1d_is_generated_offline_and_sized():
+    ds = load_dataset("mnist1d", {"num_samples": "500"})
+    assert ds.x.shape == (500, 40) and ds.modality == "sequence"
+    assert ds.is_train.sum() == 400
+    assert set(np.unique(ds.y)) == set(range(10))
+    state = np.random.get_state()[1].copy()
+    again = load_dataset("mnist1d", {"num_samples": "500"})
+    assert again.fingerprint == ds.fingerprint
+    assert np.array_equal(np.random.get_state()[1], state), "mnist1d must not move the global numpy RNG"
+
+
+def test_synthetic_options_shape_the_data():
+    ds = load_dataset("synthetic", {"n_samples": "300", "n_classes": "3", "n_features": "5", "seed": "4"})
+    assert ds.x.shape == (300, 5) and ds.num_classes == 3
+    assert ds.is_train.sum() == 225
+    other = load_dataset("synthetic", {"n_samples": "300", "n_classes": "3", "n_features": "5", "seed": "5"})
+    assert other.fingerprint != ds.fingerprint
+
+
+def test_unknown_dataset_and_options_are_usage_errors():
+    with pytest.raises(UsageError, match="unknown dataset"):
+        load_dataset("imagenet-22k")
+    with pytest.raises(UsageError, match="no option 'size'"):
+        resolve_spec("digits", {"size": "3"})
+    with pytest.raises(UsageError, match="expected int"):
+        resolve_spec("mnist1d", {"num_samples": "many"})
+
+
+def test_rows_and_class_ids():
+    ds = load_dataset("digits")
+    ids = ds.train_ids[[5, 0, 9]]
+    assert np.array_equal(ds.ids[ds.rows(ids)], ids)
+    with pytest.raises(IdFileError, match="not in dataset"):
+        ds.rows(np.array([0, 5000]))
+    threes = ds.ids_of_class(3)
+    assert len(threes) == (ds.y[ds.is_train] == 3).sum() and (ds.y[ds.rows(threes)] == 3).all()
+    with pytest.raises(DatasetError, match="class 12"):
+        ds.ids_of_class(12)
+
+
+def test_every_registered_dataset_has_a_description():
+    assert {"digits", "mnist1d", "synthetic"} <= set(DATASETS)
+    assert all(e.description for e in DATASETS.values())

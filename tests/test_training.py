@@ -1,0 +1,121 @@
+"""The vectorized ensemble trains each model exactly as it would be trained alone."""
+
+import numpy as np
+import pytest
+import torch
+
+from audit_cli.data import load_dataset, make_dataset, DatasetSpec
+from audit_cli.errors import UsageError
+from audit_cli.training import Recipe, accuracy, model_seeds, predict_logits, train_models
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def max_param_diff(a, ka, b, kb):
+    return max((a.params[n][ka] - b.params[n][kb]).abs().max().item() for n in a.params)
+
+
+def test_ensemble_model_k_matches_model_k_trained_alone(digits):
+    recipe = Recipe(epochs=3, batch_size=32)
+    rng = np.random.default_rng(1)
+    subsets = [np.sort(rng.choice(digits.train_ids, 600, replace=False)) for _ in range(4)]
+    seeds = model_seeds(7, 4)
+    together = train_models(digits, recipe, subsets, seeds)
+    assert together.size == 4
+    for k in range(4):
+        alone = train_models(digits, recipe, [subsets[k]], [seeds[k]])
+        assert max_param_diff(together, k, alone, 0) < 1e-5
+    # The models really differ from each other (different seeds and subsets).
+    assert max_param_diff(together, 0, together, 1) > 1e-2
+
+
+def test_unequal_subsets_are_grouped_and_returned_in_order(digits):
+    recipe = Recipe(epochs=2)
+    rng = np.random.default_rng(2)
+    subsets = [rng.choice(digits.train_ids, n, replace=False) for n in (300, 200, 300, 200)]
+    seeds = model_seeds(3, 4)
+    mixed = train_models(digits, recipe, subsets, seeds, chunk_size=1)
+    for k in (1, 2):
+        alone = train_models(digits, recipe, [subsets[k]], [seeds[k]])
+        assert max_param_diff(mixed, k, alone, 0) < 1e-5
+
+
+def test_same_seed_same_model_and_global_rng_untouched(digits):
+    recipe = Recipe(epochs=1)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = train_models(digits, recipe, [digits.train_ids], [5])
+    after = torch.rand(1)
+    b = train_models(digits, recipe, [digits.train_ids], [5])
+    assert max_param_diff(a, 0, b, 0) == 0.0
+    assert torch.equal(before, after)
+
+
+def test_training_learns_digits(digits):
+    ens = train_models(digits, Recipe(epochs=15), [digits.train_ids], [0])
+    logits = predict_logits(ens, digits.x)
+    test_rows = digits.rows(digits.test_ids)
+    acc = accuracy(logits[:, test_rows], digits.y[test_rows])[0].item()
+    assert acc > 0.93
+
+
+@pytest.mark.parametrize("optimizer,schedule", [("sgd", "cosine"), ("adamw", "constant")])
+def test_other_optimizers_match_alone_too(digits, optimizer, schedule):
+    recipe = Recipe(optimizer=optimizer, schedule=schedule, lr=0.05 if optimizer == "sgd" else 1e-3, weight_decay=1e-3, epochs=2)
+    subsets = [digits.train_ids[:400], digits.train_ids[400:800]]
+    together = train_models(digits, recipe, subsets, [1, 2])
+    alone = train_models(digits, recipe, subsets[1:], [2])
+    assert max_param_diff(together, 1, alone, 0) < 1e-5
+
+
+def tiny_images(n=48, size=8):
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % 3
+    x = rng.normal(size=(n, 1, size, size)).astype(np.float32) + y[:, None, None, None]
+    is_train = np.arange(n) < 36
+    return make_dataset(DatasetSpec("tiny-images"), x, y, is_train, ["a", "b", "c"], "image")
+
+
+def test_augmented_and_batchnorm_ensemble_matches_alone():
+    ds = tiny_images()
+    recipe = Recipe(arch="cnn", arch_args={"channels": 4, "hidden": 8}, augmentation="crop+flip", epochs=2, batch_size=8)
+    subsets = [ds.train_ids[:24], ds.train_ids[12:36]]
+    together = train_models(ds, recipe, subsets, [1, 2])
+    alone = train_models(ds, recipe, subsets[1:], [2])
+    assert max_param_diff(together, 1, alone, 0) < 1e-5
+
+
+def test_batchnorm_buffers_are_stacked_and_updated():
+    ds = tiny_images(size=32)
+    ds3 = make_dataset(DatasetSpec("rgb"), np.repeat(ds.x, 3, axis=1), ds.y, ds.is_train, ds.class_names, "image")
+    recipe = Recipe(arch="resnet18", epochs=1, batch_size=12)
+    ens = train_models(ds3, recipe, [ds3.train_ids[:12], ds3.train_ids[12:24]], [1, 2])
+    rm = ens.buffers["bn1.running_mean"]
+    assert rm.shape == (2, 64)
+    assert not torch.equal(rm[0], rm[1]) and rm.abs().sum() > 0
+    assert predict_logits(ens, ds3.x[:5]).shape == (2, 5, 3)
+
+
+def test_augmentation_refused_on_tabular(digits):
+    with pytest.raises(UsageError, match="needs image data"):
+        train_models(digits, Recipe(augmentation="flip"), [digits.train_ids], [0])
+
+
+def test_recipe_validation_and_roundtrip():
+    r = Recipe(arch="mlp", arch_args={"hidden": "128,64"}, epochs=3)
+    assert r.arch_args == {"hidden": (128, 64)}
+    assert Recipe.from_dict(r.to_dict()) == r
+    for bad in ({"optimizer": "rmsprop"}, {"epochs": 0}, {"lr": -1.0}, {"augmentation": "mixup"}):
+        with pytest.raises(UsageError):
+            Recipe(**bad)
+    with pytest.raises(UsageError, match="unknown field"):
+        Recipe.from_dict({"epochz": 3})
+
+
+def test_model_seeds_are_distinct_and_reproducible():
+    s = model_seeds(0, 64)
+    assert len(set(s)) == 64 and s == model_seeds(0, 64) and s != model_seeds(1, 64)
