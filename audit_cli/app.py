@@ -218,7 +218,7 @@ def inspect_cmd(
     console = stdout_console()
     table = Table(title=str(ckpt.path), show_header=False, title_justify="left")
     table.add_column("field", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
     table.add_row("format", ckpt.format)
     table.add_row("sha256", ckpt.sha256)
     table.add_row("tensors", f"{len(ckpt.state_dict)} ({n_params:,} values)")

@@ -12,6 +12,7 @@ than it understands instead of guessing.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -97,7 +98,7 @@ class CheckpointMeta:
         if self.kind not in KINDS:
             raise CheckpointError(f"checkpoint metadata: unknown kind {self.kind!r}")
         if not self.created:
-            object.__setattr__(self, "created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            object.__setattr__(self, "created", _now())
 
     def to_dict(self) -> dict:
         return {
@@ -169,6 +170,14 @@ class CheckpointMeta:
         except (json.JSONDecodeError, RecursionError) as exc:
             raise CheckpointError(f"checkpoint metadata is not valid JSON: {exc}") from None
         return cls.from_dict(data)
+
+
+def _now() -> str:
+    """Current UTC time; SOURCE_DATE_EPOCH (reproducible builds) pins it, so a rebuilt
+    checkpoint is byte-identical to the committed one."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    return when.isoformat(timespec="seconds")
 
 
 def _plain(obj: Any) -> dict | None:
