@@ -11,8 +11,9 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -93,8 +94,13 @@ def progress_bar(label: str, quiet: bool) -> tuple[Progress | None, Callable[[in
     if quiet or not console.is_terminal:
         return None, None
     bar = Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("model-epochs"), TimeElapsedColumn(),
-        console=console, transient=True,
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("model-epochs"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     )
     task = bar.add_task(label, total=None)
 
@@ -112,7 +118,9 @@ def version_callback(value: bool) -> None:
 
 @app.callback()
 def main_callback(
-    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=version_callback, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     """Privacy audit for machine unlearning."""
 
@@ -125,11 +133,15 @@ DataOpt = typer.Option(None, "--data-opt", help="Dataset option name=value (repe
 def train_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.safetensors)."),
     data: str = typer.Option("digits", "--data", help="Dataset name or a .parquet/.npz file."),
-    data_opt: Optional[list[str]] = DataOpt,
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder of torchvision datasets."),
-    download: bool = typer.Option(False, "--download", help="Allow downloading a torchvision dataset into --data-root."),
+    data_opt: list[str] | None = DataOpt,
+    data_root: Path | None = typer.Option(None, "--data-root", help="Folder of torchvision datasets."),
+    download: bool = typer.Option(
+        False, "--download", help="Allow downloading a torchvision dataset into --data-root."
+    ),
     arch: str = typer.Option("mlp", "--arch", help="Architecture name or plug-in package.module:factory."),
-    arch_arg: Optional[list[str]] = typer.Option(None, "--arch-arg", help="Architecture argument name=value, e.g. hidden=256,256."),
+    arch_arg: list[str] | None = typer.Option(
+        None, "--arch-arg", help="Architecture argument name=value, e.g. hidden=256,256."
+    ),
     optimizer: str = typer.Option("adam", help="adam, adamw or sgd."),
     lr: float = typer.Option(1e-3, "--lr", help="Learning rate."),
     momentum: float = typer.Option(0.9, help="SGD momentum."),
@@ -139,8 +151,12 @@ def train_cmd(
     batch_size: int = typer.Option(64, "--batch-size", help="Examples per step."),
     augmentation: str = typer.Option("none", "--augment", help="none, flip or crop+flip (images only)."),
     seed: int = typer.Option(0, help="Seed for initial weights and data order."),
-    exclude: Optional[Path] = typer.Option(None, "--exclude", help="Id file of training examples to leave out (retrained model)."),
-    exclude_class: Optional[int] = typer.Option(None, "--exclude-class", help="Leave out every training example of this class."),
+    exclude: Path | None = typer.Option(
+        None, "--exclude", help="Id file of training examples to leave out (retrained model)."
+    ),
+    exclude_class: int | None = typer.Option(
+        None, "--exclude-class", help="Leave out every training example of this class."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -186,7 +202,8 @@ def train_cmd(
         ex = result.meta.excluded
         left_out = f"class {ex.forget_class}" if ex.forget_class is not None else "a forget set"
         what += f" without {left_out} ({ex.n_ids} examples)"
-    console.print(f"trained {what}: {recipe.arch} on {result.meta.dataset.name}, {result.n_trained} examples, {result.seconds:.1f}s")
+    where = f"{recipe.arch} on {result.meta.dataset.name}, {result.n_trained} examples"
+    console.print(f"trained {what}: {where}, {result.seconds:.1f}s")
     console.print(f"train accuracy {result.train_accuracy:.4f}   test accuracy {result.test_accuracy:.4f}")
     if "excluded_accuracy" in result.meta.metrics:
         console.print(f"accuracy on the left-out examples {result.meta.metrics['excluded_accuracy']:.4f}")
@@ -246,7 +263,9 @@ def inspect_cmd(
             table.add_row("recipe", ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("arch", "arch_args")))
         for name, value in meta.metrics.items():
             table.add_row(name.replace("_", " "), f"{value:.4f}")
-        table.add_row("written by", f"unlearning-audit {meta.tool_version}, {meta.created}, format {meta.format_version}")
+        table.add_row(
+            "written by", f"unlearning-audit {meta.tool_version}, {meta.created}, format {meta.format_version}"
+        )
     console.print(table)
 
 

@@ -9,9 +9,9 @@ the fingerprint of the ids trained on, so later commands can rebuild shadows the
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -62,7 +62,9 @@ class TrainResult:
     seconds: float
 
 
-def excluded_training_ids(dataset: Dataset, exclude_ids: Path | None, exclude_class: int | None) -> tuple[np.ndarray, Exclusion | None]:
+def excluded_training_ids(
+    dataset: Dataset, exclude_ids: Path | None, exclude_class: int | None
+) -> tuple[np.ndarray, Exclusion | None]:
     """Training ids to use, and a description of what was left out (None: nothing)."""
     if exclude_ids is not None and exclude_class is not None:
         raise UsageError("give either --exclude or --exclude-class, not both")

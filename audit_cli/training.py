@@ -22,8 +22,8 @@ from __future__ import annotations
 import copy
 import math
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Callable, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -94,14 +94,14 @@ class Recipe:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "Recipe":
+    def from_dict(cls, data: Mapping) -> Recipe:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"recipe has unknown field {unknown[0]!r}")
         return cls(**dict(data))
 
-    def replace(self, **changes: object) -> "Recipe":
+    def replace(self, **changes: object) -> Recipe:
         return replace(self, **changes)
 
 
@@ -156,7 +156,7 @@ class Ensemble:
         input_shape: tuple[int, ...],
         num_classes: int,
         device: torch.device | str = "cpu",
-    ) -> "Ensemble":
+    ) -> Ensemble:
         models = [m.to(device) for m in models]
         params, buffers = stack_module_state(models)
         base = copy.deepcopy(models[0]).to("meta")
@@ -212,9 +212,7 @@ def _make_optimizer(recipe: Recipe, params: list[torch.Tensor]) -> torch.optim.O
         return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay, **kw)
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay, **kw)
-    return torch.optim.SGD(
-        params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, **kw
-    )
+    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, **kw)
 
 
 def _augment(xb: torch.Tensor, recipe: Recipe, gens: Sequence[torch.Generator]) -> torch.Tensor:
@@ -227,8 +225,8 @@ def _augment(xb: torch.Tensor, recipe: Recipe, gens: Sequence[torch.Generator]) 
         h, w = out.shape[-2:]
         shifts = torch.stack([torch.randint(0, 2 * pad + 1, (b, 2), generator=g) for g in gens]).to(xb.device)
         padded = F.pad(out, (pad, pad, pad, pad))
-        rows = (shifts[..., 0, None] + torch.arange(h, device=xb.device))  # (K, b, H)
-        cols = (shifts[..., 1, None] + torch.arange(w, device=xb.device))  # (K, b, W)
+        rows = shifts[..., 0, None] + torch.arange(h, device=xb.device)  # (K, b, H)
+        cols = shifts[..., 1, None] + torch.arange(w, device=xb.device)  # (K, b, W)
         c = out.shape[2]
         rows = rows[:, :, None, :, None].expand(k, b, c, h, w + 2 * pad)
         padded = torch.gather(padded, 3, rows)

@@ -107,13 +107,17 @@ def main() -> None:
         "fraction_of_peak": flops / t_vec / peak,
         "max_param_diff_model0": drift,
     }
-    print(f"{args.models} MLP shadows on digits, {args.epochs} epochs, batch {args.batch_size}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"{args.models} MLP shadows on digits, {args.epochs} epochs, batch {args.batch_size}, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"  vectorized ensemble          {t_vec:8.2f} s")
     print(f"  loop, our K=1 path           {t_k1:8.2f} s   ratio {t_k1 / t_vec:5.1f}x")
     print(f"  loop, plain PyTorch          {t_plain:8.2f} s   ratio {t_plain / t_vec:5.1f}x")
-    print(f"  achieved {flops / t_vec / 1e9:.1f} GFLOP/s of a {peak / 1e9:.1f} GFLOP/s matmul peak "
-          f"({100 * flops / t_vec / peak:.0f}%)")
+    print(
+        f"  achieved {flops / t_vec / 1e9:.1f} GFLOP/s of a {peak / 1e9:.1f} GFLOP/s matmul peak "
+        f"({100 * flops / t_vec / peak:.0f}%)"
+    )
     print(f"  model 0: ensemble vs alone, max |diff| = {drift:.1e}")
     print(f"speedup (vectorized vs plain loop): {t_plain / t_vec:.1f}x")
     if args.json:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from audit_cli.data import load_dataset, make_dataset, DatasetSpec
+from audit_cli.data import DatasetSpec, load_dataset, make_dataset
 from audit_cli.errors import UsageError
 from audit_cli.training import Recipe, accuracy, model_seeds, predict_logits, train_models
 
@@ -65,7 +65,9 @@ def test_training_learns_digits(digits):
 
 @pytest.mark.parametrize("optimizer,schedule", [("sgd", "cosine"), ("adamw", "constant")])
 def test_other_optimizers_match_alone_too(digits, optimizer, schedule):
-    recipe = Recipe(optimizer=optimizer, schedule=schedule, lr=0.05 if optimizer == "sgd" else 1e-3, weight_decay=1e-3, epochs=2)
+    recipe = Recipe(
+        optimizer=optimizer, schedule=schedule, lr=0.05 if optimizer == "sgd" else 1e-3, weight_decay=1e-3, epochs=2
+    )
     subsets = [digits.train_ids[:400], digits.train_ids[400:800]]
     together = train_models(digits, recipe, subsets, [1, 2])
     alone = train_models(digits, recipe, subsets[1:], [2])
@@ -82,7 +84,9 @@ def tiny_images(n=48, size=8):
 
 def test_augmented_and_batchnorm_ensemble_matches_alone():
     ds = tiny_images()
-    recipe = Recipe(arch="cnn", arch_args={"channels": 4, "hidden": 8}, augmentation="crop+flip", epochs=2, batch_size=8)
+    recipe = Recipe(
+        arch="cnn", arch_args={"channels": 4, "hidden": 8}, augmentation="crop+flip", epochs=2, batch_size=8
+    )
     subsets = [ds.train_ids[:24], ds.train_ids[12:36]]
     together = train_models(ds, recipe, subsets, [1, 2])
     alone = train_models(ds, recipe, subsets[1:], [2])

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import random
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 from sklearn.datasets import load_digits, make_classification
@@ -45,7 +45,8 @@ def load_digits_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: L
 
 
 def load_mnist1d_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: LoadContext) -> Dataset:
-    from mnist1d.data import get_dataset_args, make_dataset as make_mnist1d
+    from mnist1d.data import get_dataset_args
+    from mnist1d.data import make_dataset as make_mnist1d
 
     num_samples = int(options["num_samples"])
     if num_samples < 20:

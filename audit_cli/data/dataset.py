@@ -9,8 +9,9 @@ data it was trained on, so a mismatched dataset is caught before anything is sco
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Literal
 
 import numpy as np
 
@@ -34,7 +35,7 @@ class DatasetSpec:
         return {"name": self.name, "options": dict(sorted(self.options.items()))}
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "DatasetSpec":
+    def from_dict(cls, data: Mapping) -> DatasetSpec:
         return cls(name=str(data["name"]), options=dict(data.get("options", {})))
 
 
@@ -97,10 +98,7 @@ class Dataset:
     def ids_of_class(self, label: int, *, split: Literal["train", "test", "all"] = "train") -> np.ndarray:
         """Ids of the examples labelled ``label`` in one split."""
         if not 0 <= label < self.num_classes:
-            raise DatasetError(
-                f"class {label} does not exist in {self.name!r} "
-                f"(classes 0..{self.num_classes - 1})"
-            )
+            raise DatasetError(f"class {label} does not exist in {self.name!r} (classes 0..{self.num_classes - 1})")
         mask = self.y == label
         if split == "train":
             mask &= self.is_train

@@ -7,9 +7,9 @@ download is allowed; they return a :class:`Dataset`. Files given directly
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 from audit_cli.data.dataset import Dataset, DatasetSpec
 from audit_cli.errors import DatasetError, UsageError

@@ -59,9 +59,7 @@ def encode_labels(path: Path, what: str, values: np.ndarray) -> tuple[np.ndarray
     if values.dtype.kind == "f":
         if not np.isfinite(values).all() or (values != np.round(values)).any():
             bad = values[~np.isfinite(values) | (values != np.round(values))][0]
-            raise DatasetError(
-                f"{path}: {what} holds non-integer values such as {bad}; a class label is needed"
-            )
+            raise DatasetError(f"{path}: {what} holds non-integer values such as {bad}; a class label is needed")
         values = values.astype(np.int64)
     if values.dtype.kind in "iu":
         classes = np.unique(values)
@@ -390,8 +388,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             wanted = list(NPZ_SPLIT_KEYS)
         else:
             raise DatasetError(
-                f"{path}: needs arrays x and y, or x_train, y_train, x_test and y_test; "
-                f"found {listing(sorted(found))}"
+                f"{path}: needs arrays x and y, or x_train, y_train, x_test and y_test; found {listing(sorted(found))}"
             )
         return {key: npz_array(path, archive, key) for key in wanted}
 

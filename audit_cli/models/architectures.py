@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -129,7 +129,12 @@ ARCHITECTURES: dict[str, ArchEntry] = {
         ArchEntry("logreg", build_logreg, "multinomial logistic regression (one linear layer)", {}),
         ArchEntry("mlp", build_mlp, "fully connected ReLU network", {"hidden": (256,)}),
         ArchEntry("cnn1d", build_cnn1d, "three-layer 1-D CNN for signals such as mnist1d", {"channels": 32}),
-        ArchEntry("cnn", build_cnn, "two conv-pool blocks + hidden layer, for 28/32 px images", {"channels": 32, "hidden": 128}),
+        ArchEntry(
+            "cnn",
+            build_cnn,
+            "two conv-pool blocks + hidden layer, for 28/32 px images",
+            {"channels": 32, "hidden": 128},
+        ),
         ArchEntry("resnet18", build_resnet18, "torchvision ResNet-18 with a CIFAR stem (BatchNorm)", {}),
     )
 }

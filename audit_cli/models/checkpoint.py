@@ -21,9 +21,10 @@ import pickle
 import re
 import struct
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
 import torch
 from torch import nn
@@ -116,9 +117,13 @@ def _load_safetensors(path: Path, size: int) -> tuple[dict[str, torch.Tensor], C
     with open(path, "rb") as fh:
         (header_len,) = struct.unpack("<Q", fh.read(8))
         if header_len > MAX_HEADER_BYTES:
-            raise CheckpointError(f"{path}: safetensors header claims {header_len} bytes, over the {MAX_HEADER_BYTES} limit")
+            raise CheckpointError(
+                f"{path}: safetensors header claims {header_len} bytes, over the {MAX_HEADER_BYTES} limit"
+            )
         if header_len > size - 8:
-            raise CheckpointError(f"{path}: truncated safetensors file (header needs {header_len} bytes, file has {size - 8})")
+            raise CheckpointError(
+                f"{path}: truncated safetensors file (header needs {header_len} bytes, file has {size - 8})"
+            )
         header_bytes = fh.read(header_len)
     try:
         header = json.loads(header_bytes)
@@ -165,8 +170,10 @@ def _load_pt(path: Path, *, is_zip: bool) -> tuple[dict[str, torch.Tensor], Chec
     if isinstance(obj, Mapping) and "state_dict" in obj:
         meta_raw = obj.get("metadata")
         obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not obj or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    if (
+        not isinstance(obj, Mapping)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
     ):
         raise CheckpointError(
             f"{path}: a .pt checkpoint must hold a state_dict (names -> tensors), "

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from audit_cli import __version__
 from audit_cli.data import DatasetSpec
@@ -125,7 +126,7 @@ class CheckpointMeta:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "CheckpointMeta":
+    def from_dict(cls, data: Mapping[str, Any]) -> CheckpointMeta:
         if not isinstance(data, Mapping):
             raise CheckpointError("checkpoint metadata is not a JSON object")
         version = data.get("format_version")
@@ -164,7 +165,7 @@ class CheckpointMeta:
             raise CheckpointError(f"checkpoint metadata is malformed: {exc}") from None
 
     @classmethod
-    def from_json(cls, text: str) -> "CheckpointMeta":
+    def from_json(cls, text: str) -> CheckpointMeta:
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, RecursionError) as exc:
@@ -176,7 +177,7 @@ def _now() -> str:
     """Current UTC time; SOURCE_DATE_EPOCH (reproducible builds) pins it, so a rebuilt
     checkpoint is byte-identical to the committed one."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    when = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    when = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
     return when.isoformat(timespec="seconds")
 
 
