@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -59,15 +60,16 @@ def cli_errors(fn: F) -> F:
         except typer.Exit:
             raise
         except AuditError as exc:
-            err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+            # Messages quote user input (id file lines, paths): never read them as markup.
+            err.print(f"[bold red]error:[/] {escape(exc.message)}")
             if exc.hint:
-                err.print(f"[dim]hint:[/] {exc.hint}")
+                err.print(f"[dim]hint:[/] {escape(exc.hint)}")
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             err.print("interrupted; nothing partial was written")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except Exception as exc:  # a bug: say so plainly, details on request
-            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}")
+            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}")
             if os.environ.get("AUDIT_DEBUG"):
                 err.print(traceback.format_exc())
             else:

@@ -105,7 +105,10 @@ def train_checkpoint(request: TrainRequest, progress: Progress | None = None) ->
     train_ids, exclusion = excluded_training_ids(dataset, request.exclude_ids, request.exclude_class)
     recipe = request.recipe
     start = time.perf_counter()
-    ensemble = train_models(dataset, recipe, [train_ids], [recipe.seed], device=device, progress=progress)
+    # The recipe comes from the user's own flags here, so a plug-in it names may be imported.
+    ensemble = train_models(
+        dataset, recipe, [train_ids], [recipe.seed], device=device, progress=progress, allow_plugin=True
+    )
     seconds = time.perf_counter() - start
     logits = predict_logits(ensemble, dataset.x)[0]
     rows_train, rows_test = dataset.rows(train_ids), dataset.rows(dataset.test_ids)

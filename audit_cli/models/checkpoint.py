@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import pickletools
 import re
 import struct
 import zipfile
@@ -95,17 +96,30 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     with open(path, "rb") as fh:
         head = fh.read(9)
     size = path.stat().st_size
-    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
-        fmt: Format = "pt"
-        state_dict, meta = _load_pt(path, is_zip=head.startswith(b"PK"))
-    elif len(head) >= 9 and head[8:9] == b"{":
-        fmt = "safetensors"
-        state_dict, meta = _load_safetensors(path, size)
-    else:
-        raise CheckpointError(
-            f"{path} is neither a safetensors file nor a torch .pt file",
-            hint="save weights with safetensors, or torch.save(model.state_dict(), path)",
-        )
+    try:
+        if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+            fmt: Format = "pt"
+            state_dict, meta = _load_pt(path, is_zip=head.startswith(b"PK"))
+        elif len(head) >= 9 and head[8:9] == b"{":
+            fmt = "safetensors"
+            state_dict, meta = _load_safetensors(path, size)
+        else:
+            # Protocol 0/1 pickles start with a plain opcode; torch never writes them,
+            # but a pickle that imports code is still an unsafe artifact, not just junk.
+            foreign = _foreign_global(path.read_bytes()) if size <= MAX_HEADER_BYTES else None
+            if foreign is not None:
+                raise UnsafeArtifactError(
+                    f"{path}: refused: a pickle that imports {foreign}; nothing from it was run",
+                    hint="only plain state_dicts load from .pt; prefer .safetensors",
+                )
+            raise CheckpointError(
+                f"{path} is neither a safetensors file nor a torch .pt file",
+                hint="save weights with safetensors, or torch.save(model.state_dict(), path)",
+            )
+    except CheckpointError as exc:
+        if str(path) in exc.message:
+            raise
+        raise CheckpointError(f"{path}: {exc.message}", hint=exc.hint) from None
     _check_finite(path, state_dict)
     return Checkpoint(path=path, format=fmt, state_dict=state_dict, meta=meta, sha256=file_sha256(path))
 
@@ -156,10 +170,19 @@ def _load_pt(path: Path, *, is_zip: bool) -> tuple[dict[str, torch.Tensor], Chec
                 hint="export the weights: torch.save(model.state_dict(), path) or safetensors",
             )
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        # A file object, not the path: torch.load routes paths ending in .safetensors to
+        # the safetensors reader, and we sniff the format from the bytes instead.
+        with open(path, "rb") as fh:
+            obj = torch.load(fh, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        what = f" (it imports {found.group(1)})" if found else ""
+        pickled = _pickle_bytes(path, is_zip)
+        foreign = _foreign_global(pickled) if pickled is not None else None
+        if foreign is None:
+            found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+            foreign = found.group(1) if found else None
+        if foreign is None and pickled is not None and not _parses_as_pickle(pickled):
+            raise CheckpointError(f"{path}: corrupt .pt file (not a readable pickle)") from None
+        what = f" (it imports {foreign})" if foreign else ""
         raise UnsafeArtifactError(
             f"{path}: refused: its pickle needs code to load{what}; nothing from it was run",
             hint="only plain state_dicts load from .pt; prefer .safetensors",
@@ -191,9 +214,62 @@ def _load_pt(path: Path, *, is_zip: bool) -> tuple[dict[str, torch.Tensor], Chec
 def _check_finite(path: Path, state_dict: Mapping[str, torch.Tensor]) -> None:
     for name, t in state_dict.items():
         if t.is_floating_point() or t.is_complex():
-            bad = int((~torch.isfinite(t)).sum())
+            try:
+                finite = torch.isfinite(t)
+            except (NotImplementedError, RuntimeError):  # float8 variants lack isfinite
+                try:
+                    finite = torch.isfinite(t.float())
+                except (NotImplementedError, RuntimeError):
+                    raise CheckpointError(f"{path}: tensor {name!r} has unsupported dtype {t.dtype}") from None
+            bad = int((~finite).sum())
             if bad:
                 raise CheckpointError(f"{path}: tensor {name!r} has {bad} NaN or infinite value(s)")
+
+
+# Globals a weights-only torch pickle legitimately references (for naming, not deciding:
+# the decision is torch.load(weights_only=True)'s).
+TORCH_PICKLE_MODULES = ("torch", "collections")
+
+
+def _pickle_bytes(path: Path, is_zip: bool) -> bytes | None:
+    """The pickle stream of a .pt file: the file itself, or the archive's data.pkl."""
+    if not is_zip:
+        return path.read_bytes() if path.stat().st_size <= MAX_HEADER_BYTES else None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            name = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+            return zf.read(name) if name is not None else None
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return None
+
+
+def _foreign_global(data: bytes) -> str | None:
+    """First global a pickle imports outside torch's own, by reading opcodes only."""
+    strings: list[str] = []
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in ("GLOBAL", "INST"):
+                name = str(arg).replace(" ", ".")
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                name = f"{strings[-2]}.{strings[-1]}"
+            else:
+                if isinstance(arg, str):
+                    strings.append(arg)
+                continue
+            if name.split(".", 1)[0] not in TORCH_PICKLE_MODULES:
+                return name
+    except Exception:  # malformed stream: report what was found before it, if anything
+        return None
+    return None
+
+
+def _parses_as_pickle(data: bytes) -> bool:
+    try:
+        for _ in pickletools.genops(data):
+            pass
+    except Exception:
+        return False
+    return True
 
 
 def _first_line(exc: BaseException) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 from audit_cli import __version__
 from audit_cli.data import DatasetSpec
 from audit_cli.errors import CheckpointError, UsageError
+from audit_cli.models.architectures import resolve_arch_args
 from audit_cli.training import Recipe
 
 FORMAT_VERSION = 1
@@ -98,6 +99,9 @@ class CheckpointMeta:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise CheckpointError(f"checkpoint metadata: unknown kind {self.kind!r}")
+        # Same types as the writer's (tuples, not JSON lists), so a loaded document
+        # compares equal to the one that was saved.
+        object.__setattr__(self, "arch_args", resolve_arch_args(self.arch, self.arch_args))
         if not self.created:
             object.__setattr__(self, "created", _now())
 
