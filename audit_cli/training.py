@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from audit_cli.batched_mlp import mlp_forward, mlp_plan
 from audit_cli.data import Dataset
 from audit_cli.errors import UsageError
 from audit_cli.models.architectures import build_model, resolve_arch_args
@@ -192,6 +193,10 @@ def _order_seed(seed: int) -> int:
 
 def ensemble_forward(base: nn.Module, k: int) -> Callable:
     """f(params, buffers, x) with x of shape (K, batch, ...) -> logits (K, batch, C)."""
+    plan = mlp_plan(base)
+    if plan is not None:
+        # MLPs: hand-batched layers, the same arithmetic for every K (see batched_mlp).
+        return mlp_forward(plan)
     if k == 1:
         # One model needs no vmap: index the stacked leaves (gradients still flow to them).
         def single(params, buffers, x):
