@@ -212,6 +212,82 @@ def train_cmd(
     console.print(f"wrote {result.path} (sha256 {result.sha256[:16]}...)")
 
 
+@app.command("unlearn")
+@cli_errors
+def unlearn_cmd(
+    model: Path = typer.Option(..., "--model", "-m", help="Checkpoint to repair."),
+    out: Path = typer.Option(..., "--out", "-o", help="Unlearned checkpoint to write (.safetensors)."),
+    method: str = typer.Option(..., "--method", help="Unlearning method (see `audit methods`)."),
+    param: list[str] | None = typer.Option(None, "--param", help="Method parameter name=value (repeatable)."),
+    forget: Path | None = typer.Option(None, "--forget", help="Id file of training examples to forget."),
+    forget_class: int | None = typer.Option(None, "--forget-class", help="Forget every example of this class."),
+    data: str | None = typer.Option(None, "--data", help="Dataset override (default: from the checkpoint)."),
+    data_opt: list[str] | None = DataOpt,
+    data_root: Path | None = typer.Option(None, "--data-root", help="Folder of torchvision datasets."),
+    download: bool = typer.Option(False, "--download", help="Allow downloading a torchvision dataset."),
+    arch: str | None = typer.Option(None, "--arch", help="Architecture, for checkpoints without metadata."),
+    augmentation: str = typer.Option(
+        "none", "--augment", help="none, crop+flip, trivialaugment, randaugment, autoaugment (images)."
+    ),
+    seed: int = typer.Option(0, help="Seed of the method's data order and random labels."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
+) -> None:
+    """Repair a model: unlearn a forget set or a class with one of the methods."""
+    from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
+
+    result = unlearn_checkpoint(
+        UnlearnRequest(
+            model=model,
+            out=out,
+            method=method,
+            params=parse_pairs(param, "--param"),
+            forget=forget,
+            forget_class=forget_class,
+            data=data,
+            data_options=parse_pairs(data_opt, "--data-opt"),
+            data_root=data_root,
+            download=download,
+            arch=arch,
+            augmentation=augmentation,
+            seed=seed,
+            overwrite=overwrite,
+            device=device,
+        )
+    )
+    console = stdout_console()
+    what = f"class {forget_class}" if forget_class is not None else f"{result.n_forget} examples"
+    console.print(f"unlearned {what} with {method} in {result.seconds:.2f}s")
+    table = Table("accuracy", "before", "after")
+    rows = [
+        ("forget set", result.before.forget, result.after.forget),
+        ("retain set", result.before.retain, result.after.retain),
+    ]
+    test_label = "test (retained classes)" if forget_class is not None else "test"
+    rows.append((test_label, result.before.test, result.after.test))
+    if result.after.forget_class_test is not None:
+        rows.append((f"test, class {forget_class}", result.before.forget_class_test, result.after.forget_class_test))
+    for name, before, after in rows:
+        table.add_row(name, f"{before:.4f}", f"{after:.4f}")
+    console.print(table)
+    console.print("parameters: " + ", ".join(f"{k}={v}" for k, v in result.params.items()))
+    console.print(f"wrote {result.path} (sha256 {result.sha256[:16]}...)")
+
+
+@app.command("methods")
+@cli_errors
+def methods_cmd() -> None:
+    """List the unlearning methods, their parameters with defaults, and what they forget."""
+    from audit_cli.unlearn import METHODS, params_dict
+
+    table = Table("method", "forgets", "parameters (defaults)", "description")
+    for entry in METHODS.values():
+        defaults = params_dict(entry.params())
+        forgets = ", ".join(k for k in ("random", "class") if k in entry.supports)
+        table.add_row(entry.name, forgets, ", ".join(f"{k}={v}" for k, v in defaults.items()), entry.description)
+    stdout_console().print(table)
+
+
 @app.command("inspect")
 @cli_errors
 def inspect_cmd(

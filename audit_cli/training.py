@@ -148,6 +148,15 @@ class Ensemble:
         out.update({n: t[k].detach().to("cpu", copy=True).contiguous() for n, t in self.buffers.items()})
         return out
 
+    def select(self, models: Sequence[int]) -> Ensemble:
+        """A new ensemble of the given models (copies: training it leaves this one alone)."""
+        idx = torch.as_tensor(list(models), dtype=torch.long)
+        return replace(
+            self,
+            params={n: t.detach()[idx].clone() for n, t in self.params.items()},
+            buffers={n: t.detach()[idx].clone() for n, t in self.buffers.items()},
+        )
+
     @classmethod
     def from_modules(
         cls,
@@ -208,24 +217,29 @@ def ensemble_forward(base: nn.Module, k: int) -> Callable:
     return vmap(lambda p, b, x: functional_call(base, (p, b), (x,)))
 
 
-def _make_optimizer(recipe: Recipe, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+def make_optimizer(
+    name: str, params: list[torch.Tensor], *, lr: float, momentum: float = 0.9, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
+    """Adam, AdamW or SGD over stacked parameters (elementwise, so K independent optimizers)."""
     # The fused kernels update every element in one pass; on CPU they are several times
     # faster than the per-tensor loop for the large stacked tensors of an ensemble.
     fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for p in params)
     kw = {"fused": True} if fused else {}
-    if recipe.optimizer == "adam":
-        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay, **kw)
-    if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay, **kw)
-    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, **kw)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **kw)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **kw)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, **kw)
+    raise UsageError(f"unknown optimizer {name!r}", hint=f"choose from {', '.join(OPTIMIZERS)}")
 
 
-def _augment(xb: torch.Tensor, recipe: Recipe, gens: Sequence[torch.Generator]) -> torch.Tensor:
+def augment_batch(xb: torch.Tensor, kind: str, gens: Sequence[torch.Generator]) -> torch.Tensor:
     """Random flips / crops of image batches (K, b, C, H, W), each model from its generator."""
     k, b = xb.shape[:2]
     flip = torch.stack([torch.rand(b, generator=g) < 0.5 for g in gens]).to(xb.device)
     out = torch.where(flip[..., None, None, None], xb.flip(-1), xb)
-    if recipe.augmentation == "crop+flip":
+    if kind == "crop+flip":
         pad = 4
         h, w = out.shape[-2:]
         shifts = torch.stack([torch.randint(0, 2 * pad + 1, (b, 2), generator=g) for g in gens]).to(xb.device)
@@ -252,7 +266,9 @@ def _train_chunk(
     """Train the models of ``ens`` in place; model k on dataset rows ``rows[k]``."""
     k, n = rows.shape
     params = list(ens.params.values())
-    opt = _make_optimizer(recipe, params)
+    opt = make_optimizer(
+        recipe.optimizer, params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+    )
     steps_per_epoch = math.ceil(n / recipe.batch_size)
     sched = (
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs * steps_per_epoch)
@@ -270,7 +286,7 @@ def _train_chunk(
             idx = order[:, start : start + recipe.batch_size]
             xb, yb = x_all[idx], y_all[idx]
             if recipe.augmentation != "none":
-                xb = _augment(xb, recipe, gens)
+                xb = augment_batch(xb, recipe.augmentation, gens)
             logits = forward(ens.params, ens.buffers, xb)
             # Sum over models of each model's mean loss: model k's gradient is its own.
             loss = F.cross_entropy(logits.reshape(-1, num_classes), yb.reshape(-1), reduction="sum") / idx.shape[1]
@@ -315,8 +331,6 @@ def train_models(
         raise UsageError(
             f"augmentation {recipe.augmentation!r} needs image data; {dataset.name!r} is {dataset.modality}"
         )
-    if chunk_size < 1:
-        raise UsageError("chunk size must be at least 1")
     device = torch.device(device)
     rows = [dataset.rows(ids) for ids in train_ids]
     for k, r in enumerate(rows):
@@ -331,14 +345,7 @@ def train_models(
         if progress is not None:
             progress(done, total)
 
-    by_size: dict[int, list[int]] = defaultdict(list)
-    for k, r in enumerate(rows):
-        by_size[len(r)].append(k)
-    chunks = [
-        members[start : start + chunk_size]
-        for members in by_size.values()
-        for start in range(0, len(members), chunk_size)
-    ]
+    chunks = chunk_models([len(r) for r in rows], chunk_size)
     trained: list[tuple[list[int], Ensemble]] = []
     for chunk in chunks:
         chunk_seeds = [seeds[k] for k in chunk]
@@ -354,16 +361,29 @@ def train_models(
         chunk_rows = torch.from_numpy(np.stack([rows[k] for k in chunk]))
         _train_chunk(ens, x_all, y_all, chunk_rows, recipe, chunk_seeds, advance)
         trained.append((chunk, ens))
-    if len(trained) == 1:
-        return trained[0][1]
-    return _restack(trained)
+    return restack(trained)
 
 
-def _restack(trained: list[tuple[list[int], Ensemble]]) -> Ensemble:
-    """Merge chunk ensembles back into one, in the callers' model order."""
-    where = {k: (ens, j) for chunk, ens in trained for j, k in enumerate(chunk)}
+def chunk_models(keys: Sequence[object], chunk_size: int) -> list[list[int]]:
+    """Model indices grouped by ``keys[k]`` (e.g. subset size), at most ``chunk_size`` a group.
+
+    Models in one chunk step together, so they need equally many batches per epoch.
+    """
+    if chunk_size < 1:
+        raise UsageError("chunk size must be at least 1")
+    groups: dict[object, list[int]] = defaultdict(list)
+    for k, key in enumerate(keys):
+        groups[key].append(k)
+    return [members[i : i + chunk_size] for members in groups.values() for i in range(0, len(members), chunk_size)]
+
+
+def restack(parts: list[tuple[list[int], Ensemble]]) -> Ensemble:
+    """Merge chunk ensembles back into one, in model order (chunk j holds models parts[j][0])."""
+    if len(parts) == 1 and parts[0][0] == list(range(parts[0][1].size)):
+        return parts[0][1]
+    where = {k: (ens, j) for chunk, ens in parts for j, k in enumerate(chunk)}
     order = [where[k] for k in sorted(where)]
-    template = trained[0][1]
+    template = parts[0][1]
     params = {n: torch.stack([ens.params[n][j] for ens, j in order]) for n in template.params}
     buffers = {n: torch.stack([ens.buffers[n][j] for ens, j in order]) for n in template.buffers}
     return replace(template, params=params, buffers=buffers)

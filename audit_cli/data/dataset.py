@@ -59,6 +59,8 @@ class Dataset:
     """``image`` (C, H, W), ``sequence`` (L,) or ``tabular`` (F,)."""
     fingerprint: str
     """sha256 over features, labels, ids and split: identifies the content."""
+    pixel_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    """For images standardized from [0, 1] pixels: per-channel (mean, std), else None."""
 
     @property
     def name(self) -> str:
@@ -125,6 +127,7 @@ def make_dataset(
     class_names: tuple[str, ...] | list[str],
     modality: Modality,
     ids: np.ndarray | None = None,
+    pixel_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
 ) -> Dataset:
     """Validate arrays from a loader, order them by id and fingerprint them."""
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -167,4 +170,5 @@ def make_dataset(
         class_names=tuple(str(c) for c in class_names),
         modality=modality,
         fingerprint=fingerprint_arrays(x, y, ids, is_train),
+        pixel_stats=pixel_stats,
     )

@@ -368,14 +368,15 @@ def image_dataset(
     # One allocation: concatenate straight into float32 instead of uint8 then a copy.
     x = np.concatenate([images for images, _ in parts], dtype=np.float32)
     x /= 255.0
-    standardize_channels(x, n_train)
+    mean, std = standardize_channels(x, n_train)
     y = np.concatenate([labels for _, labels in parts])
     is_train = np.arange(len(y)) < n_train
-    return make_dataset(spec, x, y, is_train, class_names, "image")
+    return make_dataset(spec, x, y, is_train, class_names, "image", pixel_stats=(tuple(mean), tuple(std)))
 
 
-def standardize_channels(x: np.ndarray, n_train: int) -> None:
-    """In place: z-score each channel with the mean and std of the first ``n_train`` rows.
+def standardize_channels(x: np.ndarray, n_train: int) -> tuple[list[float], list[float]]:
+    """In place: z-score each channel with the mean and std of the first ``n_train`` rows;
+    returns the (mean, std) used, so pixel-space augmentation can undo it.
 
     Sums are accumulated in float64 block by block, so the statistics are exact enough
     and deterministic without a full-size float64 copy of the images.
@@ -393,6 +394,7 @@ def standardize_channels(x: np.ndarray, n_train: int) -> None:
     std[std == 0] = 1.0  # a constant channel is only centred
     x -= mean.astype(np.float32)[None, :, None, None]
     x /= std.astype(np.float32)[None, :, None, None]
+    return [float(m) for m in mean], [float(s) for s in std]
 
 
 register(

@@ -1,0 +1,106 @@
+"""Unlearning methods: one module per method behind one signature, and the registry.
+
+``unlearn_models(originals, task, method, params)`` runs a weight-producing method on a
+stack of K models (grouped into chunks of models whose forget and retain sets have the
+same sizes, so they step together) and checks the result is finite. Methods that
+produce an output filter (MPRU) or run federated rounds (PUF) register with their own
+``produces`` value; ``unlearn_models`` refuses them and their own entry points run them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from audit_cli.errors import UsageError
+from audit_cli.training import Ensemble, chunk_models, restack
+from audit_cli.unlearn import (
+    finetune,
+    l1_sparse,
+    neggrad,
+    neggrad_plus,
+    prune,
+    random_label,
+    retrain,
+    salun,
+    scrub,
+    trw,
+)
+from audit_cli.unlearn.base import AUGMENTATIONS, MethodEntry, UnlearnTask, params_dict, parse_params
+
+METHODS: dict[str, MethodEntry] = {}
+
+
+def register(entry: MethodEntry) -> MethodEntry:
+    if entry.name in METHODS:
+        raise ValueError(f"unlearning method {entry.name!r} is registered twice")
+    METHODS[entry.name] = entry
+    return entry
+
+
+for _module in (retrain, finetune, neggrad, neggrad_plus, random_label, salun, l1_sparse, scrub, prune, trw):
+    register(_module.ENTRY)
+
+
+def get_method(name: str) -> MethodEntry:
+    entry = METHODS.get(name)
+    if entry is None:
+        raise UsageError(f"unknown unlearning method {name!r}", hint=f"methods: {', '.join(METHODS)}")
+    return entry
+
+
+class DivergedError(UsageError):
+    """The method produced NaN or infinite weights (usually: learning rate too large)."""
+
+
+def unlearn_models(
+    originals: Ensemble,
+    task: UnlearnTask,
+    method: str,
+    params: Any | Mapping[str, object] | None = None,
+    *,
+    chunk_size: int = 64,
+) -> Ensemble:
+    """Unlearn ``task`` from each of the K ``originals`` (left unchanged) with ``method``."""
+    entry = get_method(method)
+    if entry.produces != "weights":
+        raise UsageError(f"method {method!r} produces a {entry.produces}, not new weights")
+    if task.kind not in entry.supports:
+        raise UsageError(
+            f"method {method!r} does not support {task.kind} forgetting",
+            hint="trw forgets a class: pass --forget-class" if method == "trw" else None,
+        )
+    if task.augmentation != "none" and not entry.augmentable:
+        raise UsageError(f"method {method!r} takes no augmentation policy (finetune, random-label and salun do)")
+    if params is None or isinstance(params, Mapping):
+        params = parse_params(entry, params)
+    if originals.size != len(task.seeds):
+        raise UsageError(f"{originals.size} models but {len(task.seeds)} forget/retain sets")
+    chunks = chunk_models([(len(f), len(r)) for f, r in zip(task.forget_ids, task.retain_ids)], chunk_size)
+    parts = [(chunk, entry.run(originals.select(chunk), task.select(chunk), params)) for chunk in chunks]
+    result = restack(parts)
+    bad = sorted(
+        {k for t in result.params.values() for k in range(result.size) if not bool(torch.isfinite(t[k]).all())}
+    )
+    if bad:
+        raise DivergedError(
+            f"{method} diverged: model(s) {bad[:5]} have NaN or infinite weights",
+            hint="lower the learning rate (--param lr=...)",
+        )
+    return result
+
+
+__all__ = [
+    "AUGMENTATIONS",
+    "METHODS",
+    "DivergedError",
+    "MethodEntry",
+    "UnlearnTask",
+    "get_method",
+    "params_dict",
+    "parse_params",
+    "register",
+    "unlearn_models",
+]

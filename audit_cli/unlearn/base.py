@@ -1,0 +1,279 @@
+"""What every unlearning method shares: the task, the registry entry, the vectorized loop.
+
+A method takes a stack of K trained models (an :class:`Ensemble`) and a task saying, per
+model, which ids to forget and which to retain, and returns the K unlearned models. The
+audit's U-LiRA shadows need exactly this (each shadow forgets its own set); a user's
+single model is K = 1. All K models step together, like training: per step each model
+gets its own minibatch, the loss is the sum of the K per-model losses, and one optimizer
+updates the stacked parameters, so model k follows the same path it would alone.
+
+Methods whose output is not new weights (an output filter such as MPRU, a federated
+procedure such as PUF) register with another ``produces`` value and their own runner;
+the registry and the CLI dispatch on it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from audit_cli.data import Dataset
+from audit_cli.errors import UsageError
+from audit_cli.training import (
+    Ensemble,
+    Recipe,
+    augment_batch,
+    dataset_tensors,
+    ensemble_forward,
+    make_optimizer,
+)
+
+ForgetKind = Literal["random", "class"]
+Produces = Literal["weights", "filter", "federated"]
+AUGMENTATIONS = ("none", "crop+flip", "trivialaugment", "randaugment", "autoaugment")
+
+
+@dataclass(frozen=True, eq=False)
+class UnlearnTask:
+    """Which examples each of K models must forget and keep, and how they were trained."""
+
+    dataset: Dataset
+    """The dataset the models were trained on."""
+    forget_ids: Sequence[np.ndarray]
+    """Per model: the ids to forget."""
+    retain_ids: Sequence[np.ndarray]
+    """Per model: the ids it was trained on and keeps."""
+    recipe: Recipe
+    """The recipe the models were trained with (retrain reuses it; batch size default)."""
+    seeds: Sequence[int]
+    """Per model: seed of its data order and random labels."""
+    forget_class: int | None = None
+    """The forgotten class, for class forgetting; None for a set of examples."""
+    augmentation: str = "none"
+    """Augmentation policy for methods that accept one (images only)."""
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def __post_init__(self) -> None:
+        k = len(self.seeds)
+        if len(self.forget_ids) != k or len(self.retain_ids) != k:
+            raise UsageError(f"{k} seeds but {len(self.forget_ids)} forget and {len(self.retain_ids)} retain sets")
+        if self.augmentation not in AUGMENTATIONS:
+            raise UsageError(
+                f"unknown augmentation {self.augmentation!r}", hint=f"choose from {', '.join(AUGMENTATIONS)}"
+            )
+        if self.augmentation != "none" and self.dataset.modality != "image":
+            raise UsageError(
+                f"augmentation {self.augmentation!r} needs image data; {self.dataset.name!r} is {self.dataset.modality}"
+            )
+        for f in self.forget_ids:
+            if len(f) == 0:
+                raise UsageError("a forget set is empty: nothing to unlearn")
+
+    @property
+    def kind(self) -> ForgetKind:
+        return "class" if self.forget_class is not None else "random"
+
+    def select(self, models: Sequence[int]) -> UnlearnTask:
+        return UnlearnTask(
+            dataset=self.dataset,
+            forget_ids=[self.forget_ids[k] for k in models],
+            retain_ids=[self.retain_ids[k] for k in models],
+            recipe=self.recipe,
+            seeds=[self.seeds[k] for k in models],
+            forget_class=self.forget_class,
+            augmentation=self.augmentation,
+            device=self.device,
+        )
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """One registered unlearning method."""
+
+    name: str
+    params: type
+    """Frozen dataclass of the method's parameters, defaults as in METHODS.md."""
+    run: Callable[[Ensemble, UnlearnTask, Any], Any]
+    """(originals, task, params) -> the unlearned ensemble (or a filter, for filters)."""
+    supports: frozenset[str]
+    """Kinds of forgetting: {"random", "class"}."""
+    description: str
+    produces: Produces = "weights"
+    augmentable: bool = False
+    """Whether the method takes an augmentation policy (finetune, random-label, salun)."""
+
+
+def parse_params(entry: MethodEntry, raw: Mapping[str, object] | None) -> Any:
+    """``--param name=value`` strings -> the method's parameter dataclass, typed and checked."""
+    raw = dict(raw or {})
+    known = {f.name: f for f in fields(entry.params)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        valid = ", ".join(known) or "none"
+        raise UsageError(f"method {entry.name!r} has no parameter {unknown[0]!r}", hint=f"its parameters: {valid}")
+    defaults = entry.params()
+    typed: dict[str, object] = {}
+    for name, value in raw.items():
+        default = getattr(defaults, name)
+        typed[name] = _coerce(name, value, default)
+    try:
+        return entry.params(**typed)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"method {entry.name!r}: {exc}") from None
+
+
+def _coerce(name: str, value: object, default: object) -> object:
+    if not isinstance(value, str):
+        return value
+    try:
+        if isinstance(default, bool):
+            if value.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if value.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except ValueError:
+        raise UsageError(f"parameter {name}={value!r}: expected {type(default).__name__}") from None
+    return value
+
+
+def params_dict(params: Any) -> dict[str, object]:
+    return {f.name: getattr(params, f.name) for f in fields(params)}
+
+
+def check_positive(**values: float) -> None:
+    """Raise ValueError (turned into a usage error) for non-positive or non-finite values."""
+    for name, value in values.items():
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be a positive number, got {value}")
+
+
+def _order_seed(seed: int) -> int:
+    # A stream of its own: unlearning order must not replay the training order.
+    return int(np.random.SeedSequence([seed, 2]).generate_state(1)[0])
+
+
+class Loop:
+    """The vectorized optimisation state one method run needs over K models.
+
+    Gives per-model minibatches of the forget or retain sets, per-model losses, and one
+    optimizer step over the stacked parameters. Methods write their epochs with it.
+    """
+
+    def __init__(
+        self,
+        ens: Ensemble,
+        task: UnlearnTask,
+        *,
+        optimizer: str,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        batch_size: int | None = None,
+    ) -> None:
+        self.ens = ens
+        self.task = task
+        self.k = ens.size
+        self.num_classes = ens.num_classes
+        self.batch_size = batch_size or task.recipe.batch_size
+        device = next(iter(ens.params.values())).device
+        self.x_all, self.y_all = dataset_tensors(task.dataset, device)
+        self.rows = {
+            "forget": torch.from_numpy(np.stack([task.dataset.rows(f) for f in task.forget_ids])),
+            "retain": torch.from_numpy(np.stack([task.dataset.rows(r) for r in task.retain_ids])),
+        }
+        self.gens = [torch.Generator().manual_seed(_order_seed(s)) for s in task.seeds]
+        self.forward = ensemble_forward(ens.base, self.k)
+        self.params = list(ens.params.values())
+        for p in self.params:
+            p.requires_grad_(True)
+        self.opt = make_optimizer(optimizer, self.params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        ens.base.train()
+
+    def n(self, which: str) -> int:
+        return self.rows[which].shape[1]
+
+    def steps_per_epoch(self, which: str) -> int:
+        return math.ceil(self.n(which) / self.batch_size)
+
+    def epoch(self, which: Literal["forget", "retain"]) -> Iterator[torch.Tensor]:
+        """One pass over each model's forget or retain set: row indices (K, b) per step."""
+        n = self.n(which)
+        order = torch.stack([torch.randperm(n, generator=g) for g in self.gens])
+        order = torch.gather(self.rows[which], 1, order).to(self.x_all.device)
+        for start in range(0, n, self.batch_size):
+            yield order[:, start : start + self.batch_size]
+
+    def cycle(self, which: Literal["forget", "retain"]) -> Iterator[torch.Tensor]:
+        """Endless batches of one set (for methods pairing every retain batch with a forget batch)."""
+        while True:
+            yield from self.epoch(which)
+
+    def batch(self, idx: torch.Tensor, *, augment: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        xb, yb = self.x_all[idx], self.y_all[idx]
+        if augment and self.task.augmentation != "none":
+            xb = augment_images(xb, self.task, self.gens)
+        return xb, yb
+
+    def logits(self, xb: torch.Tensor) -> torch.Tensor:
+        return self.forward(self.ens.params, self.ens.buffers, xb)
+
+    def cross_entropy(self, logits: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """Per-model mean cross-entropy, shape (K,)."""
+        k, b = yb.shape
+        return F.cross_entropy(logits.reshape(k * b, -1), yb.reshape(-1), reduction="none").view(k, b).mean(1)
+
+    def step(self, per_model_loss: torch.Tensor, grad_mask: dict[str, torch.Tensor] | None = None) -> None:
+        """One optimizer step on the sum of the K per-model losses."""
+        self.opt.zero_grad(set_to_none=True)
+        per_model_loss.sum().backward()
+        if grad_mask is not None:
+            for name, p in self.ens.params.items():
+                if p.grad is not None and name in grad_mask:
+                    p.grad.mul_(grad_mask[name])
+        self.opt.step()
+
+    def finish(self) -> Ensemble:
+        for p in self.params:
+            p.grad = None
+            p.requires_grad_(False)
+        return self.ens
+
+
+def augment_images(xb: torch.Tensor, task: UnlearnTask, gens: Sequence[torch.Generator]) -> torch.Tensor:
+    """Apply the task's augmentation to image batches (K, b, C, H, W), per model from its generator."""
+    if task.augmentation == "crop+flip":
+        return augment_batch(xb, "crop+flip", gens)
+    from torchvision.transforms import v2
+
+    policy = {
+        "trivialaugment": v2.TrivialAugmentWide,
+        "randaugment": v2.RandAugment,
+        "autoaugment": v2.AutoAugment,
+    }[task.augmentation]()
+    stats = task.dataset.pixel_stats
+    if stats is None:
+        raise UsageError(f"augmentation {task.augmentation!r} needs images with known pixel statistics")
+    mean = torch.tensor(stats[0], device=xb.device)[:, None, None]
+    std = torch.tensor(stats[1], device=xb.device)[:, None, None]
+    out = torch.empty_like(xb)
+    for k, gen in enumerate(gens):
+        # The policies draw from torch's global generator; seed it from model k's own
+        # generator so the result does not depend on which chunk the model runs in.
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            pixels = ((xb[k] * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
+            augmented = torch.stack([policy(img) for img in pixels])
+        out[k] = (augmented.float() / 255 - mean) / std
+    return out

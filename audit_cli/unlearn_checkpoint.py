@@ -1,0 +1,205 @@
+"""``audit unlearn`` as a plain function: repair one checkpoint with an unlearning method.
+
+Loads the model safely, resolves the forget set (an id file or a class) against the
+dataset the model was trained on, runs the method (the same code the audit runs on its
+shadow models, with K = 1), measures forget, retain and test accuracy before and after,
+and writes the unlearned checkpoint with the method, its parameters, the forget-set
+fingerprint and the parent's sha256 in its metadata.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audit_cli.data import Dataset, fingerprint_ids, load_dataset, read_id_file
+from audit_cli.errors import IdFileError, UsageError
+from audit_cli.models.checkpoint import (
+    build_model_from_checkpoint,
+    check_dataset,
+    load_checkpoint,
+    save_checkpoint,
+)
+from audit_cli.models.metadata import CheckpointMeta, Unlearning
+from audit_cli.training import Ensemble, Recipe, accuracy, predict_logits, resolve_device
+from audit_cli.unlearn import UnlearnTask, get_method, params_dict, parse_params, unlearn_models
+
+
+@dataclass(frozen=True)
+class UnlearnRequest:
+    """What to unlearn from which model, and where to write the result."""
+
+    model: Path
+    """The checkpoint to repair."""
+    out: Path
+    """Output checkpoint (.safetensors)."""
+    method: str
+    """Unlearning method registry name."""
+    params: Mapping[str, object] = field(default_factory=dict)
+    """Method parameters (``--param``), defaults from the method."""
+    forget: Path | None = None
+    """Id file of training examples to forget."""
+    forget_class: int | None = None
+    """A class to forget entirely."""
+    data: str | None = None
+    """Dataset override; default: the one recorded in the checkpoint."""
+    data_options: Mapping[str, object] = field(default_factory=dict)
+    data_root: Path | None = None
+    download: bool = False
+    arch: str | None = None
+    """Architecture, for checkpoints without metadata."""
+    augmentation: str = "none"
+    """Augmentation policy for finetune, random-label and salun (images only)."""
+    seed: int = 0
+    """Seed of the method's data order and random labels."""
+    overwrite: bool = False
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class SplitAccuracy:
+    forget: float
+    retain: float
+    test: float
+    """Test accuracy; for class forgetting, on the retained classes only."""
+    forget_class_test: float | None = None
+    """For class forgetting: accuracy on test examples of the forgotten class."""
+
+
+@dataclass(frozen=True)
+class UnlearnResult:
+    path: Path
+    sha256: str
+    meta: CheckpointMeta
+    params: dict[str, Any]
+    n_forget: int
+    before: SplitAccuracy
+    after: SplitAccuracy
+    seconds: float
+
+
+def resolve_forget(dataset: Dataset, forget: Path | None, forget_class: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(forget ids, retain ids) within the training split."""
+    if (forget is None) == (forget_class is None):
+        raise UsageError("give exactly one of --forget ids.txt or --forget-class C")
+    train_ids = dataset.train_ids
+    if forget is not None:
+        ids = read_id_file(forget)
+        dataset.rows(ids)
+        outside = np.setdiff1d(ids, train_ids)
+        if len(outside):
+            raise IdFileError(
+                f"{forget}: {len(outside)} id(s) are not training examples, first {int(outside[0])}; "
+                "a model can only forget what it was trained on"
+            )
+    else:
+        ids = dataset.ids_of_class(int(forget_class), split="train")
+        if len(ids) == 0:
+            raise UsageError(f"class {forget_class} has no training examples")
+    retain = np.setdiff1d(train_ids, ids)
+    if len(retain) == 0:
+        raise UsageError("forgetting those ids leaves no retain set")
+    return ids, retain
+
+
+def split_accuracy(
+    ens: Ensemble, dataset: Dataset, forget: np.ndarray, retain: np.ndarray, forget_class: int | None
+) -> SplitAccuracy:
+    logits = predict_logits(ens, dataset.x)[0]
+
+    def acc(ids: np.ndarray) -> float:
+        rows = dataset.rows(ids)
+        return float(accuracy(logits[rows][None], dataset.y[rows])[0]) if len(rows) else float("nan")
+
+    test = dataset.test_ids
+    if forget_class is None:
+        return SplitAccuracy(acc(forget), acc(retain), acc(test))
+    test_labels = dataset.y[dataset.rows(test)]
+    return SplitAccuracy(
+        acc(forget), acc(retain), acc(test[test_labels != forget_class]), acc(test[test_labels == forget_class])
+    )
+
+
+def unlearn_checkpoint(request: UnlearnRequest) -> UnlearnResult:
+    out = Path(request.out)
+    if out.suffix != ".safetensors":
+        raise UsageError(f"--out must end in .safetensors: {out}")
+    if out.exists() and not request.overwrite:
+        raise UsageError(f"{out} exists; not overwriting it", hint="pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise UsageError(f"folder {out.parent} does not exist")
+    entry = get_method(request.method)
+    params = parse_params(entry, request.params)
+    device = resolve_device(request.device)
+
+    parent = load_checkpoint(request.model)
+    meta = parent.meta
+    if request.data is None and meta is None:
+        raise UsageError(f"{request.model} carries no metadata", hint="pass --data (and --arch) to say what it is")
+    if request.data is not None:
+        dataset = load_dataset(
+            request.data, request.data_options, data_root=request.data_root, download=request.download
+        )
+    else:
+        dataset = load_dataset(meta.dataset, data_root=request.data_root, download=request.download)
+    check_dataset(meta, dataset, path=request.model)
+    forget, retain = resolve_forget(dataset, request.forget, request.forget_class)
+    if meta is not None and meta.trained_ids_fingerprint not in (None, fingerprint_ids(dataset.train_ids)):
+        raise UsageError(
+            f"{request.model} was not trained on the whole training split (it is {meta.kind}); "
+            "unlearning assumes the model saw every training id",
+        )
+    model = build_model_from_checkpoint(parent, arch=request.arch, dataset=dataset)
+    arch = request.arch or meta.arch
+    arch_args = meta.arch_args if meta is not None and arch == meta.arch else {}
+    recipe = meta.recipe if meta is not None and meta.recipe is not None else Recipe(arch=arch, arch_args=arch_args)
+    originals = Ensemble.from_modules([model], arch, arch_args, dataset.input_shape, dataset.num_classes, device)
+    task = UnlearnTask(
+        dataset=dataset,
+        forget_ids=[forget],
+        retain_ids=[retain],
+        recipe=recipe,
+        seeds=[request.seed],
+        forget_class=request.forget_class,
+        augmentation=request.augmentation,
+        device=device,
+    )
+    before = split_accuracy(originals, dataset, forget, retain, request.forget_class)
+    start = time.perf_counter()
+    unlearned = unlearn_models(originals, task, request.method, params)
+    seconds = time.perf_counter() - start
+    after = split_accuracy(unlearned, dataset, forget, retain, request.forget_class)
+    used = params_dict(params) | ({"augmentation": request.augmentation} if entry.augmentable else {})
+    new_meta = CheckpointMeta(
+        kind="unlearned",
+        arch=arch,
+        arch_args=arch_args,
+        num_classes=dataset.num_classes,
+        input_shape=dataset.input_shape,
+        dataset=dataset.spec,
+        dataset_fingerprint=dataset.fingerprint,
+        recipe=recipe,
+        trained_ids_fingerprint=fingerprint_ids(dataset.train_ids),
+        n_trained=len(dataset.train_ids),
+        unlearning=Unlearning(
+            method=request.method,
+            params=used | {"seed": request.seed},
+            forget_fingerprint=fingerprint_ids(forget),
+            n_forget=len(forget),
+            parent_sha256=parent.sha256,
+            forget_class=request.forget_class,
+        ),
+        metrics={
+            "forget_accuracy": after.forget,
+            "retain_accuracy": after.retain,
+            "test_accuracy": after.test,
+            "seconds": seconds,
+        },
+    )
+    sha = save_checkpoint(out, unlearned.state_dict(0), new_meta, overwrite=request.overwrite)
+    return UnlearnResult(out, sha, new_meta, used, len(forget), before, after, seconds)
