@@ -9,7 +9,7 @@ produce an output filter (MPRU) or run federated rounds (PUF) register with thei
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
