@@ -19,6 +19,7 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/ensemble_training.py
+	$(PY) benchmarks/unlearning.py
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet ruff

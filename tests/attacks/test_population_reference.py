@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+
+from attacks.population import mia_efficacy
+from attacks.reference import UnlearningMetrics, average_gap
+
+
+def test_mia_efficacy_separates_confident_members_from_unsure_non_members():
+    rng = np.random.default_rng(0)
+    retain = rng.uniform(0.95, 1.0, 400)  # members: confident
+    test = rng.uniform(0.2, 0.7, 200)  # non-members: unsure
+    assert mia_efficacy(retain, test, rng.uniform(0.95, 1.0, 100)) < 0.05  # still look like members
+    assert mia_efficacy(retain, test, rng.uniform(0.2, 0.7, 100)) > 0.95  # forgotten
+
+
+def test_mia_efficacy_is_near_half_when_members_and_non_members_match():
+    rng = np.random.default_rng(1)
+    same = lambda n: rng.uniform(0, 1, n)  # noqa: E731
+    assert 0.2 < mia_efficacy(same(500), same(500), same(2000)) < 0.8
+
+
+def test_mia_efficacy_needs_data():
+    with pytest.raises(ValueError):
+        mia_efficacy(np.array([]), np.array([0.5]), np.array([0.5]))
+
+
+def test_average_gap_is_mean_absolute_difference_in_points():
+    retrained = UnlearningMetrics(forget_accuracy=90, retain_accuracy=100, test_accuracy=92, mia_efficacy=10)
+    model = UnlearningMetrics(forget_accuracy=100, retain_accuracy=99, test_accuracy=92, mia_efficacy=2)
+    # UA 0 vs 10, MIA 2 vs 10, RA 99 vs 100, TA 92 vs 92 -> (10 + 8 + 1 + 0) / 4
+    assert average_gap(model, retrained) == pytest.approx(4.75)
+    assert average_gap(retrained, retrained) == 0.0
