@@ -1,0 +1,141 @@
+"""How well a score separates positives (members, forgotten examples) from negatives.
+
+Every attack reports the same numbers: ROC AUC, balanced accuracy (the best threshold's
+``1 - (FPR + FNR) / 2``), and TPR at 1% and 0.1% FPR (LiRA's low-FPR view), each with a
+stratified bootstrap confidence interval (positives and negatives resampled separately).
+
+Honesty rules: a TPR at an FPR below ``1 / n_negatives`` cannot be measured (one false
+positive already exceeds it), so it is reported as inconclusive rather than as a number;
+scores that are NaN (examples an attack could not score) are dropped and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a two-sided confidence interval."""
+
+    value: float
+    low: float
+    high: float
+    level: float = 0.95
+
+    def contains(self, x: float) -> bool:
+        return self.low <= x <= self.high
+
+
+@dataclass(frozen=True)
+class TprAtFpr:
+    """TPR at a fixed FPR; None when too few negatives to measure that FPR."""
+
+    fpr: float
+    tpr: Interval | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class SeparationReport:
+    """How a score separates positives from negatives, with intervals."""
+
+    auc: Interval
+    balanced_accuracy: Interval
+    tpr_at_fpr: tuple[TprAtFpr, ...]
+    n_positive: int
+    n_negative: int
+    n_dropped: int
+    """Examples whose score was NaN (not scorable) and were left out."""
+
+
+def auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC via the Mann-Whitney statistic (ties count one half)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("AUC needs both positives and negatives")
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fpr, tpr) at every distinct threshold, from (0, 0) to (1, 1); higher score = positive."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    distinct = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each tied run
+    tp = np.cumsum(y)[distinct]
+    fp = np.cumsum(~y)[distinct]
+    tpr = np.r_[0.0, tp / max(1, labels.sum())]
+    fpr = np.r_[0.0, fp / max(1, (~labels).sum())]
+    return fpr, tpr
+
+
+def balanced_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
+    """max over thresholds of 1 - (FPR + (1 - TPR)) / 2."""
+    fpr, tpr = roc_curve(scores, labels)
+    return float(np.max(1 - (fpr + (1 - tpr)) / 2))
+
+
+def tpr_at(scores: np.ndarray, labels: np.ndarray, fpr_target: float) -> float:
+    """Largest TPR among thresholds whose FPR is at most ``fpr_target``."""
+    fpr, tpr = roc_curve(scores, labels)
+    return float(tpr[fpr <= fpr_target].max())
+
+
+def separation(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    fprs: tuple[float, ...] = (0.01, 0.001),
+    n_bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> SeparationReport:
+    """AUC, balanced accuracy and TPR at low FPR, each with a stratified bootstrap interval."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    if scores.shape != labels.shape:
+        raise ValueError(f"{scores.shape} scores but {labels.shape} labels")
+    keep = ~np.isnan(scores)
+    dropped = int((~keep).sum())
+    scores, labels = scores[keep], labels[keep]
+    pos, neg = scores[labels], scores[~labels]
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError("separation needs at least one positive and one negative score")
+    rng = np.random.default_rng(seed)
+    stats = {"auc": [], "bacc": []} | {f: [] for f in fprs}
+    both = np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]
+    for _ in range(n_bootstrap):
+        s = np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]
+        stats["auc"].append(auc_score(s, both))
+        fpr, tpr = roc_curve(s, both)
+        stats["bacc"].append(float(np.max(1 - (fpr + (1 - tpr)) / 2)))
+        for f in fprs:
+            stats[f].append(float(tpr[fpr <= f].max()))
+    alpha = (1 - level) / 2
+
+    def interval(value: float, samples: list[float]) -> Interval:
+        lo, hi = np.quantile(samples, [alpha, 1 - alpha]) if samples else (value, value)
+        return Interval(value, float(lo), float(hi), level)
+
+    tprs = []
+    for f in fprs:
+        if len(neg) * f < 1:
+            tprs.append(TprAtFpr(f, None, f"needs at least {int(np.ceil(1 / f))} negatives, have {len(neg)}"))
+        else:
+            tprs.append(TprAtFpr(f, interval(tpr_at(scores, labels, f), stats[f])))
+    return SeparationReport(
+        auc=interval(auc_score(scores, labels), stats["auc"]),
+        balanced_accuracy=interval(balanced_accuracy(scores, labels), stats["bacc"]),
+        tpr_at_fpr=tuple(tprs),
+        n_positive=len(pos),
+        n_negative=len(neg),
+        n_dropped=dropped,
+    )

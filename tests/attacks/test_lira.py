@@ -1,0 +1,79 @@
+"""LiRA / U-LiRA on synthetic signal banks whose truth is known."""
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from attacks.lira import IN, OUT, UNLEARNED, fit_state, leave_one_out, lira_offline, lira_online, ulira
+from attacks.metrics import auc_score, separation
+
+N_EXAMPLES, N_SHADOWS, NOISE = 600, 32, 0.5
+
+
+def bank(rng, shift_in=1.0, unlearned_shift=None, n_shadows=N_SHADOWS):
+    """Each example has its own difficulty; IN adds ``shift_in``; UNLEARNED adds its own shift."""
+    base = rng.normal(0, 3, N_EXAMPLES)
+    states = rng.integers(0, 2, (n_shadows, N_EXAMPLES))  # OUT or IN, about half each
+    if unlearned_shift is not None:
+        states[rng.random(states.shape) < 0.25] = UNLEARNED
+    shift = np.select([states == IN, states == UNLEARNED], [shift_in, unlearned_shift or 0.0], 0.0)
+    phi = base + shift + rng.normal(0, NOISE, states.shape)
+    return base, phi, states
+
+
+def test_online_lira_beats_a_global_threshold_by_using_per_example_difficulty():
+    rng = np.random.default_rng(0)
+    base, phi, states = bank(rng)
+    member = rng.random(N_EXAMPLES) < 0.5
+    target = base + member * 1.0 + rng.normal(0, NOISE, N_EXAMPLES)
+    lira_auc = auc_score(lira_online(phi, states, target), member)
+    raw_auc = auc_score(target, member)
+    expected = norm.cdf(1.0 / (NOISE * np.sqrt(2)))  # about 0.92
+    assert abs(lira_auc - expected) < 0.04
+    assert raw_auc < 0.7 and lira_auc > raw_auc + 0.2
+    offline_auc = auc_score(lira_offline(phi, states, target), member)
+    assert offline_auc > 0.85
+
+
+def test_ulira_detects_partial_forgetting_and_not_exact_unlearning():
+    rng = np.random.default_rng(1)
+    base, phi, states = bank(rng, unlearned_shift=0.5)
+    forget = rng.random(N_EXAMPLES) < 0.3
+    target = base + forget * 0.5 + rng.normal(0, NOISE, N_EXAMPLES)  # forgot half the shift
+    report = separation(ulira(phi, states, target), forget, n_bootstrap=200)
+    assert report.auc.value > 0.68 and report.auc.low > 0.6
+
+    base, phi, states = bank(rng, unlearned_shift=0.0)  # exact unlearning: UNLEARNED == OUT
+    target = base + rng.normal(0, NOISE, N_EXAMPLES)
+    report = separation(ulira(phi, states, target), forget, n_bootstrap=200)
+    assert report.auc.contains(0.5)
+
+
+def test_global_variance_pools_within_example_spread():
+    rng = np.random.default_rng(2)
+    base, phi, states = bank(rng)
+    pooled = fit_state(phi, states, OUT, "global").sigma
+    per_example = fit_state(phi, states, OUT, "per-example").sigma
+    assert np.allclose(pooled, pooled[0]) and abs(pooled[0] - NOISE) < 0.02  # not the 3.0 between examples
+    assert abs(np.median(per_example) - NOISE) < 0.05 and per_example.std() > 0.01
+    # auto: global below 64 shadows, per example from 64 on
+    assert np.allclose(fit_state(phi, states, OUT, "auto").sigma, pooled)
+    _, phi64, states64 = bank(rng, n_shadows=64)
+    assert fit_state(phi64, states64, OUT, "auto").sigma.std() > 0.01
+
+
+def test_examples_without_observations_are_not_scored():
+    phi = np.array([[1.0, 2.0], [1.5, 2.5], [0.5, 2.2]])
+    states = np.array([[IN, OUT], [OUT, OUT], [IN, OUT]])
+    scores = lira_online(phi, states, np.array([1.0, 2.0]), variance="per-example")
+    assert np.isnan(scores[1])  # example 1 has no IN shadow
+    with pytest.raises(ValueError):
+        fit_state(phi, states[:2], IN, "global")
+
+
+def test_leave_one_out_measures_attack_strength():
+    rng = np.random.default_rng(3)
+    _, phi, states = bank(rng)
+    reports = leave_one_out(phi, states, targets=3, n_bootstrap=50)
+    assert len(reports) == 3
+    assert all(0.85 < r.auc.value < 0.97 for r in reports)
