@@ -168,6 +168,8 @@ def unlearn_checkpoint(request: UnlearnRequest) -> UnlearnResult:
         forget_class=request.forget_class,
         augmentation=request.augmentation,
         device=device,
+        # A plug-in is imported only when the user named it with --arch.
+        allow_plugin=request.arch is not None and request.arch == recipe.arch,
     )
     before = split_accuracy(originals, dataset, forget, retain, request.forget_class)
     start = time.perf_counter()

@@ -1,6 +1,5 @@
 """The hand-batched MLP path computes what a plain nn.Module computes."""
 
-
 import numpy as np
 import pytest
 import torch

@@ -97,10 +97,16 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         head = fh.read(9)
     size = path.stat().st_size
     try:
-        if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
-            fmt: Format = "pt"
+        # safetensors first: its leading u64 header length can start with any byte,
+        # 0x80 included (a pickle's protocol marker), but its header opens with "{".
+        if _looks_like_safetensors(head, size):
+            fmt: Format = "safetensors"
+            state_dict, meta = _load_safetensors(path, size)
+        elif head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+            fmt = "pt"
             state_dict, meta = _load_pt(path, is_zip=head.startswith(b"PK"))
         elif len(head) >= 9 and head[8:9] == b"{":
+            # A "{" header whose length does not fit the file: a truncated safetensors file.
             fmt = "safetensors"
             state_dict, meta = _load_safetensors(path, size)
         else:
@@ -122,6 +128,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: {exc.message}", hint=exc.hint) from None
     _check_finite(path, state_dict)
     return Checkpoint(path=path, format=fmt, state_dict=state_dict, meta=meta, sha256=file_sha256(path))
+
+
+def _looks_like_safetensors(head: bytes, size: int) -> bool:
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    (header_len,) = struct.unpack("<Q", head[:8])
+    return header_len <= min(size - 8, MAX_HEADER_BYTES)
 
 
 def _load_safetensors(path: Path, size: int) -> tuple[dict[str, torch.Tensor], CheckpointMeta | None]:

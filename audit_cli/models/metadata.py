@@ -99,6 +99,12 @@ class CheckpointMeta:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise CheckpointError(f"checkpoint metadata: unknown kind {self.kind!r}")
+        # The audit builds shadows from the recipe: a recipe naming another architecture
+        # than the weights (a plug-in, say) would smuggle in an import.
+        if self.recipe is not None and self.recipe.arch != self.arch:
+            raise CheckpointError(
+                f"checkpoint metadata is inconsistent: weights are {self.arch!r}, recipe trains {self.recipe.arch!r}"
+            )
         # Same types as the writer's (tuples, not JSON lists), so a loaded document
         # compares equal to the one that was saved.
         object.__setattr__(self, "arch_args", resolve_arch_args(self.arch, self.arch_args))

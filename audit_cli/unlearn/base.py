@@ -58,6 +58,8 @@ class UnlearnTask:
     augmentation: str = "none"
     """Augmentation policy for methods that accept one (images only)."""
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    allow_plugin: bool = False
+    """Whether retraining may import a plug-in architecture (only when the user named it)."""
 
     def __post_init__(self) -> None:
         k = len(self.seeds)
@@ -89,6 +91,7 @@ class UnlearnTask:
             forget_class=self.forget_class,
             augmentation=self.augmentation,
             device=self.device,
+            allow_plugin=self.allow_plugin,
         )
 
 
@@ -130,6 +133,18 @@ def parse_params(entry: MethodEntry, raw: Mapping[str, object] | None) -> Any:
 
 def _coerce(name: str, value: object, default: object) -> object:
     if not isinstance(value, str):
+        # Python and config callers pass typed values: check them like parsed strings.
+        if isinstance(default, bool) or isinstance(value, bool):
+            ok = isinstance(value, bool) and isinstance(default, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float))
+            value = float(value) if ok else value
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise UsageError(f"parameter {name}={value!r}: expected {type(default).__name__}")
         return value
     try:
         if isinstance(default, bool):

@@ -60,7 +60,9 @@ def run(ens: Ensemble, task: UnlearnTask, params: PruneParams) -> Ensemble:
         for idx in loop.epoch("retain"):
             xb, yb = loop.batch(idx)
             loop.step(loop.cross_entropy(loop.logits(xb), yb), grad_mask=mask)
-            apply_mask()  # weight decay and momentum would revive pruned weights
+            # Masked gradients already keep pruned weights at zero with sgd/adam/adamw (the
+            # decay of a zero weight is zero); re-applying the mask keeps that an invariant.
+            apply_mask()
     return loop.finish()
 
 

@@ -26,7 +26,9 @@ def run(ens: Ensemble, task: UnlearnTask, params: RetrainParams) -> Ensemble:
     recipe = task.recipe if params.epochs == 0 else task.recipe.replace(epochs=params.epochs)
     device = next(iter(ens.params.values())).device
     # The originals are not used: retraining starts from fresh weights on the retain ids.
-    return train_models(task.dataset, recipe, task.retain_ids, task.seeds, device=device, allow_plugin=True)
+    return train_models(
+        task.dataset, recipe, task.retain_ids, task.seeds, device=device, allow_plugin=task.allow_plugin
+    )
 
 
 ENTRY = MethodEntry(
