@@ -17,7 +17,7 @@ import numpy as np
 
 from audit_cli.data import Dataset, fingerprint_ids, load_dataset, read_id_file
 from audit_cli.errors import IdFileError, UsageError
-from audit_cli.models.checkpoint import save_checkpoint
+from audit_cli.models.checkpoint import check_output_path, save_checkpoint
 from audit_cli.models.metadata import CheckpointMeta, Exclusion
 from audit_cli.training import Progress, Recipe, accuracy, predict_logits, resolve_device, train_models
 
@@ -92,14 +92,8 @@ def excluded_training_ids(
 
 def train_checkpoint(request: TrainRequest, progress: Progress | None = None) -> TrainResult:
     """Load the data, train one model with the recipe, evaluate it and save it."""
-    out = Path(request.out)
-    # Fail on the output path before spending minutes on training.
-    if out.suffix != ".safetensors":
-        raise UsageError(f"--out must end in .safetensors: {out}")
-    if out.exists() and not request.overwrite:
-        raise UsageError(f"{out} exists; not overwriting it", hint="pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise UsageError(f"folder {out.parent} does not exist")
+    # Fail on the output path before spending minutes on the work.
+    out = check_output_path(request.out, overwrite=request.overwrite)
     device = resolve_device(request.device)
     dataset = load_dataset(request.data, request.data_options, data_root=request.data_root, download=request.download)
     train_ids, exclusion = excluded_training_ids(dataset, request.exclude_ids, request.exclude_class)

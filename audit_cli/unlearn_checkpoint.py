@@ -22,6 +22,7 @@ from audit_cli.errors import IdFileError, UsageError
 from audit_cli.models.checkpoint import (
     build_model_from_checkpoint,
     check_dataset,
+    check_output_path,
     load_checkpoint,
     save_checkpoint,
 )
@@ -126,13 +127,8 @@ def split_accuracy(
 
 
 def unlearn_checkpoint(request: UnlearnRequest) -> UnlearnResult:
-    out = Path(request.out)
-    if out.suffix != ".safetensors":
-        raise UsageError(f"--out must end in .safetensors: {out}")
-    if out.exists() and not request.overwrite:
-        raise UsageError(f"{out} exists; not overwriting it", hint="pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise UsageError(f"folder {out.parent} does not exist")
+    # Fail on the output path before spending minutes on the work.
+    out = check_output_path(request.out, overwrite=request.overwrite)
     entry = get_method(request.method)
     params = parse_params(entry, request.params)
     device = resolve_device(request.device)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from audit_cli.data.dataset import Dataset, DatasetSpec
 from audit_cli.errors import DatasetError, UsageError
+from audit_cli.options import coerce
 
 
 @dataclass(frozen=True)
@@ -50,27 +51,6 @@ def register(entry: DatasetEntry) -> DatasetEntry:
     return entry
 
 
-def coerce_option(name: str, raw: object, default: object) -> object:
-    """Turn a command-line string into the type of the option's default."""
-    if not isinstance(raw, str):
-        return raw
-    try:
-        if isinstance(default, bool):
-            low = raw.strip().lower()
-            if low in {"1", "true", "yes", "on"}:
-                return True
-            if low in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(raw)
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-    except ValueError:
-        raise UsageError(f"option {name}={raw!r}: expected {type(default).__name__}") from None
-    return raw
-
-
 def resolve_spec(data: str, options: Mapping[str, object] | None = None) -> DatasetSpec:
     """Name or file path plus raw options -> a spec with every option typed and defaulted."""
     options = dict(options or {})
@@ -90,7 +70,7 @@ def resolve_spec(data: str, options: Mapping[str, object] | None = None) -> Data
     if unknown:
         valid = ", ".join(sorted(entry.options)) or "none"
         raise UsageError(f"dataset {name!r} has no option {unknown[0]!r}", hint=f"its options: {valid}")
-    typed = {k: coerce_option(k, options.get(k, default), default) for k, default in entry.options.items()}
+    typed = {k: coerce(k, options.get(k, default), default) for k, default in entry.options.items()}
     return DatasetSpec(name=name, options=typed)
 
 

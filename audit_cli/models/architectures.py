@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from audit_cli.errors import UnsafeArtifactError, UsageError
+from audit_cli.options import coerce
 
 Factory = Callable[..., nn.Module]
 
@@ -144,24 +145,6 @@ def is_plugin(arch: str) -> bool:
     return ":" in arch
 
 
-def parse_arch_arg(name: str, raw: object, default: object) -> object:
-    """Command-line string -> the type of the argument's default (tuples as ``256,256``)."""
-    if not isinstance(raw, str):
-        return tuple(raw) if isinstance(raw, list) else raw
-    try:
-        if isinstance(default, tuple):
-            return tuple(int(v) for v in raw.split(",") if v.strip())
-        if isinstance(default, bool):
-            return raw.strip().lower() in {"1", "true", "yes", "on"}
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-    except ValueError:
-        raise UsageError(f"architecture argument {name}={raw!r}: expected {type(default).__name__}") from None
-    return raw
-
-
 def resolve_arch_args(arch: str, args: Mapping[str, object] | None) -> dict[str, object]:
     """Fill defaults and type every argument; unknown names are an error for registered archs."""
     args = dict(args or {})
@@ -177,7 +160,7 @@ def resolve_arch_args(arch: str, args: Mapping[str, object] | None) -> dict[str,
     if unknown:
         valid = ", ".join(entry.defaults) or "none"
         raise UsageError(f"architecture {arch!r} has no argument {unknown[0]!r}", hint=f"its arguments: {valid}")
-    return {k: parse_arch_arg(k, args.get(k, d), d) for k, d in entry.defaults.items()}
+    return {k: coerce(k, args.get(k, d), d, what="architecture argument") for k, d in entry.defaults.items()}
 
 
 def load_plugin(arch: str, *, allowed: bool) -> Factory:

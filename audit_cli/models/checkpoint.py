@@ -63,6 +63,19 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def check_output_path(path: str | Path, *, overwrite: bool) -> Path:
+    """Refuse an output checkpoint path before any work is spent on filling it."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        what = repr(path.suffix) if path.suffix else "no extension"
+        raise UsageError(f"--out must end in .safetensors: checkpoints are written as .safetensors, not {what}: {path}")
+    if path.exists() and not overwrite:
+        raise UsageError(f"{path} exists; not overwriting it", hint="pass --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise UsageError(f"folder {path.parent} does not exist")
+    return path
+
+
 def save_checkpoint(
     path: str | Path,
     state_dict: Mapping[str, torch.Tensor],
@@ -73,13 +86,7 @@ def save_checkpoint(
     """Write weights and metadata as safetensors, atomically; return the file's sha256."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        raise UsageError(f"checkpoints are written as .safetensors, not {path.suffix or 'no extension'!r}: {path}")
-    if path.exists() and not overwrite:
-        raise UsageError(f"{path} exists; not overwriting it", hint="pass --overwrite to replace it")
-    if not path.parent.is_dir():
-        raise UsageError(f"folder {path.parent} does not exist")
+    path = check_output_path(path, overwrite=overwrite)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={METADATA_KEY: meta.to_json()})

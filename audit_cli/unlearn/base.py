@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from audit_cli.data import Dataset
 from audit_cli.errors import UsageError
+from audit_cli.options import coerce
 from audit_cli.training import (
     Ensemble,
     Recipe,
@@ -124,42 +125,11 @@ def parse_params(entry: MethodEntry, raw: Mapping[str, object] | None) -> Any:
     typed: dict[str, object] = {}
     for name, value in raw.items():
         default = getattr(defaults, name)
-        typed[name] = _coerce(name, value, default)
+        typed[name] = coerce(name, value, default, what="parameter")
     try:
         return entry.params(**typed)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"method {entry.name!r}: {exc}") from None
-
-
-def _coerce(name: str, value: object, default: object) -> object:
-    if not isinstance(value, str):
-        # Python and config callers pass typed values: check them like parsed strings.
-        if isinstance(default, bool) or isinstance(value, bool):
-            ok = isinstance(value, bool) and isinstance(default, bool)
-        elif isinstance(default, int):
-            ok = isinstance(value, int)
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float))
-            value = float(value) if ok else value
-        else:
-            ok = isinstance(value, type(default))
-        if not ok:
-            raise UsageError(f"parameter {name}={value!r}: expected {type(default).__name__}")
-        return value
-    try:
-        if isinstance(default, bool):
-            if value.lower() in {"1", "true", "yes", "on"}:
-                return True
-            if value.lower() in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(value)
-        if isinstance(default, int):
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-    except ValueError:
-        raise UsageError(f"parameter {name}={value!r}: expected {type(default).__name__}") from None
-    return value
 
 
 def params_dict(params: Any) -> dict[str, object]:
