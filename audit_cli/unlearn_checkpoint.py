@@ -163,7 +163,6 @@ def unlearn_checkpoint(request: UnlearnRequest) -> UnlearnResult:
         seeds=[request.seed],
         forget_class=request.forget_class,
         augmentation=request.augmentation,
-        device=device,
         # A plug-in is imported only when the user named it with --arch.
         allow_plugin=request.arch is not None and request.arch == recipe.arch,
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -58,7 +58,6 @@ class UnlearnTask:
     """The forgotten class, for class forgetting; None for a set of examples."""
     augmentation: str = "none"
     """Augmentation policy for methods that accept one (images only)."""
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     allow_plugin: bool = False
     """Whether retraining may import a plug-in architecture (only when the user named it)."""
 
@@ -91,7 +90,6 @@ class UnlearnTask:
             seeds=[self.seeds[k] for k in models],
             forget_class=self.forget_class,
             augmentation=self.augmentation,
-            device=self.device,
             allow_plugin=self.allow_plugin,
         )
 
