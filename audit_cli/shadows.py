@@ -1,0 +1,285 @@
+"""The shadow bank: shadow models trained and unlearned like the audited model, kept as signals.
+
+Shadow k trains on a random half of the pool (every dataset example, train and test),
+then forgets a set drawn by the audited model's rule: for a random forget set, the
+audited forget ids it trained on, topped up with random examples of its own training
+half to the audited size; for a class, every example of that class it trained on. It is
+unlearned with the audited model's method and parameters. For every pool example the
+bank keeps the state (OUT, IN, UNLEARNED), the logit-scaled confidence before unlearning
+(LiRA) and after (U-LiRA), and the logits after (class-level checks).
+
+Storage: a directory named by a content hash of everything that determines the shadows
+(dataset fingerprint, recipe, method and parameters, forget rule, seed, bank format).
+Shadows are built in fixed chunks (0..c-1, c..2c-1, ...), each written as one Parquet
+file atomically and then recorded in ``manifest.json`` (also written atomically). A
+rerun reuses complete chunks and tops up to the requested count; a killed run loses at
+most the chunk in flight, which is rebuilt with the same composition, so the bank equals
+one built without interruption. Weights are not kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from attacks.lira import IN, OUT, UNLEARNED
+from attacks.signals import logit_scaled_confidence
+from audit_cli import __version__
+from audit_cli.atomic import atomic_path, atomic_write_text
+from audit_cli.data import Dataset, fingerprint_ids
+from audit_cli.errors import InputError, UsageError
+from audit_cli.training import Ensemble, Recipe, predict_logits, train_models
+from audit_cli.unlearn import UnlearnTask, get_method, params_dict, parse_params, unlearn_models
+
+BANK_FORMAT = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ForgetRule:
+    """How each shadow's forget set is drawn, mirroring the audited model's."""
+
+    forget_ids: tuple[int, ...] = ()
+    """Random forgetting: the audited forget ids (shadows forget as many)."""
+    forget_class: int | None = None
+    """Class forgetting: the forgotten class."""
+
+    def __post_init__(self) -> None:
+        if (self.forget_class is None) == (len(self.forget_ids) == 0):
+            raise UsageError("a forget rule needs either forget ids or a forget class")
+
+    def to_dict(self) -> dict:
+        if self.forget_class is not None:
+            return {"kind": "class", "class": self.forget_class}
+        return {"kind": "random", "n": len(self.forget_ids), "ids": fingerprint_ids(np.array(self.forget_ids))}
+
+
+@dataclass(frozen=True, eq=False)
+class BankSpec:
+    """Everything that determines the shadows; its hash names the bank."""
+
+    dataset: Dataset
+    recipe: Recipe
+    method: str
+    method_params: Mapping[str, object] = field(default_factory=dict)
+    forget_rule: ForgetRule = field(default_factory=lambda: ForgetRule(forget_class=0))
+    seed: int = 0
+
+    def resolved_params(self) -> dict[str, object]:
+        return params_dict(parse_params(get_method(self.method), self.method_params))
+
+    def to_dict(self) -> dict:
+        return {
+            "bank_format": BANK_FORMAT,
+            "tool_version": __version__,
+            "dataset_fingerprint": self.dataset.fingerprint,
+            "recipe": self.recipe.to_dict(),
+            "method": self.method,
+            "method_params": self.resolved_params(),
+            "forget_rule": self.forget_rule.to_dict(),
+            "seed": self.seed,
+        }
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class ShadowPlan:
+    """What shadow k trains on and forgets; a function of (bank seed, k) alone."""
+
+    index: int
+    seed: int
+    trained: np.ndarray
+    forget: np.ndarray
+
+    @property
+    def retain(self) -> np.ndarray:
+        return np.setdiff1d(self.trained, self.forget)
+
+
+def plan_shadow(spec: BankSpec, k: int) -> ShadowPlan:
+    rng = np.random.default_rng(np.random.SeedSequence([spec.seed, k, 7]))
+    pool = spec.dataset.ids
+    trained = np.sort(rng.permutation(pool)[: len(pool) // 2])
+    rule = spec.forget_rule
+    if rule.forget_class is not None:
+        forget = trained[spec.dataset.y[spec.dataset.rows(trained)] == rule.forget_class]
+    else:
+        audited = np.array(rule.forget_ids, dtype=np.int64)
+        mine = np.intersect1d(audited, trained)
+        others = np.setdiff1d(trained, audited)
+        if len(audited) - len(mine) > len(others):
+            raise UsageError(f"the forget set ({len(audited)} ids) is larger than a shadow's training half")
+        top_up = rng.choice(others, len(audited) - len(mine), replace=False)
+        forget = np.sort(np.concatenate([mine, top_up]))
+    seed = int(np.random.SeedSequence([spec.seed, k, 11]).generate_state(1)[0])
+    return ShadowPlan(index=k, seed=seed, trained=trained, forget=forget)
+
+
+@dataclass(frozen=True)
+class SignalBank:
+    """Signals of all shadows: rows are shadows, columns pool examples (sorted ids)."""
+
+    example_ids: np.ndarray
+    states: np.ndarray
+    """OUT / IN / UNLEARNED per shadow and example (int8)."""
+    phi_before: np.ndarray
+    """Logit-scaled confidence before unlearning (float64)."""
+    phi_after: np.ndarray
+    """Logit-scaled confidence after unlearning (float64)."""
+    logits_after: np.ndarray
+    """(shadows, examples, classes) float32 logits after unlearning."""
+
+    @property
+    def n_shadows(self) -> int:
+        return self.states.shape[0]
+
+
+class ShadowBank:
+    """A directory of shadow-model signals that can be built, resumed and read."""
+
+    def __init__(self, root: str | Path, spec: BankSpec, *, chunk_size: int = 16) -> None:
+        if chunk_size < 1:
+            raise UsageError("chunk size must be at least 1")
+        self.spec = spec
+        self.key = spec.key()
+        self.path = Path(root) / self.key
+        self.chunk_size = chunk_size
+
+    # -- manifest -------------------------------------------------------------------------
+
+    def manifest(self) -> dict:
+        file = self.path / MANIFEST
+        if not file.exists():
+            return {"key": self.key, "spec": self.spec.to_dict(), "chunk_size": self.chunk_size, "chunks": []}
+        try:
+            manifest = json.loads(file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{file}: unreadable bank manifest ({exc})") from None
+        if manifest.get("key") != self.key:
+            raise InputError(f"{file}: manifest belongs to bank {manifest.get('key')!r}, not {self.key!r}")
+        if manifest.get("chunk_size") != self.chunk_size:
+            # Chunk composition decides float rounding; keep the bank's own.
+            self.chunk_size = int(manifest["chunk_size"])
+        return manifest
+
+    def complete_shadows(self) -> int:
+        """Shadows 0..n-1 whose chunks are recorded and present on disk."""
+        done = {c["first"]: c for c in self.manifest()["chunks"] if (self.path / c["file"]).exists()}
+        n = 0
+        while n in done:
+            n = done[n]["last"] + 1
+        return n
+
+    # -- building -------------------------------------------------------------------------
+
+    def build(
+        self, n_shadows: int, *, device: str | torch.device = "cpu", progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Make sure shadows 0..n_shadows-1 exist; return how many were trained now."""
+        if n_shadows < 2:
+            raise UsageError("a shadow bank needs at least 2 shadows")
+        self.path.mkdir(parents=True, exist_ok=True)
+        manifest = self.manifest()
+        start = self.complete_shadows()
+        # Whole chunks only: a top-up that ends mid-chunk still builds the chunk in full.
+        target = -(-n_shadows // self.chunk_size) * self.chunk_size
+        trained = 0
+        for first in range(start, target, self.chunk_size):
+            last = first + self.chunk_size - 1
+            table = self._build_chunk(range(first, last + 1), device)
+            name = f"chunk-{first:05d}-{last:05d}.parquet"
+            with atomic_path(self.path / name) as tmp:
+                pq.write_table(table, tmp)
+            manifest["chunks"] = [c for c in manifest["chunks"] if c["first"] != first]
+            manifest["chunks"].append({"first": first, "last": last, "file": name})
+            atomic_write_text(self.path / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+            trained += self.chunk_size
+            if progress is not None:
+                progress(last + 1, target)
+        return trained
+
+    def _build_chunk(self, shadows: range, device: str | torch.device) -> pa.Table:
+        spec, ds = self.spec, self.spec.dataset
+        plans = [plan_shadow(spec, k) for k in shadows]
+        seeds = [p.seed for p in plans]
+        originals = train_models(ds, spec.recipe, [p.trained for p in plans], seeds, device=device)
+        task = UnlearnTask(
+            ds,
+            [p.forget for p in plans],
+            [p.retain for p in plans],
+            spec.recipe,
+            seeds,
+            forget_class=spec.forget_rule.forget_class,
+        )
+        unlearned = unlearn_models(originals, task, spec.method, spec.method_params)
+        before = self._logits(originals)
+        after = self._logits(unlearned)
+        n, c = len(ds.ids), ds.num_classes
+        columns: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("shadow", "example_id", "state", "phi_before", "phi_after")
+        }
+        logits = []
+        for j, plan in enumerate(plans):
+            state = np.full(n, OUT, dtype=np.int8)
+            state[ds.rows(plan.trained)] = IN
+            state[ds.rows(plan.forget)] = UNLEARNED
+            columns["shadow"].append(np.full(n, plan.index, dtype=np.int32))
+            columns["example_id"].append(ds.ids)
+            columns["state"].append(state)
+            columns["phi_before"].append(self._phi(before[:, j]))
+            columns["phi_after"].append(self._phi(after[:, j]))
+            logits.append(after[0, j].numpy().reshape(-1))
+        arrays = {k: pa.array(np.concatenate(v)) for k, v in columns.items()}
+        arrays["logits_after"] = pa.FixedSizeListArray.from_arrays(pa.array(np.concatenate(logits)), c)
+        return pa.table(arrays)
+
+    def _logits(self, ens: Ensemble) -> torch.Tensor:
+        """(views, K, n, C): identity, plus a horizontal flip for images (averaged in phi)."""
+        x = torch.from_numpy(self.spec.dataset.x)
+        views = [predict_logits(ens, x)]
+        if self.spec.dataset.modality == "image":
+            views.append(predict_logits(ens, x.flip(-1)))
+        return torch.stack(views)
+
+    def _phi(self, view_logits: torch.Tensor) -> np.ndarray:
+        return logit_scaled_confidence(view_logits.numpy(), self.spec.dataset.y).mean(axis=0)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def load(self, n_shadows: int | None = None) -> SignalBank:
+        """The first ``n_shadows`` complete shadows (all complete ones by default)."""
+        available = self.complete_shadows()
+        n = available if n_shadows is None else n_shadows
+        if n > available:
+            raise InputError(f"bank {self.path} holds {available} complete shadows, {n} requested")
+        if n == 0:
+            raise InputError(f"bank {self.path} holds no complete shadows")
+        chunks = sorted(self.manifest()["chunks"], key=lambda c: c["first"])
+        tables = [pq.read_table(self.path / c["file"]) for c in chunks if c["first"] < n]
+        table = pa.concat_tables(tables)
+        shadow = table["shadow"].to_numpy()
+        keep = shadow < n
+        n_ex = len(self.spec.dataset.ids)
+        c = self.spec.dataset.num_classes
+
+        def matrix(name: str) -> np.ndarray:
+            return table[name].to_numpy()[keep].reshape(n, n_ex)
+
+        flat_logits = table["logits_after"].combine_chunks().flatten().to_numpy()
+        return SignalBank(
+            example_ids=self.spec.dataset.ids.copy(),
+            states=matrix("state"),
+            phi_before=matrix("phi_before"),
+            phi_after=matrix("phi_after"),
+            logits_after=flat_logits.reshape(-1, n_ex, c)[:n],
+        )

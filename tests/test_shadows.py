@@ -1,0 +1,160 @@
+"""The shadow bank: plans, states, signals, resume, top-up, and crash recovery."""
+
+import json
+
+import numpy as np
+import pytest
+
+from attacks.lira import IN, OUT, UNLEARNED, leave_one_out
+from audit_cli.data import load_dataset
+from audit_cli.errors import InputError
+from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, plan_shadow
+from audit_cli.training import Recipe
+
+RECIPE = Recipe(arch="mlp", arch_args={"hidden": (64,)}, epochs=60, lr=0.01, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def data():
+    # Noisy labels so the small MLP memorises: membership signal to see.
+    return load_dataset("synthetic", {"n_samples": "240", "n_features": "8", "n_classes": "3", "flip_y": "0.2"})
+
+
+@pytest.fixture(scope="module")
+def forget(data):
+    return tuple(int(i) for i in np.random.default_rng(0).choice(data.train_ids, 20, replace=False))
+
+
+def spec_for(data, forget, **kw):
+    return BankSpec(data, RECIPE, "finetune", {"epochs": "1"}, ForgetRule(forget_ids=forget), **kw)
+
+
+def test_plans_follow_the_audited_forget_rule(data, forget):
+    spec = spec_for(data, forget)
+    for k in range(4):
+        plan = plan_shadow(spec, k)
+        assert len(plan.trained) == len(data.ids) // 2
+        assert len(plan.forget) == len(forget) and np.isin(plan.forget, plan.trained).all()
+        # Every audited forget id the shadow trained on is in its forget set.
+        assert np.isin(np.intersect1d(forget, plan.trained), plan.forget).all()
+        assert np.array_equal(plan.trained, plan_shadow(spec, k).trained)  # a function of (seed, k)
+    assert not np.array_equal(plan_shadow(spec, 0).trained, plan_shadow(spec, 1).trained)
+    class_spec = BankSpec(data, RECIPE, "finetune", {}, ForgetRule(forget_class=1))
+    plan = plan_shadow(class_spec, 0)
+    assert (data.y[data.rows(plan.forget)] == 1).all()
+    assert len(plan.forget) == (data.y[data.rows(plan.trained)] == 1).sum()
+
+
+def test_key_changes_with_anything_that_changes_the_shadows(data, forget):
+    base = spec_for(data, forget).key()
+    assert spec_for(data, forget).key() == base
+    assert spec_for(data, forget, seed=1).key() != base
+    assert BankSpec(data, RECIPE, "finetune", {"epochs": "2"}, ForgetRule(forget_ids=forget)).key() != base
+    assert (
+        BankSpec(data, RECIPE.replace(epochs=61), "finetune", {"epochs": "1"}, ForgetRule(forget_ids=forget)).key()
+        != base
+    )
+    assert spec_for(data, forget[:-1]).key() != base
+
+
+def test_build_reuse_top_up_and_signals(tmp_path, data, forget):
+    bank = ShadowBank(tmp_path, spec_for(data, forget), chunk_size=2)
+    assert bank.build(4) == 4
+    assert bank.build(4) == 0, "a rerun trains no shadow"
+    signals = bank.load()
+    n = len(data.ids)
+    assert signals.states.shape == signals.phi_before.shape == signals.phi_after.shape == (4, n)
+    assert signals.logits_after.shape == (4, n, 3)
+    for k in range(4):
+        plan = plan_shadow(bank.spec, k)
+        states = signals.states[k]
+        assert (states[data.rows(plan.forget)] == UNLEARNED).all()
+        assert (states == IN).sum() == len(plan.trained) - len(plan.forget)
+        assert (states == OUT).sum() == n - len(plan.trained)
+    # Trained-on examples are more confident than unseen ones before unlearning.
+    assert signals.phi_before[signals.states == IN].mean() > signals.phi_before[signals.states == OUT].mean() + 1
+    # Unlearning changed the forgotten examples' signals.
+    moved = signals.phi_after[signals.states == UNLEARNED] - signals.phi_before[signals.states == UNLEARNED]
+    assert np.abs(moved).mean() > 1e-3
+    assert bank.build(5) == 2, "top-up builds whole chunks"
+    assert bank.load().n_shadows == 6 and bank.load(3).n_shadows == 3
+    with pytest.raises(InputError, match="holds 6 complete shadows"):
+        bank.load(7)
+
+
+def test_an_interrupted_build_resumes_to_the_same_bank(tmp_path, data, forget):
+    whole = ShadowBank(tmp_path / "a", spec_for(data, forget), chunk_size=2)
+    whole.build(4)
+    resumed = ShadowBank(tmp_path / "b", spec_for(data, forget), chunk_size=2)
+    resumed.build(2)
+    # A run killed while writing chunk 2: a stray temporary file, no manifest entry.
+    (resumed.path / ".chunk-00002-00003.parquet.123.tmp").write_bytes(b"partial")
+    assert resumed.complete_shadows() == 2
+    assert resumed.build(4) == 2
+    a, b = whole.load(), resumed.load()
+    for name in ("states", "phi_before", "phi_after", "logits_after"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_a_chunk_listed_but_missing_is_rebuilt_and_a_foreign_manifest_refused(tmp_path, data, forget):
+    bank = ShadowBank(tmp_path, spec_for(data, forget), chunk_size=2)
+    bank.build(4)
+    (bank.path / "chunk-00002-00003.parquet").unlink()
+    assert bank.complete_shadows() == 2 and bank.build(4) == 2
+    manifest = json.loads((bank.path / "manifest.json").read_text())
+    manifest["key"] = "someone-else"
+    (bank.path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="belongs to bank"):
+        bank.build(4)
+
+
+@pytest.mark.slow
+def test_lira_on_the_bank_sees_membership(tmp_path, data, forget):
+    bank = ShadowBank(tmp_path, spec_for(data, forget), chunk_size=8)
+    bank.build(16)
+    signals = bank.load()
+    states = np.where(signals.states == UNLEARNED, IN, signals.states)  # before unlearning all were IN
+    reports = leave_one_out(signals.phi_before, states, targets=3, n_bootstrap=50)
+    assert np.mean([r.auc.value for r in reports]) > 0.6
+
+
+BUILD_SCRIPT = """
+import sys
+import numpy as np
+from audit_cli.data import load_dataset
+from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank
+from audit_cli.training import Recipe
+data = load_dataset("synthetic", {"n_samples": "240", "n_features": "8", "n_classes": "3", "flip_y": "0.2"})
+forget = tuple(int(i) for i in np.random.default_rng(0).choice(data.train_ids, 20, replace=False))
+recipe = Recipe(arch="mlp", arch_args={"hidden": (64,)}, epochs=60, lr=0.01, batch_size=32)
+spec = BankSpec(data, recipe, "finetune", {"epochs": "1"}, ForgetRule(forget_ids=forget))
+ShadowBank(sys.argv[1], spec, chunk_size=2).build(int(sys.argv[2]))
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_midway_then_rerun_equals_an_uninterrupted_bank(tmp_path, data, forget):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", BUILD_SCRIPT, str(root), "40"])
+    bank = ShadowBank(root, spec_for(data, forget), chunk_size=2)
+    deadline = time.monotonic() + 120
+    while bank.path.joinpath("manifest.json").exists() is False or bank.complete_shadows() < 2:
+        assert proc.poll() is None, "the build finished before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = bank.complete_shadows()
+    assert 2 <= done < 40
+    bank.build(6)
+    whole = ShadowBank(tmp_path / "whole", spec_for(data, forget), chunk_size=2)
+    whole.build(6)
+    a, b = whole.load(6), bank.load(6)
+    for name in ("states", "phi_before", "phi_after", "logits_after"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
