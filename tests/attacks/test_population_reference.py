@@ -30,3 +30,29 @@ def test_average_gap_is_mean_absolute_difference_in_points():
     # UA 0 vs 10, MIA 2 vs 10, RA 99 vs 100, TA 92 vs 92 -> (10 + 8 + 1 + 0) / 4
     assert average_gap(model, retrained) == pytest.approx(4.75)
     assert average_gap(retrained, retrained) == 0.0
+
+
+def test_threshold_scores_match_hand_computation():
+    from attacks.population import threshold_scores
+
+    logits = np.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    labels = np.array([0, 1])
+    s = threshold_scores(logits, labels)
+    p0 = np.exp(2) / (np.exp(2) + 2)
+    assert s["confidence"] == pytest.approx([p0, 1 / 3])
+    assert s["loss"] == pytest.approx([np.log(p0), np.log(1 / 3)])  # = -cross-entropy
+    q = (1 - p0) / 2
+    assert s["entropy"][0] == pytest.approx(p0 * np.log(p0) + 2 * q * np.log(q))
+    mentr0 = -(1 - p0) * np.log(p0) - 2 * q * np.log(1 - q)
+    assert s["modified-entropy"][0] == pytest.approx(-mentr0)
+    # Uniform output: modified entropy -(2/3) log(1/3) - 2 * (1/3) log(2/3).
+    assert s["modified-entropy"][1] == pytest.approx((2 / 3) * np.log(1 / 3) + (2 / 3) * np.log(2 / 3))
+
+
+def test_modified_entropy_penalises_confident_wrong_predictions():
+    from attacks.population import threshold_scores
+
+    logits = np.array([[8.0, 0.0], [0.0, 8.0]])  # confident; right for label 0, wrong for label 0
+    s = threshold_scores(logits, np.array([0, 0]))
+    assert s["modified-entropy"][0] > s["modified-entropy"][1]
+    assert s["entropy"][0] == pytest.approx(s["entropy"][1])  # plain entropy cannot tell them apart
