@@ -90,7 +90,9 @@ def parse_pairs(pairs: list[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
-def progress_bar(label: str, quiet: bool) -> tuple[Progress | None, Callable[[int, int], None] | None]:
+def progress_bar(
+    label: str, quiet: bool, unit: str = "model-epochs"
+) -> tuple[Progress | None, Callable[[int, int], None] | None]:
     """A rich progress bar on stderr, only when stderr is a terminal and not quiet."""
     console = stderr_console()
     if quiet or not console.is_terminal:
@@ -210,6 +212,67 @@ def train_cmd(
     if "excluded_accuracy" in result.meta.metrics:
         console.print(f"accuracy on the left-out examples {result.meta.metrics['excluded_accuracy']:.4f}")
     console.print(f"wrote {result.path} (sha256 {result.sha256[:16]}...)")
+
+
+@app.command(
+    "run", help="Audit an unlearned model: shadow-model attacks, gap checks, reference metrics. " + EXIT_CODES_HELP
+)
+@cli_errors
+def run_cmd(
+    model: Path = typer.Option(..., "--model", "-m", help="The model to audit (the unlearned one)."),
+    forget: Path | None = typer.Option(None, "--forget", help="Id file of the forgotten training examples."),
+    forget_class: int | None = typer.Option(None, "--forget-class", help="The forgotten class."),
+    original: Path | None = typer.Option(None, "--original", help="The model before unlearning (optional)."),
+    retrained: Path | None = typer.Option(None, "--retrained", help="A model retrained without the forget set."),
+    fail_above: float = typer.Option(
+        0.1, "--fail-above", help="Fail when the leakage score's lower bound exceeds this."
+    ),
+    shadows: int = typer.Option(64, "--shadows", help="Shadow models (more: tighter per-example statistics)."),
+    bank: Path = typer.Option(Path(".audit-bank"), "--bank", help="Shadow bank folder (reused across runs)."),
+    method: str | None = typer.Option(None, "--method", help="Override the unlearning method in the checkpoint."),
+    param: list[str] | None = typer.Option(None, "--param", help="Method parameter name=value (with --method)."),
+    data: str | None = typer.Option(None, "--data", help="Dataset override (default: from the checkpoint)."),
+    data_opt: list[str] | None = DataOpt,
+    data_root: Path | None = typer.Option(None, "--data-root", help="Folder of torchvision datasets."),
+    variance: str = typer.Option("auto", help="Gaussian spread: auto, global (pooled) or per-example."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON to this file."),
+    seed: int = typer.Option(0, help="Seed of shadow splits and bootstrap."),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Audit an unlearned model."""
+    from audit_cli.atomic import atomic_write_text
+    from audit_cli.pipeline import AuditConfig, run_audit
+    from audit_cli.report.terminal import render
+
+    config = AuditConfig(
+        model=model,
+        forget=forget,
+        forget_class=forget_class,
+        original=original,
+        retrained=retrained,
+        data=data,
+        data_options=parse_pairs(data_opt, "--data-opt"),
+        data_root=data_root,
+        method=method,
+        method_params=parse_pairs(param, "--param") if param else None,
+        shadows=shadows,
+        bank=bank,
+        fail_above=fail_above,
+        variance=variance,
+        seed=seed,
+        device=device,
+    )
+    bar, update = progress_bar("shadow bank", quiet, unit="shadows")
+    if bar is not None:
+        with bar:
+            report = run_audit(config, progress=update)
+    else:
+        report = run_audit(config)
+    render(report, stdout_console())
+    if json_out is not None:
+        atomic_write_text(json_out, json.dumps(report.to_dict(), indent=2, sort_keys=True, default=float))
+    raise typer.Exit(int(report.exit_code))
 
 
 @app.command("unlearn")

@@ -6,7 +6,9 @@ audited forget ids it trained on, topped up with random examples of its own trai
 half to the audited size; for a class, every example of that class it trained on. It is
 unlearned with the audited model's method and parameters. For every pool example the
 bank keeps the state (OUT, IN, UNLEARNED), the logit-scaled confidence before unlearning
-(LiRA) and after (U-LiRA), and the logits after (class-level checks).
+(LiRA) and after (U-LiRA), and the logits after (class-level checks). Without a method
+(the audited model declares none) shadows are not unlearned and every trained-on
+example is IN.
 
 Storage: a directory named by a content hash of everything that determines the shadows
 (dataset fingerprint, recipe, method and parameters, forget rule, seed, bank format).
@@ -68,12 +70,15 @@ class BankSpec:
 
     dataset: Dataset
     recipe: Recipe
-    method: str
+    method: str | None
+    """The audited model's unlearning method; None: shadows are not unlearned (LiRA only)."""
     method_params: Mapping[str, object] = field(default_factory=dict)
     forget_rule: ForgetRule = field(default_factory=lambda: ForgetRule(forget_class=0))
     seed: int = 0
 
     def resolved_params(self) -> dict[str, object]:
+        if self.method is None:
+            return {}
         return params_dict(parse_params(get_method(self.method), self.method_params))
 
     def to_dict(self) -> dict:
@@ -123,6 +128,21 @@ def plan_shadow(spec: BankSpec, k: int) -> ShadowPlan:
         forget = np.sort(np.concatenate([mine, top_up]))
     seed = int(np.random.SeedSequence([spec.seed, k, 11]).generate_state(1)[0])
     return ShadowPlan(index=k, seed=seed, trained=trained, forget=forget)
+
+
+def query_logits(ens: Ensemble, dataset: Dataset) -> torch.Tensor:
+    """Logits on every pool example, (views, K, n, C): identity, plus a horizontal flip
+    for images (LiRA's augmentation queries; phi is averaged over the views)."""
+    x = torch.from_numpy(dataset.x)
+    views = [predict_logits(ens, x)]
+    if dataset.modality == "image":
+        views.append(predict_logits(ens, x.flip(-1)))
+    return torch.stack(views)
+
+
+def phi_of(view_logits: torch.Tensor, labels: np.ndarray) -> np.ndarray:
+    """Logit-scaled confidence averaged over views: (views, n, C) -> (n,) float64."""
+    return logit_scaled_confidence(view_logits.numpy(), labels).mean(axis=0)
 
 
 @dataclass(frozen=True)
@@ -221,9 +241,11 @@ class ShadowBank:
             seeds,
             forget_class=spec.forget_rule.forget_class,
         )
-        unlearned = unlearn_models(originals, task, spec.method, spec.method_params)
-        before = self._logits(originals)
-        after = self._logits(unlearned)
+        before = query_logits(originals, ds)
+        if spec.method is None:
+            after = before
+        else:
+            after = query_logits(unlearn_models(originals, task, spec.method, spec.method_params), ds)
         n, c = len(ds.ids), ds.num_classes
         columns: dict[str, list[np.ndarray]] = {
             k: [] for k in ("shadow", "example_id", "state", "phi_before", "phi_after")
@@ -232,27 +254,17 @@ class ShadowBank:
         for j, plan in enumerate(plans):
             state = np.full(n, OUT, dtype=np.int8)
             state[ds.rows(plan.trained)] = IN
-            state[ds.rows(plan.forget)] = UNLEARNED
+            if spec.method is not None:
+                state[ds.rows(plan.forget)] = UNLEARNED
             columns["shadow"].append(np.full(n, plan.index, dtype=np.int32))
             columns["example_id"].append(ds.ids)
             columns["state"].append(state)
-            columns["phi_before"].append(self._phi(before[:, j]))
-            columns["phi_after"].append(self._phi(after[:, j]))
+            columns["phi_before"].append(phi_of(before[:, j], ds.y))
+            columns["phi_after"].append(phi_of(after[:, j], ds.y))
             logits.append(after[0, j].numpy().reshape(-1))
         arrays = {k: pa.array(np.concatenate(v)) for k, v in columns.items()}
         arrays["logits_after"] = pa.FixedSizeListArray.from_arrays(pa.array(np.concatenate(logits)), c)
         return pa.table(arrays)
-
-    def _logits(self, ens: Ensemble) -> torch.Tensor:
-        """(views, K, n, C): identity, plus a horizontal flip for images (averaged in phi)."""
-        x = torch.from_numpy(self.spec.dataset.x)
-        views = [predict_logits(ens, x)]
-        if self.spec.dataset.modality == "image":
-            views.append(predict_logits(ens, x.flip(-1)))
-        return torch.stack(views)
-
-    def _phi(self, view_logits: torch.Tensor) -> np.ndarray:
-        return logit_scaled_confidence(view_logits.numpy(), self.spec.dataset.y).mean(axis=0)
 
     # -- reading --------------------------------------------------------------------------
 

@@ -56,3 +56,17 @@ def test_modified_entropy_penalises_confident_wrong_predictions():
     s = threshold_scores(logits, np.array([0, 0]))
     assert s["modified-entropy"][0] > s["modified-entropy"][1]
     assert s["entropy"][0] == pytest.approx(s["entropy"][1])  # plain entropy cannot tell them apart
+
+
+def test_output_divergence_and_detrimental_ratio():
+    from attacks.reference import detrimental_ratio, output_divergence
+
+    same = np.array([[1.0, 0.0], [0.0, 2.0]])
+    d0 = output_divergence(same, same)
+    assert d0.kl == pytest.approx(0.0, abs=1e-12) and d0.total_variation == pytest.approx(0.0, abs=1e-12)
+    # p = (0.5, 0.5), q = softmax(log 3, 0) = (0.75, 0.25): KL = 0.5 log(0.5/0.75) + 0.5 log(0.5/0.25), TV = 0.25
+    d = output_divergence(np.array([[np.log(3.0), 0.0]]), np.array([[0.0, 0.0]]))
+    assert d.kl == pytest.approx(0.5 * np.log(2 / 3) + 0.5 * np.log(2))
+    assert d.total_variation == pytest.approx(0.25)
+    assert detrimental_ratio(0.2, 0.1) == pytest.approx(2.0)
+    assert detrimental_ratio(0.0, 0.0) == 1.0

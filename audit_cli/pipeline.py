@@ -1,0 +1,401 @@
+"""``audit run`` as a plain function: run every check the inputs allow, return the report.
+
+Data flow (DESIGN.md): load the audited checkpoint (and the optional original and
+retrained ones) safely; resolve the forget set against the dataset the model was trained
+on; build or reuse the shadow bank (shadows trained with the model's recipe and, when the
+model declares an unlearning method, unlearned with it); score the model's own signals
+against the shadows; add the checks that need no shadows; decide the gate. Nothing here
+prints: the CLI renders the report.
+
+The headline is the leakage score ``2 * |AUC - 0.5|`` of the per-example attack that tells
+the forget set from test examples (never trained on), with a bootstrap interval. With a
+declared method that attack is U-LiRA (UNLEARNED against OUT shadows); without one, it is
+LiRA's membership test (IN against OUT), which asks whether the forget examples still
+look trained on. The gate fails only when the interval's lower bound exceeds the
+threshold, so a noisy run does not fail CI by chance.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from attacks.gap import gap_check
+from attacks.lira import lira_online, ulira
+from attacks.metrics import Interval, SeparationReport, separation
+from attacks.population import mia_efficacy, threshold_scores
+from attacks.reference import UnlearningMetrics, average_gap, detrimental_ratio, output_divergence
+from audit_cli.data import Dataset, fingerprint_ids, load_dataset
+from audit_cli.errors import UsageError
+from audit_cli.models.checkpoint import Checkpoint, build_model_from_checkpoint, check_dataset, load_checkpoint
+from audit_cli.report import AuditReport, CheckResult, Exposed
+from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, phi_of, query_logits
+from audit_cli.training import Ensemble, Recipe, resolve_device
+from audit_cli.unlearn_checkpoint import resolve_forget
+
+DEFAULT_SHADOWS = 64
+# Below this many forget or test examples no claim about separation is made.
+MIN_EXAMPLES = 20
+# An AUC interval wider than this says nothing useful.
+MAX_AUC_WIDTH = 0.25
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """What to audit and how."""
+
+    model: Path
+    forget: Path | None = None
+    forget_class: int | None = None
+    original: Path | None = None
+    retrained: Path | None = None
+    data: str | None = None
+    data_options: Mapping[str, object] = field(default_factory=dict)
+    data_root: Path | None = None
+    method: str | None = None
+    """Override the unlearning method recorded in the checkpoint."""
+    method_params: Mapping[str, object] | None = None
+    shadows: int = DEFAULT_SHADOWS
+    bank: Path = Path(".audit-bank")
+    chunk_size: int = 16
+    fail_above: float = 0.1
+    variance: str = "auto"
+    """Gaussian spread per example, pooled ("global"), or auto (global below 64 shadows)."""
+    seed: int = 0
+    device: str = "auto"
+
+
+def leakage_interval(auc: Interval) -> Interval:
+    """2 * |AUC - 0.5| with the interval mapped through the fold at 0.5."""
+    value = 2 * abs(auc.value - 0.5)
+    if auc.low > 0.5:
+        low, high = 2 * (auc.low - 0.5), 2 * (auc.high - 0.5)
+    elif auc.high < 0.5:
+        low, high = 2 * (0.5 - auc.high), 2 * (0.5 - auc.low)
+    else:
+        low, high = 0.0, 2 * max(auc.high - 0.5, 0.5 - auc.low)
+    return Interval(value, low, high, auc.level)
+
+
+def _ensemble(ckpt: Checkpoint, dataset: Dataset, device: torch.device) -> Ensemble:
+    model = build_model_from_checkpoint(ckpt, dataset=dataset)
+    meta = ckpt.meta
+    return Ensemble.from_modules([model], meta.arch, meta.arch_args, dataset.input_shape, dataset.num_classes, device)
+
+
+def _load_reference(path: Path | None, dataset: Dataset, device: torch.device) -> tuple[Checkpoint, np.ndarray] | None:
+    if path is None:
+        return None
+    ckpt = load_checkpoint(path)
+    if ckpt.meta is None:
+        raise UsageError(f"{path} carries no metadata; reference models must come from audit train / unlearn")
+    check_dataset(ckpt.meta, dataset, path=path)
+    return ckpt, query_logits(_ensemble(ckpt, dataset, device), dataset)[:, 0].numpy()
+
+
+def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None = None) -> AuditReport:
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    if not 0 <= config.fail_above <= 1:
+        raise UsageError(f"--fail-above is a leakage score in [0, 1], got {config.fail_above}")
+    if config.variance not in ("auto", "global", "per-example"):
+        raise UsageError(f"--variance must be auto, global or per-example, got {config.variance!r}")
+    ckpt = load_checkpoint(config.model)
+    meta = ckpt.meta
+    if meta is None or meta.recipe is None:
+        raise UsageError(
+            f"{config.model} carries no training recipe; shadows must be trained like the audited model",
+            hint="audit models written by audit train / audit unlearn",
+        )
+    dataset = (
+        load_dataset(config.data, config.data_options, data_root=config.data_root)
+        if config.data
+        else load_dataset(meta.dataset, data_root=config.data_root)
+    )
+    check_dataset(meta, dataset, path=config.model)
+    forget, retain = resolve_forget(dataset, config.forget, config.forget_class)
+    if meta.unlearning is not None and meta.unlearning.forget_fingerprint != fingerprint_ids(forget):
+        raise UsageError(
+            f"{config.model} was unlearned with another forget set than the one given",
+            hint="pass the forget list the model was unlearned with",
+        )
+    method = config.method or (meta.unlearning.method if meta.unlearning else None)
+    params = dict(config.method_params or (meta.unlearning.params if meta.unlearning and not config.method else {}))
+    params.pop("seed", None)
+    params.pop("augmentation", None)
+    test = dataset.test_ids
+    if config.forget_class is not None:
+        # The class game: forgotten training examples against unseen examples of the class.
+        test = test[dataset.y[dataset.rows(test)] == config.forget_class]
+
+    # -- shadows -----------------------------------------------------------------------
+    spec = BankSpec(
+        dataset=dataset,
+        recipe=meta.recipe,
+        method=method,
+        method_params=params,
+        forget_rule=ForgetRule(forget_class=config.forget_class)
+        if config.forget_class is not None
+        else ForgetRule(forget_ids=tuple(int(i) for i in forget)),
+        seed=config.seed,
+    )
+    bank = ShadowBank(config.bank, spec, chunk_size=config.chunk_size)
+    t_bank = time.perf_counter()
+    trained_now = bank.build(config.shadows, device=device, progress=progress)
+    bank_seconds = time.perf_counter() - t_bank
+    signals = bank.load(config.shadows)
+
+    # -- the audited model's own signals ---------------------------------------------------
+    target_logits = query_logits(_ensemble(ckpt, dataset, device), dataset)[:, 0]
+    target_phi = phi_of(target_logits, dataset.y)
+    logits = target_logits[0].numpy()
+    if method is not None:
+        scores = ulira(signals.phi_after, signals.states, target_phi, variance=config.variance)
+        mode = "u-lira"
+    else:
+        scores = lira_online(signals.phi_before, signals.states, target_phi, variance=config.variance)
+        mode = "lira"
+    f_rows, t_rows, r_rows = dataset.rows(forget), dataset.rows(test), dataset.rows(retain)
+
+    checks: list[CheckResult] = []
+    skipped: list[tuple[str, str]] = []
+
+    # -- headline: leakage ----------------------------------------------------------------
+    labels = np.r_[np.ones(len(f_rows), bool), np.zeros(len(t_rows), bool)]
+    sep = separation(np.r_[scores[f_rows], scores[t_rows]], labels, seed=config.seed)
+    gap = gap_check(
+        "forget-vs-test",
+        logits[f_rows].argmax(-1) == dataset.y[f_rows],
+        -_log_p(logits[f_rows], dataset.y[f_rows]),
+        target_phi[f_rows],
+        logits[t_rows].argmax(-1) == dataset.y[t_rows],
+        -_log_p(logits[t_rows], dataset.y[t_rows]),
+        target_phi[t_rows],
+    )
+    checks.append(_leakage_check(sep, gap.phi.prob_a_greater, mode, config.fail_above))
+    checks.append(_auc_info(sep, mode))
+
+    # -- checks without shadows --------------------------------------------------------------
+    if config.forget_class is None:
+        checks.append(_gap_result(gap))
+        baseline = gap_check(
+            "retain-vs-test",
+            logits[r_rows].argmax(-1) == dataset.y[r_rows],
+            -_log_p(logits[r_rows], dataset.y[r_rows]),
+            target_phi[r_rows],
+            logits[t_rows].argmax(-1) == dataset.y[t_rows],
+            -_log_p(logits[t_rows], dataset.y[t_rows]),
+            target_phi[t_rows],
+        )
+        checks.append(
+            CheckResult(
+                "retain-vs-test gap",
+                "info",
+                f"baseline generalization gap: retain accuracy {baseline.accuracy_a:.3f}, "
+                f"test {baseline.accuracy_b:.3f}",
+                score=baseline.accuracy_diff.value,
+                low=baseline.accuracy_diff.low,
+                high=baseline.accuracy_diff.high,
+            )
+        )
+    else:
+        acc = float((logits[f_rows].argmax(-1) == dataset.y[f_rows]).mean())
+        checks.append(
+            CheckResult(
+                "forget-class accuracy",
+                "info",
+                f"the model still classifies {acc:.1%} of the forgotten class's training examples correctly",
+                score=acc,
+            )
+        )
+        skipped.append(("forget-vs-test gap", "class forgetting: MIA-NN (issue 5) reads where the class goes"))
+    pop = threshold_scores(logits, dataset.y)
+    for name, values in pop.items():
+        s = separation(np.r_[values[f_rows], values[t_rows]], labels, n_bootstrap=200, seed=config.seed)
+        checks.append(
+            CheckResult(
+                f"population: {name}",
+                "info",
+                f"a single-threshold {name} attack (weaker than {mode.upper()}) separates forget from test "
+                f"with AUC {s.auc.value:.3f}",
+                score=s.auc.value,
+                low=s.auc.low,
+                high=s.auc.high,
+            )
+        )
+
+    # -- reference metrics -----------------------------------------------------------------
+    retrained = _load_reference(config.retrained, dataset, device)
+    original = _load_reference(config.original, dataset, device)
+    if retrained is None:
+        skipped.append(("reference metrics", "no --retrained model given"))
+    else:
+        ref_logits = retrained[1][0]
+        model_m = _unlearning_metrics(logits, dataset, f_rows, r_rows, t_rows)
+        ref_m = _unlearning_metrics(ref_logits, dataset, f_rows, r_rows, t_rows)
+        checks.append(
+            CheckResult(
+                "average gap",
+                "info",
+                f"mean |difference| to the retrained model over UA, MIA-efficacy, RA and TA: "
+                f"{average_gap(model_m, ref_m):.2f} points",
+                score=average_gap(model_m, ref_m),
+                details={"model": model_m.__dict__, "retrained": ref_m.__dict__},
+            )
+        )
+        for split, rows in (("forget", f_rows), ("retain", r_rows), ("test", t_rows)):
+            d = output_divergence(logits[rows], ref_logits[rows])
+            checks.append(
+                CheckResult(
+                    f"divergence to retrained ({split})",
+                    "info",
+                    f"mean KL(retrained || model) {d.kl:.4f} nats, total variation {d.total_variation:.4f}",
+                    score=d.kl,
+                    details={"total_variation": d.total_variation},
+                )
+            )
+        if original is None:
+            skipped.append(("detrimental-unlearning ratio", "no --original model given"))
+        else:
+            rows = np.r_[f_rows, t_rows]
+            ratio = detrimental_ratio(
+                output_divergence(logits[rows], ref_logits[rows]).kl,
+                output_divergence(original[1][0][rows], ref_logits[rows]).kl,
+            )
+            checks.append(
+                CheckResult(
+                    "detrimental-unlearning ratio",
+                    "info",
+                    "the unlearned model is "
+                    + ("further from" if ratio > 1 else "closer to")
+                    + f" the retrained model than the original was (ratio {ratio:.2f}, output space)",
+                    score=ratio,
+                )
+            )
+    skipped.append(("KLoM", "needs several unlearned and retrained models"))
+
+    order = np.argsort(-np.nan_to_num(scores[f_rows], nan=-np.inf))[:10]
+    exposed = tuple(Exposed(int(forget[i]), float(scores[f_rows][i])) for i in order)
+    return AuditReport(
+        model={
+            "path": str(config.model),
+            "sha256": ckpt.sha256,
+            "kind": meta.kind,
+            "method": method,
+            "method_params": params,
+        },
+        dataset={"name": dataset.name, "fingerprint": dataset.fingerprint},
+        forget={
+            "n": len(forget),
+            "fingerprint": fingerprint_ids(forget),
+            "class": config.forget_class,
+            "n_test": len(test),
+        },
+        shadows={
+            "n": signals.n_shadows,
+            "bank": str(bank.path),
+            "trained_now": trained_now,
+            "seconds": bank_seconds,
+            "variance": config.variance,
+        },
+        mode=mode,
+        checks=tuple(checks),
+        exposed=exposed,
+        skipped=tuple(skipped),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _log_p(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64)
+    z = z - z.max(-1, keepdims=True)
+    return z[np.arange(len(labels)), labels] - np.log(np.exp(z).sum(-1))
+
+
+def _unlearning_metrics(logits, dataset, f_rows, r_rows, t_rows) -> UnlearningMetrics:
+    conf = np.exp(_log_p(logits, dataset.y))
+    correct = logits.argmax(-1) == dataset.y
+    mia = mia_efficacy(conf[r_rows], conf[t_rows], conf[f_rows])
+    return UnlearningMetrics(
+        100 * correct[f_rows].mean(), 100 * correct[r_rows].mean(), 100 * correct[t_rows].mean(), 100 * mia
+    )
+
+
+def _leakage_check(sep: SeparationReport, prob_forget_higher: float, mode: str, threshold: float) -> CheckResult:
+    leak = leakage_interval(sep.auc)
+    direction = "under-forgetting" if prob_forget_higher >= 0.5 else "over-forgetting"
+    details = {"direction": direction, "auc": sep.auc.value, "n_forget": sep.n_positive, "n_test": sep.n_negative}
+    common = dict(score=leak.value, low=leak.low, high=leak.high, threshold=threshold, gated=True, details=details)
+    if min(sep.n_positive, sep.n_negative) < MIN_EXAMPLES:
+        return CheckResult(
+            "leakage",
+            "inconclusive",
+            f"{sep.n_positive} forget and {sep.n_negative} test examples are too few for a claim "
+            f"(at least {MIN_EXAMPLES} each)",
+            **common,
+        )
+    if sep.auc.high - sep.auc.low > MAX_AUC_WIDTH:
+        return CheckResult(
+            "leakage", "inconclusive", "the AUC interval is too wide to say anything; use more examples", **common
+        )
+    if leak.low > threshold:
+        return CheckResult(
+            "leakage",
+            "fail",
+            f"{mode.upper()} tells the forget set from unseen examples ({direction}): leakage "
+            f"{leak.value:.3f}, at least {leak.low:.3f} > {threshold}",
+            **common,
+        )
+    return CheckResult(
+        "leakage",
+        "pass",
+        f"no leakage above {threshold} can be shown: {leak.value:.3f} in [{leak.low:.3f}, {leak.high:.3f}]"
+        + (f"; leakage up to {leak.high:.3f} is not ruled out" if leak.high > threshold else ""),
+        **common,
+    )
+
+
+def _auc_info(sep: SeparationReport, mode: str) -> CheckResult:
+    parts = []
+    for t in sep.tpr_at_fpr:
+        parts.append(f"TPR {t.tpr.value:.3f} at {t.fpr:.1%} FPR" if t.tpr else f"TPR at {t.fpr:.1%} FPR: inconclusive")
+    return CheckResult(
+        f"{mode} attack",
+        "info",
+        f"AUC {sep.auc.value:.3f}, balanced accuracy {sep.balanced_accuracy.value:.3f}; " + "; ".join(parts),
+        score=sep.auc.value,
+        low=sep.auc.low,
+        high=sep.auc.high,
+        details={
+            "balanced_accuracy": [sep.balanced_accuracy.value, sep.balanced_accuracy.low, sep.balanced_accuracy.high],
+            "tpr_at_fpr": {
+                str(t.fpr): ([t.tpr.value, t.tpr.low, t.tpr.high] if t.tpr else None) for t in sep.tpr_at_fpr
+            },
+            "n_dropped": sep.n_dropped,
+        },
+    )
+
+
+def _gap_result(gap) -> CheckResult:
+    return CheckResult(
+        "forget-vs-test gap",
+        "inconclusive" if gap.verdict == "inconclusive" else "info",
+        f"{gap.verdict}: {gap.reason} (forget accuracy {gap.accuracy_a:.3f}, test {gap.accuracy_b:.3f}; "
+        f"phi Mann-Whitney p={gap.phi.mwu_pvalue:.3g})",
+        score=gap.accuracy_diff.value,
+        low=gap.accuracy_diff.low,
+        high=gap.accuracy_diff.high,
+        details={
+            "verdict": gap.verdict,
+            "ks_phi_p": gap.phi.ks_pvalue,
+            "prob_forget_phi_higher": gap.phi.prob_a_greater,
+        },
+    )
+
+
+__all__ = ["AuditConfig", "DEFAULT_SHADOWS", "Recipe", "leakage_interval", "run_audit"]

@@ -1,0 +1,75 @@
+"""The audit report as plain data, and the exit-code gate.
+
+Renderers (terminal today; JSON, Markdown, HTML, SARIF and JUnit to come) only read
+these dataclasses; nothing here prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from audit_cli.errors import ExitCode
+
+Verdict = Literal["pass", "fail", "inconclusive", "info", "skipped"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One row of the report: a score with its interval and what it means."""
+
+    name: str
+    verdict: Verdict
+    sentence: str
+    """One plain-language sentence on what the result means."""
+    score: float | None = None
+    low: float | None = None
+    high: float | None = None
+    threshold: float | None = None
+    gated: bool = False
+    """Whether this check can fail the run (exit 1)."""
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Exposed:
+    """A forget example the attack still singles out."""
+
+    example_id: int
+    score: float
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """Everything one `audit run` found, with provenance."""
+
+    model: dict
+    dataset: dict
+    forget: dict
+    shadows: dict
+    mode: str
+    """u-lira (shadows unlearned like the model) or lira (no method declared: forget
+    examples tested for membership against never-seen examples)."""
+    checks: tuple[CheckResult, ...]
+    exposed: tuple[Exposed, ...]
+    skipped: tuple[tuple[str, str], ...]
+    """(check, why it was skipped)."""
+    seconds: float
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """1 if a gated check failed; 3 if no gated check reached a conclusion; else 0."""
+        gated = [c for c in self.checks if c.gated]
+        if any(c.verdict == "fail" for c in gated):
+            return ExitCode.FAIL
+        if not gated or all(c.verdict == "inconclusive" for c in gated):
+            return ExitCode.INCONCLUSIVE
+        return ExitCode.PASS
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["exit_code"] = int(self.exit_code)
+        return out

@@ -1,0 +1,159 @@
+"""audit run end to end on a tiny dataset where models memorise (strong membership signal)."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from attacks.metrics import Interval
+from audit_cli.app import app
+from audit_cli.data import load_dataset, write_id_file
+from audit_cli.pipeline import AuditConfig, leakage_interval, run_audit
+from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
+from audit_cli.training import Recipe
+from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
+
+DATA, OPTIONS = "synthetic", {"n_samples": "400", "n_features": "8", "n_classes": "3", "flip_y": "0.2"}
+RECIPE = Recipe(arch="mlp", arch_args={"hidden": (64,)}, epochs=60, lr=0.01, batch_size=32)
+SHADOWS = 16
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("audit")
+    data = load_dataset(DATA, OPTIONS)
+    forget = np.sort(np.random.default_rng(0).choice(data.train_ids, 60, replace=False))
+    write_id_file(root / "forget.txt", forget)
+    write_id_file(root / "tiny.txt", forget[:10])
+    common = dict(data=DATA, data_options=OPTIONS, recipe=RECIPE, device="cpu")
+    train_checkpoint(TrainRequest(out=root / "original.safetensors", **common))
+    train_checkpoint(TrainRequest(out=root / "retrained.safetensors", exclude_ids=root / "forget.txt", **common))
+    unlearn_checkpoint(
+        UnlearnRequest(
+            model=root / "original.safetensors",
+            out=root / "ascent.safetensors",
+            method="neggrad",
+            params={"lr": "0.05", "epochs": "5"},
+            forget=root / "forget.txt",
+            device="cpu",
+        )
+    )
+    return root
+
+
+def audit(models, name, **kw):
+    config = AuditConfig(
+        model=models / f"{name}.safetensors",
+        forget=kw.pop("forget", models / "forget.txt"),
+        shadows=SHADOWS,
+        chunk_size=8,
+        bank=models / "bank",
+        device="cpu",
+        **kw,
+    )
+    return run_audit(config)
+
+
+def leakage(report):
+    return next(c for c in report.checks if c.name == "leakage")
+
+
+def test_original_is_flagged_as_under_forgetting(models):
+    report = audit(models, "original")
+    check = leakage(report)
+    assert report.mode == "lira"
+    assert check.verdict == "fail" and check.low > 0.1
+    assert check.details["direction"] == "under-forgetting"
+    assert int(report.exit_code) == 1
+    assert len(report.exposed) == 10
+
+
+def test_retrained_passes_and_the_bank_is_reused(models):
+    report = audit(models, "retrained", retrained=models / "retrained.safetensors")
+    check = leakage(report)
+    assert check.verdict == "pass" and check.low <= 0.1 and check.low == 0.0
+    assert int(report.exit_code) == 0
+    assert report.shadows["trained_now"] == 0, "same recipe and forget rule: the bank from the first audit"
+    gap = next(c for c in report.checks if c.name == "average gap")
+    assert gap.score == pytest.approx(0.0, abs=1e-9)  # the model is its own reference
+
+
+def test_gradient_ascent_is_audited_with_its_own_method_and_found_detrimental(models):
+    report = audit(
+        models, "ascent", original=models / "original.safetensors", retrained=models / "retrained.safetensors"
+    )
+    assert report.mode == "u-lira" and report.model["method"] == "neggrad"
+    assert report.model["method_params"]["lr"] == 0.05  # shadows unlearned exactly like the model
+    # Ascent at this rate wrecks the model (retain accuracy about 0.37) without pushing the
+    # forget set below the test set: the shadows, wrecked the same way, still tell them apart.
+    assert leakage(report).verdict == "fail"
+    ratio = next(c for c in report.checks if c.name == "detrimental-unlearning ratio")
+    assert ratio.score > 1  # further from the retrained model than the original was
+
+
+def test_direction_follows_where_forget_examples_sit_relative_to_test():
+    from attacks.metrics import SeparationReport
+    from audit_cli.pipeline import _leakage_check
+
+    sep = SeparationReport(Interval(0.8, 0.75, 0.85), Interval(0.7, 0.65, 0.75), (), 100, 100, 0)
+    assert _leakage_check(sep, 0.2, "u-lira", 0.1).details["direction"] == "over-forgetting"
+    assert _leakage_check(sep, 0.8, "u-lira", 0.1).details["direction"] == "under-forgetting"
+    assert _leakage_check(sep, 0.8, "u-lira", 0.1).verdict == "fail"
+    wide = SeparationReport(Interval(0.6, 0.4, 0.8), Interval(0.6, 0.5, 0.7), (), 100, 100, 0)
+    assert _leakage_check(wide, 0.8, "u-lira", 0.1).verdict == "inconclusive"
+
+
+def test_too_few_forget_examples_is_inconclusive(models):
+    report = audit(models, "original", forget=models / "tiny.txt")
+    assert leakage(report).verdict == "inconclusive" and int(report.exit_code) == 3
+
+
+def test_leakage_interval_folds_at_one_half():
+    assert leakage_interval(Interval(0.7, 0.6, 0.8)) == Interval(
+        pytest.approx(0.4), pytest.approx(0.2), pytest.approx(0.6)
+    )
+    assert leakage_interval(Interval(0.3, 0.2, 0.4)) == Interval(
+        pytest.approx(0.4), pytest.approx(0.2), pytest.approx(0.6)
+    )
+    fold = leakage_interval(Interval(0.52, 0.45, 0.6))
+    assert fold.low == 0.0 and fold.high == pytest.approx(0.2)
+
+
+def test_cli_exit_codes_and_json(models, tmp_path):
+    runner = CliRunner()
+    args = ["run", "--shadows", str(SHADOWS), "--bank", str(models / "bank"), "--device", "cpu", "-q"]
+    out = tmp_path / "report.json"
+    result = runner.invoke(
+        app,
+        [
+            *args,
+            "--model",
+            str(models / "original.safetensors"),
+            "--forget",
+            str(models / "forget.txt"),
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    assert "FAIL" in result.stdout and "leakage" in result.stdout
+    doc = json.loads(out.read_text())
+    assert doc["exit_code"] == 1 and doc["schema_version"] == 1
+    result = runner.invoke(
+        app, [*args, "--model", str(models / "retrained.safetensors"), "--forget", str(models / "forget.txt")]
+    )
+    assert result.exit_code == 0 and "PASS" in result.stdout
+    result = runner.invoke(
+        app,
+        [
+            *args,
+            "--model",
+            str(models / "original.safetensors"),
+            "--forget",
+            str(models / "forget.txt"),
+            "--fail-above",
+            "2",
+        ],
+    )
+    assert result.exit_code == 2 and result.stderr.startswith("error:")
