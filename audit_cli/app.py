@@ -275,6 +275,95 @@ def run_cmd(
     raise typer.Exit(int(report.exit_code))
 
 
+@app.command("shadows")
+@cli_errors
+def shadows_cmd(
+    model: Path = typer.Option(..., "--model", "-m", help="The model the shadows must imitate."),
+    forget: Path | None = typer.Option(None, "--forget", help="Id file of the forgotten training examples."),
+    forget_class: int | None = typer.Option(None, "--forget-class", help="The forgotten class."),
+    shadows: int = typer.Option(64, "--shadows", help="How many shadows the bank should hold."),
+    bank: Path = typer.Option(Path(".audit-bank"), "--bank", help="Shadow bank folder."),
+    method: str | None = typer.Option(None, "--method", help="Override the unlearning method in the checkpoint."),
+    param: list[str] | None = typer.Option(None, "--param", help="Method parameter name=value (with --method)."),
+    data_root: Path | None = typer.Option(None, "--data-root", help="Folder of torchvision datasets."),
+    seed: int = typer.Option(0, help="Seed of shadow splits."),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Build or extend the shadow bank an audit of this model will use (CI caches it)."""
+    from audit_cli.pipeline import AuditConfig, prepare
+
+    inputs = prepare(
+        AuditConfig(
+            model=model,
+            forget=forget,
+            forget_class=forget_class,
+            method=method,
+            method_params=parse_pairs(param, "--param") if param else None,
+            shadows=shadows,
+            bank=bank,
+            data_root=data_root,
+            seed=seed,
+            device=device,
+        )
+    )
+    bar, update = progress_bar("shadow bank", quiet, unit="shadows")
+    if bar is not None:
+        with bar:
+            trained = inputs.bank.build(shadows, device=inputs.device, progress=update)
+    else:
+        trained = inputs.bank.build(shadows, device=inputs.device)
+    stdout_console().print(
+        f"bank {inputs.bank.path}: {inputs.bank.complete_shadows()} shadows ({trained} trained now), "
+        f"method {inputs.method or 'none (LiRA only)'}"
+    )
+
+
+bank_app = typer.Typer(help="Read shadow banks.", no_args_is_help=True)
+app.add_typer(bank_app, name="bank")
+
+
+@bank_app.command("export")
+@cli_errors
+def bank_export_cmd(
+    bank: Path = typer.Argument(..., help="A bank folder (the one holding manifest.json)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output table, .parquet or .csv."),
+) -> None:
+    """Write the bank as a long table (shadow, example_id, state, phi_before, phi_after)."""
+    from audit_cli.shadows import export_long, read_bank
+
+    rows = export_long(read_bank(bank), out)
+    stdout_console().print(f"wrote {rows} rows to {out}")
+
+
+@app.command("evaluate-attack")
+@cli_errors
+def evaluate_attack_cmd(
+    bank: Path = typer.Option(..., "--bank", help="A bank folder (the one holding manifest.json)."),
+    targets: int = typer.Option(8, help="How many shadows take a turn as the target."),
+    variance: str = typer.Option("auto", help="auto, global or per-example."),
+) -> None:
+    """Leave-one-shadow-out LiRA: how strong the membership attack is on this recipe."""
+    import numpy as np
+
+    from attacks.lira import IN, UNLEARNED, leave_one_out
+    from audit_cli.shadows import read_bank
+
+    signals = read_bank(bank)
+    # Before unlearning every trained-on example is a member.
+    states = np.where(signals.states == UNLEARNED, IN, signals.states)
+    reports = leave_one_out(signals.phi_before, states, targets=targets, variance=variance)
+    table = Table("target shadow", "AUC", "interval", "balanced acc.", "TPR @ 1% FPR", "TPR @ 0.1% FPR")
+    for k, r in enumerate(reports):
+        tprs = [f"{t.tpr.value:.3f}" if t.tpr else "inconclusive" for t in r.tpr_at_fpr]
+        table.add_row(str(k), f"{r.auc.value:.3f}", f"[{r.auc.low:.3f}, {r.auc.high:.3f}]",
+                      f"{r.balanced_accuracy.value:.3f}", *tprs)  # fmt: skip
+    console = stdout_console()
+    console.print(table)
+    mean_auc = float(np.mean([r.auc.value for r in reports]))
+    console.print(f"mean AUC over {len(reports)} targets: {mean_auc:.3f} ({signals.n_shadows} shadows)")
+
+
 @app.command("unlearn")
 @cli_errors
 def unlearn_cmd(

@@ -35,7 +35,7 @@ from audit_cli.errors import UsageError
 from audit_cli.models.checkpoint import Checkpoint, build_model_from_checkpoint, check_dataset, load_checkpoint
 from audit_cli.report import AuditReport, CheckResult, Exposed
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, phi_of, query_logits
-from audit_cli.training import Ensemble, Recipe, resolve_device
+from audit_cli.training import Ensemble, resolve_device
 from audit_cli.unlearn_checkpoint import resolve_forget
 
 DEFAULT_SHADOWS = 64
@@ -98,13 +98,31 @@ def _load_reference(path: Path | None, dataset: Dataset, device: torch.device) -
     return ckpt, query_logits(_ensemble(ckpt, dataset, device), dataset)[:, 0].numpy()
 
 
-def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None = None) -> AuditReport:
-    started = time.perf_counter()
+@dataclass(frozen=True, eq=False)
+class AuditInputs:
+    """The resolved inputs of one audit: what `audit run` and `audit shadows` share."""
+
+    checkpoint: Checkpoint
+    dataset: Dataset
+    forget: np.ndarray
+    retain: np.ndarray
+    test: np.ndarray
+    """Negatives of the attack: test ids (of the forgotten class, for class forgetting)."""
+    method: str | None
+    params: dict
+    bank: ShadowBank
+    device: torch.device
+
+
+def prepare(config: AuditConfig) -> AuditInputs:
+    """Load and check everything an audit needs; nothing is trained yet."""
     device = resolve_device(config.device)
     if not 0 <= config.fail_above <= 1:
         raise UsageError(f"--fail-above is a leakage score in [0, 1], got {config.fail_above}")
     if config.variance not in ("auto", "global", "per-example"):
         raise UsageError(f"--variance must be auto, global or per-example, got {config.variance!r}")
+    if config.shadows < 2:
+        raise UsageError(f"--shadows must be at least 2, got {config.shadows}")
     ckpt = load_checkpoint(config.model)
     meta = ckpt.meta
     if meta is None or meta.recipe is None:
@@ -132,8 +150,6 @@ def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None =
     if config.forget_class is not None:
         # The class game: forgotten training examples against unseen examples of the class.
         test = test[dataset.y[dataset.rows(test)] == config.forget_class]
-
-    # -- shadows -----------------------------------------------------------------------
     spec = BankSpec(
         dataset=dataset,
         recipe=meta.recipe,
@@ -145,6 +161,14 @@ def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None =
         seed=config.seed,
     )
     bank = ShadowBank(config.bank, spec, chunk_size=config.chunk_size)
+    return AuditInputs(ckpt, dataset, forget, retain, test, method, params, bank, device)
+
+
+def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None = None) -> AuditReport:
+    started = time.perf_counter()
+    inputs = prepare(config)
+    ckpt, dataset, forget, retain, test = inputs.checkpoint, inputs.dataset, inputs.forget, inputs.retain, inputs.test
+    meta, method, params, bank, device = ckpt.meta, inputs.method, inputs.params, inputs.bank, inputs.device
     t_bank = time.perf_counter()
     trained_now = bank.build(config.shadows, device=device, progress=progress)
     bank_seconds = time.perf_counter() - t_bank
@@ -398,4 +422,4 @@ def _gap_result(gap) -> CheckResult:
     )
 
 
-__all__ = ["AuditConfig", "DEFAULT_SHADOWS", "Recipe", "leakage_interval", "run_audit"]
+__all__ = ["AuditConfig", "AuditInputs", "DEFAULT_SHADOWS", "leakage_interval", "prepare", "run_audit"]

@@ -43,6 +43,8 @@ from audit_cli.unlearn import UnlearnTask, get_method, params_dict, parse_params
 
 BANK_FORMAT = 1
 MANIFEST = "manifest.json"
+# Index = state code (OUT, IN, UNLEARNED), for exports other tools read.
+STATE_NAMES = np.array(["out", "in", "unlearned"])
 
 
 @dataclass(frozen=True)
@@ -295,3 +297,82 @@ class ShadowBank:
             phi_after=matrix("phi_after"),
             logits_after=flat_logits.reshape(-1, n_ex, c)[:n],
         )
+
+
+def read_bank(path: str | Path) -> SignalBank:
+    """Signals of every complete shadow in a bank folder, without the dataset or spec objects.
+
+    For tools that only score a bank (``audit evaluate-attack``, ``audit bank export``):
+    the manifest says which chunk files are complete; rows are pivoted by shadow and id.
+    """
+    path = Path(path)
+    file = path / MANIFEST
+    if not file.is_file():
+        raise InputError(f"{path} is not a shadow bank (no {MANIFEST})")
+    try:
+        manifest = json.loads(file.read_text())
+        chunks = sorted(manifest["chunks"], key=lambda c: c["first"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InputError(f"{file}: unreadable bank manifest ({exc})") from None
+    tables, expected = [], 0
+    for c in chunks:
+        if c["first"] != expected or not (path / c["file"]).exists():
+            break
+        try:
+            tables.append(pq.read_table(path / c["file"]))
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{path / c['file']}: unreadable bank chunk ({exc})") from None
+        expected = c["last"] + 1
+    if not tables:
+        raise InputError(f"bank {path} holds no complete shadows")
+    table = pa.concat_tables(tables)
+    shadow = table["shadow"].to_numpy()
+    ids = table["example_id"].to_numpy()
+    example_ids = np.unique(ids)
+    n_shadows, n_ex = int(shadow.max()) + 1, len(example_ids)
+    if len(table) != n_shadows * n_ex:
+        raise InputError(f"bank {path} is inconsistent: {len(table)} rows for {n_shadows} x {n_ex}")
+    col = np.searchsorted(example_ids, ids)
+
+    def matrix(name: str, dtype) -> np.ndarray:
+        out = np.empty((n_shadows, n_ex), dtype=dtype)
+        out[shadow, col] = table[name].to_numpy()
+        return out
+
+    logits = table["logits_after"].combine_chunks()
+    width = logits.type.list_size
+    flat = logits.flatten().to_numpy().reshape(-1, width)
+    logits_after = np.empty((n_shadows, n_ex, width), dtype=np.float32)
+    logits_after[shadow, col] = flat
+    return SignalBank(
+        example_ids=example_ids,
+        states=matrix("state", np.int8),
+        phi_before=matrix("phi_before", np.float64),
+        phi_after=matrix("phi_after", np.float64),
+        logits_after=logits_after,
+    )
+
+
+def export_long(bank: SignalBank, out: str | Path) -> int:
+    """Write (shadow, example_id, state, phi_before, phi_after) rows as Parquet or CSV; rows written."""
+    out = Path(out)
+    k, n = bank.states.shape
+    table = pa.table(
+        {
+            "shadow": np.repeat(np.arange(k, dtype=np.int32), n),
+            "example_id": np.tile(bank.example_ids, k),
+            "state": STATE_NAMES[bank.states.reshape(-1)],
+            "phi_before": bank.phi_before.reshape(-1),
+            "phi_after": bank.phi_after.reshape(-1),
+        }
+    )
+    with atomic_path(out) as tmp:
+        if out.suffix == ".csv":
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(table, tmp)
+        elif out.suffix == ".parquet":
+            pq.write_table(table, tmp)
+        else:
+            raise UsageError(f"export to .parquet or .csv, not {out.suffix or 'no extension'!r}")
+    return len(table)

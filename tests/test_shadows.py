@@ -158,3 +158,34 @@ def test_sigkill_midway_then_rerun_equals_an_uninterrupted_bank(tmp_path, data, 
     a, b = whole.load(6), bank.load(6)
     for name in ("states", "phi_before", "phi_after", "logits_after"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_read_bank_export_and_cli_commands(tmp_path, data, forget):
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from audit_cli.app import app
+    from audit_cli.shadows import export_long, read_bank
+
+    bank = ShadowBank(tmp_path, spec_for(data, forget), chunk_size=2)
+    bank.build(4)
+    direct, loaded = read_bank(bank.path), bank.load()
+    for name in ("states", "phi_before", "phi_after", "logits_after"):
+        assert np.array_equal(getattr(direct, name), getattr(loaded, name)), name
+    assert export_long(direct, tmp_path / "long.parquet") == 4 * len(data.ids)
+    table = pq.read_table(tmp_path / "long.parquet").to_pydict()
+    k = 2
+    row = k * len(data.ids) + 5
+    assert table["shadow"][row] == k and table["example_id"][row] == data.ids[5]
+    assert table["state"][row] == ["out", "in", "unlearned"][direct.states[k, 5]]
+    assert table["phi_after"][row] == direct.phi_after[k, 5]
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["evaluate-attack", "--bank", str(bank.path), "--targets", "3"])
+    assert result.exit_code == 0 and "mean AUC over 3 targets" in result.stdout
+    result = runner.invoke(app, ["bank", "export", str(bank.path), "--out", str(tmp_path / "long.csv")])
+    assert result.exit_code == 0 and (tmp_path / "long.csv").read_text().startswith('"shadow","example_id"')
+    result = runner.invoke(app, ["bank", "export", str(bank.path), "--out", str(tmp_path / "long.txt")])
+    assert result.exit_code == 2 and not (tmp_path / "long.txt").exists()
+    result = runner.invoke(app, ["evaluate-attack", "--bank", str(tmp_path)])
+    assert result.exit_code == 2 and "not a shadow bank" in result.stderr
