@@ -20,6 +20,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/ensemble_training.py
 	$(PY) benchmarks/unlearning.py
+	$(PY) benchmarks/audit_run.py
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet ruff
