@@ -6,12 +6,19 @@ The central signal is LiRA's logit-scaled confidence of the true class,
 
 computed from logits in float64 so that it stays finite and exact where ``p_y`` rounds
 to 1 (a confident, memorised training example is exactly the case that matters).
+
+Logits that overflowed to infinity (a model wrecked by gradient ascent) would give an
+infinite phi and break every Gaussian fit downstream; phi is clipped to
+``[-PHI_LIMIT, PHI_LIMIT]`` instead, which keeps its sign and ordering. NaN (infinite
+logits on both sides) stays NaN: the example is not scorable by that model.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.special import logsumexp
+
+PHI_LIMIT = 1e4
 
 
 def true_class_logits(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -30,7 +37,9 @@ def logit_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarra
     zy = true_class_logits(z, labels)
     others = z.copy()
     np.put_along_axis(others, np.broadcast_to(labels[:, None], z.shape[:-1] + (1,)), -np.inf, axis=-1)
-    return zy - logsumexp(others, axis=-1)
+    with np.errstate(invalid="ignore"):
+        phi = zy - logsumexp(others, axis=-1)
+    return np.clip(phi, -PHI_LIMIT, PHI_LIMIT)
 
 
 def augmented_confidence(logits_per_view: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ from attacks.metrics import Interval, SeparationReport, separation
 from attacks.population import mia_efficacy, threshold_scores
 from attacks.reference import UnlearningMetrics, average_gap, detrimental_ratio, output_divergence
 from audit_cli.data import Dataset, fingerprint_ids, load_dataset
-from audit_cli.errors import UsageError
+from audit_cli.errors import InconclusiveError, UsageError
 from audit_cli.models.checkpoint import Checkpoint, build_model_from_checkpoint, check_dataset, load_checkpoint
 from audit_cli.report import AuditReport, CheckResult, Exposed
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, phi_of, query_logits
@@ -191,7 +191,13 @@ def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None =
 
     # -- headline: leakage ----------------------------------------------------------------
     labels = np.r_[np.ones(len(f_rows), bool), np.zeros(len(t_rows), bool)]
-    sep = separation(np.r_[scores[f_rows], scores[t_rows]], labels, seed=config.seed)
+    attack_scores = np.r_[scores[f_rows], scores[t_rows]]
+    if np.isnan(attack_scores[labels]).all() or np.isnan(attack_scores[~labels]).all():
+        raise InconclusiveError(
+            f"{mode.upper()} could score no forget or no test example (non-finite shadow signals)",
+            hint="the method may have wrecked the shadow models; check its parameters",
+        )
+    sep = separation(attack_scores, labels, seed=config.seed)
     gap = gap_check(
         "forget-vs-test",
         logits[f_rows].argmax(-1) == dataset.y[f_rows],

@@ -31,3 +31,12 @@ def test_augmented_confidence_averages_views():
 def test_phi_needs_two_classes():
     with pytest.raises(ValueError):
         logit_scaled_confidence(np.zeros((4, 1)), np.zeros(4, dtype=int))
+
+
+def test_overflowed_logits_give_a_clipped_phi_not_infinity():
+    from attacks.signals import PHI_LIMIT
+
+    logits = np.array([[np.inf, 0.0], [0.0, np.inf], [np.inf, np.inf]])
+    phi = logit_scaled_confidence(logits, np.array([0, 0, 0]))
+    assert phi[0] == PHI_LIMIT and phi[1] == -PHI_LIMIT
+    assert np.isnan(phi[2])  # inf - inf: not scorable
