@@ -169,6 +169,9 @@ def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None =
     inputs = prepare(config)
     ckpt, dataset, forget, retain, test = inputs.checkpoint, inputs.dataset, inputs.forget, inputs.retain, inputs.test
     meta, method, params, bank, device = ckpt.meta, inputs.method, inputs.params, inputs.bank, inputs.device
+    # Reference models are checked before minutes of shadow training, not after.
+    retrained = _load_reference(config.retrained, dataset, device)
+    original = _load_reference(config.original, dataset, device)
     t_bank = time.perf_counter()
     trained_now = bank.build(config.shadows, device=device, progress=progress)
     bank_seconds = time.perf_counter() - t_bank
@@ -260,8 +263,6 @@ def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None =
         )
 
     # -- reference metrics -----------------------------------------------------------------
-    retrained = _load_reference(config.retrained, dataset, device)
-    original = _load_reference(config.original, dataset, device)
     if retrained is None:
         skipped.append(("reference metrics", "no --retrained model given"))
     else:

@@ -157,3 +157,21 @@ def test_cli_exit_codes_and_json(models, tmp_path):
         ],
     )
     assert result.exit_code == 2 and result.stderr.startswith("error:")
+
+
+def test_a_bad_reference_model_fails_before_any_shadow_is_trained(models, tmp_path):
+    from audit_cli.errors import CheckpointError
+
+    (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        run_audit(
+            AuditConfig(
+                model=models / "original.safetensors",
+                forget=models / "forget.txt",
+                retrained=tmp_path / "junk.safetensors",
+                shadows=SHADOWS,
+                bank=tmp_path / "bank",
+                device="cpu",
+            )
+        )
+    assert not (tmp_path / "bank").exists()
