@@ -11,7 +11,8 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -90,28 +91,18 @@ def parse_pairs(pairs: list[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
-def progress_bar(
-    label: str, quiet: bool, unit: str = "model-epochs"
-) -> tuple[Progress | None, Callable[[int, int], None] | None]:
-    """A rich progress bar on stderr, only when stderr is a terminal and not quiet."""
+@contextmanager
+def progress_bar(label: str, quiet: bool, unit: str = "model-epochs") -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr while the block runs; yields its update callback, or
+    None when quiet or stderr is not a terminal (CI logs stay clean)."""
     console = stderr_console()
     if quiet or not console.is_terminal:
-        return None, None
-    bar = Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("model-epochs"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-    task = bar.add_task(label, total=None)
-
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    return bar, update
+        yield None
+        return
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def version_callback(value: bool) -> None:
@@ -194,12 +185,8 @@ def train_cmd(
         overwrite=overwrite,
         device=device,
     )
-    bar, update = progress_bar("training", quiet)
-    if bar is not None:
-        with bar:
-            result = train_checkpoint(request, progress=update)
-    else:
-        result = train_checkpoint(request)
+    with progress_bar("training", quiet) as update:
+        result = train_checkpoint(request, progress=update)
     console = stdout_console()
     what = result.meta.kind
     if result.meta.excluded is not None:
@@ -263,12 +250,8 @@ def run_cmd(
         seed=seed,
         device=device,
     )
-    bar, update = progress_bar("shadow bank", quiet, unit="shadows")
-    if bar is not None:
-        with bar:
-            report = run_audit(config, progress=update)
-    else:
-        report = run_audit(config)
+    with progress_bar("shadow bank", quiet, unit="shadows") as update:
+        report = run_audit(config, progress=update)
     render(report, stdout_console())
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(report.to_dict(), indent=2, sort_keys=True, default=float))
@@ -307,12 +290,8 @@ def shadows_cmd(
             device=device,
         )
     )
-    bar, update = progress_bar("shadow bank", quiet, unit="shadows")
-    if bar is not None:
-        with bar:
-            trained = inputs.bank.build(shadows, device=inputs.device, progress=update)
-    else:
-        trained = inputs.bank.build(shadows, device=inputs.device)
+    with progress_bar("shadow bank", quiet, unit="shadows") as update:
+        trained = inputs.bank.build(shadows, device=inputs.device, progress=update)
     stdout_console().print(
         f"bank {inputs.bank.path}: {inputs.bank.complete_shadows()} shadows ({trained} trained now), "
         f"method {inputs.method or 'none (LiRA only)'}"
