@@ -24,7 +24,7 @@ bench: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet ruff
-	$(VENV)/bin/ruff check audit_cli attacks tests benchmarks sample_models
+	$(VENV)/bin/ruff check audit_cli attacks tests benchmarks sample_models scripts
 
 clean:
 	rm -rf $(VENV) build *.egg-info

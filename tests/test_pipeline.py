@@ -175,3 +175,10 @@ def test_a_bad_reference_model_fails_before_any_shadow_is_trained(models, tmp_pa
             )
         )
     assert not (tmp_path / "bank").exists()
+
+
+def test_two_runs_give_the_same_report_apart_from_timings(models):
+    first, second = audit(models, "original"), audit(models, "original")
+    assert first.checks == second.checks and first.exposed == second.exposed
+    strip = lambda r: {k: v for k, v in r.shadows.items() if k not in ("seconds", "trained_now")}  # noqa: E731
+    assert strip(first) == strip(second) and first.model == second.model
