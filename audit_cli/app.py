@@ -222,15 +222,16 @@ def run_cmd(
     data_opt: list[str] | None = DataOpt,
     data_root: Path | None = typer.Option(None, "--data-root", help="Folder of torchvision datasets."),
     variance: str = typer.Option("auto", help="Gaussian spread: auto, global (pooled) or per-example."),
-    json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON to this file."),
+    formats: list[str] | None = typer.Option(
+        None, "--format", "-f", help="Also render FORMAT[=PATH]: json, markdown or junit (repeatable)."
+    ),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Where a -f FORMAT without =PATH goes."),
     seed: int = typer.Option(0, help="Seed of shadow splits and bootstrap."),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Audit an unlearned model."""
-    from audit_cli.atomic import atomic_write_text
     from audit_cli.pipeline import AuditConfig, run_audit
-    from audit_cli.report.terminal import render
 
     config = AuditConfig(
         model=model,
@@ -250,11 +251,71 @@ def run_cmd(
         seed=seed,
         device=device,
     )
+    targets = parse_formats(formats, output)  # before the audit: a typo must not cost the run
     with progress_bar("shadow bank", quiet, unit="shadows") as update:
         report = run_audit(config, progress=update)
-    render(report, stdout_console())
-    if json_out is not None:
-        atomic_write_text(json_out, json.dumps(report.to_dict(), indent=2, sort_keys=True, default=float))
+    write_report(report, targets)
+    raise typer.Exit(int(report.exit_code))
+
+
+def parse_formats(formats: list[str] | None, output: Path | None) -> list[tuple[str, Path | None]]:
+    """``-f markdown=summary.md -f json`` -> [(format, path or None for --output/stdout)]."""
+    from audit_cli.report.formats import FORMATS
+
+    targets: list[tuple[str, Path | None]] = []
+    for item in formats or []:
+        name, sep, path = item.partition("=")
+        if name not in FORMATS:
+            raise UsageError(f"unknown report format {name!r}", hint=f"formats: {', '.join(FORMATS)}")
+        targets.append((name, Path(path) if sep else output))
+    if sum(path is None for _, path in targets) > 1:
+        raise UsageError("only one -f FORMAT may go to stdout; give the others =PATH")
+    return targets
+
+
+def write_report(report, targets: list[tuple[str, Path | None]]) -> None:
+    """Terminal report (unless a format claims stdout), the requested files, and the
+    GitHub step summary. Files are written only now, when the report is complete."""
+    from audit_cli.atomic import atomic_write_text
+    from audit_cli.report.formats import FORMATS, render_markdown
+    from audit_cli.report.terminal import render
+
+    if not any(path is None for _, path in targets):
+        render(report, stdout_console())
+    for name, path in targets:
+        text = FORMATS[name](report)
+        if path is None:
+            typer.echo(text, nl=False)
+        else:
+            atomic_write_text(path, text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(render_markdown(report))
+
+
+@app.command("report")
+@cli_errors
+def report_cmd(
+    saved: Path = typer.Argument(..., help="A report saved with -f json=PATH."),
+    formats: list[str] | None = typer.Option(None, "--format", "-f", help="FORMAT[=PATH]: json, markdown, junit."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Where a -f FORMAT without =PATH goes."),
+) -> None:
+    """Re-render a saved report without recomputing anything; exits with its exit code."""
+    from audit_cli.errors import InputError
+    from audit_cli.report import AuditReport
+
+    targets = parse_formats(formats, output)
+    try:
+        data = json.loads(saved.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"report not found: {saved}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{saved}: not a JSON report ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{saved}: not an audit report")
+    report = AuditReport.from_dict(data)
+    write_report(report, targets)
     raise typer.Exit(int(report.exit_code))
 
 

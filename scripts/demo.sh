@@ -55,4 +55,4 @@ audit_run --model sample_models/digits_mlp_original.safetensors --forget sample_
   --retrained sample_models/digits_mlp_retrained_random10.safetensors
 audit_run --model "$OUT/salun_random10.safetensors" --forget sample_models/forget_random10.txt \
   --original "$OUT/original.safetensors" --retrained sample_models/digits_mlp_retrained_random10.safetensors \
-  --json "$OUT/salun_report.json"
+  -f json="$OUT/salun_report.json" -f markdown="$OUT/salun_report.md"

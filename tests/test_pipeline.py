@@ -1,6 +1,7 @@
 """audit run end to end on a tiny dataset where models memorise (strong membership signal)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,8 +133,8 @@ def test_cli_exit_codes_and_json(models, tmp_path):
             str(models / "original.safetensors"),
             "--forget",
             str(models / "forget.txt"),
-            "--json",
-            str(out),
+            "-f",
+            f"json={out}",
         ],
     )
     assert result.exit_code == 1, result.output
@@ -182,3 +183,12 @@ def test_two_runs_give_the_same_report_apart_from_timings(models):
     assert first.checks == second.checks and first.exposed == second.exposed
     strip = lambda r: {k: v for k, v in r.shadows.items() if k not in ("seconds", "trained_now")}  # noqa: E731
     assert strip(first) == strip(second) and first.model == second.model
+
+
+def test_a_real_report_validates_against_the_published_schema(models):
+    import jsonschema
+
+    from audit_cli.report.formats import render_json
+
+    schema = json.loads((Path(__file__).parents[1] / "docs" / "report-schema.json").read_text())
+    jsonschema.validate(json.loads(render_json(audit(models, "original"))), schema)

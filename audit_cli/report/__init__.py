@@ -73,3 +73,28 @@ class AuditReport:
         out = asdict(self)
         out["exit_code"] = int(self.exit_code)
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AuditReport:
+        """Rebuild a report saved as JSON (``audit report saved.json``)."""
+        from audit_cli.errors import InputError
+
+        try:
+            if data.get("schema_version") != SCHEMA_VERSION:
+                raise InputError(
+                    f"report schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}",
+                    hint="re-run the audit with this version of unlearning-audit",
+                )
+            return cls(
+                model=dict(data["model"]),
+                dataset=dict(data["dataset"]),
+                forget=dict(data["forget"]),
+                shadows=dict(data["shadows"]),
+                mode=str(data["mode"]),
+                checks=tuple(CheckResult(**c) for c in data["checks"]),
+                exposed=tuple(Exposed(**e) for e in data["exposed"]),
+                skipped=tuple((str(a), str(b)) for a, b in data["skipped"]),
+                seconds=float(data["seconds"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"not an audit report: {exc}") from None

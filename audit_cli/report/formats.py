@@ -1,0 +1,87 @@
+"""Report formats: one small renderer per format, ``render(report) -> str``.
+
+- ``json``: the report's plain data with ``schema_version`` (schema in docs/report-schema.json);
+- ``markdown``: for pull-request comments and ``$GITHUB_STEP_SUMMARY``;
+- ``junit``: one testcase per gated check, for CI systems that read JUnit XML.
+
+The terminal renderer lives in ``terminal.py`` (it writes to a rich console instead).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from xml.etree import ElementTree as ET
+
+from audit_cli.report import AuditReport
+
+WORDS = {0: "PASS", 1: "FAIL", 3: "INCONCLUSIVE"}
+
+
+def render_json(report: AuditReport) -> str:
+    return json.dumps(report.to_dict(), indent=2, sort_keys=True, default=float) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _num(x: float | None) -> str:
+    return "" if x is None else f"{x:.3f}"
+
+
+def render_markdown(report: AuditReport) -> str:
+    leak = next(c for c in report.checks if c.name == "leakage")
+    m = report.model
+    lines = [
+        f"## Unlearning audit: **{WORDS[int(report.exit_code)]}**",
+        "",
+        _cell(leak.sentence),
+        "",
+        f"`{_cell(m['path'])}` ({m['kind']}{', ' + m['method'] if m['method'] else ''}); "
+        f"{report.forget['n']} forget vs {report.forget['n_test']} test examples; "
+        f"{report.shadows['n']} shadows; mode {report.mode}.",
+        "",
+        "| check | score | interval | threshold | verdict | what it means |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for c in report.checks:
+        interval = f"[{_num(c.low)}, {_num(c.high)}]" if c.low is not None else ""
+        cells = [_cell(c.name), _num(c.score), interval, _num(c.threshold), c.verdict, _cell(c.sentence)]
+        lines.append("| " + " | ".join(cells) + " |")
+    if report.exposed:
+        lines += [
+            "",
+            "Most exposed forget ids: " + ", ".join(f"{e.example_id} ({e.score:.2f})" for e in report.exposed),
+        ]
+    if report.skipped:
+        lines += ["", "Skipped:"] + [f"- {_cell(name)}: {_cell(why)}" for name, why in report.skipped]
+    return "\n".join(lines) + "\n"
+
+
+def render_junit(report: AuditReport) -> str:
+    gated = [c for c in report.checks if c.gated]
+    suite = ET.Element(
+        "testsuite",
+        name="unlearning-audit",
+        tests=str(len(gated)),
+        failures=str(sum(c.verdict == "fail" for c in gated)),
+        skipped=str(sum(c.verdict == "inconclusive" for c in gated)),
+        time=f"{report.seconds:.3f}",
+    )
+    for c in gated:
+        case = ET.SubElement(suite, "testcase", classname=f"audit.{report.mode}", name=c.name, time="0")
+        if c.verdict == "fail":
+            ET.SubElement(case, "failure", message=c.sentence, type="leakage").text = c.sentence
+        elif c.verdict == "inconclusive":
+            ET.SubElement(case, "skipped", message=c.sentence)
+        ET.SubElement(case, "system-out").text = c.sentence
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+FORMATS: dict[str, Callable[[AuditReport], str]] = {
+    "json": render_json,
+    "markdown": render_markdown,
+    "junit": render_junit,
+}

@@ -1,0 +1,135 @@
+"""Report formats: golden files for a fixed report, round trips, and the CLI options."""
+
+import json
+import os
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+from typer.testing import CliRunner
+
+from audit_cli.app import app
+from audit_cli.report import AuditReport, CheckResult, Exposed
+from audit_cli.report.formats import FORMATS
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def fixed_report(verdict="fail", low=0.31):
+    return AuditReport(
+        model={
+            "path": "models/u.safetensors",
+            "sha256": "ab" * 32,
+            "kind": "unlearned",
+            "method": "salun",
+            "method_params": {"lr": 0.01},
+        },  # fmt: skip
+        dataset={"name": "digits", "fingerprint": "cd" * 32},
+        forget={"n": 135, "fingerprint": "ef" * 32, "class": None, "n_test": 450},
+        shadows={"n": 64, "bank": ".audit-bank/0123", "trained_now": 0, "seconds": 1.5, "variance": "auto"},
+        mode="u-lira",
+        checks=(
+            CheckResult(
+                "leakage",
+                verdict,
+                "U-LIRA tells the forget set | test apart",
+                0.42,
+                low,
+                0.53,
+                0.1,
+                True,
+                {"direction": "under-forgetting"},
+            ),  # fmt: skip
+            CheckResult("u-lira attack", "info", "AUC 0.710", 0.71, 0.655, 0.765),
+            CheckResult("average gap", "info", "gap 3.20 points", 3.2),
+        ),
+        exposed=(Exposed(17, 9.5), Exposed(3, 7.25)),
+        skipped=(("KLoM", "needs several models"),),
+        seconds=12.5,
+    )
+
+
+@pytest.mark.parametrize("name,suffix", [("json", "json"), ("markdown", "md"), ("junit", "xml")])
+def test_golden_files(name, suffix):
+    text = FORMATS[name](fixed_report())
+    golden = GOLDEN / f"report.{suffix}"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+def test_every_format_is_golden_tested():
+    assert set(FORMATS) == {"json", "markdown", "junit"}
+
+
+def test_json_round_trips_and_keeps_the_exit_code():
+    report = fixed_report()
+    doc = json.loads(FORMATS["json"](report))
+    assert doc["schema_version"] == 1 and doc["exit_code"] == 1
+    assert AuditReport.from_dict(doc) == report
+
+
+def test_junit_parses_back_with_one_testcase_per_gated_check():
+    for verdict, failures, skipped in (("fail", 1, 0), ("pass", 0, 0), ("inconclusive", 0, 1)):
+        suite = ET.fromstring(FORMATS["junit"](fixed_report(verdict)))
+        assert suite.tag == "testsuite" and suite.get("tests") == "1"
+        assert int(suite.get("failures")) == failures and int(suite.get("skipped")) == skipped
+        case = suite.find("testcase")
+        assert case.get("name") == "leakage"
+        assert (case.find("failure") is not None) == (verdict == "fail")
+
+
+def test_markdown_escapes_table_pipes():
+    text = FORMATS["markdown"](fixed_report())
+    assert "forget set \\| test apart" in text
+    assert text.startswith("## Unlearning audit: **FAIL**")
+
+
+def test_audit_report_rerenders_a_saved_report(tmp_path, monkeypatch):
+    saved = tmp_path / "saved.json"
+    saved.write_text(FORMATS["json"](fixed_report()))
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    runner = CliRunner()
+    result = runner.invoke(app, ["report", str(saved), "-f", f"junit={tmp_path / 'j.xml'}", "-f", "markdown"])
+    assert result.exit_code == 1  # the saved report's verdict
+    assert result.stdout == FORMATS["markdown"](fixed_report())  # markdown claimed stdout
+    assert ET.parse(tmp_path / "j.xml").getroot().get("failures") == "1"
+    assert summary.read_text() == FORMATS["markdown"](fixed_report())
+    passing = tmp_path / "pass.json"
+    passing.write_text(FORMATS["json"](fixed_report("pass", 0.0)))
+    assert runner.invoke(app, ["report", str(passing)]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["-f", "html"], "unknown report format 'html'"),
+        (["-f", "json", "-f", "markdown"], "only one -f FORMAT may go to stdout"),
+    ],
+)
+def test_bad_format_options(tmp_path, args, message):
+    saved = tmp_path / "saved.json"
+    saved.write_text(FORMATS["json"](fixed_report()))
+    result = CliRunner().invoke(app, ["report", str(saved), *args])
+    assert result.exit_code == 2 and message in result.stderr
+
+
+@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"schema_version": 99}', '{"schema_version": 1}'])
+def test_bad_saved_reports_are_input_errors(tmp_path, content):
+    saved = tmp_path / "saved.json"
+    saved.write_text(content)
+    result = CliRunner().invoke(app, ["report", str(saved)])
+    assert result.exit_code == 2 and result.stderr.startswith("error:") and "Traceback" not in result.output
+
+
+def test_json_output_validates_against_the_published_schema():
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parents[2] / "docs" / "report-schema.json").read_text())
+    for verdict in ("fail", "pass", "inconclusive"):
+        jsonschema.validate(json.loads(FORMATS["json"](fixed_report(verdict))), schema)
+    broken = json.loads(FORMATS["json"](fixed_report()))
+    broken["checks"][0]["verdict"] = "maybe"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
