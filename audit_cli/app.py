@@ -201,9 +201,7 @@ def train_cmd(
     console.print(f"wrote {result.path} (sha256 {result.sha256[:16]}...)")
 
 
-@app.command(
-    "run", help="Audit an unlearned model: shadow-model attacks, gap checks, reference metrics. " + EXIT_CODES_HELP
-)
+@app.command("run", help="Audit an unlearned model: shadow attacks, gap checks, reference metrics. " + EXIT_CODES_HELP)
 @cli_errors
 def run_cmd(
     model: Path = typer.Option(..., "--model", "-m", help="The model to audit (the unlearned one)."),
@@ -211,28 +209,39 @@ def run_cmd(
     forget_class: int | None = typer.Option(None, "--forget-class", help="The forgotten class."),
     original: Path | None = typer.Option(None, "--original", help="The model before unlearning (optional)."),
     retrained: Path | None = typer.Option(None, "--retrained", help="A model retrained without the forget set."),
-    fail_above: float = typer.Option(
-        0.1, "--fail-above", help="Fail when the leakage score's lower bound exceeds this."
+    fail_above: float | None = typer.Option(
+        None, "--fail-above", help="Fail when the leakage lower bound exceeds this [default: 0.1]."
     ),
-    shadows: int = typer.Option(64, "--shadows", help="Shadow models (more: tighter per-example statistics)."),
-    bank: Path = typer.Option(Path(".audit-bank"), "--bank", help="Shadow bank folder (reused across runs)."),
+    exit_zero: bool | None = typer.Option(
+        None, "--exit-zero/--no-exit-zero", help="Report only: exit 0 when a threshold is crossed (errors still exit)."
+    ),
+    shadows: int | None = typer.Option(None, "--shadows", help="Shadow models [default: 64]."),
+    bank: Path | None = typer.Option(None, "--bank", help="Shadow bank folder [default: .audit-bank]."),
     method: str | None = typer.Option(None, "--method", help="Override the unlearning method in the checkpoint."),
     param: list[str] | None = typer.Option(None, "--param", help="Method parameter name=value (with --method)."),
     data: str | None = typer.Option(None, "--data", help="Dataset override (default: from the checkpoint)."),
     data_opt: list[str] | None = DataOpt,
     data_root: Path | None = typer.Option(None, "--data-root", help="Folder of torchvision datasets."),
-    variance: str = typer.Option("auto", help="Gaussian spread: auto, global (pooled) or per-example."),
+    variance: str | None = typer.Option(None, help="Gaussian spread: auto, global or per-example [default: auto]."),
     formats: list[str] | None = typer.Option(
         None, "--format", "-f", help="Also render FORMAT[=PATH]: json, markdown or junit (repeatable)."
     ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Where a -f FORMAT without =PATH goes."),
-    seed: int = typer.Option(0, help="Seed of shadow splits and bootstrap."),
-    device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
+    config_file: Path | None = typer.Option(
+        None, "--config", help="Settings file (default: ./audit.toml, or [tool.unlearning-audit] in ./pyproject.toml)."
+    ),
+    seed: int | None = typer.Option(None, help="Seed of shadow splits and bootstrap [default: 0]."),
+    device: str | None = typer.Option(None, help="cpu, cuda, cuda:N or auto [default: auto]."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Audit an unlearned model."""
+    from audit_cli.config import find_config_file, resolve_settings
     from audit_cli.pipeline import AuditConfig, run_audit
 
+    flags = {"fail_above": fail_above, "shadows": shadows, "bank": str(bank) if bank else None, "variance": variance,
+             "seed": seed, "device": device, "exit_zero": exit_zero}  # fmt: skip
+    settings = resolve_settings(flags, config_file=config_file)
+    value = {k: s.value for k, s in settings.items()}
     config = AuditConfig(
         model=model,
         forget=forget,
@@ -244,18 +253,21 @@ def run_cmd(
         data_root=data_root,
         method=method,
         method_params=parse_pairs(param, "--param") if param else None,
-        shadows=shadows,
-        bank=bank,
-        fail_above=fail_above,
-        variance=variance,
-        seed=seed,
-        device=device,
+        shadows=int(value["shadows"]),
+        bank=Path(str(value["bank"])),
+        fail_above=float(value["fail_above"]),
+        variance=str(value["variance"]),
+        seed=int(value["seed"]),
+        device=str(value["device"]),
+        settings={k: {"value": s.value, "source": s.source} for k, s in settings.items()},
+        config_file=config_file or find_config_file(Path.cwd()),
     )
     targets = parse_formats(formats, output)  # before the audit: a typo must not cost the run
     with progress_bar("shadow bank", quiet, unit="shadows") as update:
         report = run_audit(config, progress=update)
     write_report(report, targets)
-    raise typer.Exit(int(report.exit_code))
+    code = report.exit_code
+    raise typer.Exit(0 if value["exit_zero"] and code == ExitCode.FAIL else int(code))
 
 
 def parse_formats(formats: list[str] | None, output: Path | None) -> list[tuple[str, Path | None]]:

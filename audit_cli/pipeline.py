@@ -17,9 +17,12 @@ threshold, so a noisy run does not fail CI by chance.
 
 from __future__ import annotations
 
+import platform
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +33,16 @@ from attacks.lira import lira_online, ulira
 from attacks.metrics import Interval, SeparationReport, separation
 from attacks.population import mia_efficacy, threshold_scores
 from attacks.reference import UnlearningMetrics, average_gap, detrimental_ratio, output_divergence
+from audit_cli import __version__
 from audit_cli.data import Dataset, fingerprint_ids, load_dataset
 from audit_cli.errors import InconclusiveError, UsageError
-from audit_cli.models.checkpoint import Checkpoint, build_model_from_checkpoint, check_dataset, load_checkpoint
+from audit_cli.models.checkpoint import (
+    Checkpoint,
+    build_model_from_checkpoint,
+    check_dataset,
+    file_sha256,
+    load_checkpoint,
+)
 from audit_cli.report import AuditReport, CheckResult, Exposed
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, phi_of, query_logits
 from audit_cli.training import Ensemble, resolve_device
@@ -68,6 +78,9 @@ class AuditConfig:
     """Gaussian spread per example, pooled ("global"), or auto (global below 64 shadows)."""
     seed: int = 0
     device: str = "auto"
+    settings: Mapping[str, object] = field(default_factory=dict)
+    """Where each setting came from ({name: {"value", "source"}}), recorded in the report."""
+    config_file: Path | None = None
 
 
 def leakage_interval(auc: Interval) -> Interval:
@@ -164,8 +177,45 @@ def prepare(config: AuditConfig) -> AuditInputs:
     return AuditInputs(ckpt, dataset, forget, retain, test, method, params, bank, device)
 
 
+def git_commit(cwd: Path | None = None) -> str | None:
+    """HEAD of the git repository the audit runs in, if any (provenance only)."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def provenance(config: AuditConfig, inputs: AuditInputs, started: str) -> dict:
+    def sha(path: Path | None) -> str | None:
+        return file_sha256(path) if path is not None else None
+
+    return {
+        "tool_version": __version__,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "seed": config.seed,
+        "sha256": {
+            "model": inputs.checkpoint.sha256,
+            "original": sha(config.original),
+            "retrained": sha(config.retrained),
+            "forget_list": sha(config.forget),
+            "config": sha(config.config_file),
+        },
+        "dataset_fingerprint": inputs.dataset.fingerprint,
+        "started": started,
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
 def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None = None) -> AuditReport:
     started = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
     inputs = prepare(config)
     ckpt, dataset, forget, retain, test = inputs.checkpoint, inputs.dataset, inputs.forget, inputs.retain, inputs.test
     meta, method, params, bank, device = ckpt.meta, inputs.method, inputs.params, inputs.bank, inputs.device
@@ -339,6 +389,8 @@ def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None =
         exposed=exposed,
         skipped=tuple(skipped),
         seconds=time.perf_counter() - started,
+        config=dict(config.settings),
+        provenance=provenance(config, inputs, started_at),
     )
 
 

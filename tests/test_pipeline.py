@@ -192,3 +192,29 @@ def test_a_real_report_validates_against_the_published_schema(models):
 
     schema = json.loads((Path(__file__).parents[1] / "docs" / "report-schema.json").read_text())
     jsonschema.validate(json.loads(render_json(audit(models, "original"))), schema)
+
+
+def test_exit_zero_config_precedence_and_provenance_in_the_report(models, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "audit.toml").write_text("fail-above = 0.9\nexit-zero = true\n")
+    runner = CliRunner()
+    base = ["run", "--model", str(models / "original.safetensors"), "--forget", str(models / "forget.txt"),
+            "--shadows", str(SHADOWS), "--bank", str(models / "bank"), "--device", "cpu", "-q"]  # fmt: skip
+    # The file's threshold (0.9) is above the original's leakage: pass.
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, [*base, "-f", f"json={out}"], env={"AUDIT_SEED": "0"})
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert doc["config"]["fail_above"] == {"value": 0.9, "source": str(tmp_path / "audit.toml")}
+    assert doc["config"]["seed"]["source"] == "env AUDIT_SEED"
+    assert doc["config"]["shadows"]["source"] == "flag"
+    prov = doc["provenance"]
+    assert prov["sha256"]["config"] is not None and len(prov["sha256"]["forget_list"]) == 64
+    assert prov["torch"] and prov["tool_version"] and prov["dataset_fingerprint"] == doc["dataset"]["fingerprint"]
+    # A flag beats the file: the threshold is crossed, and exit-zero (from the file) turns 1 into 0 ...
+    result = runner.invoke(app, [*base, "--fail-above", "0.1"])
+    assert result.exit_code == 0 and "FAIL" in result.stdout
+    # ... unless the flag turns it off again.
+    assert runner.invoke(app, [*base, "--fail-above", "0.1", "--no-exit-zero"]).exit_code == 1
+    # Errors still exit 2 under exit-zero.
+    assert runner.invoke(app, [*base, "--fail-above", "7"]).exit_code == 2

@@ -57,6 +57,10 @@ class AuditReport:
     skipped: tuple[tuple[str, str], ...]
     """(check, why it was skipped)."""
     seconds: float
+    config: dict = field(default_factory=dict)
+    """Setting -> {"value", "source"} (flag, env, file or default)."""
+    provenance: dict = field(default_factory=dict)
+    """Tool and library versions, git commit, seeds, sha256 of every input, timestamps."""
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -95,6 +99,8 @@ class AuditReport:
                 exposed=tuple(Exposed(**e) for e in data["exposed"]),
                 skipped=tuple((str(a), str(b)) for a, b in data["skipped"]),
                 seconds=float(data["seconds"]),
+                config=dict(data.get("config", {})),
+                provenance=dict(data.get("provenance", {})),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"not an audit report: {exc}") from None

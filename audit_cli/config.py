@@ -1,0 +1,89 @@
+"""Audit settings from flags, environment, configuration files and defaults, with provenance.
+
+Precedence: command-line flags > ``AUDIT_*`` environment variables > ``audit.toml`` (top-level
+keys) or ``[tool.unlearning-audit]`` in ``pyproject.toml`` > defaults. ``audit.toml`` wins
+over ``pyproject.toml`` when both exist; ``--config PATH`` names a file explicitly. Keys may
+be written with dashes or underscores (``fail-above`` or ``fail_above``). The report records
+where every value came from, so a CI log says why a threshold was what it was.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from audit_cli.errors import UsageError
+from audit_cli.options import coerce
+
+DEFAULTS: dict[str, object] = {
+    "fail_above": 0.1,
+    "shadows": 64,
+    "bank": ".audit-bank",
+    "variance": "auto",
+    "seed": 0,
+    "device": "auto",
+    "exit_zero": False,
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: object
+    source: str
+    """flag, env AUDIT_X, a file path, or default."""
+
+
+def _read_file(path: Path) -> dict[str, object]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: malformed TOML ({exc})") from None
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("unlearning-audit", {})
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: [tool.unlearning-audit] must be a table")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def find_config_file(cwd: Path) -> Path | None:
+    for name in ("audit.toml", "pyproject.toml"):
+        candidate = cwd / name
+        if candidate.is_file():
+            if name == "pyproject.toml" and "unlearning-audit" not in candidate.read_text(errors="replace"):
+                continue
+            return candidate
+    return None
+
+
+def resolve_settings(
+    flags: Mapping[str, object | None],
+    *,
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> dict[str, Setting]:
+    """Every setting with its value and source; flags given as None were not set."""
+    env = os.environ if env is None else env
+    path = config_file if config_file is not None else find_config_file(cwd or Path.cwd())
+    from_file = _read_file(path) if path is not None else {}
+    unknown = sorted(set(from_file) - set(DEFAULTS))
+    if unknown:
+        raise UsageError(f"{path}: unknown setting {unknown[0]!r}", hint=f"settings: {', '.join(DEFAULTS)}")
+    out: dict[str, Setting] = {}
+    for key, default in DEFAULTS.items():
+        env_key = f"AUDIT_{key.upper()}"
+        if flags.get(key) is not None:
+            value, source = flags[key], "flag"
+        elif env_key in env:
+            value, source = env[env_key], f"env {env_key}"
+        elif key in from_file:
+            value, source = from_file[key], str(path)
+        else:
+            value, source = default, "default"
+        out[key] = Setting(coerce(key, value, default, what="setting"), source)
+    return out

@@ -1,0 +1,49 @@
+"""Settings precedence: flags > AUDIT_* environment > audit.toml / pyproject.toml > defaults."""
+
+import pytest
+
+from audit_cli.config import find_config_file, resolve_settings
+from audit_cli.errors import UsageError
+
+
+def test_precedence_and_sources(tmp_path):
+    (tmp_path / "audit.toml").write_text("fail-above = 0.3\nshadows = 32\nseed = 5\n")
+    env = {"AUDIT_SHADOWS": "16", "AUDIT_SEED": "7"}
+    s = resolve_settings({"seed": 9}, env=env, cwd=tmp_path)
+    assert (s["seed"].value, s["seed"].source) == (9, "flag")
+    assert (s["shadows"].value, s["shadows"].source) == (16, "env AUDIT_SHADOWS")
+    assert s["fail_above"].value == 0.3 and s["fail_above"].source.endswith("audit.toml")
+    assert (s["variance"].value, s["variance"].source) == ("auto", "default")
+
+
+def test_pyproject_table_and_audit_toml_wins(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n[tool.unlearning-audit]\nfail_above = 0.25\n')
+    assert find_config_file(tmp_path).name == "pyproject.toml"
+    assert resolve_settings({}, env={}, cwd=tmp_path)["fail_above"].value == 0.25
+    (tmp_path / "audit.toml").write_text("fail_above = 0.05\n")
+    assert resolve_settings({}, env={}, cwd=tmp_path)["fail_above"].value == 0.05
+
+
+def test_a_pyproject_without_our_table_is_not_a_config(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert find_config_file(tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("fail_above = [", "malformed TOML"),
+        ("fail_abov = 0.2\n", "unknown setting 'fail_abov'"),
+        ('shadows = "many"\n', "setting shadows='many': expected int"),
+        ("exit_zero = 1\n", "setting exit_zero=1: expected bool"),
+    ],
+)
+def test_bad_config_files_are_usage_errors(tmp_path, text, message):
+    (tmp_path / "audit.toml").write_text(text)
+    with pytest.raises(UsageError, match=message):
+        resolve_settings({}, env={}, cwd=tmp_path)
+
+
+def test_bad_environment_value_names_the_setting(tmp_path):
+    with pytest.raises(UsageError, match="setting fail_above='high'"):
+        resolve_settings({}, env={"AUDIT_FAIL_ABOVE": "high"}, cwd=tmp_path)
