@@ -30,7 +30,7 @@ import torch
 
 from attacks.gap import gap_check
 from attacks.lira import lira_online, ulira
-from attacks.metrics import Interval, SeparationReport, separation
+from attacks.metrics import Interval, SeparationReport, roc_curve, separation
 from attacks.population import mia_efficacy, threshold_scores
 from attacks.reference import UnlearningMetrics, average_gap, detrimental_ratio, output_divergence
 from audit_cli import __version__
@@ -262,6 +262,7 @@ def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None =
     )
     checks.append(_leakage_check(sep, gap.phi.prob_a_greater, mode, config.fail_above))
     checks.append(_auc_info(sep, mode))
+    curves = _curves(attack_scores, labels)
 
     # -- checks without shadows --------------------------------------------------------------
     if config.forget_class is None:
@@ -391,6 +392,7 @@ def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None =
         seconds=time.perf_counter() - started,
         config=dict(config.settings),
         provenance=provenance(config, inputs, started_at),
+        curves=curves,
     )
 
 
@@ -441,6 +443,23 @@ def _leakage_check(sep: SeparationReport, prob_forget_higher: float, mode: str, 
         + (f"; leakage up to {leak.high:.3f} is not ruled out" if leak.high > threshold else ""),
         **common,
     )
+
+
+def _curves(scores: np.ndarray, labels: np.ndarray, max_points: int = 400) -> dict:
+    """ROC points (thinned to ``max_points``) and the scores of both sets, for plots."""
+    keep = ~np.isnan(scores)
+    fpr, tpr = roc_curve(scores[keep], labels[keep])
+    if len(fpr) > max_points:
+        idx = np.unique(np.r_[np.linspace(0, len(fpr) - 1, max_points).astype(int), len(fpr) - 1])
+        fpr, tpr = fpr[idx], tpr[idx]
+    finite = np.isfinite(scores)
+    return {
+        "roc": {"fpr": [round(float(v), 6) for v in fpr], "tpr": [round(float(v), 6) for v in tpr]},
+        "scores": {
+            "forget": [round(float(v), 4) for v in scores[labels & finite]],
+            "test": [round(float(v), 4) for v in scores[~labels & finite]],
+        },
+    }
 
 
 def _auc_info(sep: SeparationReport, mode: str) -> CheckResult:

@@ -61,6 +61,8 @@ class AuditReport:
     """Setting -> {"value", "source"} (flag, env, file or default)."""
     provenance: dict = field(default_factory=dict)
     """Tool and library versions, git commit, seeds, sha256 of every input, timestamps."""
+    curves: dict = field(default_factory=dict)
+    """Headline attack's ROC points and per-set scores, for plots."""
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -101,6 +103,7 @@ class AuditReport:
                 seconds=float(data["seconds"]),
                 config=dict(data.get("config", {})),
                 provenance=dict(data.get("provenance", {})),
+                curves=dict(data.get("curves", {})),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"not an audit report: {exc}") from None

@@ -2,7 +2,8 @@
 
 - ``json``: the report's plain data with ``schema_version`` (schema in docs/report-schema.json);
 - ``markdown``: for pull-request comments and ``$GITHUB_STEP_SUMMARY``;
-- ``junit``: one testcase per gated check, for CI systems that read JUnit XML.
+- ``junit``: one testcase per gated check, for CI systems that read JUnit XML;
+- ``html``: one self-contained page with plots (``html.py``).
 
 The terminal renderer lives in ``terminal.py`` (it writes to a rich console instead).
 """
@@ -80,8 +81,15 @@ def render_junit(report: AuditReport) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 
 
+def render_html(report: AuditReport) -> str:
+    from audit_cli.report.html import render_html as render  # matplotlib only when asked for
+
+    return render(report)
+
+
 FORMATS: dict[str, Callable[[AuditReport], str]] = {
     "json": render_json,
     "markdown": render_markdown,
     "junit": render_junit,
+    "html": render_html,
 }

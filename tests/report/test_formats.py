@@ -58,8 +58,27 @@ def test_golden_files(name, suffix):
     assert text == golden.read_text()
 
 
-def test_every_format_is_golden_tested():
-    assert set(FORMATS) == {"json", "markdown", "junit"}
+def test_every_format_is_tested():
+    # html is checked structurally below: its embedded PNGs vary with the matplotlib build.
+    assert set(FORMATS) == {"json", "markdown", "junit", "html"}
+
+
+def test_html_is_self_contained_with_two_plots():
+    import base64
+    import re
+
+    report = AuditReport(**{**fixed_report().__dict__, "curves": {
+        "roc": {"fpr": [0.0, 0.001, 0.01, 0.1, 1.0], "tpr": [0.0, 0.05, 0.2, 0.5, 1.0]},
+        "scores": {"forget": [1.0, 2.0, 2.5, 3.0], "test": [-1.0, 0.0, 0.5, 1.0]},
+    }})  # fmt: skip
+    page = FORMATS["html"](report)
+    assert page.startswith("<!doctype html>") and "FAIL" in page
+    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert len(images) == 2
+    assert all(base64.b64decode(img).startswith(b"\x89PNG") for img in images)
+    assert "forget set | test apart" in page  # escaped, not interpreted
+    assert "http" not in page.replace("https://", "").split("<body>")[1]  # no external assets
+    assert page.count("<tr>") == 1 + len(report.checks)
 
 
 def test_json_round_trips_and_keeps_the_exit_code():
@@ -104,7 +123,7 @@ def test_audit_report_rerenders_a_saved_report(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["-f", "html"], "unknown report format 'html'"),
+        (["-f", "pdf"], "unknown report format 'pdf'"),
         (["-f", "json", "-f", "markdown"], "only one -f FORMAT may go to stdout"),
     ],
 )
