@@ -1,0 +1,63 @@
+"""Every exit code of DESIGN.md's table, reached through the CLI (CliRunner)."""
+
+import pytest
+from typer.testing import CliRunner
+
+from audit_cli.app import app
+from audit_cli.errors import ExitCode
+
+
+def test_the_table_is_what_design_md_says():
+    assert {c.name: int(c) for c in ExitCode} == {
+        "PASS": 0, "FAIL": 1, "USAGE": 2, "INCONCLUSIVE": 3, "UNSAFE": 4, "INTERRUPTED": 130, "INTERNAL": 70,
+    }  # fmt: skip
+
+
+def test_internal_error_is_70_with_one_line_and_no_traceback(monkeypatch):
+    import audit_cli.models.checkpoint as checkpoint
+
+    def boom(path):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(checkpoint, "load_checkpoint", boom)
+    result = CliRunner().invoke(app, ["inspect", "sample_models/digits_mlp_original.safetensors"])
+    assert result.exit_code == 70
+    assert result.stderr.startswith("internal error: ZeroDivisionError: a bug")
+    assert "Traceback" not in result.output
+    monkeypatch.setenv("AUDIT_DEBUG", "1")
+    result = CliRunner().invoke(app, ["inspect", "sample_models/digits_mlp_original.safetensors"])
+    assert result.exit_code == 70 and "Traceback" in result.stderr
+
+
+def test_interrupt_is_130_and_writes_nothing(monkeypatch, tmp_path):
+    import audit_cli.train_checkpoint as train_checkpoint
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_checkpoint, "train_models", interrupted)
+    out = tmp_path / "m.safetensors"
+    result = CliRunner().invoke(app, ["train", "--out", str(out), "-q", "--device", "cpu"])
+    assert result.exit_code == 130 and "interrupted" in result.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("verdict,code", [("pass", 0), ("fail", 1), ("inconclusive", 3)])
+def test_pass_fail_and_inconclusive_through_the_cli(tmp_path, verdict, code):
+    from audit_cli.report import AuditReport, CheckResult
+    from audit_cli.report.formats import render_json
+
+    report = AuditReport(
+        model={"path": "m", "sha256": "0" * 64, "kind": "original", "method": None, "method_params": {}},
+        dataset={"name": "digits", "fingerprint": "f"},
+        forget={"n": 30, "fingerprint": "g", "class": None, "n_test": 40},
+        shadows={"n": 8, "bank": "b", "trained_now": 0, "seconds": 0.0},
+        mode="lira",
+        checks=(CheckResult("leakage", verdict, "s", 0.2, 0.15, 0.25, 0.1, True),),
+        exposed=(),
+        skipped=(),
+        seconds=1.0,
+    )
+    saved = tmp_path / "r.json"
+    saved.write_text(render_json(report))
+    assert CliRunner().invoke(app, ["report", str(saved)]).exit_code == code
