@@ -224,7 +224,7 @@ def run_cmd(
     data_root: Path | None = typer.Option(None, "--data-root", help="Folder of torchvision datasets."),
     variance: str | None = typer.Option(None, help="Gaussian spread: auto, global or per-example [default: auto]."),
     formats: list[str] | None = typer.Option(
-        None, "--format", "-f", help="Also render FORMAT[=PATH]: json, markdown or junit (repeatable)."
+        None, "--format", "-f", help="Also render FORMAT[=PATH]: json, markdown, junit, html or sarif (repeatable)."
     ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Where a -f FORMAT without =PATH goes."),
     config_file: Path | None = typer.Option(
@@ -310,7 +310,9 @@ def write_report(report, targets: list[tuple[str, Path | None]]) -> None:
 @cli_errors
 def report_cmd(
     saved: Path = typer.Argument(..., help="A report saved with -f json=PATH."),
-    formats: list[str] | None = typer.Option(None, "--format", "-f", help="FORMAT[=PATH]: json, markdown, junit."),
+    formats: list[str] | None = typer.Option(
+        None, "--format", "-f", help="FORMAT[=PATH]: json, markdown, junit, html, sarif."
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Where a -f FORMAT without =PATH goes."),
 ) -> None:
     """Re-render a saved report without recomputing anything; exits with its exit code."""

@@ -373,6 +373,7 @@ def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None =
         },
         dataset={"name": dataset.name, "fingerprint": dataset.fingerprint},
         forget={
+            "path": str(config.forget) if config.forget is not None else None,
             "n": len(forget),
             "fingerprint": fingerprint_ids(forget),
             "class": config.forget_class,

@@ -3,7 +3,8 @@
 - ``json``: the report's plain data with ``schema_version`` (schema in docs/report-schema.json);
 - ``markdown``: for pull-request comments and ``$GITHUB_STEP_SUMMARY``;
 - ``junit``: one testcase per gated check, for CI systems that read JUnit XML;
-- ``html``: one self-contained page with plots (``html.py``).
+- ``html``: one self-contained page with plots (``html.py``);
+- ``sarif``: SARIF 2.1.0 for code-scanning annotations (``sarif.py``).
 
 The terminal renderer lives in ``terminal.py`` (it writes to a rich console instead).
 """
@@ -87,9 +88,16 @@ def render_html(report: AuditReport) -> str:
     return render(report)
 
 
+def render_sarif(report: AuditReport) -> str:
+    from audit_cli.report.sarif import render_sarif as render
+
+    return render(report)
+
+
 FORMATS: dict[str, Callable[[AuditReport], str]] = {
     "json": render_json,
     "markdown": render_markdown,
     "junit": render_junit,
     "html": render_html,
+    "sarif": render_sarif,
 }

@@ -25,7 +25,7 @@ def fixed_report(verdict="fail", low=0.31):
             "method_params": {"lr": 0.01},
         },  # fmt: skip
         dataset={"name": "digits", "fingerprint": "cd" * 32},
-        forget={"n": 135, "fingerprint": "ef" * 32, "class": None, "n_test": 450},
+        forget={"path": "forget.txt", "n": 135, "fingerprint": "ef" * 32, "class": None, "n_test": 450},
         shadows={"n": 64, "bank": ".audit-bank/0123", "trained_now": 0, "seconds": 1.5, "variance": "auto"},
         mode="u-lira",
         checks=(
@@ -49,7 +49,7 @@ def fixed_report(verdict="fail", low=0.31):
     )
 
 
-@pytest.mark.parametrize("name,suffix", [("json", "json"), ("markdown", "md"), ("junit", "xml")])
+@pytest.mark.parametrize("name,suffix", [("json", "json"), ("markdown", "md"), ("junit", "xml"), ("sarif", "sarif")])
 def test_golden_files(name, suffix):
     text = FORMATS[name](fixed_report())
     golden = GOLDEN / f"report.{suffix}"
@@ -60,7 +60,7 @@ def test_golden_files(name, suffix):
 
 def test_every_format_is_tested():
     # html is checked structurally below: its embedded PNGs vary with the matplotlib build.
-    assert set(FORMATS) == {"json", "markdown", "junit", "html"}
+    assert set(FORMATS) == {"json", "markdown", "junit", "html", "sarif"}
 
 
 def test_html_is_self_contained_with_two_plots():
@@ -150,5 +150,28 @@ def test_json_output_validates_against_the_published_schema():
         jsonschema.validate(json.loads(FORMATS["json"](fixed_report(verdict))), schema)
     broken = json.loads(FORMATS["json"](fixed_report()))
     broken["checks"][0]["verdict"] = "maybe"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
+def test_sarif_validates_against_the_official_schema_and_fingerprints_are_stable():
+    """tests/report/sarif-schema-2.1.0.json is OASIS's SARIF 2.1.0 (errata 01) schema."""
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parent / "sarif-schema-2.1.0.json").read_text())
+    for verdict in ("fail", "pass", "inconclusive"):
+        doc = json.loads(FORMATS["sarif"](fixed_report(verdict)))
+        jsonschema.validate(doc, schema)
+        leak = doc["runs"][0]["results"][0]
+        assert leak["kind"] == {"fail": "fail", "pass": "pass", "inconclusive": "review"}[verdict]
+        assert leak["level"] == ("error" if verdict == "fail" else "none")
+    a = json.loads(FORMATS["sarif"](fixed_report("fail")))["runs"][0]["results"]
+    b = json.loads(FORMATS["sarif"](fixed_report("pass", 0.0)))["runs"][0]["results"]
+    assert [r["partialFingerprints"] for r in a] == [r["partialFingerprints"] for r in b]
+    assert len({r["ruleId"] for r in a}) == len(a)
+    uris = [loc["physicalLocation"]["artifactLocation"]["uri"] for loc in a[0]["locations"]]
+    assert uris == ["models/u.safetensors", "forget.txt"]
+    broken = json.loads(FORMATS["sarif"](fixed_report()))
+    broken["runs"][0]["results"][0]["kind"] = "bad"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schema)
