@@ -293,7 +293,8 @@ def write_report(report, targets: list[tuple[str, Path | None]]) -> None:
     from audit_cli.report.terminal import render
 
     if not any(path is None for _, path in targets):
-        render(report, stdout_console())
+        # Wrapping on: the verdict panel would crop long sentences at 80 columns otherwise.
+        render(report, Console(highlight=False))
     for name, path in targets:
         text = FORMATS[name](report)
         if path is None:
