@@ -1,7 +1,8 @@
 """Audit settings from flags, environment, configuration files and defaults, with provenance.
 
 Precedence: command-line flags > ``AUDIT_*`` environment variables > ``audit.toml`` (top-level
-keys) or ``[tool.unlearning-audit]`` in ``pyproject.toml`` > defaults. ``audit.toml`` wins
+keys) or ``[tool.unlearning-audit]`` in ``pyproject.toml`` > defaults. Per-check thresholds
+go in a ``thresholds`` table (``leakage = 0.1``; the same as ``fail-above``). ``audit.toml`` wins
 over ``pyproject.toml`` when both exist; ``--config PATH`` names a file explicitly. Keys may
 be written with dashes or underscores (``fail-above`` or ``fail_above``). The report records
 where every value came from, so a CI log says why a threshold was what it was.
@@ -29,6 +30,10 @@ DEFAULTS: dict[str, object] = {
 }
 
 
+# Checks that can fail a run, by report name, and the setting holding each one's threshold.
+GATED_CHECKS = {"leakage": "fail_above"}
+
+
 @dataclass(frozen=True)
 class Setting:
     value: object
@@ -47,7 +52,20 @@ def _read_file(path: Path) -> dict[str, object]:
         data = data.get("tool", {}).get("unlearning-audit", {})
     if not isinstance(data, dict):
         raise UsageError(f"{path}: [tool.unlearning-audit] must be a table")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    settings = {str(k).replace("-", "_"): v for k, v in data.items()}
+    thresholds = settings.pop("thresholds", None)
+    if thresholds is not None:
+        # Per-check thresholds; only the leakage check is gated today (fail_above is its threshold).
+        if not isinstance(thresholds, dict):
+            raise UsageError(f"{path}: thresholds must be a table of check = threshold")
+        unknown = sorted(set(thresholds) - set(GATED_CHECKS))
+        if unknown:
+            raise UsageError(f"{path}: no gated check {unknown[0]!r}", hint=f"gated checks: {', '.join(GATED_CHECKS)}")
+        if "leakage" in thresholds and "fail_above" in settings:
+            raise UsageError(f"{path}: give the leakage threshold once (fail-above or thresholds.leakage)")
+        if "leakage" in thresholds:
+            settings["fail_above"] = thresholds["leakage"]
+    return settings
 
 
 def find_config_file(cwd: Path) -> Path | None:

@@ -47,3 +47,15 @@ def test_bad_config_files_are_usage_errors(tmp_path, text, message):
 def test_bad_environment_value_names_the_setting(tmp_path):
     with pytest.raises(UsageError, match="setting fail_above='high'"):
         resolve_settings({}, env={"AUDIT_FAIL_ABOVE": "high"}, cwd=tmp_path)
+
+
+def test_per_check_thresholds_table(tmp_path):
+    (tmp_path / "audit.toml").write_text("[thresholds]\nleakage = 0.2\n")
+    s = resolve_settings({}, env={}, cwd=tmp_path)
+    assert s["fail_above"].value == 0.2 and s["fail_above"].source.endswith("audit.toml")
+    (tmp_path / "audit.toml").write_text("[thresholds]\nmia-nn = 0.2\n")
+    with pytest.raises(UsageError, match="no gated check 'mia-nn'"):
+        resolve_settings({}, env={}, cwd=tmp_path)
+    (tmp_path / "audit.toml").write_text("fail-above = 0.1\n[thresholds]\nleakage = 0.2\n")
+    with pytest.raises(UsageError, match="give the leakage threshold once"):
+        resolve_settings({}, env={}, cwd=tmp_path)

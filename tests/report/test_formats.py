@@ -189,3 +189,17 @@ def test_sarif_validates_against_the_official_schema_and_fingerprints_are_stable
     broken["runs"][0]["results"][0]["kind"] = "bad"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schema)
+
+
+def test_terminal_golden():
+    from rich.console import Console
+
+    from audit_cli.report.terminal import render
+
+    console = Console(width=100, record=True, color_system=None, force_terminal=False)
+    render(fixed_report(), console)
+    text = console.export_text()
+    golden = GOLDEN / "report.txt"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
