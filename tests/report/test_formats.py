@@ -203,3 +203,12 @@ def test_terminal_golden():
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(text)
     assert text == golden.read_text()
+
+
+def test_format_without_path_goes_to_output(tmp_path):
+    saved = tmp_path / "saved.json"
+    saved.write_text(FORMATS["json"](with_curves(fixed_report())))
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["report", str(saved), "-f", "html", "-o", str(out)])
+    assert result.exit_code == 1 and out.read_text().startswith("<!doctype html>")
+    assert "unlearning audit" in result.stdout  # the terminal report still goes to stdout
