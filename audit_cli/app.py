@@ -231,6 +231,9 @@ def run_cmd(
         None, "--config", help="Settings file (default: ./audit.toml, or [tool.unlearning-audit] in ./pyproject.toml)."
     ),
     seed: int | None = typer.Option(None, help="Seed of shadow splits and bootstrap [default: 0]."),
+    deterministic: bool | None = typer.Option(
+        None, "--deterministic/--no-deterministic", help="Only deterministic torch algorithms (recorded)."
+    ),
     device: str | None = typer.Option(None, help="cpu, cuda, cuda:N or auto [default: auto]."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -239,7 +242,7 @@ def run_cmd(
     from audit_cli.pipeline import AuditConfig, run_audit
 
     flags = {"fail_above": fail_above, "shadows": shadows, "bank": str(bank) if bank else None, "variance": variance,
-             "seed": seed, "device": device, "exit_zero": exit_zero}  # fmt: skip
+             "seed": seed, "device": device, "exit_zero": exit_zero, "deterministic": deterministic}  # fmt: skip
     settings = resolve_settings(flags, config_file=config_file)
     value = {k: s.value for k, s in settings.items()}
     config = AuditConfig(
@@ -259,6 +262,7 @@ def run_cmd(
         variance=str(value["variance"]),
         seed=int(value["seed"]),
         device=str(value["device"]),
+        deterministic=bool(value["deterministic"]),
         settings={k: {"value": s.value, "source": s.source} for k, s in settings.items()},
         config_file=config_file or find_config_file(Path.cwd()),
     )

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, object] = {
     "seed": 0,
     "device": "auto",
     "exit_zero": False,
+    "deterministic": False,
 }
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import platform
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +79,8 @@ class AuditConfig:
     """Gaussian spread per example, pooled ("global"), or auto (global below 64 shadows)."""
     seed: int = 0
     device: str = "auto"
+    deterministic: bool = False
+    """Run torch with deterministic algorithms only (slower on GPU; recorded in the report)."""
     settings: Mapping[str, object] = field(default_factory=dict)
     """Where each setting came from ({name: {"value", "source"}}), recorded in the report."""
     config_file: Path | None = None
@@ -200,6 +203,7 @@ def provenance(config: AuditConfig, inputs: AuditInputs, started: str) -> dict:
         "numpy": np.__version__,
         "platform": platform.platform(),
         "seed": config.seed,
+        "deterministic": config.deterministic,
         "sha256": {
             "model": inputs.checkpoint.sha256,
             "original": sha(config.original),
@@ -213,7 +217,24 @@ def provenance(config: AuditConfig, inputs: AuditInputs, started: str) -> dict:
     }
 
 
+@contextmanager
+def deterministic_torch(enabled: bool) -> Iterator[None]:
+    """torch.use_deterministic_algorithms for the block, then the caller's setting again."""
+    before = torch.are_deterministic_algorithms_enabled()
+    if enabled:
+        torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
 def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None = None) -> AuditReport:
+    with deterministic_torch(config.deterministic):
+        return _run_audit(config, progress)
+
+
+def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None) -> AuditReport:
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     inputs = prepare(config)

@@ -49,7 +49,7 @@ def audit(models, name, **kw):
         forget=kw.pop("forget", models / "forget.txt"),
         shadows=SHADOWS,
         chunk_size=8,
-        bank=models / "bank",
+        bank=kw.pop("bank", models / "bank"),
         device="cpu",
         **kw,
     )
@@ -218,3 +218,13 @@ def test_exit_zero_config_precedence_and_provenance_in_the_report(models, tmp_pa
     assert runner.invoke(app, [*base, "--fail-above", "0.1", "--no-exit-zero"]).exit_code == 1
     # Errors still exit 2 under exit-zero.
     assert runner.invoke(app, [*base, "--fail-above", "7"]).exit_code == 2
+
+
+def test_deterministic_mode_runs_is_recorded_and_restores_torch(models, tmp_path):
+    import torch
+
+    report = audit(models, "original", bank=tmp_path / "fresh", deterministic=True)
+    assert report.provenance["deterministic"] is True
+    assert not torch.are_deterministic_algorithms_enabled()
+    # The same numbers as the default mode on CPU, where torch's kernels are deterministic anyway.
+    assert report.checks == audit(models, "original").checks
