@@ -259,6 +259,8 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
         scores = lira_online(signals.phi_before, signals.states, target_phi, variance=config.variance)
         mode = "lira"
     f_rows, t_rows, r_rows = dataset.rows(forget), dataset.rows(test), dataset.rows(retain)
+    pop = threshold_scores(logits, dataset.y)
+    loss = -pop["loss"]  # the threshold attacks' loss score is -cross-entropy
 
     checks: list[CheckResult] = []
     skipped: list[tuple[str, str]] = []
@@ -275,10 +277,10 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     gap = gap_check(
         "forget-vs-test",
         logits[f_rows].argmax(-1) == dataset.y[f_rows],
-        -_log_p(logits[f_rows], dataset.y[f_rows]),
+        loss[f_rows],
         target_phi[f_rows],
         logits[t_rows].argmax(-1) == dataset.y[t_rows],
-        -_log_p(logits[t_rows], dataset.y[t_rows]),
+        loss[t_rows],
         target_phi[t_rows],
     )
     checks.append(_leakage_check(sep, gap.phi.prob_a_greater, mode, config.fail_above))
@@ -291,10 +293,10 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
         baseline = gap_check(
             "retain-vs-test",
             logits[r_rows].argmax(-1) == dataset.y[r_rows],
-            -_log_p(logits[r_rows], dataset.y[r_rows]),
+            loss[r_rows],
             target_phi[r_rows],
             logits[t_rows].argmax(-1) == dataset.y[t_rows],
-            -_log_p(logits[t_rows], dataset.y[t_rows]),
+            loss[t_rows],
             target_phi[t_rows],
         )
         checks.append(
@@ -319,7 +321,6 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
             )
         )
         skipped.append(("forget-vs-test gap", "class forgetting: MIA-NN (issue 5) reads where the class goes"))
-    pop = threshold_scores(logits, dataset.y)
     for name, values in pop.items():
         s = separation(np.r_[values[f_rows], values[t_rows]], labels, n_bootstrap=200, seed=config.seed)
         checks.append(
@@ -418,14 +419,8 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     )
 
 
-def _log_p(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64)
-    z = z - z.max(-1, keepdims=True)
-    return z[np.arange(len(labels)), labels] - np.log(np.exp(z).sum(-1))
-
-
 def _unlearning_metrics(logits, dataset, f_rows, r_rows, t_rows) -> UnlearningMetrics:
-    conf = np.exp(_log_p(logits, dataset.y))
+    conf = threshold_scores(logits, dataset.y)["confidence"]
     correct = logits.argmax(-1) == dataset.y
     mia = mia_efficacy(conf[r_rows], conf[t_rows], conf[f_rows])
     return UnlearningMetrics(
