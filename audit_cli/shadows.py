@@ -272,30 +272,17 @@ class ShadowBank:
 
     def load(self, n_shadows: int | None = None) -> SignalBank:
         """The first ``n_shadows`` complete shadows (all complete ones by default)."""
-        available = self.complete_shadows()
-        n = available if n_shadows is None else n_shadows
-        if n > available:
-            raise InputError(f"bank {self.path} holds {available} complete shadows, {n} requested")
-        if n == 0:
-            raise InputError(f"bank {self.path} holds no complete shadows")
-        chunks = sorted(self.manifest()["chunks"], key=lambda c: c["first"])
-        tables = [pq.read_table(self.path / c["file"]) for c in chunks if c["first"] < n]
-        table = pa.concat_tables(tables)
-        shadow = table["shadow"].to_numpy()
-        keep = shadow < n
-        n_ex = len(self.spec.dataset.ids)
-        c = self.spec.dataset.num_classes
-
-        def matrix(name: str) -> np.ndarray:
-            return table[name].to_numpy()[keep].reshape(n, n_ex)
-
-        flat_logits = table["logits_after"].combine_chunks().flatten().to_numpy()
+        self.manifest()  # refuses a folder that belongs to another bank
+        signals = read_bank(self.path)
+        n = signals.n_shadows if n_shadows is None else n_shadows
+        if n > signals.n_shadows:
+            raise InputError(f"bank {self.path} holds {signals.n_shadows} complete shadows, {n} requested")
         return SignalBank(
-            example_ids=self.spec.dataset.ids.copy(),
-            states=matrix("state"),
-            phi_before=matrix("phi_before"),
-            phi_after=matrix("phi_after"),
-            logits_after=flat_logits.reshape(-1, n_ex, c)[:n],
+            example_ids=signals.example_ids,
+            states=signals.states[:n],
+            phi_before=signals.phi_before[:n],
+            phi_after=signals.phi_after[:n],
+            logits_after=signals.logits_after[:n],
         )
 
 
