@@ -10,7 +10,8 @@ a target model's signal is scored by how much more likely it is under one than t
 - LiRA offline: only OUT shadows; ``log Pr[Z < phi]`` for ``Z ~ N(mu_out, s_out)``: the
   larger the target's confidence relative to models that never saw the example, the
   more likely a member.
-- U-LiRA (Hayes et al. 2024): UNLEARNED against OUT, scored on the unlearned model.
+- U-LiRA (Hayes et al. 2024): UNLEARNED against OUT, scored on the unlearned model. For
+  class forgetting the negatives are twins retrained without the class (``ulira_class``).
 
 Centres are medians (as in the LiRA code). Spreads are per example, or one pooled
 within-example standard deviation ("global"), which the LiRA paper finds better with
@@ -109,6 +110,21 @@ def ulira(phi, states, target_phi, *, variance: Variance = "auto") -> np.ndarray
     return likelihood_ratio(
         target_phi, fit_state(phi, states, UNLEARNED, variance), fit_state(phi, states, OUT, variance)
     )
+
+
+def ulira_class(
+    phi_forgotten, states, phi_reference, target_phi, *, state: int = UNLEARNED, variance: Variance = "auto"
+) -> np.ndarray:
+    """U-LiRA for class forgetting: trained-then-forgotten against retrained-without-the-class.
+
+    The positive Gaussian of an example comes from the shadows where it has ``state``
+    (UNLEARNED; IN when auditing a model that declares no method) in ``phi_forgotten``;
+    the negative one from every reference twin retrained without the class
+    (``phi_reference``, same shape), none of which saw the example or its class.
+    """
+    reference = np.asarray(phi_reference, dtype=np.float64)
+    negative = fit_state(reference, np.full(reference.shape, OUT, dtype=np.int8), OUT, variance)
+    return likelihood_ratio(target_phi, fit_state(phi_forgotten, states, state, variance), negative)
 
 
 def leave_one_out(

@@ -259,6 +259,8 @@ def run_cmd(
         shadows=int(value["shadows"]),
         bank=Path(str(value["bank"])),
         fail_above=float(value["fail_above"]),
+        mia_nn_above=float(value["mia_nn_above"]),
+        forget_class_accuracy_above=float(value["forget_class_accuracy_above"]),
         variance=str(value["variance"]),
         seed=int(value["seed"]),
         device=str(value["device"]),

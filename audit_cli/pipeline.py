@@ -29,11 +29,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attacks.gap import gap_check
-from attacks.lira import lira_online, ulira
+from attacks.gap import gap_check, wilson_interval
+from attacks.lira import IN, UNLEARNED, lira_online, ulira, ulira_class
 from attacks.metrics import Interval, SeparationReport, roc_curve, separation
+from attacks.mia_nn import (
+    model_features,
+    model_level,
+    neighbor_classes_from_reference,
+    neighbor_features,
+    sample_level,
+)
 from attacks.population import mia_efficacy, threshold_scores
 from attacks.reference import UnlearningMetrics, average_gap, detrimental_ratio, output_divergence
+from attacks.signals import logit_scaled_confidence
 from audit_cli import __version__
 from audit_cli.data import Dataset, fingerprint_ids, load_dataset
 from audit_cli.errors import InconclusiveError, UsageError
@@ -45,7 +53,7 @@ from audit_cli.models.checkpoint import (
     load_checkpoint,
 )
 from audit_cli.report import AuditReport, CheckResult, Exposed
-from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, phi_of, query_logits
+from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, SignalBank, phi_of, query_logits
 from audit_cli.training import Ensemble, resolve_device
 from audit_cli.unlearn_checkpoint import resolve_forget
 
@@ -54,6 +62,8 @@ DEFAULT_SHADOWS = 64
 MIN_EXAMPLES = 20
 # An AUC interval wider than this says nothing useful.
 MAX_AUC_WIDTH = 0.25
+# Neighbor classes MIA-NN reads (the top classes a retrained model sends the class to).
+NEIGHBORS = 3
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,10 @@ class AuditConfig:
     bank: Path = Path(".audit-bank")
     chunk_size: int = 16
     fail_above: float = 0.1
+    mia_nn_above: float = 0.1
+    """Class forgetting: fail when the MIA-NN score's lower bound exceeds this."""
+    forget_class_accuracy_above: float = 0.1
+    """Class forgetting: fail when forget-class accuracy beyond the retrained twins' exceeds this."""
     variance: str = "auto"
     """Gaussian spread per example, pooled ("global"), or auto (global below 64 shadows)."""
     seed: int = 0
@@ -114,6 +128,11 @@ def _load_reference(path: Path | None, dataset: Dataset, device: torch.device) -
     return ckpt, query_logits(_ensemble(ckpt, dataset, device), dataset)[:, 0].numpy()
 
 
+def _views_phi(view_logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """phi averaged over query views, from (views, n, C) numpy logits."""
+    return logit_scaled_confidence(view_logits, labels).mean(axis=0)
+
+
 @dataclass(frozen=True, eq=False)
 class AuditInputs:
     """The resolved inputs of one audit: what `audit run` and `audit shadows` share."""
@@ -133,8 +152,9 @@ class AuditInputs:
 def prepare(config: AuditConfig) -> AuditInputs:
     """Load and check everything an audit needs; nothing is trained yet."""
     device = resolve_device(config.device)
-    if not 0 <= config.fail_above <= 1:
-        raise UsageError(f"--fail-above is a leakage score in [0, 1], got {config.fail_above}")
+    for name in ("fail_above", "mia_nn_above", "forget_class_accuracy_above"):
+        if not 0 <= getattr(config, name) <= 1:
+            raise UsageError(f"{name.replace('_', '-')} is a score in [0, 1], got {getattr(config, name)}")
     if config.variance not in ("auto", "global", "per-example"):
         raise UsageError(f"--variance must be auto, global or per-example, got {config.variance!r}")
     if config.shadows < 2:
@@ -252,12 +272,8 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     target_logits = query_logits(_ensemble(ckpt, dataset, device), dataset)[:, 0]
     target_phi = phi_of(target_logits, dataset.y)
     logits = target_logits[0].numpy()
-    if method is not None:
-        scores = ulira(signals.phi_after, signals.states, target_phi, variance=config.variance)
-        mode = "u-lira"
-    else:
-        scores = lira_online(signals.phi_before, signals.states, target_phi, variance=config.variance)
-        mode = "lira"
+    mode = "u-lira" if method is not None else "lira"
+    scores = _attack_scores(signals, target_phi, method, config)
     f_rows, t_rows, r_rows = dataset.rows(forget), dataset.rows(test), dataset.rows(retain)
     pop = threshold_scores(logits, dataset.y)
     loss = -pop["loss"]  # the threshold attacks' loss score is -cross-entropy
@@ -311,16 +327,10 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
             )
         )
     else:
-        acc = float((logits[f_rows].argmax(-1) == dataset.y[f_rows]).mean())
-        checks.append(
-            CheckResult(
-                "forget-class accuracy",
-                "info",
-                f"the model still classifies {acc:.1%} of the forgotten class's training examples correctly",
-                score=acc,
-            )
+        checks.extend(_class_checks(config, dataset, signals, logits, f_rows, t_rows, retrained, method))
+        skipped.append(
+            ("forget-vs-test gap", "class forgetting: forget-class accuracy and MIA-NN read where the class goes")
         )
-        skipped.append(("forget-vs-test gap", "class forgetting: MIA-NN (issue 5) reads where the class goes"))
     for name, values in pop.items():
         s = separation(np.r_[values[f_rows], values[t_rows]], labels, n_bootstrap=200, seed=config.seed)
         checks.append(
@@ -340,6 +350,20 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
         skipped.append(("reference metrics", "no --retrained model given"))
     else:
         ref_logits = retrained[1][0]
+        # The same attack on the retrained model: the score a perfect unlearner would get.
+        ref_scores = _attack_scores(signals, _views_phi(retrained[1], dataset.y), method, config)
+        ref_sep = separation(np.r_[ref_scores[f_rows], ref_scores[t_rows]], labels, n_bootstrap=200, seed=config.seed)
+        checks.append(
+            CheckResult(
+                f"{mode} gap to retrained",
+                "info",
+                f"|AUC(model) - AUC(retrained)| = {abs(sep.auc.value - ref_sep.auc.value):.3f} "
+                f"(model {sep.auc.value:.3f}, retrained {ref_sep.auc.value:.3f})",
+                score=abs(sep.auc.value - ref_sep.auc.value),
+                details={"auc_model": sep.auc.value, "auc_retrained": ref_sep.auc.value,
+                         "auc_retrained_interval": [ref_sep.auc.low, ref_sep.auc.high]},
+            )
+        )  # fmt: skip
         model_m = _unlearning_metrics(logits, dataset, f_rows, r_rows, t_rows)
         ref_m = _unlearning_metrics(ref_logits, dataset, f_rows, r_rows, t_rows)
         checks.append(
@@ -417,6 +441,155 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
         provenance=provenance(config, inputs, started_at),
         curves=curves,
     )
+
+
+def _attack_scores(signals: SignalBank, target_phi: np.ndarray, method: str | None, config: AuditConfig) -> np.ndarray:
+    """Per-example score of the headline attack (higher = looks trained on / unlearned).
+
+    Random forgetting: U-LiRA (UNLEARNED vs OUT shadows) with a method, LiRA (IN vs OUT)
+    without. Class forgetting: the negatives are the twins retrained without the class.
+    """
+    v = config.variance
+    if config.forget_class is not None:
+        if signals.phi_reference is None:
+            raise UsageError("this shadow bank has no retrained-without-the-class twins; rebuild it in class mode")
+        phi, state = (signals.phi_after, UNLEARNED) if method is not None else (signals.phi_before, IN)
+        return ulira_class(phi, signals.states, signals.phi_reference, target_phi, state=state, variance=v)
+    if method is not None:
+        return ulira(signals.phi_after, signals.states, target_phi, variance=v)
+    return lira_online(signals.phi_before, signals.states, target_phi, variance=v)
+
+
+def _class_checks(
+    config: AuditConfig,
+    dataset: Dataset,
+    signals: SignalBank,
+    logits: np.ndarray,
+    f_rows: np.ndarray,
+    t_rows: np.ndarray,
+    retrained: tuple[Checkpoint, np.ndarray] | None,
+    method: str | None,
+) -> list[CheckResult]:
+    """Class forgetting: forget-class accuracy, where the class goes, and MIA-NN."""
+    c = int(config.forget_class)
+    twins = signals.logits_reference
+    if twins is None:
+        raise UsageError("this shadow bank has no retrained-without-the-class twins; rebuild it in class mode")
+    out: list[CheckResult] = []
+
+    # Forget-class accuracy against what models that never saw the class reach (about 0).
+    correct = logits[f_rows].argmax(-1) == c
+    twin_acc = float((twins[:, f_rows].argmax(-1) == c).mean())
+    low, high = wilson_interval(int(correct.sum()), len(correct))
+    excess = Interval(float(correct.mean()) - twin_acc, low - twin_acc, high - twin_acc)
+    threshold = config.forget_class_accuracy_above
+    verdict = "fail" if excess.low > threshold else "pass"
+    out.append(
+        CheckResult(
+            "forget-class-accuracy",
+            verdict,
+            f"the model classifies {correct.mean():.1%} of the forgotten class's training examples as class {c} "
+            f"(retrained twins: {twin_acc:.1%}); excess {excess.value:.3f} in [{excess.low:.3f}, {excess.high:.3f}]"
+            + (f" > {threshold}" if verdict == "fail" else ""),
+            score=excess.value,
+            low=excess.low,
+            high=excess.high,
+            threshold=threshold,
+            gated=True,
+            details={"accuracy": float(correct.mean()), "twin_accuracy": twin_acc, "n": len(correct)},
+        )
+    )
+
+    # Where the class goes: the forget-class row of the confusion matrix.
+    class_rows = np.r_[f_rows, t_rows]
+    neighbors, share = neighbor_classes_from_reference(twins[:, class_rows], c, NEIGHBORS)
+    k = dataset.num_classes
+
+    def row(z: np.ndarray) -> list[float]:
+        return [round(float(v), 4) for v in np.bincount(z.argmax(-1).reshape(-1), minlength=k) / z[..., 0].size]
+
+    rows = {"model": row(logits[f_rows]), "retrained twins": row(twins[:, f_rows])}
+    if retrained is not None:
+        rows["retrained"] = row(retrained[1][0][f_rows])
+    names = dataset.class_names
+    top = ", ".join(f"{names[j]} ({share[j]:.0%})" for j in neighbors)
+    out.append(
+        CheckResult(
+            "where the class goes",
+            "info",
+            f"retrained models send class {names[c]} to {top}; the model sends its forgotten examples to "
+            + ", ".join(f"{names[j]} ({rows['model'][j]:.0%})" for j in np.argsort(rows["model"])[::-1][:3]),
+            details={
+                "confusion_row": rows,
+                "classes": list(names),
+                "neighbors": [int(j) for j in neighbors],
+                "neighbor_share": [round(float(share[j]), 4) for j in neighbors],
+            },
+        )
+    )
+
+    # MIA-NN, sample level: forgotten training examples of c against never-seen ones.
+    member = np.r_[np.ones(len(f_rows), bool), np.zeros(len(t_rows), bool)]
+    feats = neighbor_features(logits[class_rows], c, neighbors)
+    sl = sample_level(feats, member, seed=config.seed)
+    score = leakage_interval(sl.separation.auc)
+    details = {
+        "auc": [sl.separation.auc.value, sl.separation.auc.low, sl.separation.auc.high],
+        "accuracy": [sl.accuracy.value, sl.accuracy.low, sl.accuracy.high],
+        "neighbors": [int(j) for j in neighbors],
+        "n_forget": int(member.sum()),
+        "n_test": int((~member).sum()),
+    }
+    common = dict(score=score.value, low=score.low, high=score.high, threshold=config.mia_nn_above, gated=True)
+    auc_text = f"AUC {sl.separation.auc.value:.3f} [{sl.separation.auc.low:.3f}, {sl.separation.auc.high:.3f}]"
+    auc = sl.separation.auc
+    if min(member.sum(), (~member).sum()) < MIN_EXAMPLES or auc.high - auc.low > MAX_AUC_WIDTH:
+        out.append(CheckResult("mia-nn", "inconclusive", f"too few class examples for a claim ({auc_text})",
+                               details=details, **common))  # fmt: skip
+    else:
+        failed = score.low > config.mia_nn_above
+        out.append(
+            CheckResult(
+                "mia-nn",
+                "fail" if failed else "pass",
+                f"the neighbor-class probabilities tell forgotten from never-seen class-{c} examples with {auc_text}, "
+                f"accuracy {sl.accuracy.value:.3f}; score {score.value:.3f}, at least {score.low:.3f}"
+                + (f" > {config.mia_nn_above}" if failed else ""),
+                details=details,
+                **common,
+            )
+        )
+    if retrained is not None:
+        ref = sample_level(neighbor_features(retrained[1][0][class_rows], c, neighbors), member, seed=config.seed)
+        gap = abs(sl.separation.auc.value - ref.separation.auc.value)
+        out.append(
+            CheckResult(
+                "mia-nn gap to retrained",
+                "info",
+                f"|AUC(model) - AUC(retrained)| = {gap:.3f} (retrained {ref.separation.auc.value:.3f})",
+                score=gap,
+                details={"auc_retrained": [ref.separation.auc.value, ref.separation.auc.low, ref.separation.auc.high]},
+            )
+        )
+
+    # MIA-NN, model level: shadows unlearned with the method against their retrained twins.
+    unlearned = model_features(signals.logits_after[:, class_rows], c, neighbors)
+    reference = model_features(twins[:, class_rows], c, neighbors)
+    ml = model_level(unlearned, reference, model_features(logits[class_rows][None], c, neighbors)[0], seed=config.seed)
+    acc = ml.accuracy
+    what = f"unlearned with {method}" if method is not None else "trained with the class"
+    out.append(
+        CheckResult(
+            "mia-nn (model level)",
+            "info",
+            f"a classifier that tells shadows {what} from their retrained twins (held-out accuracy "
+            f"{acc.value:.2f} [{acc.low:.2f}, {acc.high:.2f}]) gives this model probability {ml.p_unlearned:.2f} "
+            f"of being {what} rather than retrained",
+            score=ml.p_unlearned,
+            details={"accuracy": [acc.value, acc.low, acc.high], "n_shadows": ml.n_unlearned},
+        )
+    )
+    return out
 
 
 def _unlearning_metrics(logits, dataset, f_rows, r_rows, t_rows) -> UnlearningMetrics:

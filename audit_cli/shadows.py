@@ -10,6 +10,11 @@ bank keeps the state (OUT, IN, UNLEARNED), the logit-scaled confidence before un
 (the audited model declares none) shadows are not unlearned and every trained-on
 example is IN.
 
+For class forgetting each shadow has a reference twin: a model trained with the same
+seed on the same half minus the class, the "retrained without c" model the unlearned
+shadow should be indistinguishable from. U-LiRA in class mode and MIA-NN compare against
+these twins; the bank keeps their signals and logits too.
+
 Storage: a directory named by a content hash of everything that determines the shadows
 (dataset fingerprint, recipe, method and parameters, forget rule, seed, bank format).
 Shadows are built in fixed chunks (0..c-1, c..2c-1, ...), each written as one Parquet
@@ -41,7 +46,8 @@ from audit_cli.errors import InputError, UsageError
 from audit_cli.training import Ensemble, Recipe, predict_logits, train_models
 from audit_cli.unlearn import UnlearnTask, get_method, params_dict, parse_params, unlearn_models
 
-BANK_FORMAT = 1
+# 2: class-mode banks carry reference (retrained without the class) signals.
+BANK_FORMAT = 2
 MANIFEST = "manifest.json"
 # Index = state code (OUT, IN, UNLEARNED), for exports other tools read.
 STATE_NAMES = np.array(["out", "in", "unlearned"])
@@ -160,6 +166,10 @@ class SignalBank:
     """Logit-scaled confidence after unlearning (float64)."""
     logits_after: np.ndarray
     """(shadows, examples, classes) float32 logits after unlearning."""
+    phi_reference: np.ndarray | None = None
+    """Class mode: each shadow's twin retrained without the class (float64); else None."""
+    logits_reference: np.ndarray | None = None
+    """Class mode: the twins' logits, (shadows, examples, classes) float32; else None."""
 
     @property
     def n_shadows(self) -> int:
@@ -248,11 +258,19 @@ class ShadowBank:
             after = before
         else:
             after = query_logits(unlearn_models(originals, task, spec.method, spec.method_params), ds)
+        reference = None
+        if spec.forget_rule.forget_class is not None:
+            # The twin sees the same half minus the class, with the same seed: the pair
+            # differs only in whether the class was learned and then unlearned.
+            twins = train_models(ds, spec.recipe, [p.retain for p in plans], seeds, device=device)
+            reference = query_logits(twins, ds)
         n, c = len(ds.ids), ds.num_classes
         columns: dict[str, list[np.ndarray]] = {
             k: [] for k in ("shadow", "example_id", "state", "phi_before", "phi_after")
         }
-        logits = []
+        if reference is not None:
+            columns["phi_reference"] = []
+        logits, ref_logits = [], []
         for j, plan in enumerate(plans):
             state = np.full(n, OUT, dtype=np.int8)
             state[ds.rows(plan.trained)] = IN
@@ -264,8 +282,13 @@ class ShadowBank:
             columns["phi_before"].append(phi_of(before[:, j], ds.y))
             columns["phi_after"].append(phi_of(after[:, j], ds.y))
             logits.append(after[0, j].numpy().reshape(-1))
+            if reference is not None:
+                columns["phi_reference"].append(phi_of(reference[:, j], ds.y))
+                ref_logits.append(reference[0, j].numpy().reshape(-1))
         arrays = {k: pa.array(np.concatenate(v)) for k, v in columns.items()}
         arrays["logits_after"] = pa.FixedSizeListArray.from_arrays(pa.array(np.concatenate(logits)), c)
+        if reference is not None:
+            arrays["logits_reference"] = pa.FixedSizeListArray.from_arrays(pa.array(np.concatenate(ref_logits)), c)
         return pa.table(arrays)
 
     # -- reading --------------------------------------------------------------------------
@@ -283,6 +306,8 @@ class ShadowBank:
             phi_before=signals.phi_before[:n],
             phi_after=signals.phi_after[:n],
             logits_after=signals.logits_after[:n],
+            phi_reference=None if signals.phi_reference is None else signals.phi_reference[:n],
+            logits_reference=None if signals.logits_reference is None else signals.logits_reference[:n],
         )
 
 
@@ -326,22 +351,28 @@ def read_bank(path: str | Path) -> SignalBank:
         out[shadow, col] = table[name].to_numpy()
         return out
 
-    logits = table["logits_after"].combine_chunks()
-    width = logits.type.list_size
-    flat = logits.flatten().to_numpy().reshape(-1, width)
-    logits_after = np.empty((n_shadows, n_ex, width), dtype=np.float32)
-    logits_after[shadow, col] = flat
+    def logit_tensor(name: str) -> np.ndarray:
+        logits = table[name].combine_chunks()
+        width = logits.type.list_size
+        out = np.empty((n_shadows, n_ex, width), dtype=np.float32)
+        out[shadow, col] = logits.flatten().to_numpy().reshape(-1, width)
+        return out
+
+    has_reference = "phi_reference" in table.column_names
     return SignalBank(
         example_ids=example_ids,
         states=matrix("state", np.int8),
         phi_before=matrix("phi_before", np.float64),
         phi_after=matrix("phi_after", np.float64),
-        logits_after=logits_after,
+        logits_after=logit_tensor("logits_after"),
+        phi_reference=matrix("phi_reference", np.float64) if has_reference else None,
+        logits_reference=logit_tensor("logits_reference") if has_reference else None,
     )
 
 
 def export_long(bank: SignalBank, out: str | Path) -> int:
-    """Write (shadow, example_id, state, phi_before, phi_after) rows as Parquet or CSV; rows written."""
+    """Write (shadow, example_id, state, phi_before, phi_after[, phi_reference]) rows as Parquet or
+    CSV; rows written. ``phi_reference`` (class mode) is the shadow's twin retrained without the class."""
     out = Path(out)
     k, n = bank.states.shape
     table = pa.table(
@@ -353,6 +384,8 @@ def export_long(bank: SignalBank, out: str | Path) -> int:
             "phi_after": bank.phi_after.reshape(-1),
         }
     )
+    if bank.phi_reference is not None:
+        table = table.append_column("phi_reference", pa.array(bank.phi_reference.reshape(-1)))
     with atomic_path(out) as tmp:
         if out.suffix == ".csv":
             import pyarrow.csv as pacsv

@@ -53,8 +53,15 @@ def test_per_check_thresholds_table(tmp_path):
     (tmp_path / "audit.toml").write_text("[thresholds]\nleakage = 0.2\n")
     s = resolve_settings({}, env={}, cwd=tmp_path)
     assert s["fail_above"].value == 0.2 and s["fail_above"].source.endswith("audit.toml")
-    (tmp_path / "audit.toml").write_text("[thresholds]\nmia-nn = 0.2\n")
-    with pytest.raises(UsageError, match="no gated check 'mia-nn'"):
+    (tmp_path / "audit.toml").write_text("[thresholds]\nmia_nn = 0.3\nforget-class-accuracy = 0.05\n")
+    s = resolve_settings({}, env={}, cwd=tmp_path)
+    assert s["mia_nn_above"].value == 0.3 and s["forget_class_accuracy_above"].value == 0.05
+    assert s["fail_above"].value == 0.1 and s["fail_above"].source == "default"
+    (tmp_path / "audit.toml").write_text("[thresholds]\nloss = 0.2\n")
+    with pytest.raises(UsageError, match="no gated check 'loss'"):
+        resolve_settings({}, env={}, cwd=tmp_path)
+    (tmp_path / "audit.toml").write_text("mia-nn-above = 0.1\n[thresholds]\nmia-nn = 0.2\n")
+    with pytest.raises(UsageError, match="give the mia-nn threshold once"):
         resolve_settings({}, env={}, cwd=tmp_path)
     (tmp_path / "audit.toml").write_text("fail-above = 0.1\n[thresholds]\nleakage = 0.2\n")
     with pytest.raises(UsageError, match="give the leakage threshold once"):

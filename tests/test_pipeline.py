@@ -18,6 +18,7 @@ from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
 DATA, OPTIONS = "synthetic", {"n_samples": "400", "n_features": "8", "n_classes": "3", "flip_y": "0.2"}
 RECIPE = Recipe(arch="mlp", arch_args={"hidden": (64,)}, epochs=60, lr=0.01, batch_size=32)
 SHADOWS = 16
+CLASS_OPTIONS = OPTIONS | {"seed": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +229,73 @@ def test_deterministic_mode_runs_is_recorded_and_restores_torch(models, tmp_path
     assert not torch.are_deterministic_algorithms_enabled()
     # The same numbers as the default mode on CPU, where torch's kernels are deterministic anyway.
     assert report.checks == audit(models, "original").checks
+
+
+@pytest.fixture(scope="module")
+def class_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("class-audit")
+    # Another draw of the same synthetic task: on the seed-0 draw, class 1's train and test
+    # examples happen to differ (a retrained model's MIA-NN AUC is 0.65 there, 2.5 sd off).
+    common = dict(data=DATA, data_options=CLASS_OPTIONS, recipe=RECIPE, device="cpu")
+    train_checkpoint(TrainRequest(out=root / "original.safetensors", **common))
+    train_checkpoint(TrainRequest(out=root / "retrained.safetensors", exclude_class=1, **common))
+    unlearn_checkpoint(
+        UnlearnRequest(
+            model=root / "original.safetensors",
+            out=root / "trw.safetensors",
+            method="trw",
+            forget_class=1,
+            device="cpu",
+        )
+    )
+    return root
+
+
+def class_audit(root, name, **kw):
+    config = AuditConfig(
+        model=root / f"{name}.safetensors",
+        forget_class=1,
+        shadows=SHADOWS,
+        chunk_size=8,
+        bank=root / "bank",
+        device="cpu",
+        **kw,
+    )
+    return run_audit(config)
+
+
+def check(report, name):
+    return next(c for c in report.checks if c.name == name)
+
+
+def test_class_forgetting_original_is_flagged_retrained_passes(class_models):
+    original = class_audit(class_models, "original")
+    acc = check(original, "forget-class-accuracy")
+    assert acc.verdict == "fail" and acc.details["accuracy"] > 0.9 and acc.details["twin_accuracy"] < 0.05
+    assert original.exit_code == 1 and original.headline.verdict == "fail"
+    retrained = class_audit(class_models, "retrained", retrained=class_models / "retrained.safetensors")
+    assert retrained.exit_code == 0
+    assert check(retrained, "forget-class-accuracy").verdict == "pass"
+    mia = check(retrained, "mia-nn")
+    assert mia.verdict == "pass" and mia.details["auc"][1] < 0.5 < mia.details["auc"][2]
+    # Compared with itself, the retrained model has no gap at all.
+    assert check(retrained, "mia-nn gap to retrained").score == 0
+    assert check(retrained, "lira gap to retrained").score == 0
+    where = check(retrained, "where the class goes").details
+    assert set(where["confusion_row"]) == {"model", "retrained twins", "retrained"}
+    assert where["confusion_row"]["model"] == where["confusion_row"]["retrained"]
+    assert where["confusion_row"]["model"][1] == 0 and sum(where["confusion_row"]["model"]) == pytest.approx(1, 1e-3)
+    assert 1 not in where["neighbors"]
+    # The model-level classifier, trained on shadows with and without the class, calls the
+    # retrained model retrained and the original not.
+    assert check(retrained, "mia-nn (model level)").score < 0.5 < check(original, "mia-nn (model level)").score
+
+
+def test_class_forgetting_trw_is_audited_with_unlearned_shadows(class_models):
+    report = class_audit(class_models, "trw", retrained=class_models / "retrained.safetensors")
+    assert report.mode == "u-lira" and report.model["method"] == "trw"
+    assert check(report, "forget-class-accuracy").details["accuracy"] < 0.1
+    for name in ("mia-nn", "leakage", "u-lira gap to retrained", "mia-nn gap to retrained"):
+        assert check(report, name).score is not None
+    md = __import__("audit_cli.report.formats", fromlist=["x"]).render_markdown(report)
+    assert "| retrained twins |" in md and "Where the forgotten class" in md

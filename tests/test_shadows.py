@@ -189,3 +189,24 @@ def test_read_bank_export_and_cli_commands(tmp_path, data, forget):
     assert result.exit_code == 2 and not (tmp_path / "long.txt").exists()
     result = runner.invoke(app, ["evaluate-attack", "--bank", str(tmp_path)])
     assert result.exit_code == 2 and "not a shadow bank" in result.stderr
+
+
+def test_class_mode_bank_keeps_retrained_twins(tmp_path, data):
+    spec = BankSpec(data, RECIPE, "finetune", {"epochs": "1"}, ForgetRule(forget_class=1))
+    bank = ShadowBank(tmp_path, spec, chunk_size=2)
+    bank.build(2)
+    signals = bank.load()
+    assert signals.phi_reference.shape == signals.phi_after.shape
+    assert signals.logits_reference.shape == signals.logits_after.shape
+    ones = data.rows(data.ids[data.y == 1])
+    for k in range(2):
+        plan = plan_shadow(spec, k)
+        # The twin trained on the shadow's half minus class 1: it almost never predicts 1 ...
+        assert (signals.logits_reference[k, ones].argmax(-1) == 1).mean() < 0.05
+        # ... while the shadow itself learned the class before unlearning it.
+        trained_ones = data.rows(plan.forget)
+        assert signals.phi_before[k, trained_ones].mean() > signals.phi_reference[k, trained_ones].mean() + 3
+    # A random-forget bank has no twins.
+    random_bank = ShadowBank(tmp_path, BankSpec(data, RECIPE, None, {}, ForgetRule(forget_ids=(1, 2))), chunk_size=2)
+    random_bank.build(2)
+    assert random_bank.load().phi_reference is None

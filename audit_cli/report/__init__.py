@@ -75,6 +75,20 @@ class AuditReport:
             return ExitCode.INCONCLUSIVE
         return ExitCode.PASS
 
+    @property
+    def headline(self) -> CheckResult:
+        """The gated check that decided the verdict: the first failure, else the leakage check
+        when it concluded, else the first conclusive or inconclusive gated check."""
+        gated = [c for c in self.checks if c.gated]
+        for c in gated:
+            if c.verdict == "fail":
+                return c
+        conclusive = [c for c in gated if c.verdict != "inconclusive"]
+        for c in conclusive or gated:
+            if c.name == "leakage":
+                return c
+        return (conclusive or gated or list(self.checks))[0]
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["exit_code"] = int(self.exit_code)

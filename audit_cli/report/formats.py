@@ -33,7 +33,7 @@ def _num(x: float | None) -> str:
 
 
 def render_markdown(report: AuditReport) -> str:
-    leak = next(c for c in report.checks if c.name == "leakage")
+    leak = report.headline
     m = report.model
     lines = [
         f"## Unlearning audit: **{WORDS[int(report.exit_code)]}**",
@@ -51,6 +51,16 @@ def render_markdown(report: AuditReport) -> str:
         interval = f"[{_num(c.low)}, {_num(c.high)}]" if c.low is not None else ""
         cells = [_cell(c.name), _num(c.score), interval, _num(c.threshold), c.verdict, _cell(c.sentence)]
         lines.append("| " + " | ".join(cells) + " |")
+    for c in report.checks:
+        if "confusion_row" in c.details:
+            d = c.details
+            lines += ["", "Where the forgotten class's training examples go (neighbor classes in bold):", ""]
+            head = [
+                f"**{_cell(str(n))}**" if i in d["neighbors"] else _cell(str(n)) for i, n in enumerate(d["classes"])
+            ]
+            lines += ["| predicted as | " + " | ".join(head) + " |", "| --- |" + " --- |" * len(head)]
+            for who, row in d["confusion_row"].items():
+                lines.append(f"| {_cell(who)} | " + " | ".join(f"{v:.0%}" for v in row) + " |")
     if report.exposed:
         lines += [
             "",
@@ -74,7 +84,7 @@ def render_junit(report: AuditReport) -> str:
     for c in gated:
         case = ET.SubElement(suite, "testcase", classname=f"audit.{report.mode}", name=c.name, time="0")
         if c.verdict == "fail":
-            ET.SubElement(case, "failure", message=c.sentence, type="leakage").text = c.sentence
+            ET.SubElement(case, "failure", message=c.sentence, type=c.name).text = c.sentence
         elif c.verdict == "inconclusive":
             ET.SubElement(case, "skipped", message=c.sentence)
         ET.SubElement(case, "system-out").text = c.sentence

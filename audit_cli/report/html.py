@@ -64,7 +64,7 @@ def _num(x: float | None) -> str:
 def render_html(report: AuditReport) -> str:
     e = html.escape
     word, colour = WORDS[int(report.exit_code)]
-    leak = next(c for c in report.checks if c.name == "leakage")
+    leak = report.headline
     rows = "\n".join(
         f"<tr><td>{e(c.name)}</td><td>{_num(c.score)}</td>"
         f"<td>{'[' + _num(c.low) + ', ' + _num(c.high) + ']' if c.low is not None else ''}</td>"

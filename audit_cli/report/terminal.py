@@ -24,7 +24,7 @@ def _num(x: float | None) -> str:
 
 def render(report: AuditReport, console: Console) -> None:
     word, style = HEADLINE[report.exit_code]
-    leak = next(c for c in report.checks if c.name == "leakage")
+    leak = report.headline
     m = report.model
     console.print(
         Panel(
@@ -42,6 +42,9 @@ def render(report: AuditReport, console: Console) -> None:
         interval = f"[{_num(c.low)}, {_num(c.high)}]" if c.low is not None else ""
         table.add_row(c.name, _num(c.score), interval, _num(c.threshold), f"[{STYLE[c.verdict]}]{c.verdict}[/]")
     console.print(table)
+    for c in report.checks:
+        if "confusion_row" in c.details:
+            console.print(confusion_table(c.details))
     # Sentences below the table: they stay readable in an 80-column CI log.
     for c in report.checks:
         console.print(f"[bold]{escape(c.name)}[/]: {escape(c.sentence)}")
@@ -50,3 +53,14 @@ def render(report: AuditReport, console: Console) -> None:
         console.print(f"most exposed forget ids (score): {ids}")
     for name, why in report.skipped:
         console.print(f"[dim]skipped {escape(name)}: {escape(why)}[/]")
+
+
+def confusion_table(details: dict) -> Table:
+    """Class forgetting: where each model sends the forgotten class's training examples."""
+    classes = details["classes"]
+    neighbors = set(details["neighbors"])
+    table = Table("predicted as", *[f"[bold]{c}[/]" if i in neighbors else str(c) for i, c in enumerate(classes)],
+                  title="forgotten class: predictions (neighbor classes in bold)")  # fmt: skip
+    for who, row in details["confusion_row"].items():
+        table.add_row(who, *[f"{v:.0%}" if v else "." for v in row])
+    return table

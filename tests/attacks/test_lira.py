@@ -77,3 +77,23 @@ def test_leave_one_out_measures_attack_strength():
     reports = leave_one_out(phi, states, targets=3, n_bootstrap=50)
     assert len(reports) == 3
     assert all(0.85 < r.auc.value < 0.97 for r in reports)
+
+
+def test_ulira_class_uses_every_reference_twin_as_the_negative():
+    from attacks.lira import ulira_class
+
+    rng = np.random.default_rng(5)
+    k, n = 40, 6
+    states = np.where(rng.random((k, n)) < 0.5, UNLEARNED, OUT).astype(np.int8)
+    phi = np.where(states == UNLEARNED, rng.normal(3.0, 1.0, (k, n)), rng.normal(-9.0, 1.0, (k, n)))
+    reference = rng.normal(0.0, 2.0, (k, n))
+    target = np.zeros(n)
+    got = ulira_class(phi, states, reference, target, variance="per-example")
+    obs = np.where(states == UNLEARNED, phi, np.nan)
+    mu_u, s_u = np.nanmedian(obs, 0), np.nanstd(obs, 0, ddof=1)
+    mu_r, s_r = np.median(reference, 0), np.std(reference, 0, ddof=1)
+    expected = norm.logpdf(0, mu_u, s_u) - norm.logpdf(0, mu_r, s_r)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    # The shadows' own OUT observations (mean -9) are not the negative: a target at the
+    # reference centre scores as "retrained", not as far from both.
+    assert (got < -2).all()
