@@ -126,16 +126,26 @@ DataOpt = typer.Option(None, "--data-opt", help="Dataset option name=value (repe
 @app.command("train")
 @cli_errors
 def train_cmd(
-    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.safetensors)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Checkpoint to write (.safetensors; .skops for a scikit-learn model)."
+    ),
     data: str = typer.Option("digits", "--data", help="Dataset name or a .parquet/.npz file."),
     data_opt: list[str] | None = DataOpt,
     data_root: Path | None = typer.Option(None, "--data-root", help="Folder of torchvision datasets."),
     download: bool = typer.Option(
         False, "--download", help="Allow downloading a torchvision dataset into --data-root."
     ),
-    arch: str = typer.Option("mlp", "--arch", help="Architecture name or plug-in package.module:factory."),
+    arch: str = typer.Option(
+        "mlp",
+        "--arch",
+        help="Architecture name, plug-in package.module:factory, or a scikit-learn model "
+        "(hist-gradient-boosting, random-forest, extra-trees, decision-tree; tabular data).",
+    ),
     arch_arg: list[str] | None = typer.Option(
-        None, "--arch-arg", help="Architecture argument name=value, e.g. hidden=256,256."
+        None,
+        "--arch-arg",
+        help="Architecture argument name=value, e.g. hidden=256,256; for a scikit-learn model, "
+        "an estimator parameter, e.g. max_iter=200.",
     ),
     optimizer: str = typer.Option("adam", help="adam, adamw or sgd."),
     lr: float = typer.Option(1e-3, "--lr", help="Learning rate."),
@@ -157,22 +167,43 @@ def train_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train an original model, or a retrained one without a forget set or a class."""
+    from audit_cli.models.sklearn_model import SklearnRecipe, is_sklearn_arch
     from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
     from audit_cli.training import Recipe
 
-    recipe = Recipe(
-        arch=arch,
-        arch_args=parse_pairs(arch_arg, "--arch-arg"),
-        optimizer=optimizer,
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        schedule=schedule,
-        epochs=epochs,
-        batch_size=batch_size,
-        augmentation=augmentation,
-        seed=seed,
-    )
+    network_flags = {
+        "--optimizer": (optimizer, "adam"),
+        "--lr": (lr, 1e-3),
+        "--momentum": (momentum, 0.9),
+        "--weight-decay": (weight_decay, 0.0),
+        "--schedule": (schedule, "constant"),
+        "--epochs": (epochs, 60),
+        "--batch-size": (batch_size, 64),
+        "--augment": (augmentation, "none"),
+    }
+    recipe: Recipe | SklearnRecipe
+    if is_sklearn_arch(arch):
+        given = [flag for flag, (value, default) in network_flags.items() if value != default]
+        if given:
+            raise UsageError(
+                f"{given[0]} trains networks; a {arch} model takes no such option",
+                hint="set its parameters with --arch-arg name=value",
+            )
+        recipe = SklearnRecipe(arch=arch, params=parse_pairs(arch_arg, "--arch-arg"), seed=seed)
+    else:
+        recipe = Recipe(
+            arch=arch,
+            arch_args=parse_pairs(arch_arg, "--arch-arg"),
+            optimizer=optimizer,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            schedule=schedule,
+            epochs=epochs,
+            batch_size=batch_size,
+            augmentation=augmentation,
+            seed=seed,
+        )
     request = TrainRequest(
         out=out,
         data=data,
@@ -428,8 +459,12 @@ def evaluate_attack_cmd(
 @app.command("unlearn")
 @cli_errors
 def unlearn_cmd(
-    model: Path = typer.Option(..., "--model", "-m", help="Checkpoint to repair."),
-    out: Path = typer.Option(..., "--out", "-o", help="Unlearned checkpoint to write (.safetensors)."),
+    model: Path = typer.Option(
+        ..., "--model", "-m", help="Checkpoint to repair (.safetensors, .pt; a .skops model for mpru)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Unlearned checkpoint to write (.safetensors); for mpru, the filter file."
+    ),
     method: str = typer.Option(..., "--method", help="Unlearning method (see `audit methods`)."),
     param: list[str] | None = typer.Option(None, "--param", help="Method parameter name=value (repeatable)."),
     forget: Path | None = typer.Option(None, "--forget", help="Id file of training examples to forget."),
@@ -446,7 +481,8 @@ def unlearn_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
 ) -> None:
-    """Repair a model: unlearn a forget set or a class with one of the methods."""
+    """Repair a model: unlearn a forget set or a class with one of the methods (mpru: fit an output filter)."""
+    from audit_cli.unlearn.mpru import FilterSpec
     from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
 
     result = unlearn_checkpoint(
@@ -484,7 +520,11 @@ def unlearn_cmd(
         table.add_row(name, f"{before:.4f}", f"{after:.4f}")
     console.print(table)
     console.print("parameters: " + ", ".join(f"{k}={v}" for k, v in result.params.items()))
-    console.print(f"wrote {result.path} (sha256 {result.sha256[:16]}...)")
+    if isinstance(result.meta, FilterSpec):
+        console.print(f"wrote output filter {result.path} (sha256 {result.sha256[:16]}...); {model} is unchanged")
+        console.print("apply it to the model's outputs with audit run --filter")
+    else:
+        console.print(f"wrote {result.path} (sha256 {result.sha256[:16]}...)")
 
 
 @app.command("methods")
@@ -578,10 +618,14 @@ def datasets_cmd() -> None:
 def archs_cmd() -> None:
     """List the registered architectures and their arguments."""
     from audit_cli.models.architectures import ARCHITECTURES
+    from audit_cli.models.sklearn_model import SKLEARN_ARCHS
 
     table = Table("name", "description", "arguments (defaults)")
     for entry in ARCHITECTURES.values():
         table.add_row(entry.name, entry.description, ", ".join(f"{k}={v}" for k, v in entry.defaults.items()))
+    for name, cls in SKLEARN_ARCHS.items():
+        description = f"scikit-learn {cls.__name__} (flat data; saved as .skops)"
+        table.add_row(name, description, "its parameters, e.g. max_depth")
     stdout_console().print(table)
 
 

@@ -4,6 +4,10 @@ Trains an original model on the whole training split, or a retrained model witho
 forget set (``exclude_ids``) or a whole class (``exclude_class``): the gold standard the
 audit compares unlearned models with. The checkpoint records the recipe, the dataset and
 the fingerprint of the ids trained on, so later commands can rebuild shadows the same way.
+
+A :class:`SklearnRecipe` fits a scikit-learn model instead (trees for tabular data) and
+writes a .skops file with the same metadata (no network recipe; the estimator's
+parameters, random_state included, are its arch_args).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from audit_cli.data import Dataset, fingerprint_ids, load_dataset, read_id_file
 from audit_cli.errors import IdFileError, UsageError
 from audit_cli.models.checkpoint import check_output_path, save_checkpoint
 from audit_cli.models.metadata import CheckpointMeta, Exclusion
+from audit_cli.models.sklearn_model import SklearnRecipe, fit_sklearn, save_sklearn, sklearn_logits
 from audit_cli.training import Progress, Recipe, accuracy, predict_logits, resolve_device, train_models
 
 
@@ -27,7 +32,7 @@ class TrainRequest:
     """What to train and where to put it."""
 
     out: Path
-    """Output checkpoint (.safetensors)."""
+    """Output checkpoint (.safetensors; .skops for a scikit-learn model)."""
     data: str = "digits"
     """Dataset registry name or a .parquet / .npz path."""
     data_options: Mapping[str, object] = field(default_factory=dict)
@@ -36,8 +41,8 @@ class TrainRequest:
     """Root of torchvision datasets."""
     download: bool = False
     """Allow downloading a torchvision dataset into ``data_root``."""
-    recipe: Recipe = field(default_factory=Recipe)
-    """How to train."""
+    recipe: Recipe | SklearnRecipe = field(default_factory=Recipe)
+    """How to train: a network's recipe, or a scikit-learn model and its parameters."""
     exclude_ids: Path | None = None
     """Id file of training examples to leave out (a retrained model)."""
     exclude_class: int | None = None
@@ -92,6 +97,8 @@ def excluded_training_ids(
 
 def train_checkpoint(request: TrainRequest, progress: Progress | None = None) -> TrainResult:
     """Load the data, train one model with the recipe, evaluate it and save it."""
+    if isinstance(request.recipe, SklearnRecipe):
+        return _train_sklearn(request, request.recipe)
     # Fail on the output path before spending minutes on the work.
     out = check_output_path(request.out, overwrite=request.overwrite)
     device = resolve_device(request.device)
@@ -127,6 +134,56 @@ def train_checkpoint(request: TrainRequest, progress: Progress | None = None) ->
         metrics=metrics,
     )
     sha = save_checkpoint(out, ensemble.state_dict(0), meta, overwrite=request.overwrite)
+    return TrainResult(
+        path=out,
+        sha256=sha,
+        meta=meta,
+        n_trained=len(train_ids),
+        n_excluded=exclusion.n_ids if exclusion else 0,
+        train_accuracy=train_acc,
+        test_accuracy=test_acc,
+        seconds=seconds,
+    )
+
+
+def _train_sklearn(request: TrainRequest, recipe: SklearnRecipe) -> TrainResult:
+    """Fit a scikit-learn model on the training split (minus exclusions) and save it as .skops."""
+    out = check_output_path(request.out, overwrite=request.overwrite, suffix=".skops")
+    dataset = load_dataset(request.data, request.data_options, data_root=request.data_root, download=request.download)
+    if dataset.modality == "image":
+        raise UsageError(
+            f"{recipe.arch} takes flat features; {dataset.name!r} is images",
+            hint="train a network (--arch cnn, resnet18, ...) on images",
+        )
+    train_ids, exclusion = excluded_training_ids(dataset, request.exclude_ids, request.exclude_class)
+    rows_train, rows_test = dataset.rows(train_ids), dataset.rows(dataset.test_ids)
+    start = time.perf_counter()
+    est = fit_sklearn(recipe.arch, recipe.params, dataset.x[rows_train], dataset.y[rows_train], recipe.seed)
+    seconds = time.perf_counter() - start
+    pred = sklearn_logits(est, dataset.x, dataset.num_classes).argmax(1)
+
+    def acc(rows: np.ndarray) -> float:
+        return float((pred[rows] == dataset.y[rows]).mean()) if len(rows) else float("nan")
+
+    train_acc, test_acc = acc(rows_train), acc(rows_test)
+    metrics = {"train_accuracy": train_acc, "test_accuracy": test_acc}
+    if exclusion is not None:
+        metrics["excluded_accuracy"] = acc(dataset.rows(np.setdiff1d(dataset.train_ids, train_ids)))
+    meta = CheckpointMeta(
+        kind="retrained" if exclusion else "original",
+        arch=recipe.arch,
+        arch_args=recipe.arch_args,
+        num_classes=dataset.num_classes,
+        input_shape=dataset.input_shape,
+        dataset=dataset.spec,
+        dataset_fingerprint=dataset.fingerprint,
+        recipe=None,
+        trained_ids_fingerprint=fingerprint_ids(train_ids),
+        n_trained=len(train_ids),
+        excluded=exclusion,
+        metrics=metrics,
+    )
+    sha = save_sklearn(est, meta, out, overwrite=request.overwrite)
     return TrainResult(
         path=out,
         sha256=sha,

@@ -5,6 +5,9 @@ dataset the model was trained on, runs the method (the same code the audit runs 
 shadow models, with K = 1), measures forget, retain and test accuracy before and after,
 and writes the unlearned checkpoint with the method, its parameters, the forget-set
 fingerprint and the parent's sha256 in its metadata.
+
+Methods that produce an output filter instead of weights (MPRU) go to
+``audit_cli.filter_checkpoint``: same request, same before/after table, a filter file out.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from audit_cli.data import Dataset, fingerprint_ids, load_dataset, read_id_file
 from audit_cli.errors import IdFileError, UsageError
@@ -29,6 +33,7 @@ from audit_cli.models.checkpoint import (
 from audit_cli.models.metadata import CheckpointMeta, Unlearning
 from audit_cli.training import Ensemble, Recipe, accuracy, predict_logits, resolve_device
 from audit_cli.unlearn import UnlearnTask, get_method, params_dict, parse_params, unlearn_models
+from audit_cli.unlearn.mpru import FilterSpec
 
 
 @dataclass(frozen=True)
@@ -36,9 +41,9 @@ class UnlearnRequest:
     """What to unlearn from which model, and where to write the result."""
 
     model: Path
-    """The checkpoint to repair."""
+    """The checkpoint to repair (.safetensors, .pt; a .skops model for filter methods)."""
     out: Path
-    """Output checkpoint (.safetensors)."""
+    """Output checkpoint (.safetensors); for a filter method, the filter file (.safetensors)."""
     method: str
     """Unlearning method registry name."""
     params: Mapping[str, object] = field(default_factory=dict)
@@ -76,7 +81,8 @@ class SplitAccuracy:
 class UnlearnResult:
     path: Path
     sha256: str
-    meta: CheckpointMeta
+    meta: CheckpointMeta | FilterSpec
+    """The written checkpoint's metadata; for a filter method, the filter."""
     params: dict[str, Any]
     n_forget: int
     before: SplitAccuracy
@@ -111,7 +117,18 @@ def resolve_forget(dataset: Dataset, forget: Path | None, forget_class: int | No
 def split_accuracy(
     ens: Ensemble, dataset: Dataset, forget: np.ndarray, retain: np.ndarray, forget_class: int | None
 ) -> SplitAccuracy:
-    logits = predict_logits(ens, dataset.x)[0]
+    return split_accuracy_from_logits(predict_logits(ens, dataset.x)[0], dataset, forget, retain, forget_class)
+
+
+def split_accuracy_from_logits(
+    logits: torch.Tensor | np.ndarray,
+    dataset: Dataset,
+    forget: np.ndarray,
+    retain: np.ndarray,
+    forget_class: int | None,
+) -> SplitAccuracy:
+    """Accuracies from one model's outputs (n, C) on every example (any monotone scores)."""
+    logits = torch.as_tensor(logits)
 
     def acc(ids: np.ndarray) -> float:
         rows = dataset.rows(ids)
@@ -126,30 +143,42 @@ def split_accuracy(
     )
 
 
+def request_dataset(request: UnlearnRequest, meta: CheckpointMeta | None) -> Dataset:
+    """The dataset of the request (--data), else the one the model's metadata records."""
+    if request.data is None and meta is None:
+        raise UsageError(f"{request.model} carries no metadata", hint="pass --data (and --arch) to say what it is")
+    if request.data is not None:
+        return load_dataset(request.data, request.data_options, data_root=request.data_root, download=request.download)
+    return load_dataset(meta.dataset, data_root=request.data_root, download=request.download)
+
+
+def check_trained_on_all(path: Path, meta: CheckpointMeta | None, dataset: Dataset) -> None:
+    if meta is not None and meta.trained_ids_fingerprint not in (None, fingerprint_ids(dataset.train_ids)):
+        raise UsageError(
+            f"{path} was not trained on the whole training split (it is {meta.kind}); "
+            "unlearning assumes the model saw every training id",
+        )
+
+
 def unlearn_checkpoint(request: UnlearnRequest) -> UnlearnResult:
     # Fail on the output path before spending minutes on the work.
     out = check_output_path(request.out, overwrite=request.overwrite)
     entry = get_method(request.method)
     params = parse_params(entry, request.params)
+    if entry.produces == "filter":
+        from audit_cli.filter_checkpoint import fit_filter_checkpoint
+
+        return fit_filter_checkpoint(request, entry, params)
+    if entry.produces != "weights":
+        raise UsageError(f"method {request.method!r} produces a {entry.produces}, not new weights")
     device = resolve_device(request.device)
 
     parent = load_checkpoint(request.model)
     meta = parent.meta
-    if request.data is None and meta is None:
-        raise UsageError(f"{request.model} carries no metadata", hint="pass --data (and --arch) to say what it is")
-    if request.data is not None:
-        dataset = load_dataset(
-            request.data, request.data_options, data_root=request.data_root, download=request.download
-        )
-    else:
-        dataset = load_dataset(meta.dataset, data_root=request.data_root, download=request.download)
+    dataset = request_dataset(request, meta)
     check_dataset(meta, dataset, path=request.model)
     forget, retain = resolve_forget(dataset, request.forget, request.forget_class)
-    if meta is not None and meta.trained_ids_fingerprint not in (None, fingerprint_ids(dataset.train_ids)):
-        raise UsageError(
-            f"{request.model} was not trained on the whole training split (it is {meta.kind}); "
-            "unlearning assumes the model saw every training id",
-        )
+    check_trained_on_all(request.model, meta, dataset)
     model = build_model_from_checkpoint(parent, arch=request.arch, dataset=dataset)
     arch = request.arch or meta.arch
     arch_args = meta.arch_args if meta is not None and arch == meta.arch else {}

@@ -110,7 +110,8 @@ def main() -> None:
                 test = test[ds.y[ds.rows(test)] != forget_class]
             reference = metrics(load_ensemble(retrained_path, ds)[0], ds, forget, retain, test)
             rows = [("original", metrics(originals, ds, forget, retain, test), 0.0)]
-            runs = [(name, name, 0) for name, e in METHODS.items() if kind in e.supports]
+            # mpru writes an output filter, not weights: scripts/mpru_tree.py measures it.
+            runs = [(name, name, 0) for name, e in METHODS.items() if kind in e.supports and e.produces == "weights"]
             runs[1:1] = [("retrain (seed 1)", "retrain", 1), ("retrain (seed 2)", "retrain", 2)]
             for label, method, seed in runs:
                 task = UnlearnTask(ds, [forget], [retain], recipe, [seed], forget_class=forget_class)

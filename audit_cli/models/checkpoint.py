@@ -9,6 +9,9 @@ What is loaded and how (the threat model is a checkpoint from a stranger's pull 
 - ``.pt`` (zip or legacy pickle): only ``torch.load(path, weights_only=True)``, whose
   unpickler admits tensors and plain containers and rejects every other global. A zip
   holding TorchScript (``code/``, ``constants.pkl``) is refused before torch sees it.
+- A zip holding a skops ``schema.json`` is a scikit-learn model: it is pointed to
+  ``audit_cli.models.sklearn_model`` (which loads it against a trusted-type list), and an
+  MPRU output filter (safetensors) is named as such, instead of failing as odd weights.
 - Refusals for code execution raise :class:`UnsafeArtifactError` (exit 4); corrupt,
   truncated or non-finite weights raise :class:`CheckpointError` (exit 2).
 """
@@ -34,7 +37,7 @@ from audit_cli.atomic import atomic_path
 from audit_cli.data import Dataset
 from audit_cli.errors import CheckpointError, UnsafeArtifactError, UsageError
 from audit_cli.models.architectures import build_model, is_plugin
-from audit_cli.models.metadata import METADATA_KEY, CheckpointMeta
+from audit_cli.models.metadata import FILTER_METADATA_KEY, METADATA_KEY, CheckpointMeta
 
 # The safetensors library refuses larger headers too; checking first gives a clear message
 # and never allocates a buffer sized by an attacker-controlled length field.
@@ -63,12 +66,16 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def check_output_path(path: str | Path, *, overwrite: bool) -> Path:
+def check_output_path(path: str | Path, *, overwrite: bool, suffix: str = ".safetensors") -> Path:
     """Refuse an output checkpoint path before any work is spent on filling it."""
     path = Path(path)
-    if path.suffix != ".safetensors":
+    if path.suffix != suffix:
         what = repr(path.suffix) if path.suffix else "no extension"
-        raise UsageError(f"--out must end in .safetensors: checkpoints are written as .safetensors, not {what}: {path}")
+        kind = "scikit-learn models" if suffix == ".skops" else "checkpoints"
+        hint = None
+        if path.suffix == ".skops":
+            hint = "only scikit-learn models (--arch hist-gradient-boosting, random-forest, ...) are written as .skops"
+        raise UsageError(f"--out must end in {suffix}: {kind} are written as {suffix}, not {what}: {path}", hint=hint)
     if path.exists() and not overwrite:
         raise UsageError(f"{path} exists; not overwriting it", hint="pass --overwrite to replace it")
     if not path.parent.is_dir():
@@ -170,11 +177,17 @@ def _load_safetensors(path: Path, size: int) -> tuple[dict[str, torch.Tensor], C
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({_first_line(exc)})") from None
     metadata = header.get("__metadata__") or {}
+    if isinstance(metadata, dict) and FILTER_METADATA_KEY in metadata:
+        raise CheckpointError(
+            f"{path} is an output filter (MPRU), not a model checkpoint",
+            hint="a filter is applied to the model it was fitted for: audit run --filter",
+        )
     meta = CheckpointMeta.from_json(metadata[METADATA_KEY]) if METADATA_KEY in metadata else None
     return state_dict, meta
 
 
 TORCHSCRIPT_MARKERS = ("/code/", "constants.pkl", ".debug_pkl")
+SKOPS_SCHEMA = "schema.json"
 
 
 def _load_pt(path: Path, *, is_zip: bool) -> tuple[dict[str, torch.Tensor], CheckpointMeta | None]:
@@ -188,6 +201,12 @@ def _load_pt(path: Path, *, is_zip: bool) -> tuple[dict[str, torch.Tensor], Chec
             raise UnsafeArtifactError(
                 f"{path} is a TorchScript archive; loading it would run its code. Refused",
                 hint="export the weights: torch.save(model.state_dict(), path) or safetensors",
+            )
+        if SKOPS_SCHEMA in names and not any(name.endswith("data.pkl") for name in names):
+            raise CheckpointError(
+                f"{path} is a scikit-learn model (skops file), not torch weights",
+                hint="scikit-learn models load through audit_cli.models.sklearn_model; "
+                "audit unlearn takes them with --method mpru",
             )
     try:
         # A file object, not the path: torch.load routes paths ending in .safetensors to

@@ -21,11 +21,14 @@ from typing import Any
 from audit_cli import __version__
 from audit_cli.data import DatasetSpec
 from audit_cli.errors import CheckpointError, UsageError
-from audit_cli.models.architectures import resolve_arch_args
+from audit_cli.models.architectures import ARCHITECTURES, is_plugin, resolve_arch_args
 from audit_cli.training import Recipe
 
 FORMAT_VERSION = 1
 METADATA_KEY = "unlearning_audit"
+# Key of an output filter's document (MPRU, ``audit_cli.unlearn.mpru``) in its safetensors
+# header; defined here so checkpoint loading can name a filter passed as a model.
+FILTER_METADATA_KEY = "unlearning_audit_filter"
 KINDS = ("original", "retrained", "unlearned", "imported")
 
 
@@ -66,9 +69,10 @@ class CheckpointMeta:
     kind: str
     """original, retrained, unlearned or imported (weights from elsewhere)."""
     arch: str
-    """Architecture registry name or plug-in ``package.module:factory``."""
+    """Architecture registry name, plug-in ``package.module:factory``, or a scikit-learn
+    model name (``hist-gradient-boosting``...; the file is then a .skops)."""
     arch_args: Mapping[str, Any]
-    """Architecture arguments."""
+    """Architecture arguments; for a scikit-learn model, the estimator parameters set."""
     num_classes: int
     """Width of the output layer."""
     input_shape: tuple[int, ...]
@@ -78,7 +82,8 @@ class CheckpointMeta:
     dataset_fingerprint: str
     """Content fingerprint of that dataset."""
     recipe: Recipe | None
-    """How the model was trained; None when unknown (imported weights)."""
+    """How the network was trained; None when unknown (imported weights) and for
+    scikit-learn models (their arch_args say everything, random_state included)."""
     trained_ids_fingerprint: str | None
     """Fingerprint of the ids the model was trained on."""
     n_trained: int | None
@@ -107,7 +112,7 @@ class CheckpointMeta:
             )
         # Same types as the writer's (tuples, not JSON lists), so a loaded document
         # compares equal to the one that was saved.
-        object.__setattr__(self, "arch_args", resolve_arch_args(self.arch, self.arch_args))
+        object.__setattr__(self, "arch_args", _resolve_args(self.arch, self.arch_args))
         if not self.created:
             object.__setattr__(self, "created", _now())
 
@@ -181,6 +186,18 @@ class CheckpointMeta:
         except (json.JSONDecodeError, RecursionError) as exc:
             raise CheckpointError(f"checkpoint metadata is not valid JSON: {exc}") from None
         return cls.from_dict(data)
+
+
+def _resolve_args(arch: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """Typed arguments of a network architecture or of a scikit-learn model (``arch_args``
+    holds the estimator's parameters then; no recipe, which describes network training)."""
+    if not is_plugin(arch) and arch not in ARCHITECTURES:
+        # Imported here: scikit-learn's ensembles load only when a model is one of them.
+        from audit_cli.models.sklearn_model import is_sklearn_arch, resolve_sklearn_params
+
+        if is_sklearn_arch(arch):
+            return resolve_sklearn_params(arch, args)
+    return resolve_arch_args(arch, args)
 
 
 def _now() -> str:

@@ -19,6 +19,7 @@ from audit_cli.training import Ensemble, chunk_models, restack
 from audit_cli.unlearn import (
     finetune,
     l1_sparse,
+    mpru,
     neggrad,
     neggrad_plus,
     prune,
@@ -40,7 +41,7 @@ def register(entry: MethodEntry) -> MethodEntry:
     return entry
 
 
-for _module in (retrain, finetune, neggrad, neggrad_plus, random_label, salun, l1_sparse, scrub, prune, trw):
+for _module in (retrain, finetune, neggrad, neggrad_plus, random_label, salun, l1_sparse, scrub, prune, trw, mpru):
     register(_module.ENTRY)
 
 

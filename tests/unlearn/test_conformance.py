@@ -3,6 +3,10 @@
 One parametrized suite (STYLE.md: "a conformance test runs over every registered
 estimator"), run over ``METHODS`` for every kind of forgetting each method supports:
 
+The contract is about new weights: methods that produce something else (an output
+filter: mpru) are refused by ``unlearn_models`` and have suites of their own, named in
+``OTHER_SUITES`` so that a new one cannot go untested.
+
 1. forget accuracy moves the expected way, 2. retain accuracy stays close to the
 original's, 3. the stacked path gives the same models as K single runs, 4. the
 originals are left alone, 5. ``unlearn_checkpoint`` writes complete metadata,
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import pathlib
 import shutil
 from dataclasses import dataclass, field, fields
 
@@ -35,7 +40,8 @@ from audit_cli.errors import UsageError
 from audit_cli.models.checkpoint import build_model_from_checkpoint, load_checkpoint
 from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
 from audit_cli.training import Ensemble, Recipe, model_seeds, predict_logits, train_models
-from audit_cli.unlearn import METHODS, DivergedError, UnlearnTask, params_dict, parse_params, unlearn_models
+from audit_cli.unlearn import METHODS as REGISTRY
+from audit_cli.unlearn import DivergedError, UnlearnTask, params_dict, parse_params, unlearn_models
 from audit_cli.unlearn_checkpoint import UnlearnRequest, split_accuracy, unlearn_checkpoint
 
 # --- the setting ------------------------------------------------------------------------------
@@ -49,6 +55,9 @@ K = 3
 N_FORGET = 90  # 15% of the training split, per model
 FORGET_CLASS = 1
 KINDS = ("random", "class")
+# Registered methods whose output is not weights, and the suite that tests each.
+OTHER_SUITES = {"mpru": "test_mpru.py"}
+METHODS = {name: entry for name, entry in REGISTRY.items() if entry.produces == "weights"}
 
 
 @dataclass(frozen=True)
@@ -245,6 +254,16 @@ def test_the_setting_is_what_the_thresholds_assume(before, tasks):
     # Different forget sets per model, equally sized.
     f = tasks["random"].forget_ids
     assert not np.array_equal(f[0], f[1])
+
+
+def test_methods_that_produce_no_weights_have_their_own_suite_and_are_refused_here(originals, tasks):
+    others = {name: entry for name, entry in REGISTRY.items() if entry.produces != "weights"}
+    assert sorted(others) == sorted(OTHER_SUITES), "a method producing no weights needs a suite of its own"
+    for name, entry in others.items():
+        assert (pathlib.Path(__file__).parent / OTHER_SUITES[name]).is_file(), OTHER_SUITES[name]
+        kind = sorted(entry.supports)[0]
+        with pytest.raises(UsageError, match=f"produces a {entry.produces}, not new weights"):
+            unlearn_models(originals, tasks[kind], name)
 
 
 def test_every_registered_method_has_expectations():
