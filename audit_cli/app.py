@@ -238,6 +238,9 @@ def run_cmd(
     model: Path = typer.Option(..., "--model", "-m", help="The model to audit (the unlearned one)."),
     forget: Path | None = typer.Option(None, "--forget", help="Id file of the forgotten training examples."),
     forget_class: int | None = typer.Option(None, "--forget-class", help="The forgotten class."),
+    output_filter: Path | None = typer.Option(
+        None, "--filter", help="An MPRU output filter (audit unlearn --method mpru) to audit --model through."
+    ),
     original: Path | None = typer.Option(None, "--original", help="The model before unlearning (optional)."),
     retrained: Path | None = typer.Option(None, "--retrained", help="A model retrained without the forget set."),
     fail_above: float | None = typer.Option(
@@ -280,6 +283,7 @@ def run_cmd(
         model=model,
         forget=forget,
         forget_class=forget_class,
+        filter=output_filter,
         original=original,
         retrained=retrained,
         data=data,
@@ -377,6 +381,7 @@ def shadows_cmd(
     model: Path = typer.Option(..., "--model", "-m", help="The model the shadows must imitate."),
     forget: Path | None = typer.Option(None, "--forget", help="Id file of the forgotten training examples."),
     forget_class: int | None = typer.Option(None, "--forget-class", help="The forgotten class."),
+    output_filter: Path | None = typer.Option(None, "--filter", help="The MPRU output filter audit run will use."),
     shadows: int = typer.Option(64, "--shadows", help="How many shadows the bank should hold."),
     bank: Path = typer.Option(Path(".audit-bank"), "--bank", help="Shadow bank folder."),
     method: str | None = typer.Option(None, "--method", help="Override the unlearning method in the checkpoint."),
@@ -394,6 +399,7 @@ def shadows_cmd(
             model=model,
             forget=forget,
             forget_class=forget_class,
+            filter=output_filter,
             method=method,
             method_params=parse_pairs(param, "--param") if param else None,
             shadows=shadows,

@@ -18,12 +18,13 @@ import numpy as np
 
 from audit_cli.data import Dataset, fingerprint_ids
 from audit_cli.errors import UsageError
-from audit_cli.models.checkpoint import build_model_from_checkpoint, check_dataset, load_checkpoint
+from audit_cli.models.checkpoint import check_dataset
 from audit_cli.models.metadata import CheckpointMeta
-from audit_cli.models.sklearn_model import class_columns, load_sklearn, looks_like_skops, sklearn_logits
-from audit_cli.training import Ensemble, predict_logits, resolve_device
+from audit_cli.models.model_file import load_model
+from audit_cli.models.sklearn_model import class_columns
+from audit_cli.training import resolve_device
 from audit_cli.unlearn import MethodEntry, params_dict
-from audit_cli.unlearn.mpru import FilterSpec, MPRUParams, apply_filter, fit_redistribution, save_filter
+from audit_cli.unlearn.mpru import FilterSpec, MPRUParams, apply_filter, fit_redistribution, retain_sample, save_filter
 from audit_cli.unlearn_checkpoint import (
     UnlearnRequest,
     UnlearnResult,
@@ -49,11 +50,8 @@ def fit_filter_checkpoint(request: UnlearnRequest, entry: MethodEntry, params: M
     check_trained_on_all(request.model, meta, dataset)
 
     start = time.perf_counter()
-    sample, rows = None, dataset.rows(retain)
-    if params.fit == "retain-sample":
-        rng = np.random.default_rng(request.seed)
-        sample = np.sort(rng.choice(retain, size=min(params.sample, len(retain)), replace=False))
-        rows = dataset.rows(sample)
+    sample = retain_sample(retain, params, request.seed)
+    rows = dataset.rows(retain if sample is None else sample)
     bias = fit_redistribution(logits[rows], dataset.y[rows], forget_class, params)
     filtered = apply_filter(logits, forget_class, bias)
     seconds = time.perf_counter() - start
@@ -86,26 +84,17 @@ def fit_filter_checkpoint(request: UnlearnRequest, entry: MethodEntry, params: M
 def model_outputs(request: UnlearnRequest) -> tuple[np.ndarray, CheckpointMeta | None, str, Dataset]:
     """The model's logits on every example (n, C), its metadata, its file's sha256, and the dataset.
 
-    The format is sniffed from the bytes: a skops zip is a scikit-learn model (its
-    log-probabilities are its logits), anything else goes through the checkpoint loader.
+    The format is sniffed from the bytes (``load_model``): a skops zip is a scikit-learn
+    model (its log-probabilities are its logits), anything else a checkpoint.
     """
     path = Path(request.model)
-    if looks_like_skops(path):
-        if request.arch is not None:
-            raise UsageError(f"{path} is a scikit-learn model; --arch is for torch checkpoints without metadata")
-        model = load_sklearn(path)
-        dataset = request_dataset(request, model.meta)
-        check_dataset(model.meta, dataset, path=path)
+    model = load_model(path)
+    if model.sklearn is not None and request.arch is not None:
+        raise UsageError(f"{path} is a scikit-learn model; --arch is for torch checkpoints without metadata")
+    dataset = request_dataset(request, model.meta)
+    check_dataset(model.meta, dataset, path=path)
+    if model.sklearn is not None:
         # A user's own model has no metadata: its classes must be labels of the --data dataset.
-        class_columns(model.estimator, dataset.num_classes)
-        logits = sklearn_logits(model.estimator, dataset.x, dataset.num_classes)
-        return logits, model.meta, model.sha256, dataset
-    parent = load_checkpoint(path)
-    dataset = request_dataset(request, parent.meta)
-    check_dataset(parent.meta, dataset, path=path)
-    net = build_model_from_checkpoint(parent, arch=request.arch, dataset=dataset)
-    arch = request.arch or parent.meta.arch
-    arch_args = parent.meta.arch_args if parent.meta is not None and arch == parent.meta.arch else {}
-    device = resolve_device(request.device)
-    ens = Ensemble.from_modules([net], arch, arch_args, dataset.input_shape, dataset.num_classes, device)
-    return predict_logits(ens, dataset.x)[0].numpy(), parent.meta, parent.sha256, dataset
+        class_columns(model.sklearn.estimator, dataset.num_classes)
+    logits = model.view_logits(dataset, resolve_device(request.device), arch=request.arch)[0]
+    return logits, model.meta, model.sha256, dataset

@@ -22,7 +22,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,16 +45,12 @@ from attacks.signals import logit_scaled_confidence
 from audit_cli import __version__
 from audit_cli.data import Dataset, fingerprint_ids, load_dataset
 from audit_cli.errors import InconclusiveError, UsageError
-from audit_cli.models.checkpoint import (
-    Checkpoint,
-    build_model_from_checkpoint,
-    check_dataset,
-    file_sha256,
-    load_checkpoint,
-)
+from audit_cli.models.checkpoint import check_dataset, file_sha256
+from audit_cli.models.model_file import ModelFile, load_model
 from audit_cli.report import AuditReport, CheckResult, Exposed
-from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, SignalBank, phi_of, query_logits
-from audit_cli.training import Ensemble, resolve_device
+from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, SignalBank
+from audit_cli.training import resolve_device
+from audit_cli.unlearn.mpru import FilterSpec, apply_filter, check_filter_parent, load_filter
 from audit_cli.unlearn_checkpoint import resolve_forget
 
 DEFAULT_SHADOWS = 64
@@ -72,6 +68,8 @@ class AuditConfig:
 
     model: Path
     forget: Path | None = None
+    filter: Path | None = None
+    """An MPRU output filter (``audit unlearn --method mpru``) applied to the model's outputs."""
     forget_class: int | None = None
     original: Path | None = None
     retrained: Path | None = None
@@ -112,20 +110,14 @@ def leakage_interval(auc: Interval) -> Interval:
     return Interval(value, low, high, auc.level)
 
 
-def _ensemble(ckpt: Checkpoint, dataset: Dataset, device: torch.device) -> Ensemble:
-    model = build_model_from_checkpoint(ckpt, dataset=dataset)
-    meta = ckpt.meta
-    return Ensemble.from_modules([model], meta.arch, meta.arch_args, dataset.input_shape, dataset.num_classes, device)
-
-
-def _load_reference(path: Path | None, dataset: Dataset, device: torch.device) -> tuple[Checkpoint, np.ndarray] | None:
+def _load_reference(path: Path | None, dataset: Dataset, device: torch.device) -> tuple[ModelFile, np.ndarray] | None:
     if path is None:
         return None
-    ckpt = load_checkpoint(path)
-    if ckpt.meta is None:
+    model = load_model(path)
+    if model.meta is None:
         raise UsageError(f"{path} carries no metadata; reference models must come from audit train / unlearn")
-    check_dataset(ckpt.meta, dataset, path=path)
-    return ckpt, query_logits(_ensemble(ckpt, dataset, device), dataset)[:, 0].numpy()
+    check_dataset(model.meta, dataset, path=path)
+    return model, model.view_logits(dataset, device)
 
 
 def _views_phi(view_logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -137,7 +129,7 @@ def _views_phi(view_logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 class AuditInputs:
     """The resolved inputs of one audit: what `audit run` and `audit shadows` share."""
 
-    checkpoint: Checkpoint
+    model: ModelFile
     dataset: Dataset
     forget: np.ndarray
     retain: np.ndarray
@@ -147,6 +139,8 @@ class AuditInputs:
     params: dict
     bank: ShadowBank
     device: torch.device
+    output_filter: FilterSpec | None = None
+    """An MPRU output filter the audited outputs pass through (``--filter``)."""
 
 
 def prepare(config: AuditConfig) -> AuditInputs:
@@ -159,9 +153,9 @@ def prepare(config: AuditConfig) -> AuditInputs:
         raise UsageError(f"--variance must be auto, global or per-example, got {config.variance!r}")
     if config.shadows < 2:
         raise UsageError(f"--shadows must be at least 2, got {config.shadows}")
-    ckpt = load_checkpoint(config.model)
-    meta = ckpt.meta
-    if meta is None or meta.recipe is None:
+    audited = load_model(config.model)
+    meta = audited.meta
+    if meta is None or audited.recipe is None:
         raise UsageError(
             f"{config.model} carries no training recipe; shadows must be trained like the audited model",
             hint="audit models written by audit train / audit unlearn",
@@ -172,14 +166,29 @@ def prepare(config: AuditConfig) -> AuditInputs:
         else load_dataset(meta.dataset, data_root=config.data_root)
     )
     check_dataset(meta, dataset, path=config.model)
+    output_filter = None
+    if config.filter is not None:
+        output_filter = load_filter(config.filter)
+        check_filter_parent(output_filter, audited.sha256, config.filter)
+        if meta.unlearning is not None:
+            raise UsageError(f"--filter wraps the original model; {config.model} is already unlearned")
+        if output_filter.dataset_fingerprint != dataset.fingerprint:
+            raise UsageError(f"{config.filter} was fitted on another dataset than {dataset.name!r}")
+        if config.forget is not None:
+            raise UsageError("an MPRU filter forgets a class; pass --forget-class (or nothing), not --forget")
+        if config.forget_class is not None and config.forget_class != output_filter.forget_class:
+            raise UsageError(f"{config.filter} forgets class {output_filter.forget_class}, not {config.forget_class}")
+        config = replace(config, forget_class=output_filter.forget_class, forget=None)
     forget, retain = resolve_forget(dataset, config.forget, config.forget_class)
     if meta.unlearning is not None and meta.unlearning.forget_fingerprint != fingerprint_ids(forget):
         raise UsageError(
             f"{config.model} was unlearned with another forget set than the one given",
             hint="pass the forget list the model was unlearned with",
         )
-    method = config.method or (meta.unlearning.method if meta.unlearning else None)
-    params = dict(config.method_params or (meta.unlearning.params if meta.unlearning and not config.method else {}))
+    declared = output_filter.method if output_filter else meta.unlearning.method if meta.unlearning else None
+    declared_params = output_filter.params if output_filter else meta.unlearning.params if meta.unlearning else {}
+    method = config.method or declared
+    params = dict(config.method_params or (declared_params if not config.method else {}))
     params.pop("seed", None)
     params.pop("augmentation", None)
     test = dataset.test_ids
@@ -188,7 +197,7 @@ def prepare(config: AuditConfig) -> AuditInputs:
         test = test[dataset.y[dataset.rows(test)] == config.forget_class]
     spec = BankSpec(
         dataset=dataset,
-        recipe=meta.recipe,
+        recipe=audited.recipe,
         method=method,
         method_params=params,
         forget_rule=ForgetRule(forget_class=config.forget_class)
@@ -197,7 +206,7 @@ def prepare(config: AuditConfig) -> AuditInputs:
         seed=config.seed,
     )
     bank = ShadowBank(config.bank, spec, chunk_size=config.chunk_size)
-    return AuditInputs(ckpt, dataset, forget, retain, test, method, params, bank, device)
+    return AuditInputs(audited, dataset, forget, retain, test, method, params, bank, device, output_filter)
 
 
 def git_commit(cwd: Path | None = None) -> str | None:
@@ -225,7 +234,8 @@ def provenance(config: AuditConfig, inputs: AuditInputs, started: str) -> dict:
         "seed": config.seed,
         "deterministic": config.deterministic,
         "sha256": {
-            "model": inputs.checkpoint.sha256,
+            "model": inputs.model.sha256,
+            "filter": sha(config.filter),
             "original": sha(config.original),
             "retrained": sha(config.retrained),
             "forget_list": sha(config.forget),
@@ -258,8 +268,10 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     inputs = prepare(config)
-    ckpt, dataset, forget, retain, test = inputs.checkpoint, inputs.dataset, inputs.forget, inputs.retain, inputs.test
-    meta, method, params, bank, device = ckpt.meta, inputs.method, inputs.params, inputs.bank, inputs.device
+    audited, dataset, forget, retain, test = inputs.model, inputs.dataset, inputs.forget, inputs.retain, inputs.test
+    meta, method, params, bank, device = audited.meta, inputs.method, inputs.params, inputs.bank, inputs.device
+    if inputs.output_filter is not None:
+        config = replace(config, forget_class=inputs.output_filter.forget_class, forget=None)
     # Reference models are checked before minutes of shadow training, not after.
     retrained = _load_reference(config.retrained, dataset, device)
     original = _load_reference(config.original, dataset, device)
@@ -269,9 +281,12 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     signals = bank.load(config.shadows)
 
     # -- the audited model's own signals ---------------------------------------------------
-    target_logits = query_logits(_ensemble(ckpt, dataset, device), dataset)[:, 0]
-    target_phi = phi_of(target_logits, dataset.y)
-    logits = target_logits[0].numpy()
+    view_logits = audited.view_logits(dataset, device)
+    if inputs.output_filter is not None:
+        f = inputs.output_filter
+        view_logits = apply_filter(view_logits, f.forget_class, f.bias)
+    target_phi = _views_phi(view_logits, dataset.y)
+    logits = view_logits[0]
     mode = "u-lira" if method is not None else "lira"
     scores = _attack_scores(signals, target_phi, method, config)
     f_rows, t_rows, r_rows = dataset.rows(forget), dataset.rows(test), dataset.rows(retain)
@@ -364,8 +379,14 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
                          "auc_retrained_interval": [ref_sep.auc.low, ref_sep.auc.high]},
             )
         )  # fmt: skip
-        model_m = _unlearning_metrics(logits, dataset, f_rows, r_rows, t_rows)
-        ref_m = _unlearning_metrics(ref_logits, dataset, f_rows, r_rows, t_rows)
+        # Utility is measured on the test examples the model should still get right: for
+        # class forgetting, those of the retained classes (the attack's negatives are class c).
+        u_rows = t_rows
+        if config.forget_class is not None:
+            test_all = dataset.test_ids
+            u_rows = dataset.rows(test_all[dataset.y[dataset.rows(test_all)] != config.forget_class])
+        model_m = _unlearning_metrics(logits, dataset, f_rows, r_rows, u_rows)
+        ref_m = _unlearning_metrics(ref_logits, dataset, f_rows, r_rows, u_rows)
         checks.append(
             CheckResult(
                 "average gap",
@@ -376,7 +397,7 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
                 details={"model": model_m.__dict__, "retrained": ref_m.__dict__},
             )
         )
-        for split, rows in (("forget", f_rows), ("retain", r_rows), ("test", t_rows)):
+        for split, rows in (("forget", f_rows), ("retain", r_rows), ("test", u_rows)):
             d = output_divergence(logits[rows], ref_logits[rows])
             checks.append(
                 CheckResult(
@@ -390,7 +411,7 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
         if original is None:
             skipped.append(("detrimental-unlearning ratio", "no --original model given"))
         else:
-            rows = np.r_[f_rows, t_rows]
+            rows = np.r_[f_rows, u_rows]
             ratio = detrimental_ratio(
                 output_divergence(logits[rows], ref_logits[rows]).kl,
                 output_divergence(original[1][0][rows], ref_logits[rows]).kl,
@@ -412,7 +433,8 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     return AuditReport(
         model={
             "path": str(config.model),
-            "sha256": ckpt.sha256,
+            "sha256": audited.sha256,
+            "filter": str(config.filter) if config.filter is not None else None,
             "kind": meta.kind,
             "method": method,
             "method_params": params,
@@ -467,7 +489,7 @@ def _class_checks(
     logits: np.ndarray,
     f_rows: np.ndarray,
     t_rows: np.ndarray,
-    retrained: tuple[Checkpoint, np.ndarray] | None,
+    retrained: tuple[ModelFile, np.ndarray] | None,
     method: str | None,
 ) -> list[CheckResult]:
     """Class forgetting: forget-class accuracy, where the class goes, and MIA-NN."""
@@ -578,17 +600,18 @@ def _class_checks(
     ml = model_level(unlearned, reference, model_features(logits[class_rows][None], c, neighbors)[0], seed=config.seed)
     acc = ml.accuracy
     what = f"unlearned with {method}" if method is not None else "trained with the class"
-    out.append(
-        CheckResult(
-            "mia-nn (model level)",
-            "info",
-            f"a classifier that tells shadows {what} from their retrained twins (held-out accuracy "
-            f"{acc.value:.2f} [{acc.low:.2f}, {acc.high:.2f}]) gives this model probability {ml.p_unlearned:.2f} "
-            f"of being {what} rather than retrained",
-            score=ml.p_unlearned,
-            details={"accuracy": [acc.value, acc.low, acc.high], "n_shadows": ml.n_unlearned},
-        )
+    details = {"accuracy": [acc.value, acc.low, acc.high], "n_shadows": ml.n_unlearned}
+    sentence = (
+        f"a classifier that tells shadows {what} from their retrained twins (held-out accuracy "
+        f"{acc.value:.2f} [{acc.low:.2f}, {acc.high:.2f}]) gives this model probability {ml.p_unlearned:.2f} "
+        f"of being {what} rather than retrained"
     )
+    if retrained is not None:
+        ref_features = model_features(retrained[1][0][class_rows][None], c, neighbors)[0]
+        p_ref = model_level(unlearned, reference, ref_features, seed=config.seed).p_unlearned
+        details |= {"p_retrained": p_ref, "gap": abs(ml.p_unlearned - p_ref)}
+        sentence += f" (the retrained model: {p_ref:.2f})"
+    out.append(CheckResult("mia-nn (model level)", "info", sentence, score=ml.p_unlearned, details=details))
     return out
 
 

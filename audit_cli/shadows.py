@@ -43,7 +43,8 @@ from audit_cli import __version__
 from audit_cli.atomic import atomic_path, atomic_write_text
 from audit_cli.data import Dataset, fingerprint_ids
 from audit_cli.errors import InputError, UsageError
-from audit_cli.training import Ensemble, Recipe, predict_logits, train_models
+from audit_cli.models.sklearn_model import SklearnRecipe, fit_sklearn, sklearn_logits
+from audit_cli.training import Recipe, query_logits, train_models
 from audit_cli.unlearn import UnlearnTask, get_method, params_dict, parse_params, unlearn_models
 
 # 2: class-mode banks carry reference (retrained without the class) signals.
@@ -77,7 +78,8 @@ class BankSpec:
     """Everything that determines the shadows; its hash names the bank."""
 
     dataset: Dataset
-    recipe: Recipe
+    recipe: Recipe | SklearnRecipe
+    """How the audited model was trained: a network recipe, or a scikit-learn estimator."""
     method: str | None
     """The audited model's unlearning method; None: shadows are not unlearned (LiRA only)."""
     method_params: Mapping[str, object] = field(default_factory=dict)
@@ -94,7 +96,9 @@ class BankSpec:
             "bank_format": BANK_FORMAT,
             "tool_version": __version__,
             "dataset_fingerprint": self.dataset.fingerprint,
-            "recipe": self.recipe.to_dict(),
+            "recipe": self.recipe.to_dict()
+            if isinstance(self.recipe, Recipe)
+            else {"sklearn": self.recipe.arch, "params": dict(self.recipe.params)},
             "method": self.method,
             "method_params": self.resolved_params(),
             "forget_rule": self.forget_rule.to_dict(),
@@ -138,19 +142,40 @@ def plan_shadow(spec: BankSpec, k: int) -> ShadowPlan:
     return ShadowPlan(index=k, seed=seed, trained=trained, forget=forget)
 
 
-def query_logits(ens: Ensemble, dataset: Dataset) -> torch.Tensor:
-    """Logits on every pool example, (views, K, n, C): identity, plus a horizontal flip
-    for images (LiRA's augmentation queries; phi is averaged over the views)."""
-    x = torch.from_numpy(dataset.x)
-    views = [predict_logits(ens, x)]
-    if dataset.modality == "image":
-        views.append(predict_logits(ens, x.flip(-1)))
-    return torch.stack(views)
-
-
-def phi_of(view_logits: torch.Tensor, labels: np.ndarray) -> np.ndarray:
+def phi_of(view_logits: torch.Tensor | np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Logit-scaled confidence averaged over views: (views, n, C) -> (n,) float64."""
-    return logit_scaled_confidence(view_logits.numpy(), labels).mean(axis=0)
+    if isinstance(view_logits, torch.Tensor):
+        view_logits = view_logits.numpy()
+    return logit_scaled_confidence(view_logits, labels).mean(axis=0)
+
+
+def train_and_query(spec: BankSpec, train_ids: list[np.ndarray], seeds: list[int], device) -> np.ndarray:
+    """Train one model per id set with the bank's recipe; their logits on the pool, (views, K, n, C)."""
+    ds = spec.dataset
+    if isinstance(spec.recipe, SklearnRecipe):
+        x = ds.x.reshape(len(ds.x), -1)
+        logits = []
+        for ids, seed in zip(train_ids, seeds):
+            rows = ds.rows(ids)
+            est = fit_sklearn(spec.recipe.arch, spec.recipe.params, x[rows], ds.y[rows], seed)
+            logits.append(sklearn_logits(est, x, ds.num_classes))
+        return np.stack(logits)[None]
+    return query_logits(train_models(ds, spec.recipe, train_ids, seeds, device=device), ds, spec.recipe).numpy()
+
+
+def filter_shadow(spec: BankSpec, view_logits: np.ndarray, retain: np.ndarray, seed: int) -> np.ndarray:
+    """One shadow's outputs (views, n, C) through an output filter fitted like the audited one."""
+    from audit_cli.unlearn import mpru
+
+    params = parse_params(get_method(spec.method), spec.method_params)
+    c = spec.forget_rule.forget_class
+    if c is None:
+        raise UsageError(f"{spec.method} forgets a class; pass --forget-class")
+    ds = spec.dataset
+    sample = mpru.retain_sample(retain, params, seed)
+    rows = ds.rows(retain if sample is None else sample)
+    bias = mpru.fit_redistribution(view_logits[0][rows], ds.y[rows], c, params)
+    return mpru.apply_filter(view_logits, c, bias)
 
 
 @dataclass(frozen=True)
@@ -244,26 +269,38 @@ class ShadowBank:
         spec, ds = self.spec, self.spec.dataset
         plans = [plan_shadow(spec, k) for k in shadows]
         seeds = [p.seed for p in plans]
-        originals = train_models(ds, spec.recipe, [p.trained for p in plans], seeds, device=device)
-        task = UnlearnTask(
-            ds,
-            [p.forget for p in plans],
-            [p.retain for p in plans],
-            spec.recipe,
-            seeds,
-            forget_class=spec.forget_rule.forget_class,
-        )
-        before = query_logits(originals, ds)
+        c_forget = spec.forget_rule.forget_class
+        originals = None
+        if isinstance(spec.recipe, SklearnRecipe):
+            before = train_and_query(spec, [p.trained for p in plans], seeds, device)
+        else:
+            originals = train_models(ds, spec.recipe, [p.trained for p in plans], seeds, device=device)
+            before = query_logits(originals, ds, spec.recipe).numpy()
         if spec.method is None:
             after = before
+        elif get_method(spec.method).produces == "filter":
+            # An output filter leaves the shadow's weights alone: fit it on a labelled sample
+            # of the shadow's own retain set and apply it to the shadow's outputs.
+            after = np.stack(
+                [filter_shadow(spec, before[:, j], plan.retain, plan.seed) for j, plan in enumerate(plans)], axis=1
+            )
+        elif isinstance(spec.recipe, SklearnRecipe):
+            if spec.method != "retrain":
+                raise UsageError(
+                    f"{spec.method} updates network weights; a {spec.recipe.arch} model is unlearned by retrain "
+                    "or by an output filter (mpru)"
+                )
+            after = train_and_query(spec, [p.retain for p in plans], seeds, device)
         else:
-            after = query_logits(unlearn_models(originals, task, spec.method, spec.method_params), ds)
+            task = UnlearnTask(ds, [p.forget for p in plans], [p.retain for p in plans], spec.recipe, seeds,
+                               forget_class=c_forget)  # fmt: skip
+            unlearned = unlearn_models(originals, task, spec.method, spec.method_params)
+            after = query_logits(unlearned, ds, spec.recipe).numpy()
         reference = None
-        if spec.forget_rule.forget_class is not None:
+        if c_forget is not None:
             # The twin sees the same half minus the class, with the same seed: the pair
             # differs only in whether the class was learned and then unlearned.
-            twins = train_models(ds, spec.recipe, [p.retain for p in plans], seeds, device=device)
-            reference = query_logits(twins, ds)
+            reference = train_and_query(spec, [p.retain for p in plans], seeds, device)
         n, c = len(ds.ids), ds.num_classes
         columns: dict[str, list[np.ndarray]] = {
             k: [] for k in ("shadow", "example_id", "state", "phi_before", "phi_after")
@@ -281,10 +318,10 @@ class ShadowBank:
             columns["state"].append(state)
             columns["phi_before"].append(phi_of(before[:, j], ds.y))
             columns["phi_after"].append(phi_of(after[:, j], ds.y))
-            logits.append(after[0, j].numpy().reshape(-1))
+            logits.append(after[0, j].reshape(-1))
             if reference is not None:
                 columns["phi_reference"].append(phi_of(reference[:, j], ds.y))
-                ref_logits.append(reference[0, j].numpy().reshape(-1))
+                ref_logits.append(reference[0, j].reshape(-1))
         arrays = {k: pa.array(np.concatenate(v)) for k, v in columns.items()}
         arrays["logits_after"] = pa.FixedSizeListArray.from_arrays(pa.array(np.concatenate(logits)), c)
         if reference is not None:

@@ -413,3 +413,15 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor | np.ndarray) -> torch.Tensor
     """Per-model accuracy from logits (K, n, C) and labels (n,)."""
     y = torch.as_tensor(y)
     return (logits.argmax(-1) == y).double().mean(-1)
+
+
+def query_logits(ens: Ensemble, dataset: Dataset, recipe: Recipe | None = None) -> torch.Tensor:
+    """Logits on every pool example, (views, K, n, C): identity, plus a horizontal flip when
+    the models were trained with flips (LiRA queries the augmentations used in training;
+    phi is averaged over the views). A flipped input a model never saw in training, say
+    a mirrored MNIST digit, is no evidence of membership, only noise in phi."""
+    x = torch.from_numpy(dataset.x)
+    views = [predict_logits(ens, x)]
+    if recipe is not None and "flip" in recipe.augmentation and dataset.modality == "image":
+        views.append(predict_logits(ens, x.flip(-1)))
+    return torch.stack(views)

@@ -248,6 +248,11 @@ def class_models(tmp_path_factory):
             device="cpu",
         )
     )
+    unlearn_checkpoint(
+        UnlearnRequest(
+            model=root / "original.safetensors", out=root / "mpru.safetensors", method="mpru", forget_class=1
+        )
+    )
     return root
 
 
@@ -299,3 +304,55 @@ def test_class_forgetting_trw_is_audited_with_unlearned_shadows(class_models):
         assert check(report, name).score is not None
     md = __import__("audit_cli.report.formats", fromlist=["x"]).render_markdown(report)
     assert "| retrained twins |" in md and "Where the forgotten class" in md
+
+
+def test_an_mpru_filter_is_audited_with_filtered_shadows(class_models):
+    report = class_audit(class_models, "original", filter=class_models / "mpru.safetensors",
+                         retrained=class_models / "retrained.safetensors")  # fmt: skip
+    assert report.model["method"] == "mpru" and report.model["filter"].endswith("mpru.safetensors")
+    assert report.mode == "u-lira" and report.forget["class"] == 1
+    assert check(report, "forget-class-accuracy").details["accuracy"] == 0
+    assert report.provenance["sha256"]["filter"] is not None
+    # The filter moves the forgotten class's mass to the other classes: nothing is called 1.
+    assert check(report, "where the class goes").details["confusion_row"]["model"][1] == 0
+
+
+def test_filter_misuse_is_refused_before_any_shadow_is_trained(class_models, tmp_path):
+    from audit_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="not --forget"):
+        run_audit(AuditConfig(model=class_models / "original.safetensors", filter=class_models / "mpru.safetensors",
+                              forget=class_models / "x.txt", bank=tmp_path))  # fmt: skip
+    with pytest.raises(UsageError, match="forgets class 1, not 2"):
+        run_audit(AuditConfig(model=class_models / "original.safetensors", filter=class_models / "mpru.safetensors",
+                              forget_class=2, bank=tmp_path))  # fmt: skip
+    with pytest.raises(UsageError, match="was fitted for the model with sha256"):
+        run_audit(AuditConfig(model=class_models / "retrained.safetensors", filter=class_models / "mpru.safetensors",
+                              bank=tmp_path))  # fmt: skip
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_tree_model_is_audited_with_tree_shadows(tmp_path):
+    from audit_cli.models.sklearn_model import SklearnRecipe
+
+    common = dict(data=DATA, data_options=CLASS_OPTIONS, device="cpu")
+    tree = SklearnRecipe(arch="hist-gradient-boosting", params={"max_iter": "20"})
+    train_checkpoint(TrainRequest(out=tmp_path / "tree.skops", recipe=tree, **common))
+    train_checkpoint(TrainRequest(out=tmp_path / "tree_r.skops", recipe=tree, exclude_class=1, **common))
+    unlearn_checkpoint(UnlearnRequest(model=tmp_path / "tree.skops", out=tmp_path / "f.safetensors", method="mpru",
+                                      forget_class=1))  # fmt: skip
+    config = dict(shadows=8, chunk_size=8, bank=tmp_path / "bank", device="cpu")
+    filtered = run_audit(AuditConfig(model=tmp_path / "tree.skops", filter=tmp_path / "f.safetensors",
+                                     retrained=tmp_path / "tree_r.skops", **config))  # fmt: skip
+    assert check(filtered, "forget-class-accuracy").verdict == "pass"
+    bank = json.loads(next((tmp_path / "bank").glob("*/manifest.json")).read_text())
+    assert bank["spec"]["recipe"] == {"sklearn": "hist-gradient-boosting", "params": {"max_iter": 20}}
+    assert bank["spec"]["method"] == "mpru"
+    # The unfiltered tree still knows the class: flagged.
+    plain = run_audit(AuditConfig(model=tmp_path / "tree.skops", forget_class=1, **config))
+    assert check(plain, "forget-class-accuracy").verdict == "fail" and plain.exit_code == 1
+    # Weight-updating methods cannot be replayed on trees.
+    from audit_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="updates network weights"):
+        run_audit(AuditConfig(model=tmp_path / "tree.skops", forget_class=1, method="finetune", **config))

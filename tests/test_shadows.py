@@ -210,3 +210,24 @@ def test_class_mode_bank_keeps_retrained_twins(tmp_path, data):
     random_bank = ShadowBank(tmp_path, BankSpec(data, RECIPE, None, {}, ForgetRule(forget_ids=(1, 2))), chunk_size=2)
     random_bank.build(2)
     assert random_bank.load().phi_reference is None
+
+
+def test_flip_queries_only_for_models_trained_with_flips():
+    import torch
+
+    from audit_cli.data.dataset import DatasetSpec, make_dataset
+    from audit_cli.training import query_logits
+    from audit_cli.training import train_models
+
+    rng = np.random.default_rng(0)
+    y = np.arange(24) % 2
+    x = rng.normal(size=(24, 1, 8, 8)).astype(np.float32)
+    ds = make_dataset(DatasetSpec("tiny-images"), x, y, np.arange(24) < 16, ["a", "b"], "image")
+    plain = Recipe(arch="mlp", arch_args={"hidden": (8,)}, epochs=1)
+    ens = train_models(ds, plain, [ds.train_ids], [0])
+    assert query_logits(ens, ds, plain).shape == (1, 1, 24, 2)
+    flipped = query_logits(ens, ds, plain.replace(augmentation="flip"))
+    assert flipped.shape == (2, 1, 24, 2)
+    # The second view is the model on mirrored inputs.
+    mirrored = make_dataset(DatasetSpec("mirror"), x[..., ::-1].copy(), y, ds.is_train, ["a", "b"], "image")
+    torch.testing.assert_close(flipped[1], query_logits(ens, mirrored, plain)[0])

@@ -77,6 +77,15 @@ def _check_logits(logits: np.ndarray, forget_class: int) -> np.ndarray:
     return z
 
 
+def retain_sample(retain: np.ndarray, params: MPRUParams, seed: int) -> np.ndarray | None:
+    """The labelled retain ids the biases are fitted on, drawn with ``seed``; None for
+    renormalize, which needs no data. audit unlearn and the audit's shadows both draw here."""
+    if params.fit != "retain-sample":
+        return None
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(retain, size=min(params.sample, len(retain)), replace=False))
+
+
 def fit_redistribution(logits: np.ndarray, labels: np.ndarray, forget_class: int, params: MPRUParams) -> np.ndarray:
     """The biases ``a`` (C,) for ``apply_filter``, from the model's logits on a labelled sample.
 
