@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from attacks.gap import gap_check, wilson_interval
-from attacks.lira import IN, UNLEARNED, lira_online, ulira, ulira_class
+from attacks.klom import klom, margins
+from attacks.lira import IN, OUT, UNLEARNED, lira_online, ulira, ulira_class
 from attacks.metrics import Interval, SeparationReport, roc_curve, separation
 from attacks.mia_nn import (
     model_features,
@@ -426,7 +427,10 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
                     score=ratio,
                 )
             )
-    skipped.append(("KLoM", "needs several unlearned and retrained models"))
+    if method is None:
+        skipped.append(("KLoM", "the model declares no unlearning method: its shadows unlearned nothing"))
+    else:
+        checks.append(_klom_check(signals, dataset, f_rows, config, method))
 
     order = np.argsort(-np.nan_to_num(scores[f_rows], nan=-np.inf))[:10]
     exposed = tuple(Exposed(int(forget[i]), float(scores[f_rows][i])) for i in order)
@@ -613,6 +617,33 @@ def _class_checks(
         sentence += f" (the retrained model: {p_ref:.2f})"
     out.append(CheckResult("mia-nn (model level)", "info", sentence, score=ml.p_unlearned, details=details))
     return out
+
+
+def _klom_check(
+    signals: SignalBank, dataset: Dataset, f_rows: np.ndarray, config: AuditConfig, method: str
+) -> CheckResult:
+    """KLoM of the method on this recipe, from the bank: per forget example, margins under
+    the shadows that unlearned it against those that never saw it (class mode: the twins)."""
+    unlearned = margins(signals.logits_after[:, f_rows], dataset.y[f_rows])
+    unlearned[signals.states[:, f_rows] != UNLEARNED] = np.nan
+    if config.forget_class is not None:
+        retrained = margins(signals.logits_reference[:, f_rows], dataset.y[f_rows])
+    else:
+        retrained = margins(signals.logits_after[:, f_rows], dataset.y[f_rows])
+        retrained[signals.states[:, f_rows] != OUT] = np.nan
+    report = klom(unlearned, retrained, seed=config.seed)
+    p = report.p95
+    return CheckResult(
+        "klom",
+        "info",
+        f"95th percentile over {report.n_examples} forget examples of KL(unlearned || retrained) margin "
+        f"histograms, shadows unlearned with {method}: {p.value:.3f} [{p.low:.3f}, {p.high:.3f}]; "
+        f"at half sample sizes {report.matched:.3f} against {report.floor:.3f} for retrained vs retrained",
+        score=p.value,
+        low=p.low,
+        high=p.high,
+        details={"matched": report.matched, "floor": report.floor, "n_examples": report.n_examples},
+    )
 
 
 def _unlearning_metrics(logits, dataset, f_rows, r_rows, t_rows) -> UnlearningMetrics:

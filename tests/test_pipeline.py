@@ -300,8 +300,9 @@ def test_class_forgetting_trw_is_audited_with_unlearned_shadows(class_models):
     report = class_audit(class_models, "trw", retrained=class_models / "retrained.safetensors")
     assert report.mode == "u-lira" and report.model["method"] == "trw"
     assert check(report, "forget-class-accuracy").details["accuracy"] < 0.1
-    for name in ("mia-nn", "leakage", "u-lira gap to retrained", "mia-nn gap to retrained"):
+    for name in ("mia-nn", "leakage", "u-lira gap to retrained", "mia-nn gap to retrained", "klom"):
         assert check(report, name).score is not None
+    assert check(report, "klom").details["n_examples"] > 50 and check(report, "klom").details["floor"] >= 0
     md = __import__("audit_cli.report.formats", fromlist=["x"]).render_markdown(report)
     assert "| retrained twins |" in md and "Where the forgotten class" in md
 
