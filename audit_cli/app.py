@@ -296,6 +296,7 @@ def run_cmd(
         fail_above=float(value["fail_above"]),
         mia_nn_above=float(value["mia_nn_above"]),
         forget_class_accuracy_above=float(value["forget_class_accuracy_above"]),
+        utility_drop_above=float(value["utility_drop_above"]),
         variance=str(value["variance"]),
         seed=int(value["seed"]),
         device=str(value["device"]),

@@ -23,6 +23,7 @@ DEFAULTS: dict[str, object] = {
     "fail_above": 0.1,
     "mia_nn_above": 0.1,
     "forget_class_accuracy_above": 0.1,
+    "utility_drop_above": 0.05,
     "shadows": 64,
     "bank": ".audit-bank",
     "variance": "auto",
@@ -34,11 +35,13 @@ DEFAULTS: dict[str, object] = {
 
 
 # Checks that can fail a run, by report name, and the setting holding each one's threshold.
-# MIA-NN and forget-class accuracy exist only when a class is forgotten.
+# MIA-NN and forget-class accuracy exist only when a class is forgotten; utility only
+# with a retrained model to compare with.
 GATED_CHECKS = {
     "leakage": "fail_above",
     "mia-nn": "mia_nn_above",
     "forget-class-accuracy": "forget_class_accuracy_above",
+    "utility": "utility_drop_above",
 }
 
 

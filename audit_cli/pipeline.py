@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attacks.gap import gap_check, wilson_interval
+from attacks.gap import difference_interval, gap_check, wilson_interval
 from attacks.klom import klom, margins
 from attacks.lira import IN, OUT, UNLEARNED, lira_online, ulira, ulira_class
 from attacks.metrics import Interval, SeparationReport, roc_curve, separation
@@ -88,6 +88,8 @@ class AuditConfig:
     """Class forgetting: fail when the MIA-NN score's lower bound exceeds this."""
     forget_class_accuracy_above: float = 0.1
     """Class forgetting: fail when forget-class accuracy beyond the retrained twins' exceeds this."""
+    utility_drop_above: float = 0.05
+    """With --retrained: fail when the test-accuracy drop below the retrained model exceeds this."""
     variance: str = "auto"
     """Gaussian spread per example, pooled ("global"), or auto (global below 64 shadows)."""
     seed: int = 0
@@ -147,7 +149,7 @@ class AuditInputs:
 def prepare(config: AuditConfig) -> AuditInputs:
     """Load and check everything an audit needs; nothing is trained yet."""
     device = resolve_device(config.device)
-    for name in ("fail_above", "mia_nn_above", "forget_class_accuracy_above"):
+    for name in ("fail_above", "mia_nn_above", "forget_class_accuracy_above", "utility_drop_above"):
         if not 0 <= getattr(config, name) <= 1:
             raise UsageError(f"{name.replace('_', '-')} is a score in [0, 1], got {getattr(config, name)}")
     if config.variance not in ("auto", "global", "per-example"):
@@ -386,6 +388,7 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
         if config.forget_class is not None:
             test_all = dataset.test_ids
             u_rows = dataset.rows(test_all[dataset.y[dataset.rows(test_all)] != config.forget_class])
+        checks.append(_utility_check(logits, ref_logits, dataset, u_rows, config.utility_drop_above))
         model_m = _unlearning_metrics(logits, dataset, f_rows, r_rows, u_rows)
         ref_m = _unlearning_metrics(ref_logits, dataset, f_rows, r_rows, u_rows)
         checks.append(
@@ -617,6 +620,35 @@ def _class_checks(
         sentence += f" (the retrained model: {p_ref:.2f})"
     out.append(CheckResult("mia-nn (model level)", "info", sentence, score=ml.p_unlearned, details=details))
     return out
+
+
+def _utility_check(
+    logits: np.ndarray, ref_logits: np.ndarray, dataset: Dataset, rows: np.ndarray, threshold: float
+) -> CheckResult:
+    """Over-forgetting as lost utility: test accuracy of the retrained model minus the model's.
+
+    Ascent-style methods with too large a step degrade forget, retain and test examples
+    together (the forget set is not pushed below the test set, so the leakage attack sees
+    nothing); this is where they fail.
+    """
+    y = dataset.y[rows]
+    ours, theirs = int((logits[rows].argmax(-1) == y).sum()), int((ref_logits[rows].argmax(-1) == y).sum())
+    n = len(rows)
+    drop = difference_interval(theirs, n, ours, n)
+    failed = drop.low > threshold
+    return CheckResult(
+        "utility",
+        "fail" if failed else "pass",
+        f"test accuracy {ours / n:.3f} against {theirs / n:.3f} for the retrained model: drop {drop.value:.3f} "
+        f"in [{drop.low:.3f}, {drop.high:.3f}]"
+        + (f" > {threshold} (over-forgetting: the model lost what it should keep)" if failed else ""),
+        score=drop.value,
+        low=drop.low,
+        high=drop.high,
+        threshold=threshold,
+        gated=True,
+        details={"accuracy": ours / n, "retrained_accuracy": theirs / n, "n_test": n},
+    )
 
 
 def _klom_check(

@@ -92,6 +92,10 @@ def test_gradient_ascent_is_audited_with_its_own_method_and_found_detrimental(mo
     assert leakage(report).verdict == "fail"
     ratio = next(c for c in report.checks if c.name == "detrimental-unlearning ratio")
     assert ratio.score > 1  # further from the retrained model than the original was
+    # The utility gate catches the damage itself: test accuracy far below the retrained model's.
+    utility = next(c for c in report.checks if c.name == "utility")
+    assert utility.verdict == "fail" and utility.low > 0.05
+    assert utility.score == pytest.approx(utility.details["retrained_accuracy"] - utility.details["accuracy"])
 
 
 def test_direction_follows_where_forget_examples_sit_relative_to_test():

@@ -216,8 +216,7 @@ def test_flip_queries_only_for_models_trained_with_flips():
     import torch
 
     from audit_cli.data.dataset import DatasetSpec, make_dataset
-    from audit_cli.training import query_logits
-    from audit_cli.training import train_models
+    from audit_cli.training import query_logits, train_models
 
     rng = np.random.default_rng(0)
     y = np.arange(24) % 2
