@@ -1,19 +1,20 @@
 """KLoM: how far a method's unlearned models are from retrained ones, example by example.
 
 From the benchmark of "Ascent Fails to Forget" (and Georgiev et al.'s data-unlearning
-bench): for each example, collect its margin ``z_y - max_{j != y} z_j`` under many models
-unlearned with the method and under many models retrained without it; bin both sets into
-the same 20 equal-width bins over their joint range (margins clipped to [-100, 100]);
-KL(unlearned || retrained), the retrained probability floored at 1e-5 where the unlearned
-one is positive. The score is the 95th percentile over the examples: a method is as good
-as its worst-treated examples.
+bench): for each example, collect its margin under many models unlearned with the method
+and under many models retrained without it; bin both sets into the same 20 equal-width
+bins over their joint range (margins clipped to [-100, 100]); KL(unlearned || retrained),
+the retrained probability floored at 1e-5 where the unlearned one is positive. The score
+is the 95th percentile over the examples: a method is as good as its worst-treated ones.
 
-The shadow bank supplies both sets: for an example, the shadows that trained on it and
-unlearned it, and the shadows that never saw it (for class forgetting: the twins retrained
-without the class). With tens of models per set the histograms are coarse and the KL is
-biased upwards, and the bias depends on the sample sizes; so beside the score come a
-retrained-against-retrained floor (two halves of the retrained set) and the score
-recomputed at those same sample sizes, which is the number to hold against the floor.
+The margin is the datamodels' correct-class margin ``z_y - logsumexp_{j != y} z_j``, the
+bank's ``phi``. The shadow bank supplies both sets: for an example, the shadows that
+trained on it and unlearned it, and the shadows that never saw it, before any unlearning
+(for class forgetting: the twins retrained without the class). With tens of models per
+set the histograms are coarse and the KL is biased upwards, and the bias depends on the
+sample sizes; so beside the score come a retrained-against-retrained floor (two halves
+of the retrained set) and the score recomputed at those same sample sizes, which is the
+number to hold against the floor.
 """
 
 from __future__ import annotations
@@ -29,16 +30,6 @@ FLOOR = 1e-5
 CLIP = 100.0
 # Fewer observations than this in either set: the example is not scored.
 MIN_MODELS = 4
-
-
-def margins(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """``z_y - max_{j != y} z_j`` for (..., n, C) logits and (n,) labels: (..., n) float64."""
-    z = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(labels)
-    true = np.take_along_axis(z, np.broadcast_to(y[:, None], z.shape[:-1] + (1,)), axis=-1)[..., 0]
-    others = z.copy()
-    np.put_along_axis(others, np.broadcast_to(y[:, None], z.shape[:-1] + (1,)), -np.inf, axis=-1)
-    return true - others.max(axis=-1)
 
 
 def binned_kl(p_samples: np.ndarray, q_samples: np.ndarray, bins: int = BINS, floor: float = FLOOR) -> float:
@@ -128,4 +119,4 @@ def klom(
     )
 
 
-__all__ = ["KLoMReport", "binned_kl", "klom", "klom_per_example", "margins"]
+__all__ = ["KLoMReport", "binned_kl", "klom", "klom_per_example"]

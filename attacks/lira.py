@@ -113,18 +113,32 @@ def ulira(phi, states, target_phi, *, variance: Variance = "auto") -> np.ndarray
 
 
 def ulira_class(
-    phi_forgotten, states, phi_reference, target_phi, *, state: int = UNLEARNED, variance: Variance = "auto"
+    phi_forgotten,
+    states,
+    phi_reference,
+    target_phi,
+    in_class,
+    *,
+    state: int = UNLEARNED,
+    variance: Variance = "auto",
 ) -> np.ndarray:
     """U-LiRA for class forgetting: trained-then-forgotten against retrained-without-the-class.
 
-    The positive Gaussian of an example comes from the shadows where it has ``state``
-    (UNLEARNED; IN when auditing a model that declares no method) in ``phi_forgotten``;
-    the negative one from every reference twin retrained without the class
-    (``phi_reference``, same shape), none of which saw the example or its class.
+    Only the examples of the forgotten class (``in_class``, a boolean mask over columns)
+    are fitted and scored; others get NaN. The positive Gaussian of an example comes from
+    the shadows where it has ``state`` (UNLEARNED; IN when auditing a model that declares
+    no method) in ``phi_forgotten``; the negative one from every reference twin retrained
+    without the class (``phi_reference``, same shape), none of which saw the example or
+    its class. Restricting both fits to the class matters for the pooled ("global")
+    spread: the twins' other columns mix trained and unseen examples.
     """
+    in_class = np.asarray(in_class, dtype=bool)
     reference = np.asarray(phi_reference, dtype=np.float64)
-    negative = fit_state(reference, np.full(reference.shape, OUT, dtype=np.int8), OUT, variance)
-    return likelihood_ratio(target_phi, fit_state(phi_forgotten, states, state, variance), negative)
+    never = np.int8(-1)  # a state no observation has: these columns stay unfit (NaN)
+    ref_states = np.where(in_class[None, :], np.int8(OUT), never)
+    negative = fit_state(reference, np.broadcast_to(ref_states, reference.shape), OUT, variance)
+    own_states = np.where(in_class[None, :], np.asarray(states), never)
+    return likelihood_ratio(target_phi, fit_state(phi_forgotten, own_states, state, variance), negative)
 
 
 def leave_one_out(

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from attacks.gap import difference_interval, gap_check, wilson_interval
-from attacks.klom import klom, margins
+from attacks.klom import klom
 from attacks.lira import IN, OUT, UNLEARNED, lira_online, ulira, ulira_class
 from attacks.metrics import Interval, SeparationReport, roc_curve, separation
 from attacks.mia_nn import (
@@ -48,9 +48,11 @@ from audit_cli.data import Dataset, fingerprint_ids, load_dataset
 from audit_cli.errors import InconclusiveError, UsageError
 from audit_cli.models.checkpoint import check_dataset, file_sha256
 from audit_cli.models.model_file import ModelFile, load_model
+from audit_cli.models.sklearn_model import SklearnRecipe
 from audit_cli.report import AuditReport, CheckResult, Exposed
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, SignalBank
 from audit_cli.training import resolve_device
+from audit_cli.unlearn import get_method
 from audit_cli.unlearn.mpru import FilterSpec, apply_filter, check_filter_parent, load_filter
 from audit_cli.unlearn_checkpoint import resolve_forget
 
@@ -61,6 +63,8 @@ MIN_EXAMPLES = 20
 MAX_AUC_WIDTH = 0.25
 # Neighbor classes MIA-NN reads (the top classes a retrained model sends the class to).
 NEIGHBORS = 3
+# Retrained twins whose MIA-NN AUC on the same examples sets the chance level.
+TWIN_BASELINE = 8
 
 
 @dataclass(frozen=True)
@@ -194,10 +198,27 @@ def prepare(config: AuditConfig) -> AuditInputs:
     params = dict(config.method_params or (declared_params if not config.method else {}))
     params.pop("seed", None)
     params.pop("augmentation", None)
+    if method is not None:
+        produces = get_method(method).produces
+        if output_filter is not None and produces != "filter":
+            raise UsageError(f"--filter audits an output filter; {method} changes weights (drop --method)")
+        if output_filter is None and produces == "filter":
+            raise UsageError(f"{method} is an output filter: pass the filter file with --filter")
+        if isinstance(audited.recipe, SklearnRecipe) and produces == "weights" and method != "retrain":
+            raise UsageError(
+                f"{method} updates network weights; a {audited.recipe.arch} model is unlearned by retrain "
+                "or by an output filter (mpru)"
+            )
     test = dataset.test_ids
     if config.forget_class is not None:
         # The class game: forgotten training examples against unseen examples of the class.
         test = test[dataset.y[dataset.rows(test)] == config.forget_class]
+        if len(test) < 2:
+            raise InconclusiveError(
+                f"class {config.forget_class} has {len(test)} test example(s): nothing to compare the forgotten "
+                "examples with",
+                hint="use a test split that holds examples of the class",
+            )
     spec = BankSpec(
         dataset=dataset,
         recipe=audited.recipe,
@@ -291,7 +312,7 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     target_phi = _views_phi(view_logits, dataset.y)
     logits = view_logits[0]
     mode = "u-lira" if method is not None else "lira"
-    scores = _attack_scores(signals, target_phi, method, config)
+    scores = _attack_scores(signals, dataset, target_phi, method, config)
     f_rows, t_rows, r_rows = dataset.rows(forget), dataset.rows(test), dataset.rows(retain)
     pop = threshold_scores(logits, dataset.y)
     loss = -pop["loss"]  # the threshold attacks' loss score is -cross-entropy
@@ -345,7 +366,7 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
             )
         )
     else:
-        checks.extend(_class_checks(config, dataset, signals, logits, f_rows, t_rows, retrained, method))
+        checks.extend(_class_checks(config, dataset, signals, logits, f_rows, t_rows, retrained, method, skipped))
         skipped.append(
             ("forget-vs-test gap", "class forgetting: forget-class accuracy and MIA-NN read where the class goes")
         )
@@ -369,7 +390,7 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     else:
         ref_logits = retrained[1][0]
         # The same attack on the retrained model: the score a perfect unlearner would get.
-        ref_scores = _attack_scores(signals, _views_phi(retrained[1], dataset.y), method, config)
+        ref_scores = _attack_scores(signals, dataset, _views_phi(retrained[1], dataset.y), method, config)
         ref_sep = separation(np.r_[ref_scores[f_rows], ref_scores[t_rows]], labels, n_bootstrap=200, seed=config.seed)
         checks.append(
             CheckResult(
@@ -433,7 +454,8 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     if method is None:
         skipped.append(("KLoM", "the model declares no unlearning method: its shadows unlearned nothing"))
     else:
-        checks.append(_klom_check(signals, dataset, f_rows, config, method))
+        result = _klom_check(signals, dataset, f_rows, config, method)
+        (checks if isinstance(result, CheckResult) else skipped).append(result)
 
     order = np.argsort(-np.nan_to_num(scores[f_rows], nan=-np.inf))[:10]
     exposed = tuple(Exposed(int(forget[i]), float(scores[f_rows][i])) for i in order)
@@ -472,7 +494,9 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     )
 
 
-def _attack_scores(signals: SignalBank, target_phi: np.ndarray, method: str | None, config: AuditConfig) -> np.ndarray:
+def _attack_scores(
+    signals: SignalBank, dataset: Dataset, target_phi: np.ndarray, method: str | None, config: AuditConfig
+) -> np.ndarray:
     """Per-example score of the headline attack (higher = looks trained on / unlearned).
 
     Random forgetting: U-LiRA (UNLEARNED vs OUT shadows) with a method, LiRA (IN vs OUT)
@@ -483,7 +507,8 @@ def _attack_scores(signals: SignalBank, target_phi: np.ndarray, method: str | No
         if signals.phi_reference is None:
             raise UsageError("this shadow bank has no retrained-without-the-class twins; rebuild it in class mode")
         phi, state = (signals.phi_after, UNLEARNED) if method is not None else (signals.phi_before, IN)
-        return ulira_class(phi, signals.states, signals.phi_reference, target_phi, state=state, variance=v)
+        in_class = dataset.y == config.forget_class
+        return ulira_class(phi, signals.states, signals.phi_reference, target_phi, in_class, state=state, variance=v)
     if method is not None:
         return ulira(signals.phi_after, signals.states, target_phi, variance=v)
     return lira_online(signals.phi_before, signals.states, target_phi, variance=v)
@@ -498,6 +523,7 @@ def _class_checks(
     t_rows: np.ndarray,
     retrained: tuple[ModelFile, np.ndarray] | None,
     method: str | None,
+    skipped: list[tuple[str, str]],
 ) -> list[CheckResult]:
     """Class forgetting: forget-class accuracy, where the class goes, and MIA-NN."""
     c = int(config.forget_class)
@@ -512,7 +538,7 @@ def _class_checks(
     low, high = wilson_interval(int(correct.sum()), len(correct))
     excess = Interval(float(correct.mean()) - twin_acc, low - twin_acc, high - twin_acc)
     threshold = config.forget_class_accuracy_above
-    verdict = "fail" if excess.low > threshold else "pass"
+    verdict = "fail" if excess.low > threshold else "pass" if len(correct) >= MIN_EXAMPLES else "inconclusive"
     out.append(
         CheckResult(
             "forget-class-accuracy",
@@ -560,18 +586,34 @@ def _class_checks(
     # MIA-NN, sample level: forgotten training examples of c against never-seen ones.
     member = np.r_[np.ones(len(f_rows), bool), np.zeros(len(t_rows), bool)]
     feats = neighbor_features(logits[class_rows], c, neighbors)
+    if dataset.num_classes < 3:
+        # One retained class: renormalized over it, every input reads probability 1.
+        skipped.append(("mia-nn", "two classes: the neighbor-class spread MIA-NN reads does not exist"))
+        return out
     sl = sample_level(feats, member, seed=config.seed)
-    score = leakage_interval(sl.separation.auc)
+    auc = sl.separation.auc
+    # Chance is what models that never saw the class reach on these same examples: the
+    # forgotten and the test examples of c can differ by the draw of the split alone.
+    # A cross-validated AUC below that is no leakage (the attack is one-sided).
+    twin_aucs = [
+        sample_level(
+            neighbor_features(twins[k, class_rows], c, neighbors), member, n_bootstrap=0, seed=config.seed
+        ).separation.auc.value
+        for k in range(min(TWIN_BASELINE, twins.shape[0]))
+    ]
+    chance = float(np.mean(twin_aucs))
+    score = Interval(*(max(0.0, 2 * (a - chance)) for a in (auc.value, auc.low, auc.high)), auc.level)
     details = {
-        "auc": [sl.separation.auc.value, sl.separation.auc.low, sl.separation.auc.high],
+        "auc": [auc.value, auc.low, auc.high],
+        "chance_auc": chance,
+        "chance_auc_sd": float(np.std(twin_aucs)),
         "accuracy": [sl.accuracy.value, sl.accuracy.low, sl.accuracy.high],
         "neighbors": [int(j) for j in neighbors],
         "n_forget": int(member.sum()),
         "n_test": int((~member).sum()),
     }
     common = dict(score=score.value, low=score.low, high=score.high, threshold=config.mia_nn_above, gated=True)
-    auc_text = f"AUC {sl.separation.auc.value:.3f} [{sl.separation.auc.low:.3f}, {sl.separation.auc.high:.3f}]"
-    auc = sl.separation.auc
+    auc_text = f"AUC {auc.value:.3f} [{auc.low:.3f}, {auc.high:.3f}] against {chance:.3f} for retrained twins"
     if min(member.sum(), (~member).sum()) < MIN_EXAMPLES or auc.high - auc.low > MAX_AUC_WIDTH:
         out.append(CheckResult("mia-nn", "inconclusive", f"too few class examples for a claim ({auc_text})",
                                details=details, **common))  # fmt: skip
@@ -581,8 +623,8 @@ def _class_checks(
             CheckResult(
                 "mia-nn",
                 "fail" if failed else "pass",
-                f"the neighbor-class probabilities tell forgotten from never-seen class-{c} examples with {auc_text}, "
-                f"accuracy {sl.accuracy.value:.3f}; score {score.value:.3f}, at least {score.low:.3f}"
+                f"the neighbor-class probabilities tell forgotten from never-seen class-{c} examples with {auc_text}; "
+                f"score 2(AUC - chance) {score.value:.3f}, at least {score.low:.3f}"
                 + (f" > {config.mia_nn_above}" if failed else ""),
                 details=details,
                 **common,
@@ -638,7 +680,7 @@ def _utility_check(
     failed = drop.low > threshold
     return CheckResult(
         "utility",
-        "fail" if failed else "pass",
+        "fail" if failed else "pass" if n >= MIN_EXAMPLES else "inconclusive",
         f"test accuracy {ours / n:.3f} against {theirs / n:.3f} for the retrained model: drop {drop.value:.3f} "
         f"in [{drop.low:.3f}, {drop.high:.3f}]"
         + (f" > {threshold} (over-forgetting: the model lost what it should keep)" if failed else ""),
@@ -653,17 +695,20 @@ def _utility_check(
 
 def _klom_check(
     signals: SignalBank, dataset: Dataset, f_rows: np.ndarray, config: AuditConfig, method: str
-) -> CheckResult:
-    """KLoM of the method on this recipe, from the bank: per forget example, margins under
-    the shadows that unlearned it against those that never saw it (class mode: the twins)."""
-    unlearned = margins(signals.logits_after[:, f_rows], dataset.y[f_rows])
-    unlearned[signals.states[:, f_rows] != UNLEARNED] = np.nan
+) -> CheckResult | tuple[str, str]:
+    """KLoM of the method on this recipe, from the bank: per forget example, the margins
+    (phi) of the shadows that unlearned it against those of models that never saw it:
+    shadows that did not train on it, before any unlearning (class mode: the twins).
+    Returns a skip reason when too few shadows observe each example."""
+    unlearned = np.where(signals.states[:, f_rows] == UNLEARNED, signals.phi_after[:, f_rows], np.nan)
     if config.forget_class is not None:
-        retrained = margins(signals.logits_reference[:, f_rows], dataset.y[f_rows])
+        retrained = signals.phi_reference[:, f_rows]
     else:
-        retrained = margins(signals.logits_after[:, f_rows], dataset.y[f_rows])
-        retrained[signals.states[:, f_rows] != OUT] = np.nan
-    report = klom(unlearned, retrained, seed=config.seed)
+        retrained = np.where(signals.states[:, f_rows] == OUT, signals.phi_before[:, f_rows], np.nan)
+    try:
+        report = klom(unlearned, retrained, seed=config.seed)
+    except ValueError as exc:
+        return ("KLoM", f"{exc}; use more shadows")
     p = report.p95
     return CheckResult(
         "klom",
@@ -674,8 +719,16 @@ def _klom_check(
         score=p.value,
         low=p.low,
         high=p.high,
-        details={"matched": report.matched, "floor": report.floor, "n_examples": report.n_examples},
+        details={
+            "matched": _finite_or_none(report.matched),
+            "floor": _finite_or_none(report.floor),
+            "n_examples": report.n_examples,
+        },
     )
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
 
 
 def _unlearning_metrics(logits, dataset, f_rows, r_rows, t_rows) -> UnlearningMetrics:

@@ -67,27 +67,25 @@ class AuditReport:
 
     @property
     def exit_code(self) -> ExitCode:
-        """1 if a gated check failed; 3 if no gated check reached a conclusion; else 0."""
+        """1 if a gated check failed; else 3 if any gated check is inconclusive (an
+        incomplete audit never passes); else 0."""
         gated = [c for c in self.checks if c.gated]
         if any(c.verdict == "fail" for c in gated):
             return ExitCode.FAIL
-        if not gated or all(c.verdict == "inconclusive" for c in gated):
+        if not gated or any(c.verdict == "inconclusive" for c in gated):
             return ExitCode.INCONCLUSIVE
         return ExitCode.PASS
 
     @property
     def headline(self) -> CheckResult:
-        """The gated check that decided the verdict: the first failure, else the leakage check
-        when it concluded, else the first conclusive or inconclusive gated check."""
+        """The gated check that decided the verdict: the first failure, else the first
+        inconclusive one, else the leakage check."""
         gated = [c for c in self.checks if c.gated]
-        for c in gated:
-            if c.verdict == "fail":
-                return c
-        conclusive = [c for c in gated if c.verdict != "inconclusive"]
-        for c in conclusive or gated:
-            if c.name == "leakage":
-                return c
-        return (conclusive or gated or list(self.checks))[0]
+        for verdict in ("fail", "inconclusive"):
+            for c in gated:
+                if c.verdict == verdict:
+                    return c
+        return next((c for c in gated if c.name == "leakage"), (gated or list(self.checks))[0])
 
     def to_dict(self) -> dict:
         out = asdict(self)

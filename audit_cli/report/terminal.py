@@ -59,8 +59,9 @@ def confusion_table(details: dict) -> Table:
     """Class forgetting: where each model sends the forgotten class's training examples."""
     classes = details["classes"]
     neighbors = set(details["neighbors"])
-    table = Table("predicted as", *[f"[bold]{c}[/]" if i in neighbors else str(c) for i, c in enumerate(classes)],
+    names = [escape(str(c)) for c in classes]
+    table = Table("predicted as", *[f"[bold]{c}[/]" if i in neighbors else c for i, c in enumerate(names)],
                   title="forgotten class: predictions (neighbor classes in bold)")  # fmt: skip
     for who, row in details["confusion_row"].items():
-        table.add_row(who, *[f"{v:.0%}" if v else "." for v in row])
+        table.add_row(escape(who), *[f"{v:.0%}" if v else "." for v in row])
     return table

@@ -88,7 +88,7 @@ def test_ulira_class_uses_every_reference_twin_as_the_negative():
     phi = np.where(states == UNLEARNED, rng.normal(3.0, 1.0, (k, n)), rng.normal(-9.0, 1.0, (k, n)))
     reference = rng.normal(0.0, 2.0, (k, n))
     target = np.zeros(n)
-    got = ulira_class(phi, states, reference, target, variance="per-example")
+    got = ulira_class(phi, states, reference, target, np.ones(n, bool), variance="per-example")
     obs = np.where(states == UNLEARNED, phi, np.nan)
     mu_u, s_u = np.nanmedian(obs, 0), np.nanstd(obs, 0, ddof=1)
     mu_r, s_r = np.median(reference, 0), np.std(reference, 0, ddof=1)
@@ -97,3 +97,26 @@ def test_ulira_class_uses_every_reference_twin_as_the_negative():
     # The shadows' own OUT observations (mean -9) are not the negative: a target at the
     # reference centre scores as "retrained", not as far from both.
     assert (got < -2).all()
+
+
+def test_ulira_class_pools_spread_over_the_class_only():
+    from attacks.lira import ulira_class
+
+    rng = np.random.default_rng(6)
+    k, n = 16, 8
+    in_class = np.arange(n) < 4
+    states = np.where(in_class & (rng.random((k, n)) < 0.5), UNLEARNED, OUT).astype(np.int8)
+    phi = rng.normal(2.0, 1.0, (k, n))
+    reference = rng.normal(0.0, 1.0, (k, n))
+    # Outside the class the twins trained on the examples: a wide, two-humped spread.
+    reference[:, ~in_class] = np.where(rng.random((k, 4)) < 0.5, -8.0, 8.0)
+    got = ulira_class(phi, states, reference, np.zeros(n), in_class, variance="global")
+    assert np.isnan(got[~in_class]).all()
+    # Pooled within the class only, the negative spread is about 1, as generated.
+    obs = reference[:, in_class]
+    pooled = np.sqrt(((obs - obs.mean(0)) ** 2).sum() / (obs.size - 4))
+    u = np.where(states[:, in_class] == UNLEARNED, phi[:, in_class], np.nan)
+    pooled_u = np.sqrt(np.nansum((u - np.nanmean(u, 0)) ** 2) / ((~np.isnan(u)).sum() - 4))
+    expected = norm.logpdf(0, np.nanmedian(u, 0), pooled_u) - norm.logpdf(0, np.median(obs, 0), pooled)
+    np.testing.assert_allclose(got[in_class], expected, rtol=1e-10)
+    assert 0.6 < pooled < 1.4
