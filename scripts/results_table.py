@@ -68,6 +68,8 @@ def row(label: str, report, seconds: float) -> dict:
         "model_level_gap": check(report, "mia-nn (model level)").details["gap"],
         "model_level_accuracy": check(report, "mia-nn (model level)").details["accuracy"],
         "exit_code": int(report.exit_code),
+        "failed": [c.name for c in report.checks if c.gated and c.verdict == "fail"],
+        "mia_nn_chance": mia.details["chance_auc"],
         "seconds": round(seconds, 1),
     }
 
@@ -86,7 +88,7 @@ def markdown(rows: list[dict]) -> str:
             f"| {u[0]:.3f} [{u[1]:.3f}, {u[2]:.3f}] | {r['ulira_gap']:.3f} "
             f"| {m[0]:.3f} [{m[1]:.3f}, {m[2]:.3f}] | {r['mia_nn_gap']:.3f} "
             f"| {a[0]:.2f} [{a[1]:.2f}, {a[2]:.2f}] | {r['model_level_p']:.2f} | {r['model_level_gap']:.2f} "
-            f"| {r['exit_code']} |"
+            f"| {r['exit_code']}{' (' + ', '.join(r['failed']) + ')' if r['failed'] else ''} |"
         )
     return "\n".join(lines)
 
