@@ -24,7 +24,7 @@ from audit_cli.errors import IdFileError, UsageError
 from audit_cli.models.checkpoint import check_output_path, save_checkpoint
 from audit_cli.models.metadata import CheckpointMeta, Exclusion
 from audit_cli.models.sklearn_model import SklearnRecipe, fit_sklearn, save_sklearn, sklearn_logits
-from audit_cli.training import Progress, Recipe, accuracy, predict_logits, resolve_device, train_models
+from audit_cli.training import Progress, Recipe, predict_logits, resolve_device, train_models
 
 
 @dataclass(frozen=True)
@@ -111,39 +111,10 @@ def train_checkpoint(request: TrainRequest, progress: Progress | None = None) ->
         dataset, recipe, [train_ids], [recipe.seed], device=device, progress=progress, allow_plugin=True
     )
     seconds = time.perf_counter() - start
-    logits = predict_logits(ensemble, dataset.x)[0]
-    rows_train, rows_test = dataset.rows(train_ids), dataset.rows(dataset.test_ids)
-    train_acc = float(accuracy(logits[rows_train][None], dataset.y[rows_train])[0])
-    test_acc = float(accuracy(logits[rows_test][None], dataset.y[rows_test])[0])
-    metrics = {"train_accuracy": train_acc, "test_accuracy": test_acc}
-    if exclusion is not None:
-        excluded_rows = dataset.rows(np.setdiff1d(dataset.train_ids, train_ids))
-        metrics["excluded_accuracy"] = float(accuracy(logits[excluded_rows][None], dataset.y[excluded_rows])[0])
-    meta = CheckpointMeta(
-        kind="retrained" if exclusion else "original",
-        arch=recipe.arch,
-        arch_args=recipe.arch_args,
-        num_classes=dataset.num_classes,
-        input_shape=dataset.input_shape,
-        dataset=dataset.spec,
-        dataset_fingerprint=dataset.fingerprint,
-        recipe=recipe,
-        trained_ids_fingerprint=fingerprint_ids(train_ids),
-        n_trained=len(train_ids),
-        excluded=exclusion,
-        metrics=metrics,
-    )
+    logits = predict_logits(ensemble, dataset.x)[0].numpy()
+    meta = _trained_meta(dataset, recipe.arch, recipe.arch_args, recipe, train_ids, exclusion, logits)
     sha = save_checkpoint(out, ensemble.state_dict(0), meta, overwrite=request.overwrite)
-    return TrainResult(
-        path=out,
-        sha256=sha,
-        meta=meta,
-        n_trained=len(train_ids),
-        n_excluded=exclusion.n_ids if exclusion else 0,
-        train_accuracy=train_acc,
-        test_accuracy=test_acc,
-        seconds=seconds,
-    )
+    return _result(out, sha, meta, exclusion, seconds)
 
 
 def _train_sklearn(request: TrainRequest, recipe: SklearnRecipe) -> TrainResult:
@@ -156,41 +127,58 @@ def _train_sklearn(request: TrainRequest, recipe: SklearnRecipe) -> TrainResult:
             hint="train a network (--arch cnn, resnet18, ...) on images",
         )
     train_ids, exclusion = excluded_training_ids(dataset, request.exclude_ids, request.exclude_class)
-    rows_train, rows_test = dataset.rows(train_ids), dataset.rows(dataset.test_ids)
+    rows_train = dataset.rows(train_ids)
     start = time.perf_counter()
     est = fit_sklearn(recipe.arch, recipe.params, dataset.x[rows_train], dataset.y[rows_train], recipe.seed)
     seconds = time.perf_counter() - start
-    pred = sklearn_logits(est, dataset.x, dataset.num_classes).argmax(1)
+    logits = sklearn_logits(est, dataset.x, dataset.num_classes)
+    meta = _trained_meta(dataset, recipe.arch, recipe.arch_args, None, train_ids, exclusion, logits)
+    sha = save_sklearn(est, meta, out, overwrite=request.overwrite)
+    return _result(out, sha, meta, exclusion, seconds)
 
-    def acc(rows: np.ndarray) -> float:
-        return float((pred[rows] == dataset.y[rows]).mean()) if len(rows) else float("nan")
 
-    train_acc, test_acc = acc(rows_train), acc(rows_test)
-    metrics = {"train_accuracy": train_acc, "test_accuracy": test_acc}
+def _trained_meta(
+    dataset: Dataset,
+    arch: str,
+    arch_args: Mapping[str, object],
+    recipe: Recipe | None,
+    train_ids: np.ndarray,
+    exclusion: Exclusion | None,
+    logits: np.ndarray,
+) -> CheckpointMeta:
+    """Metadata of a freshly trained model, with train, test and left-out accuracy from its logits."""
+    correct = np.asarray(logits).argmax(-1) == dataset.y
+
+    def acc(ids: np.ndarray) -> float:
+        return float(correct[dataset.rows(ids)].mean()) if len(ids) else float("nan")
+
+    metrics = {"train_accuracy": acc(train_ids), "test_accuracy": acc(dataset.test_ids)}
     if exclusion is not None:
-        metrics["excluded_accuracy"] = acc(dataset.rows(np.setdiff1d(dataset.train_ids, train_ids)))
-    meta = CheckpointMeta(
+        metrics["excluded_accuracy"] = acc(np.setdiff1d(dataset.train_ids, train_ids))
+    return CheckpointMeta(
         kind="retrained" if exclusion else "original",
-        arch=recipe.arch,
-        arch_args=recipe.arch_args,
+        arch=arch,
+        arch_args=arch_args,
         num_classes=dataset.num_classes,
         input_shape=dataset.input_shape,
         dataset=dataset.spec,
         dataset_fingerprint=dataset.fingerprint,
-        recipe=None,
+        recipe=recipe,
         trained_ids_fingerprint=fingerprint_ids(train_ids),
         n_trained=len(train_ids),
         excluded=exclusion,
         metrics=metrics,
     )
-    sha = save_sklearn(est, meta, out, overwrite=request.overwrite)
+
+
+def _result(out: Path, sha: str, meta: CheckpointMeta, exclusion: Exclusion | None, seconds: float) -> TrainResult:
     return TrainResult(
         path=out,
         sha256=sha,
         meta=meta,
-        n_trained=len(train_ids),
+        n_trained=int(meta.n_trained),
         n_excluded=exclusion.n_ids if exclusion else 0,
-        train_accuracy=train_acc,
-        test_accuracy=test_acc,
+        train_accuracy=meta.metrics["train_accuracy"],
+        test_accuracy=meta.metrics["test_accuracy"],
         seconds=seconds,
     )
