@@ -354,3 +354,90 @@ def test_bom_and_crlf_id_files_are_accepted(tmp_path, content):
     )
     assert result.exit_code == 0, result.output
     assert "(2 examples)" in result.stdout and out.exists()
+
+
+# -- scikit-learn models and output filters ----------------------------------------------------
+
+
+def skops_function_payload(d: Path, marker: Path) -> Path:
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    # Unfitted, so dumping runs nothing; loading it untrusted would hand os.system to the model.
+    sio.dump(Pipeline([("f", FunctionTransformer(os.system)), ("lr", LogisticRegression())]), d / "m.skops")
+    return d / "m.skops"
+
+
+def skops_truncated(d: Path, marker: Path) -> Path:
+    import skops.io as sio
+    from sklearn.tree import DecisionTreeClassifier
+
+    x = np.random.default_rng(0).normal(size=(40, 64))
+    sio.dump(DecisionTreeClassifier().fit(x, np.arange(40) % 10), d / "full.skops")
+    data = (d / "full.skops").read_bytes()
+    (d / "full.skops").unlink()
+    (d / "m.skops").write_bytes(data[: len(data) // 2])
+    return d / "m.skops"
+
+
+SKLEARN_MODELS = {
+    "skops-function-payload": (skops_function_payload, 4, "not on the trusted-type list; nothing from it was run"),
+    "skops-truncated": (skops_truncated, 2, "skops|scikit-learn|zip"),
+}
+
+
+@pytest.mark.parametrize("case", SKLEARN_MODELS)
+def test_hostile_sklearn_model(tmp_path, case):
+    build, code, pattern = SKLEARN_MODELS[case]
+    marker = tmp_path / "MARKER"
+    model = build(tmp_path, marker)
+    out = tmp_path / "filter.safetensors"
+    args = ["unlearn", "--model", str(model), "--forget-class", "3", "--method", "mpru", "--data", "digits",
+            "--out", str(out)]  # fmt: skip
+    result, written = run_isolated(tmp_path, args)
+    assert_refused(result, code, pattern)
+    assert not marker.exists(), "a payload ran"
+    assert written == set(), f"wrote {written}"
+
+
+@pytest.fixture(scope="module")
+def sample_filter(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("filter") / "mpru.safetensors"
+    args = ["unlearn", "--model", str(ORIGINAL), "--forget-class", "3", "--method", "mpru", "--out", str(path)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    return path
+
+
+def filter_nan_bias(src: Path, d: Path) -> Path:
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    with safe_open(str(src), "np") as f:
+        metadata = f.metadata()
+    bias = load_file(str(src))["bias"]
+    bias[1] = np.nan
+    save_file({"bias": bias}, str(d / "f.safetensors"), metadata=metadata)
+    return d / "f.safetensors"
+
+
+def filter_other_model(src: Path, d: Path) -> tuple[Path, Path]:
+    return src, SAMPLES / "digits_mlp_retrained_class3.safetensors"
+
+
+@pytest.mark.parametrize(
+    "case, code, pattern",
+    [("nan-bias", 2, "NaN or infinite"), ("other-model", 2, "was fitted for the model with sha256")],
+)
+def test_hostile_filter(tmp_path, sample_filter, case, code, pattern):
+    model = ORIGINAL
+    if case == "nan-bias":
+        path = filter_nan_bias(sample_filter, tmp_path)
+    else:
+        path, model = filter_other_model(sample_filter, tmp_path)
+    bank = tmp_path / "bank"
+    args = ["run", "--model", str(model), "--filter", str(path), "--bank", str(bank), "-q"]
+    result, written = run_isolated(tmp_path, args)
+    assert_refused(result, code, pattern)
+    assert not bank.exists() and written == set(), f"wrote {written}"
