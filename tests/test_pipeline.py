@@ -319,8 +319,12 @@ def test_class_forgetting_trw_is_audited_with_unlearned_shadows(class_models):
     )
     klom = check(report, "klom")
     assert klom.details["n_examples"] == report.forget["n"] and klom.low <= klom.score <= klom.high
-    md = __import__("audit_cli.report.formats", fromlist=["x"]).render_markdown(report)
+    from audit_cli.report.formats import render_html, render_markdown
+
+    md = render_markdown(report)
     assert "| retrained twins |" in md and "Where the forgotten class" in md
+    page = render_html(report)
+    assert "Where the forgotten class goes" in page and "<td>retrained twins</td>" in page
 
 
 def test_an_mpru_filter_is_audited_with_filtered_shadows(class_models):

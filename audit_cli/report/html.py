@@ -61,6 +61,23 @@ def _num(x: float | None) -> str:
     return "" if x is None else f"{x:.3f}"
 
 
+def _confusion(details: dict) -> str:
+    """Class forgetting: where each model sends the forgotten class's training examples."""
+    e = html.escape
+    head = "".join(
+        f"<th>{'<b>' + e(str(n)) + '</b>' if i in details['neighbors'] else e(str(n))}</th>"
+        for i, n in enumerate(details["classes"])
+    )
+    body = "".join(
+        f"<tr><td>{e(who)}</td>" + "".join(f"<td>{v:.0%}</td>" for v in row) + "</tr>"
+        for who, row in details["confusion_row"].items()
+    )
+    return (
+        "<h2>Where the forgotten class goes</h2><p>Predictions on its training examples "
+        f"(neighbor classes in bold).</p><table><tr><th>model</th>{head}</tr>{body}</table>"
+    )
+
+
 def render_html(report: AuditReport) -> str:
     e = html.escape
     word, colour = WORDS[int(report.exit_code)]
@@ -74,6 +91,7 @@ def render_html(report: AuditReport) -> str:
     figures = "".join(f"<img alt='{name}' src='data:image/png;base64,{data}'>" for name, data in _figures(report))
     exposed = ", ".join(f"{x.example_id} ({x.score:.2f})" for x in report.exposed)
     skipped = "".join(f"<li>{e(name)}: {e(why)}</li>" for name, why in report.skipped)
+    confusion = "".join(_confusion(c.details) for c in report.checks if "confusion_row" in c.details)
     m = report.model
     prov = e(json.dumps({"config": report.config, "provenance": report.provenance}, indent=2, default=str))
     return f"""<!doctype html>
@@ -94,7 +112,7 @@ mode {e(report.mode)}, {report.seconds:.1f} s.</p>
 <div>{figures}</div>
 <table><tr><th>check</th><th>score</th><th>interval</th><th>threshold</th><th>verdict</th><th>what it means</th></tr>
 {rows}
-</table>
+</table>{confusion}
 <p>Most exposed forget ids (score): {exposed or "none"}</p>
 <ul>{skipped}</ul>
 <h2>Settings and provenance</h2>
