@@ -42,15 +42,13 @@ from attacks.mia_nn import (
 )
 from attacks.population import mia_efficacy, threshold_scores
 from attacks.reference import UnlearningMetrics, average_gap, detrimental_ratio, output_divergence
-from attacks.signals import logit_scaled_confidence
 from audit_cli import __version__
 from audit_cli.data import Dataset, fingerprint_ids, load_dataset
 from audit_cli.errors import InconclusiveError, UsageError
 from audit_cli.models.checkpoint import check_dataset, file_sha256
 from audit_cli.models.model_file import ModelFile, load_model
-from audit_cli.models.sklearn_model import SklearnRecipe
 from audit_cli.report import AuditReport, CheckResult, Exposed
-from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, SignalBank
+from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, SignalBank, check_method_fits, phi_of
 from audit_cli.training import resolve_device
 from audit_cli.unlearn import get_method
 from audit_cli.unlearn.mpru import FilterSpec, apply_filter, check_filter_parent, load_filter
@@ -127,15 +125,12 @@ def _load_reference(path: Path | None, dataset: Dataset, device: torch.device) -
     return model, model.view_logits(dataset, device)
 
 
-def _views_phi(view_logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """phi averaged over query views, from (views, n, C) numpy logits."""
-    return logit_scaled_confidence(view_logits, labels).mean(axis=0)
-
-
 @dataclass(frozen=True, eq=False)
 class AuditInputs:
     """The resolved inputs of one audit: what `audit run` and `audit shadows` share."""
 
+    config: AuditConfig
+    """The configuration as resolved: with --filter, the class comes from the filter."""
     model: ModelFile
     dataset: Dataset
     forget: np.ndarray
@@ -204,11 +199,7 @@ def prepare(config: AuditConfig) -> AuditInputs:
             raise UsageError(f"--filter audits an output filter; {method} changes weights (drop --method)")
         if output_filter is None and produces == "filter":
             raise UsageError(f"{method} is an output filter: pass the filter file with --filter")
-        if isinstance(audited.recipe, SklearnRecipe) and produces == "weights" and method != "retrain":
-            raise UsageError(
-                f"{method} updates network weights; a {audited.recipe.arch} model is unlearned by retrain "
-                "or by an output filter (mpru)"
-            )
+        check_method_fits(audited.recipe, method)
     test = dataset.test_ids
     if config.forget_class is not None:
         # The class game: forgotten training examples against unseen examples of the class.
@@ -230,7 +221,7 @@ def prepare(config: AuditConfig) -> AuditInputs:
         seed=config.seed,
     )
     bank = ShadowBank(config.bank, spec, chunk_size=config.chunk_size)
-    return AuditInputs(audited, dataset, forget, retain, test, method, params, bank, device, output_filter)
+    return AuditInputs(config, audited, dataset, forget, retain, test, method, params, bank, device, output_filter)
 
 
 def git_commit(cwd: Path | None = None) -> str | None:
@@ -292,10 +283,9 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     inputs = prepare(config)
+    config = inputs.config
     audited, dataset, forget, retain, test = inputs.model, inputs.dataset, inputs.forget, inputs.retain, inputs.test
     meta, method, params, bank, device = audited.meta, inputs.method, inputs.params, inputs.bank, inputs.device
-    if inputs.output_filter is not None:
-        config = replace(config, forget_class=inputs.output_filter.forget_class, forget=None)
     # Reference models are checked before minutes of shadow training, not after.
     retrained = _load_reference(config.retrained, dataset, device)
     original = _load_reference(config.original, dataset, device)
@@ -309,7 +299,7 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     if inputs.output_filter is not None:
         f = inputs.output_filter
         view_logits = apply_filter(view_logits, f.forget_class, f.bias)
-    target_phi = _views_phi(view_logits, dataset.y)
+    target_phi = phi_of(view_logits, dataset.y)
     logits = view_logits[0]
     mode = "u-lira" if method is not None else "lira"
     scores = _attack_scores(signals, dataset, target_phi, method, config)
@@ -390,7 +380,7 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     else:
         ref_logits = retrained[1][0]
         # The same attack on the retrained model: the score a perfect unlearner would get.
-        ref_scores = _attack_scores(signals, dataset, _views_phi(retrained[1], dataset.y), method, config)
+        ref_scores = _attack_scores(signals, dataset, phi_of(retrained[1], dataset.y), method, config)
         ref_sep = separation(np.r_[ref_scores[f_rows], ref_scores[t_rows]], labels, n_bootstrap=200, seed=config.seed)
         checks.append(
             CheckResult(
@@ -527,9 +517,7 @@ def _class_checks(
 ) -> list[CheckResult]:
     """Class forgetting: forget-class accuracy, where the class goes, and MIA-NN."""
     c = int(config.forget_class)
-    twins = signals.logits_reference
-    if twins is None:
-        raise UsageError("this shadow bank has no retrained-without-the-class twins; rebuild it in class mode")
+    twins = signals.logits_reference  # present: _attack_scores refused a class bank without twins
     out: list[CheckResult] = []
 
     # Forget-class accuracy against what models that never saw the class reach (about 0).

@@ -149,6 +149,18 @@ def phi_of(view_logits: torch.Tensor | np.ndarray, labels: np.ndarray) -> np.nda
     return logit_scaled_confidence(view_logits, labels).mean(axis=0)
 
 
+def check_method_fits(recipe: Recipe | SklearnRecipe, method: str | None) -> None:
+    """Refuse replaying a weight-updating method on a scikit-learn model (only retrain and
+    output filters apply to trees)."""
+    if method is None or not isinstance(recipe, SklearnRecipe):
+        return
+    if get_method(method).produces == "weights" and method != "retrain":
+        raise UsageError(
+            f"{method} updates network weights; a {recipe.arch} model is unlearned by retrain "
+            "or by an output filter (mpru)"
+        )
+
+
 def train_and_query(spec: BankSpec, train_ids: list[np.ndarray], seeds: list[int], device) -> np.ndarray:
     """Train one model per id set with the bank's recipe; their logits on the pool, (views, K, n, C)."""
     ds = spec.dataset
@@ -285,11 +297,7 @@ class ShadowBank:
                 [filter_shadow(spec, before[:, j], plan.retain, plan.seed) for j, plan in enumerate(plans)], axis=1
             )
         elif isinstance(spec.recipe, SklearnRecipe):
-            if spec.method != "retrain":
-                raise UsageError(
-                    f"{spec.method} updates network weights; a {spec.recipe.arch} model is unlearned by retrain "
-                    "or by an output filter (mpru)"
-                )
+            check_method_fits(spec.recipe, spec.method)
             after = train_and_query(spec, [p.retain for p in plans], seeds, device)
         else:
             task = UnlearnTask(ds, [p.forget for p in plans], [p.retain for p in plans], spec.recipe, seeds,
