@@ -7,6 +7,15 @@ Wilson score intervals) and the loss and ``phi`` distributions (two-sample KS an
 Mann-Whitney). Forget clearly better than test is residual memorization; clearly worse
 is over-forgetting, itself detectable. Retain versus test is reported beside it as the
 baseline generalization gap. Too few examples for a claim make the check inconclusive.
+
+The verdict reads two tests (accuracy and the ``phi`` shift); each runs at ``alpha / 2``
+(Bonferroni) so that a model that forgot exactly is called anything but "consistent" at
+most ``alpha`` of the time. Each at ``alpha`` measured 8.9% against 5% nominal.
+
+Also here: ``shift_direction`` (which way one distribution sits from another, with a
+bootstrap interval, "undetermined" when the interval holds 0.5) and
+``paired_accuracy_difference`` (two models on the same examples, e.g. the audited and the
+retrained model on the test set).
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from scipy.stats import ks_2samp, mannwhitneyu, norm
 from attacks.metrics import Interval
 
 Verdict = Literal["memorization", "over-forgetting", "consistent", "inconclusive"]
+Direction = Literal["under-forgetting", "over-forgetting", "undetermined"]
 MIN_EXAMPLES = 20
 
 
@@ -44,7 +54,8 @@ class GapCheck:
     accuracy_a: float
     accuracy_b: float
     accuracy_diff: Interval
-    """accuracy_a - accuracy_b with its interval."""
+    """accuracy_a - accuracy_b with its 95% interval, for display. The verdict uses the wider
+    ``1 - alpha / 2`` interval (Bonferroni over the accuracy and the phi test)."""
     loss: DistributionTest
     phi: DistributionTest
     verdict: Verdict
@@ -95,24 +106,154 @@ def gap_check(
     *,
     alpha: float = 0.05,
 ) -> GapCheck:
-    """Compare set A with set B; the verdict reads A as the forget set."""
+    """Compare set A with set B; the verdict reads A as the forget set.
+
+    The verdict is "consistent" unless the accuracy interval at level ``1 - alpha / 2``
+    excludes 0 or the phi Mann-Whitney p-value is below ``alpha / 2``: two tests, each at
+    half the level (Bonferroni), so a model that forgot exactly is flagged at most
+    ``alpha`` of the time whatever the dependence between the two tests.
+    """
     correct_a, correct_b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
     n_a, n_b = len(correct_a), len(correct_b)
     if n_a == 0 or n_b == 0:
         raise ValueError("gap checks need examples in both sets")
-    diff = difference_interval(int(correct_a.sum()), n_a, int(correct_b.sum()), n_b)
+    s_a, s_b = int(correct_a.sum()), int(correct_b.sum())
+    diff = difference_interval(s_a, n_a, s_b, n_b)
+    each = alpha / 2  # Bonferroni: two tests share alpha
+    test = difference_interval(s_a, n_a, s_b, n_b, level=1 - each)
     loss = compare_distributions(np.asarray(loss_a, float), np.asarray(loss_b, float))
     phi = compare_distributions(np.asarray(phi_a, float), np.asarray(phi_b, float))
     if min(n_a, n_b) < MIN_EXAMPLES:
         verdict: Verdict = "inconclusive"
         reason = f"{min(n_a, n_b)} examples in the smaller set; at least {MIN_EXAMPLES} are needed"
-    elif diff.low > 0 or (phi.mwu_pvalue < alpha and phi.prob_a_greater > 0.5):
+    elif test.low > 0 or (phi.mwu_pvalue < each and phi.prob_a_greater > 0.5):
         verdict = "memorization"
         reason = "forget examples are fitted better than test examples"
-    elif diff.high < 0 or (phi.mwu_pvalue < alpha and phi.prob_a_greater < 0.5):
+    elif test.high < 0 or (phi.mwu_pvalue < each and phi.prob_a_greater < 0.5):
         verdict = "over-forgetting"
         reason = "forget examples are fitted worse than test examples"
     else:
         verdict = "consistent"
-        reason = f"accuracy difference {diff.value:+.3f} within [{diff.low:+.3f}, {diff.high:+.3f}], no phi shift"
-    return GapCheck(name, n_a, n_b, float(correct_a.mean()), float(correct_b.mean()), diff, loss, phi, verdict, reason)
+        reason = (
+            f"accuracy difference {test.value:+.3f} within [{test.low:+.3f}, {test.high:+.3f}] "
+            f"({1 - each:.1%} interval), no phi shift (p >= {each:g})"
+        )
+    return GapCheck(name, n_a, n_b, s_a / n_a, s_b / n_b, diff, loss, phi, verdict, reason)
+
+
+def _prob_a_greater(a: np.ndarray, b_sorted: np.ndarray, wa: np.ndarray, wb: np.ndarray) -> np.ndarray:
+    """P(A > B), ties half, for each row of resample counts ``wa`` (r, n_a) and ``wb`` (r, n_b).
+
+    Resampling only reweights the original values, so where each ``a_i`` falls among the
+    sorted ``b`` is found once; a resample then costs a cumulative sum, not a sort.
+    """
+    below = np.searchsorted(b_sorted, a, side="left")  # b values < a_i
+    not_above = np.searchsorted(b_sorted, a, side="right")  # b values <= a_i
+    cum = np.concatenate([np.zeros((len(wb), 1)), np.cumsum(wb, axis=1)], axis=1)
+    wins = cum[:, below] + 0.5 * (cum[:, not_above] - cum[:, below])
+    return (wa * wins).sum(axis=1) / (wa.sum(axis=1) * wb.sum(axis=1))
+
+
+def _resample_counts(rng: np.random.Generator, n: int, r: int) -> np.ndarray:
+    """(r, n): how often each of n values is drawn in each of r resamples with replacement."""
+    draws = rng.integers(0, n, size=(r, n)) + (np.arange(r) * n)[:, None]
+    return np.bincount(draws.ravel(), minlength=r * n).reshape(r, n).astype(np.float64)
+
+
+def shift_direction(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    level: float = 0.95,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> tuple[Direction, Interval]:
+    """Which way A sits from B: the Mann-Whitney effect P(A > B) (ties half) with a
+    stratified bootstrap percentile interval (A and B resampled separately).
+
+    Read A as the forget set and B as the test set, both scored so that higher means
+    fitted better (``phi``, confidence; not loss). "under-forgetting" when the interval's
+    low end is above 0.5 (forget examples are fitted better than unseen ones),
+    "over-forgetting" when its high end is below 0.5, otherwise "undetermined". A label
+    from the point estimate alone names a direction for pure noise every time (and,
+    sending an exact 0.5 one way, leans that way); an exact unlearner should read
+    "undetermined" about ``level`` of the time. NaN values (examples that could not be
+    scored) are left out.
+    """
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if len(a) == 0 or len(b) == 0:
+        raise ValueError("shift_direction needs at least one value in each set")
+    b_sorted = np.sort(b)
+    value = float(_prob_a_greater(a, b_sorted, np.ones((1, len(a))), np.ones((1, len(b))))[0])
+    rng = np.random.default_rng(seed)
+    stats = [np.empty(0)]
+    block = max(1, 2_000_000 // (len(a) + len(b)))  # resamples at a time: bounds the memory
+    for start in range(0, n_bootstrap, block):
+        r = min(block, n_bootstrap - start)
+        stats.append(_prob_a_greater(a, b_sorted, _resample_counts(rng, len(a), r), _resample_counts(rng, len(b), r)))
+    tail = (1 - level) / 2
+    if n_bootstrap > 0:
+        low, high = np.quantile(np.concatenate(stats), [tail, 1 - tail])
+    else:
+        low, high = value, value
+    interval = Interval(value, float(low), float(high), level)
+    if interval.low > 0.5:
+        return "under-forgetting", interval
+    if interval.high < 0.5:
+        return "over-forgetting", interval
+    return "undetermined", interval
+
+
+def paired_accuracy_difference(
+    correct_ref: np.ndarray,
+    correct_model: np.ndarray,
+    *,
+    model_sd: float = 0.0,
+    level: float = 0.95,
+) -> Interval:
+    """accuracy(ref) - accuracy(model), both models scored on the SAME examples.
+
+    Paired, not two independent samples: an example that both models get right (or both
+    wrong) moves neither accuracy relative to the other, so only the discordant examples
+    carry the difference. With ``b`` examples only ref gets right and ``c`` only the model
+    gets right, out of ``n``, the difference is ``(b - c) / n`` with the McNemar-type
+    variance ``(b + c - (b - c)^2 / n) / n^2``. On two similar models (most examples
+    concordant) this is far narrower than the unpaired Newcombe interval of
+    ``difference_interval``, which charges each accuracy its full binomial variance.
+
+    Small counts: a plain Wald interval collapses to zero width when ``b = c = 0`` and
+    undercovers when they are small, so the interval is the Agresti-Min (2005) adjusted
+    Wald: one half added to each of the four cells of the paired 2x2 table (so ``b + 1/2``,
+    ``c + 1/2``, ``n + 2``), the Wald interval computed on that table, clipped to [-1, 1].
+    The point value is the raw ``(b - c) / n``.
+
+    ``model_sd``: the seed-to-seed standard deviation of one model's accuracy (two runs of
+    the same recipe with different seeds; the caller estimates it from shadow models).
+    The paired variance treats both models as fixed and only the examples as random, but
+    the reference is ONE retrain and an exact unlearner is, at best, ANOTHER retrain: two
+    independently trained models, each off the recipe's mean accuracy by ``model_sd``, so
+    their difference carries a further ``2 * model_sd**2``. Half-width:
+    ``z * sqrt(var_paired + 2 * model_sd**2)``. ``model_sd`` should be the seed spread of
+    the accuracy itself; an sd of shadow accuracies measured on these same examples also
+    holds the per-example flips that ``var_paired`` already counts, so it makes the
+    interval wider (conservative) than it needs to be.
+    """
+    ref = np.asarray(correct_ref, dtype=bool).ravel()
+    model = np.asarray(correct_model, dtype=bool).ravel()
+    if ref.shape != model.shape:
+        raise ValueError(f"{ref.shape} reference results but {model.shape} model results: not paired")
+    if len(ref) == 0:
+        raise ValueError("paired_accuracy_difference needs at least one example")
+    if not model_sd >= 0:
+        raise ValueError(f"model_sd must be a non-negative number, got {model_sd}")
+    n = len(ref)
+    b = int((ref & ~model).sum())
+    c = int((~ref & model).sum())
+    # Agresti-Min: half a count in each cell of the 2x2 table.
+    b_, c_, n_ = b + 0.5, c + 0.5, n + 2.0
+    centre = (b_ - c_) / n_
+    var_paired = (b_ + c_ - (b_ - c_) ** 2 / n_) / n_**2
+    half = norm.ppf(0.5 + level / 2) * np.sqrt(var_paired + 2 * model_sd**2)
+    return Interval((b - c) / n, float(max(-1.0, centre - half)), float(min(1.0, centre + half)), level)

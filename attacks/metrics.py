@@ -4,9 +4,15 @@ Every attack reports the same numbers: ROC AUC, balanced accuracy (the best thre
 ``1 - (FPR + FNR) / 2``), and TPR at 1% and 0.1% FPR (LiRA's low-FPR view), each with a
 stratified bootstrap confidence interval (positives and negatives resampled separately).
 
-Honesty rules: a TPR at an FPR below ``1 / n_negatives`` cannot be measured (one false
-positive already exceeds it), so it is reported as inconclusive rather than as a number;
-scores that are NaN (examples an attack could not score) are dropped and counted.
+Honesty rules: a TPR at an FPR is a number only when at least ``MIN_FALSE_POSITIVES``
+(10) negatives score above the threshold, i.e. ``n_negatives * fpr >= 10``. Below that the
+threshold is set by the one or few highest negative scores, and the TPR swings with
+whichever negatives happened to be drawn: from 100 negatives, "TPR at 1% FPR" is the TPR
+above the single largest negative score, an extreme order statistic that the bootstrap
+cannot even resample honestly (a resample repeats or drops that one negative). Such a
+TPR is reported as inconclusive, with the number of negatives it would need, rather than
+as a number. Scores that are NaN (examples an attack could not score) are dropped and
+counted.
 """
 
 from __future__ import annotations
@@ -15,6 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import rankdata
+
+# Negatives that must lie above the threshold before a TPR at that FPR is reported: with
+# fewer, the threshold is one extreme order statistic of the negatives and the TPR at it
+# is mostly noise (see the module docstring).
+MIN_FALSE_POSITIVES = 10
 
 
 @dataclass(frozen=True)
@@ -32,7 +43,8 @@ class Interval:
 
 @dataclass(frozen=True)
 class TprAtFpr:
-    """TPR at a fixed FPR; None when too few negatives to measure that FPR."""
+    """TPR at a fixed FPR; None (with the reason) when fewer than ``MIN_FALSE_POSITIVES``
+    negatives would lie above the threshold."""
 
     fpr: float
     tpr: Interval | None
@@ -98,7 +110,10 @@ def separation(
     level: float = 0.95,
     seed: int = 0,
 ) -> SeparationReport:
-    """AUC, balanced accuracy and TPR at low FPR, each with a stratified bootstrap interval."""
+    """AUC, balanced accuracy and TPR at low FPR, each with a stratified bootstrap interval.
+
+    A TPR at FPR ``f`` is reported only when ``n_negative * f >= MIN_FALSE_POSITIVES``.
+    """
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels, dtype=bool)
     if scores.shape != labels.shape:
@@ -127,8 +142,17 @@ def separation(
 
     tprs = []
     for f in fprs:
-        if len(neg) * f < 1:
-            tprs.append(TprAtFpr(f, None, f"needs at least {int(np.ceil(1 / f))} negatives, have {len(neg)}"))
+        # The 1e-9: a product n * f that is exactly 10 on paper must not fall a hair short in floats.
+        if len(neg) * f < MIN_FALSE_POSITIVES - 1e-9:
+            needed = int(np.ceil(MIN_FALSE_POSITIVES / f - 1e-9))
+            tprs.append(
+                TprAtFpr(
+                    f,
+                    None,
+                    f"needs at least {needed} negatives ({MIN_FALSE_POSITIVES} false positives at {f:.1%} FPR), "
+                    f"have {len(neg)}",
+                )
+            )
         else:
             tprs.append(TprAtFpr(f, interval(tpr_at(scores, labels, f), stats[f])))
     return SeparationReport(

@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from attacks.metrics import auc_score, balanced_accuracy, roc_curve, separation, tpr_at
+from attacks.metrics import MIN_FALSE_POSITIVES, auc_score, balanced_accuracy, roc_curve, separation, tpr_at
 
 
 @pytest.fixture
@@ -47,8 +47,9 @@ def test_known_separation_lands_inside_the_interval(gaussian_scores):
     assert report.auc.high - report.auc.low < 0.06
     assert report.n_positive == 500 and report.n_negative == 2000
     at1, at01 = report.tpr_at_fpr
-    assert at1.tpr is not None and at1.tpr.low <= at1.tpr.value <= at1.tpr.high
-    assert at01.tpr is not None  # 2000 negatives measure 0.1% FPR
+    assert at1.tpr is not None and at1.tpr.low <= at1.tpr.value <= at1.tpr.high  # 20 false positives
+    # 0.1% of 2000 negatives is 2 false positives: too few, 10 000 negatives are needed.
+    assert at01.tpr is None and "10000 negatives" in at01.reason and "have 2000" in at01.reason
 
 
 def test_chance_scores_have_an_interval_around_half():
@@ -65,9 +66,28 @@ def test_low_fpr_needs_enough_negatives_and_nan_scores_are_dropped():
     labels = np.r_[np.ones(100, bool), np.zeros(450, bool), [True, False]]
     report = separation(scores, labels, n_bootstrap=50)
     at1, at01 = report.tpr_at_fpr
-    assert at1.tpr is not None
-    assert at01.tpr is None and "1000 negatives" in at01.reason
+    # 450 negatives: 4.5 above the 1% threshold, 0.45 above the 0.1% one; both need 10.
+    assert at1.tpr is None and "1000 negatives" in at1.reason and "have 450" in at1.reason
+    assert at01.tpr is None and "10000 negatives" in at01.reason
     assert report.n_dropped == 2 and report.n_positive == 100 and report.n_negative == 450
+
+
+def test_tpr_needs_ten_false_positives_at_its_threshold():
+    assert MIN_FALSE_POSITIVES == 10
+    rng = np.random.default_rng(5)
+    for n_neg, reported in ((999, False), (1000, True)):
+        scores = np.r_[rng.normal(1, 1, 50), rng.normal(0, 1, n_neg)]
+        labels = np.r_[np.ones(50, bool), np.zeros(n_neg, bool)]
+        (at1,) = separation(scores, labels, fprs=(0.01,), n_bootstrap=20).tpr_at_fpr
+        assert (at1.tpr is not None) == reported, n_neg
+    # 100 negatives used to be enough for 1% FPR (one false positive); no longer.
+    scores = np.r_[rng.normal(1, 1, 100), rng.normal(0, 1, 100)]
+    labels = np.r_[np.ones(100, bool), np.zeros(100, bool)]
+    (at1,) = separation(scores, labels, fprs=(0.01,), n_bootstrap=20).tpr_at_fpr
+    assert at1.tpr is None and at1.reason == "needs at least 1000 negatives (10 false positives at 1.0% FPR), have 100"
+    # 10% of 100 negatives is exactly 10: enough.
+    (at10,) = separation(scores, labels, fprs=(0.1,), n_bootstrap=20).tpr_at_fpr
+    assert at10.tpr is not None
 
 
 def test_needs_both_classes():
