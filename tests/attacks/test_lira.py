@@ -56,10 +56,24 @@ def test_global_variance_pools_within_example_spread():
     per_example = fit_state(phi, states, OUT, "per-example").sigma
     assert np.allclose(pooled, pooled[0]) and abs(pooled[0] - NOISE) < 0.02  # not the 3.0 between examples
     assert abs(np.median(per_example) - NOISE) < 0.05 and per_example.std() > 0.01
-    # auto: global below 64 shadows, per example from 64 on
+    # auto: global below 32 observations per state for the median example (16 here), per
+    # example from there on (128 shadows: about 64 per state)
     assert np.allclose(fit_state(phi, states, OUT, "auto").sigma, pooled)
-    _, phi64, states64 = bank(rng, n_shadows=64)
-    assert fit_state(phi64, states64, OUT, "auto").sigma.std() > 0.01
+    _, phi128, states128 = bank(rng, n_shadows=128)
+    assert fit_state(phi128, states128, OUT, "auto").sigma.std() > 0.01
+
+
+def test_auto_variance_counts_observations_per_state_not_shadows():
+    from attacks.lira import resolve_variance
+
+    # 200 shadows, but only 10 of them UNLEARNED per example: too few for per-example spreads.
+    assert resolve_variance("auto", np.full(50, 10), np.full(50, 150)) == "global"
+    assert resolve_variance("auto", np.full(50, 40), np.full(50, 40)) == "per-example"
+    # Examples observed in only one state do not count towards the median.
+    assert resolve_variance("auto", np.r_[np.zeros(60), np.full(40, 40)], np.full(100, 40)) == "per-example"
+    assert resolve_variance("global", np.full(5, 100)) == "global"
+    with pytest.raises(ValueError):
+        resolve_variance("pooled", np.ones(3))
 
 
 def test_examples_without_observations_are_not_scored():
@@ -88,12 +102,18 @@ def test_ulira_class_uses_every_reference_twin_as_the_negative():
     phi = np.where(states == UNLEARNED, rng.normal(3.0, 1.0, (k, n)), rng.normal(-9.0, 1.0, (k, n)))
     reference = rng.normal(0.0, 2.0, (k, n))
     target = np.zeros(n)
-    got = ulira_class(phi, states, reference, target, np.ones(n, bool), variance="per-example")
+    got = ulira_class(phi, states, reference, target, np.ones(n, bool), variance="per-example", spread="separate")
     obs = np.where(states == UNLEARNED, phi, np.nan)
     mu_u, s_u = np.nanmedian(obs, 0), np.nanstd(obs, 0, ddof=1)
     mu_r, s_r = np.median(reference, 0), np.std(reference, 0, ddof=1)
     expected = norm.logpdf(0, mu_u, s_u) - norm.logpdf(0, mu_r, s_r)
     np.testing.assert_allclose(got, expected, rtol=1e-10)
+    # Shared spread: both Gaussians get the within-state spread pooled over the two states.
+    n_u = (~np.isnan(obs)).sum(0)
+    ss = np.nansum((obs - np.nanmean(obs, 0)) ** 2, 0) + ((reference - reference.mean(0)) ** 2).sum(0)
+    s = np.sqrt(ss / (n_u - 1 + k - 1))
+    shared = ulira_class(phi, states, reference, target, np.ones(n, bool), variance="per-example")
+    np.testing.assert_allclose(shared, norm.logpdf(0, mu_u, s) - norm.logpdf(0, mu_r, s), rtol=1e-10)
     # The shadows' own OUT observations (mean -9) are not the negative: a target at the
     # reference centre scores as "retrained", not as far from both.
     assert (got < -2).all()
@@ -110,7 +130,7 @@ def test_ulira_class_pools_spread_over_the_class_only():
     reference = rng.normal(0.0, 1.0, (k, n))
     # Outside the class the twins trained on the examples: a wide, two-humped spread.
     reference[:, ~in_class] = np.where(rng.random((k, 4)) < 0.5, -8.0, 8.0)
-    got = ulira_class(phi, states, reference, np.zeros(n), in_class, variance="global")
+    got = ulira_class(phi, states, reference, np.zeros(n), in_class, variance="global", spread="separate")
     assert np.isnan(got[~in_class]).all()
     # Pooled within the class only, the negative spread is about 1, as generated.
     obs = reference[:, in_class]
