@@ -1,27 +1,39 @@
 """The shadow bank: shadow models trained and unlearned like the audited model, kept as signals.
 
-Shadow k trains on a random half of the pool (every dataset example, train and test),
-then forgets a set drawn by the audited model's rule: for a random forget set, the
-audited forget ids it trained on, topped up with random examples of its own training
-half to the audited size; for a class, every example of that class it trained on. It is
-unlearned with the audited model's method and parameters. For every pool example the
-bank keeps the state (OUT, IN, UNLEARNED), the logit-scaled confidence before unlearning
-(LiRA) and after (U-LiRA), and the logits after (class-level checks). Without a method
-(the audited model declares none) shadows are not unlearned and every trained-on
-example is IN.
+Shadow k trains on a random subset of the pool (every dataset example, train and test) as
+large as the audited model's training set, so that its confidence matches the target's;
+then it forgets as many examples as the audited model did, drawn by the audited model's
+rule, and is unlearned with the audited model's method and every declared parameter,
+augmentation included.
+
+The forget rule keeps U-LiRA fair under the null. The attack scores the audited forget
+set (positives) against the test examples (negatives), and each scored example needs
+UNLEARNED and OUT observations in comparable numbers. So for a random forget set a
+shadow forgets, at one rate, the scored candidates (forget and test ids alike) it trained
+on, topped up from its other training examples when too few; each candidate is then
+UNLEARNED in about ``|F| / |F + T|`` of the shadows and OUT in ``1 - n_train / n_pool``,
+whatever side of the game it is on. (Forgetting only the audited ids it trained on left
+a test example UNLEARNED in 2 or 3 of 64 shadows, and failed exact retrains.) For a
+class: every example of that class it trained on.
+
+For every pool example the bank keeps the state (OUT, IN, UNLEARNED), the logit-scaled
+confidence before unlearning (LiRA) and after (U-LiRA), and the logits after (class-level
+checks). Without a method (the audited model declares none) shadows are not unlearned
+and every trained-on example is IN.
 
 For class forgetting each shadow has a reference twin: a model trained with the same
-seed on the same half minus the class, the "retrained without c" model the unlearned
+seed on the same subset minus the class, the "retrained without c" model the unlearned
 shadow should be indistinguishable from. U-LiRA in class mode and MIA-NN compare against
 these twins; the bank keeps their signals and logits too.
 
 Storage: a directory named by a content hash of everything that determines the shadows
-(dataset fingerprint, recipe, method and parameters, forget rule, seed, bank format).
-Shadows are built in fixed chunks (0..c-1, c..2c-1, ...), each written as one Parquet
-file atomically and then recorded in ``manifest.json`` (also written atomically). A
-rerun reuses complete chunks and tops up to the requested count; a killed run loses at
-most the chunk in flight, which is rebuilt with the same composition, so the bank equals
-one built without interruption. Weights are not kept.
+(dataset fingerprint, recipe, training-set size, method, parameters and augmentation,
+forget rule with the scored candidates, seed, bank format). Shadows are built in fixed
+chunks (0..c-1, c..2c-1, ...), each written as one Parquet file atomically and then
+recorded in ``manifest.json`` (also written atomically). A rerun reuses complete chunks
+and tops up to the requested count; a killed run loses at most the chunk in flight, which
+is rebuilt with the same composition, so the bank equals one built without interruption.
+Weights are not kept.
 """
 
 from __future__ import annotations
@@ -48,7 +60,9 @@ from audit_cli.training import Recipe, query_logits, train_models
 from audit_cli.unlearn import UnlearnTask, get_method, params_dict, parse_params, unlearn_models
 
 # 2: class-mode banks carry reference (retrained without the class) signals.
-BANK_FORMAT = 2
+# 3: shadows train on as many examples as the audited model and forget scored candidates
+#    (forget and test ids) at one rate; augmentation is replayed.
+BANK_FORMAT = 3
 MANIFEST = "manifest.json"
 # Index = state code (OUT, IN, UNLEARNED), for exports other tools read.
 STATE_NAMES = np.array(["out", "in", "unlearned"])
@@ -60,6 +74,9 @@ class ForgetRule:
 
     forget_ids: tuple[int, ...] = ()
     """Random forgetting: the audited forget ids (shadows forget as many)."""
+    negatives: tuple[int, ...] = ()
+    """Random forgetting: the ids the forget set is scored against (the test ids); with the
+    forget ids they are the candidates each shadow forgets from, at one rate."""
     forget_class: int | None = None
     """Class forgetting: the forgotten class."""
 
@@ -67,10 +84,20 @@ class ForgetRule:
         if (self.forget_class is None) == (len(self.forget_ids) == 0):
             raise UsageError("a forget rule needs either forget ids or a forget class")
 
+    @property
+    def candidates(self) -> np.ndarray:
+        return np.union1d(np.array(self.forget_ids, dtype=np.int64), np.array(self.negatives, dtype=np.int64))
+
     def to_dict(self) -> dict:
         if self.forget_class is not None:
             return {"kind": "class", "class": self.forget_class}
-        return {"kind": "random", "n": len(self.forget_ids), "ids": fingerprint_ids(np.array(self.forget_ids))}
+        return {
+            "kind": "random",
+            "rule": "candidates at one rate",
+            "n": len(self.forget_ids),
+            "ids": fingerprint_ids(np.array(self.forget_ids)),
+            "candidates": fingerprint_ids(self.candidates),
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,6 +112,22 @@ class BankSpec:
     method_params: Mapping[str, object] = field(default_factory=dict)
     forget_rule: ForgetRule = field(default_factory=lambda: ForgetRule(forget_class=0))
     seed: int = 0
+    train_size: int | None = None
+    """Examples each shadow trains on: the audited model's training-set size (None: the
+    dataset's training split)."""
+    augmentation: str = "none"
+    """The augmentation policy the audited model was unlearned with (replayed by shadows)."""
+
+    @property
+    def n_train(self) -> int:
+        n = len(self.dataset.train_ids) if self.train_size is None else int(self.train_size)
+        pool = len(self.dataset.ids)
+        if not 2 <= n < pool:
+            raise UsageError(
+                f"shadows train on {n} of {pool} pool examples: leave some out so that every example has "
+                "shadows that never saw it"
+            )
+        return n
 
     def resolved_params(self) -> dict[str, object]:
         if self.method is None:
@@ -96,13 +139,16 @@ class BankSpec:
             "bank_format": BANK_FORMAT,
             "tool_version": __version__,
             "dataset_fingerprint": self.dataset.fingerprint,
-            "recipe": self.recipe.to_dict()
+            # The audited model's own seed does not shape the shadows (each has its own).
+            "recipe": self.recipe.replace(seed=0).to_dict()
             if isinstance(self.recipe, Recipe)
             else {"sklearn": self.recipe.arch, "params": dict(self.recipe.params)},
             "method": self.method,
             "method_params": self.resolved_params(),
+            "augmentation": self.augmentation,
             "forget_rule": self.forget_rule.to_dict(),
             "seed": self.seed,
+            "train_size": self.n_train,
         }
 
     def key(self) -> str:
@@ -124,20 +170,25 @@ class ShadowPlan:
 
 
 def plan_shadow(spec: BankSpec, k: int) -> ShadowPlan:
+    """Shadow k's training subset (as large as the audited model's) and forget set."""
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, k, 7]))
     pool = spec.dataset.ids
-    trained = np.sort(rng.permutation(pool)[: len(pool) // 2])
+    trained = np.sort(rng.permutation(pool)[: spec.n_train])
     rule = spec.forget_rule
     if rule.forget_class is not None:
         forget = trained[spec.dataset.y[spec.dataset.rows(trained)] == rule.forget_class]
     else:
-        audited = np.array(rule.forget_ids, dtype=np.int64)
-        mine = np.intersect1d(audited, trained)
-        others = np.setdiff1d(trained, audited)
-        if len(audited) - len(mine) > len(others):
-            raise UsageError(f"the forget set ({len(audited)} ids) is larger than a shadow's training half")
-        top_up = rng.choice(others, len(audited) - len(mine), replace=False)
-        forget = np.sort(np.concatenate([mine, top_up]))
+        n_forget = len(rule.forget_ids)
+        if n_forget >= len(trained):
+            raise UsageError(f"the forget set ({n_forget} ids) is not smaller than a shadow's training set")
+        # One rate for every scored candidate, forget and test ids alike (module docstring).
+        mine = np.intersect1d(rule.candidates, trained)
+        if len(mine) >= n_forget:
+            forget = rng.choice(mine, n_forget, replace=False)
+        else:
+            others = np.setdiff1d(trained, mine)
+            forget = np.concatenate([mine, rng.choice(others, n_forget - len(mine), replace=False)])
+        forget = np.sort(forget)
     seed = int(np.random.SeedSequence([spec.seed, k, 11]).generate_state(1)[0])
     return ShadowPlan(index=k, seed=seed, trained=trained, forget=forget)
 
@@ -301,12 +352,12 @@ class ShadowBank:
             after = train_and_query(spec, [p.retain for p in plans], seeds, device)
         else:
             task = UnlearnTask(ds, [p.forget for p in plans], [p.retain for p in plans], spec.recipe, seeds,
-                               forget_class=c_forget)  # fmt: skip
+                               forget_class=c_forget, augmentation=spec.augmentation)  # fmt: skip
             unlearned = unlearn_models(originals, task, spec.method, spec.method_params)
             after = query_logits(unlearned, ds, spec.recipe).numpy()
         reference = None
         if c_forget is not None:
-            # The twin sees the same half minus the class, with the same seed: the pair
+            # The twin sees the same subset minus the class, with the same seed: the pair
             # differs only in whether the class was learned and then unlearned.
             reference = train_and_query(spec, [p.retain for p in plans], seeds, device)
         n, c = len(ds.ids), ds.num_classes

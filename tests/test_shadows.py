@@ -7,7 +7,7 @@ import pytest
 
 from attacks.lira import IN, OUT, UNLEARNED, leave_one_out
 from audit_cli.data import load_dataset
-from audit_cli.errors import InputError
+from audit_cli.errors import InputError, UsageError
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, plan_shadow
 from audit_cli.training import Recipe
 
@@ -26,34 +26,64 @@ def forget(data):
 
 
 def spec_for(data, forget, **kw):
-    return BankSpec(data, RECIPE, "finetune", {"epochs": "1"}, ForgetRule(forget_ids=forget), **kw)
+    rule = ForgetRule(forget_ids=forget, negatives=tuple(int(i) for i in data.test_ids))
+    return BankSpec(data, RECIPE, "finetune", {"epochs": "1"}, rule, **kw)
 
 
 def test_plans_follow_the_audited_forget_rule(data, forget):
     spec = spec_for(data, forget)
+    candidates = np.union1d(forget, data.test_ids)
     for k in range(4):
         plan = plan_shadow(spec, k)
-        assert len(plan.trained) == len(data.ids) // 2
+        # As many training examples as the audited model (the training split by default).
+        assert len(plan.trained) == len(data.train_ids)
         assert len(plan.forget) == len(forget) and np.isin(plan.forget, plan.trained).all()
-        # Every audited forget id the shadow trained on is in its forget set.
-        assert np.isin(np.intersect1d(forget, plan.trained), plan.forget).all()
+        # Forgotten at one rate among the scored candidates it trained on, test ids too.
+        assert np.isin(plan.forget, candidates).all()
+        assert np.isin(plan.forget, data.test_ids).any()
         assert np.array_equal(plan.trained, plan_shadow(spec, k).trained)  # a function of (seed, k)
     assert not np.array_equal(plan_shadow(spec, 0).trained, plan_shadow(spec, 1).trained)
+    assert len(plan_shadow(spec_for(data, forget, train_size=100), 0).trained) == 100
+    with pytest.raises(UsageError, match="leave some out"):
+        plan_shadow(spec_for(data, forget, train_size=len(data.ids)), 0)
     class_spec = BankSpec(data, RECIPE, "finetune", {}, ForgetRule(forget_class=1))
     plan = plan_shadow(class_spec, 0)
     assert (data.y[data.rows(plan.forget)] == 1).all()
     assert len(plan.forget) == (data.y[data.rows(plan.trained)] == 1).sum()
 
 
+def test_forget_and_test_examples_are_unlearned_equally_often(data, forget):
+    """The fairness U-LiRA needs under the null: a scored example's states do not depend on
+    which side of the game it is on (the old rule left test examples UNLEARNED ~2 in 64)."""
+    spec = spec_for(data, forget)
+    states = np.zeros((64, len(data.ids)), dtype=np.int8)
+    for k in range(64):
+        plan = plan_shadow(spec, k)
+        states[k, data.rows(plan.trained)] = IN
+        states[k, data.rows(plan.forget)] = UNLEARNED
+    f, t = data.rows(np.array(forget)), data.rows(data.test_ids)
+    for state in (UNLEARNED, OUT):
+        per_f, per_t = (states[:, f] == state).sum(0).mean(), (states[:, t] == state).sum(0).mean()
+        assert abs(per_f - per_t) < 0.15 * per_t, (state, per_f, per_t)
+    # |F| / |F + T| of the shadows unlearn each candidate; 1 - n_train / n_pool never saw it.
+    rate = len(forget) / len(np.union1d(forget, data.test_ids))
+    assert abs((states[:, t] == UNLEARNED).mean() - rate) < 0.03
+    assert abs((states[:, t] == OUT).mean() - (1 - len(data.train_ids) / len(data.ids))) < 0.03
+
+
 def test_key_changes_with_anything_that_changes_the_shadows(data, forget):
     base = spec_for(data, forget).key()
     assert spec_for(data, forget).key() == base
     assert spec_for(data, forget, seed=1).key() != base
-    assert BankSpec(data, RECIPE, "finetune", {"epochs": "2"}, ForgetRule(forget_ids=forget)).key() != base
-    assert (
-        BankSpec(data, RECIPE.replace(epochs=61), "finetune", {"epochs": "1"}, ForgetRule(forget_ids=forget)).key()
-        != base
-    )
+    assert spec_for(data, forget, train_size=100).key() != base
+    assert spec_for(data, forget, augmentation="crop+flip").key() != base
+    rule = ForgetRule(forget_ids=forget, negatives=tuple(int(i) for i in data.test_ids[:-1]))
+    assert BankSpec(data, RECIPE, "finetune", {"epochs": "1"}, rule).key() != base
+    rule = ForgetRule(forget_ids=forget, negatives=tuple(int(i) for i in data.test_ids))
+    assert BankSpec(data, RECIPE, "finetune", {"epochs": "2"}, rule).key() != base
+    assert BankSpec(data, RECIPE.replace(epochs=61), "finetune", {"epochs": "1"}, rule).key() != base
+    # The audited model's own seed does not shape the shadows.
+    assert BankSpec(data, RECIPE.replace(seed=7), "finetune", {"epochs": "1"}, rule).key() == base
     assert spec_for(data, forget[:-1]).key() != base
 
 
@@ -127,7 +157,8 @@ from audit_cli.training import Recipe
 data = load_dataset("synthetic", {"n_samples": "240", "n_features": "8", "n_classes": "3", "flip_y": "0.2"})
 forget = tuple(int(i) for i in np.random.default_rng(0).choice(data.train_ids, 20, replace=False))
 recipe = Recipe(arch="mlp", arch_args={"hidden": (64,)}, epochs=60, lr=0.01, batch_size=32)
-spec = BankSpec(data, recipe, "finetune", {"epochs": "1"}, ForgetRule(forget_ids=forget))
+spec = BankSpec(data, recipe, "finetune", {"epochs": "1"},
+                ForgetRule(forget_ids=forget, negatives=tuple(int(i) for i in data.test_ids)))
 ShadowBank(sys.argv[1], spec, chunk_size=2).build(int(sys.argv[2]))
 """
 
