@@ -244,7 +244,18 @@ def run_cmd(
     original: Path | None = typer.Option(None, "--original", help="The model before unlearning (optional)."),
     retrained: Path | None = typer.Option(None, "--retrained", help="A model retrained without the forget set."),
     fail_above: float | None = typer.Option(
-        None, "--fail-above", help="Fail when the leakage lower bound exceeds this [default: 0.1]."
+        None, "--fail-above", help="Leakage threshold: fail above it, pass only when shown below it [default: 0.1]."
+    ),
+    gate: str | None = typer.Option(
+        None,
+        "--gate",
+        help="decide: pass only when every gated interval lies below its threshold, else inconclusive (exit 3); "
+        "evidence: pass unless one lies above it [default: decide].",
+    ),
+    allow_underpowered: bool | None = typer.Option(
+        None,
+        "--allow-underpowered/--no-allow-underpowered",
+        help="Train shadows even when the example counts cannot decide the leakage threshold (else exit 3 at once).",
     ),
     exit_zero: bool | None = typer.Option(
         None, "--exit-zero/--no-exit-zero", help="Report only: exit 0 when a threshold is crossed (errors still exit)."
@@ -276,7 +287,8 @@ def run_cmd(
     from audit_cli.pipeline import AuditConfig, run_audit
 
     flags = {"fail_above": fail_above, "shadows": shadows, "bank": str(bank) if bank else None, "variance": variance,
-             "seed": seed, "device": device, "exit_zero": exit_zero, "deterministic": deterministic}  # fmt: skip
+             "seed": seed, "device": device, "exit_zero": exit_zero, "deterministic": deterministic, "gate": gate,
+             "allow_underpowered": allow_underpowered}  # fmt: skip
     settings = resolve_settings(flags, config_file=config_file)
     value = {k: s.value for k, s in settings.items()}
     config = AuditConfig(
@@ -297,6 +309,9 @@ def run_cmd(
         mia_nn_above=float(value["mia_nn_above"]),
         forget_class_accuracy_above=float(value["forget_class_accuracy_above"]),
         utility_drop_above=float(value["utility_drop_above"]),
+        missing_effect_above=float(value["missing_effect_above"]),
+        gate=str(value["gate"]),
+        allow_underpowered=bool(value["allow_underpowered"]),
         variance=str(value["variance"]),
         seed=int(value["seed"]),
         device=str(value["device"]),

@@ -24,6 +24,9 @@ DEFAULTS: dict[str, object] = {
     "mia_nn_above": 0.1,
     "forget_class_accuracy_above": 0.1,
     "utility_drop_above": 0.05,
+    "missing_effect_above": 0.75,
+    "gate": "decide",
+    "allow_underpowered": False,
     "shadows": 64,
     "bank": ".audit-bank",
     "variance": "auto",
@@ -36,12 +39,13 @@ DEFAULTS: dict[str, object] = {
 
 # Checks that can fail a run, by report name, and the setting holding each one's threshold.
 # MIA-NN and forget-class accuracy exist only when a class is forgotten; utility only
-# with a retrained model to compare with.
+# with a retrained model to compare with; unlearning-effect only with the original.
 GATED_CHECKS = {
     "leakage": "fail_above",
     "mia-nn": "mia_nn_above",
     "forget-class-accuracy": "forget_class_accuracy_above",
     "utility": "utility_drop_above",
+    "unlearning-effect": "missing_effect_above",
 }
 
 

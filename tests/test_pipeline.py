@@ -52,6 +52,9 @@ def audit(models, name, **kw):
         chunk_size=8,
         bank=kw.pop("bank", models / "bank"),
         device="cpu",
+        # 60 forget and 100 test examples cannot decide 0.1 (power check); these tests
+        # look at the numbers all the same.
+        allow_underpowered=kw.pop("allow_underpowered", True),
         **kw,
     )
     return run_audit(config)
@@ -71,12 +74,19 @@ def test_original_is_flagged_as_under_forgetting(models):
     assert len(report.exposed) == 10
 
 
-def test_retrained_passes_and_the_bank_is_reused(models):
-    report = audit(models, "retrained", retrained=models / "retrained.safetensors")
+def test_retrained_passes_where_the_counts_can_decide_and_the_bank_is_reused(models):
+    # 60 forget and 100 test examples decide leakage thresholds from about 0.25 up.
+    report = audit(models, "retrained", retrained=models / "retrained.safetensors", fail_above=0.35,
+                   utility_drop_above=0.15)  # fmt: skip
     check = leakage(report)
-    assert check.verdict == "pass" and check.low <= 0.1 and check.low == 0.0
+    assert check.verdict == "pass" and check.low == 0.0 and check.high <= 0.35
+    assert 0.2 < report.forget["min_decidable_leakage"] < 0.3
     assert int(report.exit_code) == 0
     assert report.shadows["trained_now"] == 0, "same recipe and forget rule: the bank from the first audit"
+    # At 0.1 the same interval shows neither: inconclusive, never a silent pass.
+    strict = audit(models, "retrained", fail_above=0.1)
+    assert leakage(strict).verdict == "inconclusive" and int(strict.exit_code) == 3
+    assert "as many examples" in leakage(strict).sentence
     gap = next(c for c in report.checks if c.name == "average gap")
     assert gap.score == pytest.approx(0.0, abs=1e-9)  # the model is its own reference
 
@@ -88,8 +98,8 @@ def test_gradient_ascent_is_audited_with_its_own_method_and_found_detrimental(mo
     assert report.mode == "u-lira" and report.model["method"] == "neggrad"
     assert report.model["method_params"]["lr"] == 0.05  # shadows unlearned exactly like the model
     # Ascent at this rate wrecks the model (retain accuracy about 0.37) without pushing the
-    # forget set below the test set: the shadows, wrecked the same way, still tell them apart.
-    assert leakage(report).verdict == "fail"
+    # forget set below the test set: the attack cannot show leakage either way.
+    assert leakage(report).verdict != "pass"
     ratio = next(c for c in report.checks if c.name == "detrimental-unlearning ratio")
     assert ratio.score > 1  # further from the retrained model than the original was
     # The utility gate catches the damage itself: test accuracy far below the retrained model's.
@@ -98,16 +108,32 @@ def test_gradient_ascent_is_audited_with_its_own_method_and_found_detrimental(mo
     assert utility.score == pytest.approx(utility.details["retrained_accuracy"] - utility.details["accuracy"])
 
 
-def test_direction_follows_where_forget_examples_sit_relative_to_test():
+def test_the_leakage_gate_has_three_outcomes_and_says_what_would_decide():
+    from dataclasses import replace
+
     from attacks.metrics import SeparationReport
     from audit_cli.pipeline import _leakage_check
 
-    sep = SeparationReport(Interval(0.8, 0.75, 0.85), Interval(0.7, 0.65, 0.75), (), 100, 100, 0)
-    assert _leakage_check(sep, 0.2, "u-lira", 0.1).details["direction"] == "over-forgetting"
-    assert _leakage_check(sep, 0.8, "u-lira", 0.1).details["direction"] == "under-forgetting"
-    assert _leakage_check(sep, 0.8, "u-lira", 0.1).verdict == "fail"
-    wide = SeparationReport(Interval(0.6, 0.4, 0.8), Interval(0.6, 0.5, 0.7), (), 100, 100, 0)
-    assert _leakage_check(wide, 0.8, "u-lira", 0.1).verdict == "inconclusive"
+    config = AuditConfig(model=Path("m.safetensors"), fail_above=0.1)
+
+    def check(auc, low, high, gate="decide", unscorable=(0.0, 0.0)):
+        sep = SeparationReport(Interval(auc, low, high), Interval(0.6, 0.5, 0.7), (), 100, 100, 0)
+        return _leakage_check(sep, "under-forgetting", unscorable, "u-lira", replace(config, gate=gate), 0.05)
+
+    assert check(0.8, 0.75, 0.85).verdict == "fail"  # leakage at least 0.5
+    shown_small = check(0.51, 0.48, 0.54)  # leakage in [0, 0.08]: shown below 0.1
+    assert shown_small.verdict == "pass" and shown_small.high == pytest.approx(0.08)
+    assert shown_small.details["auc_minus_half"] == pytest.approx(0.01)
+    assert shown_small.details["min_decidable"] == 0.05
+    straddles = check(0.53, 0.47, 0.59)  # leakage 0.06 in [0, 0.18]
+    assert straddles.verdict == "inconclusive"
+    # (0.18 - 0.06) / (0.1 - 0.06) = 3: nine times the examples at this estimate
+    assert "about 9.0x as many examples" in straddles.sentence
+    # The older reading, only on request: no evidence of leakage passes.
+    assert check(0.53, 0.47, 0.59, gate="evidence").verdict == "pass"
+    assert check(0.6, 0.4, 0.8, gate="evidence").verdict == "inconclusive"  # too wide to say anything
+    unscored = check(0.51, 0.48, 0.54, unscorable=(0.2, 0.0))
+    assert unscored.verdict == "inconclusive" and "20%" in unscored.sentence
 
 
 def test_too_few_forget_examples_is_inconclusive(models):
@@ -128,7 +154,8 @@ def test_leakage_interval_folds_at_one_half():
 
 def test_cli_exit_codes_and_json(models, tmp_path):
     runner = CliRunner()
-    args = ["run", "--shadows", str(SHADOWS), "--bank", str(models / "bank"), "--device", "cpu", "-q"]
+    args = ["run", "--shadows", str(SHADOWS), "--bank", str(models / "bank"), "--device", "cpu", "-q",
+            "--allow-underpowered"]  # fmt: skip
     out = tmp_path / "report.json"
     result = runner.invoke(
         app,
@@ -149,6 +176,9 @@ def test_cli_exit_codes_and_json(models, tmp_path):
     result = runner.invoke(
         app, [*args, "--model", str(models / "retrained.safetensors"), "--forget", str(models / "forget.txt")]
     )
+    assert result.exit_code == 3 and "INCONCLUSIVE" in result.stdout, result.output
+    result = runner.invoke(app, [*args, "--model", str(models / "retrained.safetensors"), "--forget",
+                                 str(models / "forget.txt"), "--fail-above", "0.3"])  # fmt: skip
     assert result.exit_code == 0 and "PASS" in result.stdout
     result = runner.invoke(
         app,
@@ -204,7 +234,8 @@ def test_exit_zero_config_precedence_and_provenance_in_the_report(models, tmp_pa
     (tmp_path / "audit.toml").write_text("fail-above = 0.9\nexit-zero = true\n")
     runner = CliRunner()
     base = ["run", "--model", str(models / "original.safetensors"), "--forget", str(models / "forget.txt"),
-            "--shadows", str(SHADOWS), "--bank", str(models / "bank"), "--device", "cpu", "-q"]  # fmt: skip
+            "--shadows", str(SHADOWS), "--bank", str(models / "bank"), "--device", "cpu", "-q",
+            "--allow-underpowered"]  # fmt: skip
     # The file's threshold (0.9) is above the original's leakage: pass.
     out = tmp_path / "r.json"
     result = runner.invoke(app, [*base, "-f", f"json={out}"], env={"AUDIT_SEED": "0"})
@@ -269,6 +300,7 @@ def class_audit(root, name, **kw):
         chunk_size=8,
         bank=root / "bank",
         device="cpu",
+        allow_underpowered=kw.pop("allow_underpowered", True),
         **kw,
     )
     return run_audit(config)
@@ -283,7 +315,9 @@ def test_class_forgetting_original_is_flagged_retrained_passes(class_models):
     acc = check(original, "forget-class-accuracy")
     assert acc.verdict == "fail" and acc.details["accuracy"] > 0.9 and acc.details["twin_accuracy"] < 0.05
     assert original.exit_code == 1 and original.headline.verdict == "fail"
-    retrained = class_audit(class_models, "retrained", retrained=class_models / "retrained.safetensors")
+    # 106 forgotten against 35 test examples of the class decide thresholds from about 0.3.
+    retrained = class_audit(class_models, "retrained", retrained=class_models / "retrained.safetensors",
+                            fail_above=0.35, mia_nn_above=0.35)  # fmt: skip
     assert retrained.exit_code == 0
     assert check(retrained, "forget-class-accuracy").verdict == "pass"
     mia = check(retrained, "mia-nn")
@@ -310,7 +344,8 @@ def test_class_forgetting_trw_is_audited_with_unlearned_shadows(class_models):
     assert check(report, "forget-class-accuracy").details["accuracy"] < 0.1
     # Shadows unlearned with trw, same parameters; the class is gone and utility kept.
     assert report.model["method_params"]["beta"] == 10.0
-    assert check(report, "utility").verdict == "pass"
+    utility = check(report, "utility")
+    assert utility.verdict != "fail" and utility.score < 0.05
     gap = check(report, "u-lira gap to retrained")
     assert gap.score == pytest.approx(abs(gap.details["auc_model"] - gap.details["auc_retrained"]))
     mia_gap = check(report, "mia-nn gap to retrained")
@@ -329,12 +364,14 @@ def test_class_forgetting_trw_is_audited_with_unlearned_shadows(class_models):
 
 def test_an_mpru_filter_is_audited_with_filtered_shadows(class_models):
     report = class_audit(class_models, "original", filter=class_models / "mpru.safetensors",
-                         retrained=class_models / "retrained.safetensors")  # fmt: skip
+                         retrained=class_models / "retrained.safetensors", mia_nn_above=0.45)  # fmt: skip
     assert report.model["method"] == "mpru" and report.model["filter"].endswith("mpru.safetensors")
     assert report.mode == "u-lira" and report.forget["class"] == 1
     assert check(report, "forget-class-accuracy").details["accuracy"] == 0
     assert report.provenance["sha256"]["filter"] is not None
-    assert report.exit_code in (0, 1) and check(report, "mia-nn").verdict in ("pass", "fail")
+    assert check(report, "mia-nn").verdict == "pass" and check(report, "mia-nn").high <= 0.45
+    # A filter's original is the unfiltered model: the effect check runs without --original.
+    assert check(report, "unlearning-effect").gated
     # The shadows were filtered too: their forget-class outputs sit at the filter's floor.
     assert check(report, "mia-nn (model level)").details["n_shadows"] == SHADOWS
     # The filter moves the forgotten class's mass to the other classes: nothing is called 1.
@@ -371,7 +408,7 @@ def test_a_tree_model_is_audited_with_tree_shadows(tmp_path):
     train_checkpoint(TrainRequest(out=tmp_path / "tree_r.skops", recipe=tree, exclude_class=1, **common))
     unlearn_checkpoint(UnlearnRequest(model=tmp_path / "tree.skops", out=tmp_path / "f.safetensors", method="mpru",
                                       forget_class=1))  # fmt: skip
-    config = dict(shadows=8, chunk_size=8, bank=tmp_path / "bank", device="cpu")
+    config = dict(shadows=8, chunk_size=8, bank=tmp_path / "bank", device="cpu", allow_underpowered=True)
     filtered = run_audit(AuditConfig(model=tmp_path / "tree.skops", filter=tmp_path / "f.safetensors",
                                      retrained=tmp_path / "tree_r.skops", **config))  # fmt: skip
     assert check(filtered, "forget-class-accuracy").verdict == "pass"

@@ -1,0 +1,81 @@
+"""Did unlearning change anything? The forget set's move from the original to the audited model.
+
+A model that forgot nothing (a no-op, or the original passed off as unlearned) can pass a
+membership attack where the signal is weak: the attack cannot prove leakage, but nothing
+moved either. This check needs no attack. Per example, the drop in logit-scaled confidence
+from the original to the audited model, ``phi_original - phi_audited``; the forget examples
+must drop more than the test examples (which neither model trained on) by about what exact
+unlearning makes them drop. The shadows give that expectation: for each example, its mean
+phi in shadows trained on it (before unlearning) minus its mean phi in models that never
+saw it (OUT shadows, or the twins retrained without the class), the same difference taken
+for test examples (zero for a random forget set, not for a forgotten class).
+
+The score is the share of that expected excess drop the audited model achieved, with a
+bootstrap interval that resamples forget and test examples (the observed and expected
+drops of a resampled example travel together). 1 is what exact unlearning achieves; 0 is a
+no-op. When the recipe does not memorise (the expected excess's interval reaches 0), no
+claim is possible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from attacks.metrics import Interval
+
+
+@dataclass(frozen=True)
+class EffectReport:
+    """How far the forget set moved, against how far exact unlearning moves it."""
+
+    observed: Interval
+    """Mean confidence drop of forget examples minus that of test examples (audited model)."""
+    expected: Interval
+    """The same excess drop under exact unlearning, from the shadows."""
+    achieved: Interval
+    """observed / expected; NaN when the expected excess is not shown to be positive."""
+    n_forget: int
+    n_test: int
+
+
+def unlearning_effect(
+    drop_forget: np.ndarray,
+    drop_test: np.ndarray,
+    expected_forget: np.ndarray,
+    expected_test: np.ndarray,
+    *,
+    n_bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> EffectReport:
+    """Share of the exact-unlearning excess drop achieved, with a stratified bootstrap interval.
+
+    ``drop_*``: per example, phi of the original minus phi of the audited model;
+    ``expected_*``: per example, the drop exact unlearning produces (from shadows). Examples
+    with a non-finite value in either are left out.
+    """
+    f = np.c_[np.asarray(drop_forget, float), np.asarray(expected_forget, float)]
+    t = np.c_[np.asarray(drop_test, float), np.asarray(expected_test, float)]
+    f, t = f[np.isfinite(f).all(axis=1)], t[np.isfinite(t).all(axis=1)]
+    if len(f) < 2 or len(t) < 2:
+        raise ValueError("the unlearning effect needs at least two scorable forget and two test examples")
+    rng = np.random.default_rng(seed)
+    fi = rng.integers(0, len(f), (n_bootstrap, len(f)))
+    ti = rng.integers(0, len(t), (n_bootstrap, len(t)))
+    obs_b = f[fi, 0].mean(axis=1) - t[ti, 0].mean(axis=1)
+    exp_b = f[fi, 1].mean(axis=1) - t[ti, 1].mean(axis=1)
+    obs, exp = f[:, 0].mean() - t[:, 0].mean(), f[:, 1].mean() - t[:, 1].mean()
+    alpha = (1 - level) / 2
+
+    def interval(value: float, samples: np.ndarray) -> Interval:
+        lo, hi = np.quantile(samples, [alpha, 1 - alpha])
+        return Interval(float(value), float(lo), float(hi), level)
+
+    expected = interval(exp, exp_b)
+    if expected.low <= 0:
+        achieved = Interval(float("nan"), float("nan"), float("nan"), level)
+    else:
+        achieved = interval(obs / exp, obs_b / exp_b)
+    return EffectReport(interval(obs, obs_b), expected, achieved, len(f), len(t))

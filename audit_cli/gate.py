@@ -1,0 +1,70 @@
+"""The gate: how a gated check's interval becomes pass, fail or inconclusive, and what the
+forget and test counts alone let an audit decide.
+
+Three outcomes (the default, ``decide``): fail when the interval's lower bound exceeds the
+threshold (the data show leakage above it); pass only when the upper bound is at or below
+it (the data show leakage below it); otherwise inconclusive, with what would decide it.
+``evidence`` is the older reading, kept as an explicit option: pass unless the lower bound
+exceeds the threshold, so an interval too wide to show anything passes. It answers "is
+there evidence of leakage?", not "is leakage shown to be small?", and the report says so.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from scipy.stats import norm
+
+Gate = Literal["decide", "evidence"]
+GATES = ("decide", "evidence")
+Outcome = Literal["pass", "fail", "inconclusive"]
+# Beyond this factor "how many more examples" is no practical advice.
+MAX_FACTOR = 100
+
+
+def decide(low: float, high: float, threshold: float, gate: Gate = "decide") -> Outcome:
+    """The verdict of one gated check from its interval (higher scores are worse)."""
+    if gate not in GATES:
+        raise ValueError(f"gate must be one of {', '.join(GATES)}, got {gate!r}")
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "inconclusive"
+    if low > threshold:
+        return "fail"
+    if high <= threshold or gate == "evidence":
+        return "pass"
+    return "inconclusive"
+
+
+def what_would_decide(value: float, low: float, high: float, threshold: float) -> str:
+    """For an interval that straddles the threshold: how much more data would settle it at
+    this estimate (the interval narrows as one over the square root of the sample size)."""
+    if not np.isfinite(value) or value == threshold:
+        return f"the estimate sits on the threshold {threshold}; more data would not move it off"
+    below = value < threshold
+    factor = ((high - value) / (threshold - value)) ** 2 if below else ((value - low) / (value - threshold)) ** 2
+    many = f"about {factor:.1f}x as many" if factor <= MAX_FACTOR else f"more than {MAX_FACTOR}x as many"
+    if below:
+        return (
+            f"{many} examples would show it below {threshold} at this estimate (or a threshold of at least {high:.3f})"
+        )
+    return f"{many} examples would show it above {threshold} at this estimate"
+
+
+def null_auc_sd(n_positive: int, n_negative: int) -> float:
+    """Standard deviation of an AUC estimate at AUC 0.5 (Mann-Whitney under the null)."""
+    return float(np.sqrt((n_positive + n_negative + 1) / (12.0 * n_positive * n_negative)))
+
+
+def min_decidable_leakage(n_positive: int, n_negative: int, level: float = 0.95) -> float:
+    """The smallest leakage threshold (``2|AUC - 0.5|``) at which a perfect unlearner passes
+    the ``decide`` gate at least half the time, from the example counts alone.
+
+    At AUC 0.5 the estimate's error is about N(0, sd); the leakage interval's upper bound is
+    ``2(|error| + z sd)``, whose median is ``2(z_0.75 + z) sd``. Below that threshold most
+    exact unlearners come out inconclusive, so the audit says so before training shadows.
+    """
+    if min(n_positive, n_negative) < 1:
+        return float("inf")
+    z = norm.ppf(0.5 + level / 2)
+    return float(2 * (norm.ppf(0.75) + z) * null_auc_sd(n_positive, n_negative))
