@@ -53,7 +53,7 @@ from audit_cli.models.model_file import ModelFile, load_model
 from audit_cli.report import AuditReport, CheckResult, Exposed
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, SignalBank, check_method_fits, phi_of
 from audit_cli.training import resolve_device
-from audit_cli.unlearn import get_method
+from audit_cli.unlearn import check_augmentation, get_method
 from audit_cli.unlearn.mpru import FilterSpec, apply_filter, check_filter_parent, load_filter
 from audit_cli.unlearn_checkpoint import resolve_forget
 
@@ -217,6 +217,9 @@ def prepare(config: AuditConfig) -> AuditInputs:
     # Shadows replay the augmentation too (it changes what unlearning does); it travels
     # beside the method's own parameters, as in the checkpoint.
     augmentation = str(params.pop("augmentation", "none"))
+    if method is not None and augmentation != "none":
+        # The shadows' unlearning would refuse it after minutes of training; refuse now.
+        check_augmentation(augmentation, dataset)
     if method is not None:
         produces = get_method(method).produces
         if output_filter is not None and produces != "filter":

@@ -61,3 +61,39 @@ def test_pass_fail_and_inconclusive_through_the_cli(tmp_path, verdict, code):
     saved = tmp_path / "r.json"
     saved.write_text(render_json(report))
     assert CliRunner().invoke(app, ["report", str(saved)]).exit_code == code
+
+
+def test_an_underpowered_audit_exits_3_before_any_shadow_is_trained(tmp_path):
+    """135 forget and 450 test examples (the digits sample) cannot decide 0.1: said at once."""
+    bank = tmp_path / "bank"
+    args = ["run", "--model", "sample_models/digits_mlp_retrained_random10.safetensors", "--method", "retrain",
+            "--forget", "sample_models/forget_random10.txt", "--bank", str(bank), "--device", "cpu", "-q"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 3, result.output
+    assert "cannot decide a leakage threshold of 0.1" in result.stderr and "below 0.149" in result.stderr
+    assert "--allow-underpowered" in result.stderr
+    assert not bank.exists()
+    # The older evidence reading never refuses for power (it cannot pass on an empty claim
+    # anyway: it only asks whether leakage is shown).
+    from audit_cli.pipeline import AuditConfig, prepare
+
+    assert prepare(AuditConfig(model=args[2], forget=args[6], method="retrain", bank=bank, gate="evidence"))
+    result = CliRunner().invoke(app, [*args, "--gate", "lenient"])
+    assert result.exit_code == 2 and "--gate must be decide or evidence" in result.stderr
+
+
+def test_shadows_replay_the_declared_augmentation(tmp_path):
+    """The unlearning augmentation is part of the method: kept in the bank spec (its key is
+    tested in test_shadows.py), and refused on data it cannot apply to before any training."""
+    from dataclasses import replace
+
+    from audit_cli.errors import UsageError
+    from audit_cli.pipeline import AuditConfig, prepare
+
+    config = AuditConfig(model="sample_models/digits_mlp_original.safetensors",
+                         forget="sample_models/forget_random10.txt", method="finetune", bank=tmp_path)  # fmt: skip
+    plain = prepare(config).bank.spec
+    assert plain.augmentation == "none" and plain.n_train == 1347
+    with pytest.raises(UsageError, match="needs image data"):
+        prepare(replace(config, method_params={"augmentation": "crop+flip", "epochs": "1"}))
+    assert not any(tmp_path.iterdir())

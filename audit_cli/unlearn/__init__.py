@@ -29,7 +29,14 @@ from audit_cli.unlearn import (
     scrub,
     trw,
 )
-from audit_cli.unlearn.base import AUGMENTATIONS, MethodEntry, UnlearnTask, params_dict, parse_params
+from audit_cli.unlearn.base import (
+    AUGMENTATIONS,
+    MethodEntry,
+    UnlearnTask,
+    check_augmentation,
+    params_dict,
+    parse_params,
+)
 
 METHODS: dict[str, MethodEntry] = {}
 
@@ -99,6 +106,7 @@ __all__ = [
     "DivergedError",
     "MethodEntry",
     "UnlearnTask",
+    "check_augmentation",
     "get_method",
     "params_dict",
     "parse_params",

@@ -40,6 +40,14 @@ Produces = Literal["weights", "filter", "federated"]
 AUGMENTATIONS = ("none", "crop+flip", "trivialaugment", "randaugment", "autoaugment")
 
 
+def check_augmentation(augmentation: str, dataset: Dataset) -> None:
+    """Refuse an unknown policy, or any policy on data that is not images."""
+    if augmentation not in AUGMENTATIONS:
+        raise UsageError(f"unknown augmentation {augmentation!r}", hint=f"choose from {', '.join(AUGMENTATIONS)}")
+    if augmentation != "none" and dataset.modality != "image":
+        raise UsageError(f"augmentation {augmentation!r} needs image data; {dataset.name!r} is {dataset.modality}")
+
+
 @dataclass(frozen=True, eq=False)
 class UnlearnTask:
     """Which examples each of K models must forget and keep, and how they were trained."""
@@ -65,14 +73,7 @@ class UnlearnTask:
         k = len(self.seeds)
         if len(self.forget_ids) != k or len(self.retain_ids) != k:
             raise UsageError(f"{k} seeds but {len(self.forget_ids)} forget and {len(self.retain_ids)} retain sets")
-        if self.augmentation not in AUGMENTATIONS:
-            raise UsageError(
-                f"unknown augmentation {self.augmentation!r}", hint=f"choose from {', '.join(AUGMENTATIONS)}"
-            )
-        if self.augmentation != "none" and self.dataset.modality != "image":
-            raise UsageError(
-                f"augmentation {self.augmentation!r} needs image data; {self.dataset.name!r} is {self.dataset.modality}"
-            )
+        check_augmentation(self.augmentation, self.dataset)
         for f in self.forget_ids:
             if len(f) == 0:
                 raise UsageError("a forget set is empty: nothing to unlearn")
