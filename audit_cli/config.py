@@ -24,7 +24,7 @@ DEFAULTS: dict[str, object] = {
     "mia_nn_above": 0.1,
     "forget_class_accuracy_above": 0.1,
     "utility_drop_above": 0.05,
-    "missing_effect_above": 0.75,
+    "missing_effect_above": 0.9,
     "gate": "decide",
     "allow_underpowered": False,
     "shadows": 64,

@@ -99,7 +99,7 @@ class AuditConfig:
     """Class forgetting: fail when forget-class accuracy beyond the retrained twins' exceeds this."""
     utility_drop_above: float = 0.05
     """With --retrained: fail when the test-accuracy drop below the retrained model exceeds this."""
-    missing_effect_above: float = 0.75
+    missing_effect_above: float = 0.9
     """With --original: fail when the share of exact unlearning's effect on the forget set that
     the model did not achieve exceeds this (1 = a no-op)."""
     gate: str = "decide"
@@ -816,14 +816,22 @@ def _effect_check(
     with np.errstate(all="ignore"):
         mu_trained = np.where(trained, before, 0).sum(0) / trained.sum(0)
         mu_unseen = np.where(~trained, before, 0).sum(0) / (~trained).sum(0)
+        # Each example's drop in units of its own seed-to-seed spread (pooled within the
+        # two states): examples whose confidence swings from model to model count less,
+        # which narrows the interval (digits sample: lower bound 0.07 -> 0.14).
+        ss = np.where(trained, (before - mu_trained) ** 2, 0).sum(0) + np.where(
+            ~trained, (before - mu_unseen) ** 2, 0
+        ).sum(0)
+        spread = np.maximum(np.sqrt(ss / np.maximum(signals.n_shadows - 2, 1)), 1e-6)
     if config.forget_class is not None:
         # Exact unlearning of a class is the twin: it moves the class's test examples too.
         exact = signals.phi_reference.mean(axis=0)
         expected_f, expected_t = mu_trained[f_rows] - exact[f_rows], mu_unseen[t_rows] - exact[t_rows]
     else:
         expected_f, expected_t = mu_trained[f_rows] - mu_unseen[f_rows], np.zeros(len(t_rows))
-    drop = original_phi - target_phi
-    report = unlearning_effect(drop[f_rows], drop[t_rows], expected_f, expected_t, seed=config.seed)
+    drop = (original_phi - target_phi) / spread
+    report = unlearning_effect(drop[f_rows], drop[t_rows], expected_f / spread[f_rows], expected_t / spread[t_rows],
+                               seed=config.seed)  # fmt: skip
     got, exp = report.achieved, report.expected
     threshold = config.missing_effect_above
     details = {
@@ -847,9 +855,9 @@ def _effect_check(
     missing = Interval(1 - got.value, 1 - got.high, 1 - got.low)
     verdict = decide(missing.low, missing.high, threshold, config.gate)
     sentence = (
-        f"from the original to this model the forget set's confidence dropped by {report.observed.value:.3f} more "
-        f"than the test set's, {got.value:.0%} [{got.low:.0%}, {got.high:.0%}] of the {exp.value:.3f} exact "
-        f"unlearning gives; missing share {missing.value:.3f}"
+        f"from the original to this model the forget set's confidence dropped by {report.observed.value:.3f} "
+        f"(per-example spreads) more than the test set's: {got.value:.0%} [{got.low:.0%}, {got.high:.0%}] of the "
+        f"{exp.value:.3f} exact unlearning gives; missing share {missing.value:.3f}"
     )
     if verdict == "fail":
         sentence += f", at least {missing.low:.3f} > {threshold} (unlearning did not do what it claims)"
