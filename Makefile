@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench validity lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/ensemble_training.py
 	$(PY) benchmarks/unlearning.py
 	$(PY) benchmarks/audit_run.py
+
+# Error rates of the audit on real models (hours on 2 cores; draws already in the file are skipped).
+validity: $(VENV)/.installed
+	$(PY) benchmarks/validity.py --out benchmarks/results/validity.jsonl
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet ruff

@@ -1,7 +1,7 @@
 """The audit report as plain data, and the exit-code gate.
 
-Renderers (terminal today; JSON, Markdown, HTML, SARIF and JUnit to come) only read
-these dataclasses; nothing here prints.
+Renderers (terminal, JSON, Markdown, HTML, SARIF and JUnit) only read these
+dataclasses; nothing here prints.
 """
 
 from __future__ import annotations
@@ -86,6 +86,12 @@ class AuditReport:
                 if c.verdict == verdict:
                     return c
         return next((c for c in gated if c.name == "leakage"), (gated or list(self.checks))[0])
+
+    @property
+    def power_note(self) -> str:
+        """What the forget and test counts can decide, for the renderers ('' when unknown)."""
+        m = self.forget.get("min_decidable_leakage")
+        return f" (these counts decide leakage thresholds from {m:.3f})" if isinstance(m, (int, float)) else ""
 
     def to_dict(self) -> dict:
         out = asdict(self)

@@ -30,7 +30,7 @@ def render(report: AuditReport, console: Console) -> None:
         Panel(
             f"[{style}]{word}[/]  {escape(leak.sentence)}\n"
             f"[dim]{escape(m['path'])} ({m['kind']}{', ' + m['method'] if m['method'] else ''}), "
-            f"{report.forget['n']} forget vs {report.forget['n_test']} test examples, "
+            f"{report.forget['n']} forget vs {report.forget['n_test']} test examples{report.power_note}, "
             f"{report.shadows['n']} shadows ({report.shadows['trained_now']} trained now), "
             f"mode {report.mode}, {report.seconds:.1f}s[/]",
             title="unlearning audit",
