@@ -329,6 +329,13 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     # Reference models are checked before minutes of shadow training, not after.
     retrained = _load_reference(config.retrained, dataset, device)
     original = _load_reference(config.original, dataset, device)
+    if original is not None and meta.unlearning is not None and original[0].sha256 != meta.unlearning.parent_sha256:
+        # The unlearning-effect check measures the move from this very model.
+        raise UsageError(
+            f"{config.original} is not the model {config.model} was unlearned from (parent sha256 "
+            f"{meta.unlearning.parent_sha256[:12]}...)",
+            hint="pass the checkpoint audit unlearn started from as --original",
+        )
     # Power before cost: the counts alone say which thresholds the leakage gate can decide.
     n_forget_scored = len(forget)  # class mode: the class's training examples
     min_leakage = min_decidable_leakage(n_forget_scored, len(test))

@@ -438,3 +438,11 @@ def test_an_inconclusive_privacy_check_is_never_a_pass():
     assert report(("leakage", "pass"), ("utility", "pass")).exit_code == 0
     assert report(("leakage", "pass"), ("utility", "pass")).headline.name == "leakage"
     assert report(("leakage", "pass"), ("mia-nn", "fail")).headline.name == "mia-nn"
+
+
+def test_an_original_that_is_not_the_parent_is_refused_before_training(models, tmp_path):
+    from audit_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="is not the model .* was unlearned from"):
+        audit(models, "ascent", original=models / "retrained.safetensors", bank=tmp_path / "bank")
+    assert not (tmp_path / "bank").exists()
