@@ -758,11 +758,11 @@ def _utility_check(
     together (the forget set is not pushed below the test set, so the leakage attack sees
     nothing); this is where they fail. Both models answer the same test examples, so the
     interval is paired; and two retrains with different seeds differ too, so it is widened
-    by the model-to-model spread of accuracy measured across the shadows.
+    by the seed-to-seed spread of a retrained model's accuracy, measured on the shadows.
     """
     y = dataset.y[rows]
     ours, theirs = logits[rows].argmax(-1) == y, ref_logits[rows].argmax(-1) == y
-    model_sd = _model_accuracy_sd(signals, dataset, rows)
+    model_sd = _model_accuracy_sd(signals, dataset, rows, config.forget_class is not None)
     drop = paired_accuracy_difference(theirs, ours, model_sd=model_sd)
     threshold = config.utility_drop_above
     n = len(rows)
@@ -793,12 +793,20 @@ def _utility_check(
     )
 
 
-def _model_accuracy_sd(signals: SignalBank, dataset: Dataset, rows: np.ndarray) -> float:
-    """Seed-to-seed standard deviation of one model's accuracy on these examples, from the
-    shadows' accuracy on the ones they never trained on (method of moments: the spread
-    across shadows minus the binomial spread of each shadow's own sample)."""
+def _model_accuracy_sd(signals: SignalBank, dataset: Dataset, rows: np.ndarray, class_mode: bool) -> float:
+    """Seed-to-seed standard deviation of a retrained model's accuracy on these examples.
+
+    Measured on models trained with the recipe and never unlearned (an unlearning method's
+    own spread, e.g. gradient ascent wrecking shadows to varying degrees, is not a
+    retrain's): the twins in class mode (they are retrained models), otherwise the shadows
+    before unlearning, counting ``phi > 0`` (true-class probability above one half) as
+    correct. Only examples a model never trained on count, and the binomial spread of each
+    model's own sample is subtracted (method of moments)."""
+    if class_mode and signals.logits_reference is not None:
+        correct = signals.logits_reference[:, rows].argmax(-1) == dataset.y[rows]
+    else:
+        correct = signals.phi_before[:, rows] > 0
     out = signals.states[:, rows] == OUT
-    correct = signals.logits_after[:, rows].argmax(-1) == dataset.y[rows]
     n = out.sum(axis=1)
     usable = n >= MIN_EXAMPLES
     if usable.sum() < 3:

@@ -316,8 +316,10 @@ def test_class_forgetting_original_is_flagged_retrained_passes(class_models):
     assert acc.verdict == "fail" and acc.details["accuracy"] > 0.9 and acc.details["twin_accuracy"] < 0.05
     assert original.exit_code == 1 and original.headline.verdict == "fail"
     # 106 forgotten against 35 test examples of the class decide thresholds from about 0.3.
+    # Retrains of this tiny noisy recipe differ by about 0.1 in accuracy from seed to seed,
+    # so the utility interval is wide too.
     retrained = class_audit(class_models, "retrained", retrained=class_models / "retrained.safetensors",
-                            fail_above=0.35, mia_nn_above=0.35)  # fmt: skip
+                            fail_above=0.35, mia_nn_above=0.35, utility_drop_above=0.35)  # fmt: skip
     assert retrained.exit_code == 0
     assert check(retrained, "forget-class-accuracy").verdict == "pass"
     mia = check(retrained, "mia-nn")
