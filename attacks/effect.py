@@ -2,13 +2,15 @@
 
 A model that forgot nothing (a no-op, or the original passed off as unlearned) can pass a
 membership attack where the signal is weak: the attack cannot prove leakage, but nothing
-moved either. This check needs no attack. Per example, the drop in logit-scaled confidence
-from the original to the audited model, ``phi_original - phi_audited``; the forget examples
-must drop more than the test examples (which neither model trained on) by about what exact
-unlearning makes them drop. The shadows give that expectation: for each example, its mean
-phi in shadows trained on it (before unlearning) minus its mean phi in models that never
-saw it (OUT shadows, or the twins retrained without the class), the same difference taken
-for test examples (zero for a random forget set, not for a forgotten class).
+moved either. This check needs no attack. Per example, the drop in logit-scaled
+confidence from the original to the audited model, ``phi_original - phi_audited``; the
+forget examples must drop more than examples exact unlearning leaves in place (test
+examples, which neither model trained on) by about what exact unlearning makes them
+drop. The shadows give that expectation: for each example, its mean phi in shadows
+trained on it (before unlearning) minus its mean phi in models that never saw it (OUT
+shadows; for a class, each shadow's twin retrained without it), and the same for the
+examples compared against (about zero: test examples for a random forget set, the
+retained classes' test examples for a class).
 
 The score is the share of that expected excess drop the audited model achieved, with a
 bootstrap interval that resamples forget and test examples (the observed and expected

@@ -442,7 +442,10 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     if original_phi is None:
         skipped.append(("unlearning-effect", "no --original model given"))
     else:
-        checks.append(_effect_check(signals, config, target_phi, original_phi, f_rows, t_rows))
+        # Against examples that exact unlearning leaves in place: the test set, or for a
+        # class the retained classes' test examples (the class's own move with the twin).
+        ref_rows = t_rows if config.forget_class is None else _retained_test_rows(dataset, config.forget_class)
+        checks.append(_effect_check(signals, config, target_phi, original_phi, f_rows, ref_rows))
 
     # -- reference metrics -----------------------------------------------------------------
     if retrained is None:
@@ -465,10 +468,7 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
         )  # fmt: skip
         # Utility is measured on the test examples the model should still get right: for
         # class forgetting, those of the retained classes (the attack's negatives are class c).
-        u_rows = t_rows
-        if config.forget_class is not None:
-            test_all = dataset.test_ids
-            u_rows = dataset.rows(test_all[dataset.y[dataset.rows(test_all)] != config.forget_class])
+        u_rows = t_rows if config.forget_class is None else _retained_test_rows(dataset, config.forget_class)
         checks.append(_utility_check(logits, ref_logits, dataset, u_rows, signals, config))
         model_m = _unlearning_metrics(logits, dataset, f_rows, r_rows, u_rows)
         ref_m = _unlearning_metrics(ref_logits, dataset, f_rows, r_rows, u_rows)
@@ -793,6 +793,12 @@ def _utility_check(
     )
 
 
+def _retained_test_rows(dataset: Dataset, forget_class: int) -> np.ndarray:
+    """Rows of the test examples of every class but the forgotten one."""
+    test = dataset.test_ids
+    return dataset.rows(test[dataset.y[dataset.rows(test)] != forget_class])
+
+
 def _model_accuracy_sd(signals: SignalBank, dataset: Dataset, rows: np.ndarray, class_mode: bool) -> float:
     """Seed-to-seed standard deviation of a retrained model's accuracy on these examples.
 
@@ -825,7 +831,8 @@ def _effect_check(
     t_rows: np.ndarray,
 ) -> CheckResult:
     """Did unlearning change anything: the forget set's confidence drop from the original,
-    beyond the test set's, as a share of what exact unlearning does (attacks/effect.py)."""
+    beyond that of examples exact unlearning leaves in place (``t_rows``), as a share of
+    what exact unlearning does (attacks/effect.py)."""
     trained = signals.states != OUT  # IN or UNLEARNED: trained on, before any unlearning
     before = signals.phi_before
     with np.errstate(all="ignore"):
@@ -839,9 +846,14 @@ def _effect_check(
         ).sum(0)
         spread = np.maximum(np.sqrt(ss / np.maximum(signals.n_shadows - 2, 1)), 1e-6)
     if config.forget_class is not None:
-        # Exact unlearning of a class is the twin: it moves the class's test examples too.
-        exact = signals.phi_reference.mean(axis=0)
-        expected_f, expected_t = mu_trained[f_rows] - exact[f_rows], mu_unseen[t_rows] - exact[t_rows]
+        # Exact unlearning of a class is the twin, shadow by shadow (same seed and subset
+        # minus the class): the drop from each shadow to its own twin, where the example
+        # had the state it has in the original (trained on; or, for the test rows, unseen).
+        change = before - signals.phi_reference
+        with np.errstate(all="ignore"):
+            to_twin_trained = np.where(trained, change, 0).sum(0) / trained.sum(0)
+            to_twin_unseen = np.where(~trained, change, 0).sum(0) / (~trained).sum(0)
+        expected_f, expected_t = to_twin_trained[f_rows], to_twin_unseen[t_rows]
     else:
         expected_f, expected_t = mu_trained[f_rows] - mu_unseen[f_rows], np.zeros(len(t_rows))
     drop = (original_phi - target_phi) / spread

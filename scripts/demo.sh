@@ -81,5 +81,6 @@ $AUDIT train "${TREE_DATA[@]}" --arch hist-gradient-boosting --arch-arg max_iter
 $AUDIT train "${TREE_DATA[@]}" --arch hist-gradient-boosting --arch-arg max_iter=50 --exclude-class 3 \
   --out "$OUT/tree_retrained_class3.skops" --overwrite -q
 $AUDIT unlearn --model "$OUT/tree.skops" --forget-class 3 --method mpru --out "$OUT/tree_mpru.safetensors" --overwrite
+# 322 forgotten vs 107 test examples of the class decide leakage thresholds from 0.17.
 audit_run --shadows 16 --model "$OUT/tree.skops" --filter "$OUT/tree_mpru.safetensors" \
-  --retrained "$OUT/tree_retrained_class3.skops"
+  --retrained "$OUT/tree_retrained_class3.skops" --fail-above 0.2
