@@ -311,7 +311,10 @@ def check(report, name):
 
 
 def test_class_forgetting_original_is_flagged_retrained_passes(class_models):
-    original = class_audit(class_models, "original")
+    original = class_audit(class_models, "original", original=class_models / "original.safetensors")
+    # Nothing moved between the original and itself: the effect check fails it too.
+    effect = check(original, "unlearning-effect")
+    assert effect.verdict == "fail" and effect.score == pytest.approx(1.0)
     acc = check(original, "forget-class-accuracy")
     assert acc.verdict == "fail" and acc.details["accuracy"] > 0.9 and acc.details["twin_accuracy"] < 0.05
     assert original.exit_code == 1 and original.headline.verdict == "fail"
@@ -341,7 +344,12 @@ def test_class_forgetting_original_is_flagged_retrained_passes(class_models):
 
 
 def test_class_forgetting_trw_is_audited_with_unlearned_shadows(class_models):
-    report = class_audit(class_models, "trw", retrained=class_models / "retrained.safetensors")
+    report = class_audit(class_models, "trw", retrained=class_models / "retrained.safetensors",
+                         original=class_models / "original.safetensors")  # fmt: skip
+    # TRW moved the class at least as far as the twins do (measured against the retained
+    # classes' test examples, which exact unlearning of the class leaves in place).
+    effect = check(report, "unlearning-effect")
+    assert effect.verdict == "pass" and effect.details["achieved"][0] > 0.5
     assert report.mode == "u-lira" and report.model["method"] == "trw"
     assert check(report, "forget-class-accuracy").details["accuracy"] < 0.1
     # Shadows unlearned with trw, same parameters; the class is gone and utility kept.
