@@ -65,6 +65,9 @@ MAX_AUC_WIDTH = 0.25
 # More unscorable forget or test examples than this share make the leakage inconclusive:
 # the scored ones may not represent the set.
 MAX_UNSCORABLE = 0.1
+# Random forgetting scores at most this many test examples per forget example (a seeded
+# sample beyond it), so that each candidate is UNLEARNED in enough shadows.
+NEGATIVES_PER_FORGET = 4
 # Neighbor classes MIA-NN reads (the top classes a retrained model sends the class to).
 NEIGHBORS = 3
 # Retrained twins whose MIA-NN AUCs on the same examples give the attack's null
@@ -220,6 +223,8 @@ def prepare(config: AuditConfig) -> AuditInputs:
     if method is not None and augmentation != "none":
         # The shadows' unlearning would refuse it after minutes of training; refuse now.
         check_augmentation(augmentation, dataset)
+    if method is not None and augmentation != "none" and not get_method(method).augmentable:
+        raise UsageError(f"{method} takes no augmentation policy (finetune, random-label and salun do)")
     if method is not None:
         produces = get_method(method).produces
         if output_filter is not None and produces != "filter":
@@ -228,6 +233,13 @@ def prepare(config: AuditConfig) -> AuditInputs:
             raise UsageError(f"{method} is an output filter: pass the filter file with --filter")
         check_method_fits(audited.recipe, method)
     test = dataset.test_ids
+    if config.forget_class is None and len(test) > NEGATIVES_PER_FORGET * len(forget):
+        # Each shadow forgets |F| of the scored candidates it trained on; with many more test
+        # ids than forget ids a candidate would be UNLEARNED in almost no shadow. A seeded
+        # sample of 4 negatives per forget example keeps that share at a fifth or more, and
+        # costs the AUC little precision (its variance goes as 1/n_forget + 1/n_test).
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, 23]))
+        test = np.sort(rng.choice(test, NEGATIVES_PER_FORGET * len(forget), replace=False))
     if config.forget_class is not None:
         # The class game: forgotten training examples against unseen examples of the class.
         test = test[dataset.y[dataset.rows(test)] == config.forget_class]
@@ -249,9 +261,42 @@ def prepare(config: AuditConfig) -> AuditInputs:
         train_size=original_train_size(meta, dataset),
         augmentation=augmentation if method is not None else "none",
     )
-    _ = spec.n_train  # refuses a training set that leaves no pool example unseen, before any work
     bank = ShadowBank(config.bank, spec, chunk_size=config.chunk_size)
     return AuditInputs(config, audited, dataset, forget, retain, test, method, params, bank, device, output_filter)
+
+
+def check_power(inputs: AuditInputs, min_leakage: float) -> None:
+    """Refuse (exit 3) before any shadow is trained when the counts alone cannot decide:
+    too few forget or test examples, a threshold below what they decide, or shadows too
+    few for every scored example to be observed UNLEARNED and OUT."""
+    config, n_forget, n_test = inputs.config, len(inputs.forget), len(inputs.test)
+    hint = "pass --allow-underpowered to run anyway"
+    if min(n_forget, n_test) < MIN_EXAMPLES:
+        raise InconclusiveError(
+            f"{n_forget} forget and {n_test} test examples are too few for any claim (at least {MIN_EXAMPLES} "
+            "each); no shadow was trained",
+            hint=hint,
+        )
+    if config.gate == "decide" and config.fail_above < min_leakage:
+        raise InconclusiveError(
+            f"{n_forget} forget and {n_test} test examples cannot decide a leakage threshold of "
+            f"{config.fail_above}: an exact unlearner passes at most half the time below {min_leakage:.3f}; "
+            "no shadow was trained",
+            hint=f"raise --fail-above to at least {min_leakage:.3f}, audit a larger forget set, or " + hint,
+        )
+    if inputs.method is None:
+        return
+    # With one observation per state an example is scorable; below that share it is not.
+    rates = inputs.bank.spec.state_rates()
+    if config.forget_class is not None:
+        rates = rates[:1]  # the negatives are the twins, every one of them
+    never = max((1 - rate) ** config.shadows for rate in rates)
+    if never > MAX_UNSCORABLE:
+        raise InconclusiveError(
+            f"with {config.shadows} shadows {never:.0%} of the scored examples would have no shadow that "
+            f"unlearned them or none that never saw them (more than {MAX_UNSCORABLE:.0%}); no shadow was trained",
+            hint="use more shadows, or " + hint,
+        )
 
 
 def original_train_size(meta, dataset: Dataset) -> int:
@@ -337,16 +382,9 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
             hint="pass the checkpoint audit unlearn started from as --original",
         )
     # Power before cost: the counts alone say which thresholds the leakage gate can decide.
-    n_forget_scored = len(forget)  # class mode: the class's training examples
-    min_leakage = min_decidable_leakage(n_forget_scored, len(test))
-    if config.gate == "decide" and config.fail_above < min_leakage and not config.allow_underpowered:
-        raise InconclusiveError(
-            f"{n_forget_scored} forget and {len(test)} test examples cannot decide a leakage threshold of "
-            f"{config.fail_above}: an exact unlearner passes at most half the time below {min_leakage:.3f}; "
-            "no shadow was trained",
-            hint=f"raise --fail-above to at least {min_leakage:.3f}, audit a larger forget set, "
-            "or pass --allow-underpowered to run anyway",
-        )
+    min_leakage = min_decidable_leakage(len(forget), len(test))  # class mode: the class's examples
+    if not config.allow_underpowered:
+        check_power(inputs, min_leakage)
     t_bank = time.perf_counter()
     trained_now = bank.build(config.shadows, device=device, progress=progress)
     bank_seconds = time.perf_counter() - t_bank
@@ -440,7 +478,11 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     if original_phi is None and inputs.output_filter is not None:
         original_phi = phi_of(raw_view_logits, dataset.y)
     if original_phi is None:
-        skipped.append(("unlearning-effect", "no --original model given"))
+        missing = _missing_original(meta, method, forget, config)
+        if missing is None:
+            skipped.append(("unlearning-effect", "no --original model given"))
+        else:
+            checks.append(missing)
     else:
         # Against examples that exact unlearning leaves in place: the test set, or for a
         # class the retained classes' test examples (the class's own move with the twin).
@@ -820,6 +862,31 @@ def _model_accuracy_sd(signals: SignalBank, dataset: Dataset, rows: np.ndarray, 
     acc = (correct & out).sum(axis=1)[usable] / n[usable]
     binomial = np.mean(acc * (1 - acc) / n[usable])
     return float(np.sqrt(max(0.0, np.var(acc, ddof=1) - binomial)))
+
+
+def _missing_original(meta, method: str | None, forget: np.ndarray, config: AuditConfig) -> CheckResult | None:
+    """Without --original, a model audited as unlearned cannot be shown to have changed: a
+    no-op passes every attack where the signal is weak. That is a gated inconclusive, not a
+    skip, unless the checkpoint is a model retrained without exactly this forget set."""
+    if method is None:
+        return None  # a membership audit of a model that claims no unlearning
+    excluded = meta.excluded
+    if meta.kind == "retrained" and excluded is not None and excluded.ids_fingerprint == fingerprint_ids(forget):
+        return None
+    said = (
+        "the checkpoint says it was trained on every training id and records no unlearning"
+        if meta.kind == "original"
+        else "nothing shows that unlearning changed the model"
+    )
+    return CheckResult(
+        "unlearning-effect",
+        "inconclusive",
+        f"{said}; without the model it started from a no-op can pass every attack where membership "
+        "leakage is weak; pass --original",
+        threshold=config.missing_effect_above,
+        gated=True,
+        details={"reason": "no --original model given"},
+    )
 
 
 def _effect_check(

@@ -118,16 +118,26 @@ class BankSpec:
     augmentation: str = "none"
     """The augmentation policy the audited model was unlearned with (replayed by shadows)."""
 
+    def __post_init__(self) -> None:
+        pool = len(self.dataset.ids)
+        if not 2 <= self.n_train < pool:
+            raise UsageError(
+                f"shadows train on {self.n_train} of {pool} pool examples: leave some out so that every example "
+                "has shadows that never saw it"
+            )
+
     @property
     def n_train(self) -> int:
-        n = len(self.dataset.train_ids) if self.train_size is None else int(self.train_size)
-        pool = len(self.dataset.ids)
-        if not 2 <= n < pool:
-            raise UsageError(
-                f"shadows train on {n} of {pool} pool examples: leave some out so that every example has "
-                "shadows that never saw it"
-            )
-        return n
+        return len(self.dataset.train_ids) if self.train_size is None else int(self.train_size)
+
+    def state_rates(self) -> tuple[float, float]:
+        """The share of shadows in which a scored example is UNLEARNED (random forgetting;
+        every trained-on example of the class for class forgetting) and OUT."""
+        out = 1 - self.n_train / len(self.dataset.ids)
+        rule = self.forget_rule
+        if rule.forget_class is not None:
+            return 1 - out, out
+        return min(1 - out, len(rule.forget_ids) / len(rule.candidates)), out
 
     def resolved_params(self) -> dict[str, object]:
         if self.method is None:

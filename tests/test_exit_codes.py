@@ -97,3 +97,38 @@ def test_shadows_replay_the_declared_augmentation(tmp_path):
     with pytest.raises(UsageError, match="needs image data"):
         prepare(replace(config, method_params={"augmentation": "crop+flip", "epochs": "1"}))
     assert not any(tmp_path.iterdir())
+
+
+def test_few_forget_ids_are_scored_against_a_sample_of_four_test_ids_each(tmp_path):
+    """With 10,000 test ids and 100 forget ids a candidate would be unlearned in almost no
+    shadow; the negatives are a seeded sample of 4 per forget example instead."""
+    import numpy as np
+
+    from audit_cli.data import write_id_file
+    from audit_cli.pipeline import AuditConfig, prepare
+
+    from audit_cli.data import load_dataset
+
+    forget = tmp_path / "f.txt"
+    write_id_file(forget, load_dataset("digits").train_ids[:60])  # 60 training ids against 450 test ids
+    config = AuditConfig(model="sample_models/digits_mlp_original.safetensors", forget=forget, method="finetune",
+                         bank=tmp_path)  # fmt: skip
+    inputs = prepare(config)
+    assert len(inputs.test) == 240 and np.isin(inputs.test, inputs.dataset.test_ids).all()
+    assert np.array_equal(prepare(config).test, inputs.test)  # seeded
+    unlearned, out = inputs.bank.spec.state_rates()
+    assert unlearned == pytest.approx(60 / 300) and out == pytest.approx(450 / 1797)
+
+
+def test_too_few_shadows_to_observe_every_example_exits_3_before_training(tmp_path):
+    result = CliRunner().invoke(app, [
+        "run", "--model", "sample_models/digits_mlp_original.safetensors", "--forget", "sample_models/forget_random10.txt",
+        "--method", "finetune", "--shadows", "4", "--fail-above", "0.3", "--bank", str(tmp_path / "b"), "-q",
+    ])  # fmt: skip
+    assert result.exit_code == 3 and "would have no shadow that unlearned them" in result.stderr
+    assert not (tmp_path / "b").exists()
+    tiny = tmp_path / "tiny.txt"
+    tiny.write_text("\n".join(str(i) for i in range(10)))
+    result = CliRunner().invoke(app, ["run", "--model", "sample_models/digits_mlp_original.safetensors", "--forget",
+                                      str(tiny), "--fail-above", "0.9", "--bank", str(tmp_path / "b"), "-q"])  # fmt: skip
+    assert result.exit_code == 3 and "too few for any claim" in result.stderr

@@ -136,6 +136,21 @@ def test_the_leakage_gate_has_three_outcomes_and_says_what_would_decide():
     assert unscored.verdict == "inconclusive" and "20%" in unscored.sentence
 
 
+def test_a_model_audited_as_unlearned_without_its_original_never_passes(models):
+    # Without --original nothing shows that unlearning changed the model: a gated
+    # inconclusive, even at a threshold the leakage passes.
+    report = audit(models, "ascent", fail_above=0.9)
+    effect = next(c for c in report.checks if c.name == "unlearning-effect")
+    assert effect.gated and effect.verdict == "inconclusive" and "pass --original" in effect.sentence
+    assert int(report.exit_code) != 0
+    passed_off = audit(models, "original", method="retrain", fail_above=0.9, bank=models / "bank-retrain")
+    effect = next(c for c in passed_off.checks if c.name == "unlearning-effect")
+    assert effect.verdict == "inconclusive" and "trained on every training id" in effect.sentence
+    # A model retrained without exactly this forget set needs no original.
+    retrained = audit(models, "retrained", method="retrain", fail_above=0.9, bank=models / "bank-retrain")
+    assert all(c.name != "unlearning-effect" for c in retrained.checks)
+
+
 def test_too_few_forget_examples_is_inconclusive(models):
     report = audit(models, "original", forget=models / "tiny.txt")
     assert leakage(report).verdict == "inconclusive" and int(report.exit_code) == 3
