@@ -42,6 +42,46 @@ class EffectReport:
     n_test: int
 
 
+@dataclass(frozen=True)
+class ExactDrops:
+    """Per example, what exact unlearning does to ``phi``, from a shadow bank."""
+
+    trained: np.ndarray
+    """Expected drop of an example the original trained on (a forget example)."""
+    unseen: np.ndarray
+    """Expected drop of an example the original never saw (zero without twins)."""
+    spread: np.ndarray
+    """Seed-to-seed spread of the example's phi, pooled within the two states."""
+
+
+def exact_unlearning_drops(
+    phi_before: np.ndarray, trained: np.ndarray, phi_twins: np.ndarray | None = None
+) -> ExactDrops:
+    """What exact unlearning does to each example, from shadows before unlearning.
+
+    ``phi_before`` (shadows x examples) and ``trained`` (where a shadow trained on the
+    example). Random forgetting: a trained-on example drops to where shadows that never saw
+    it sit, ``mean(trained) - mean(unseen)``; an unseen one does not move. Class forgetting
+    (``phi_twins``, each shadow's twin retrained without the class): the drop from each
+    shadow to its own twin, averaged where the example was trained on, or unseen.
+    """
+    before = np.asarray(phi_before, dtype=np.float64)
+    trained = np.asarray(trained, dtype=bool)
+    with np.errstate(all="ignore"):
+        mu_trained = np.where(trained, before, 0).sum(0) / trained.sum(0)
+        mu_unseen = np.where(~trained, before, 0).sum(0) / (~trained).sum(0)
+        ss = np.where(trained, (before - mu_trained) ** 2, 0).sum(0) + np.where(
+            ~trained, (before - mu_unseen) ** 2, 0
+        ).sum(0)
+        spread = np.maximum(np.sqrt(ss / max(before.shape[0] - 2, 1)), 1e-6)
+        if phi_twins is None:
+            return ExactDrops(mu_trained - mu_unseen, np.zeros(before.shape[1]), spread)
+        change = before - np.asarray(phi_twins, dtype=np.float64)
+        to_twin_trained = np.where(trained, change, 0).sum(0) / trained.sum(0)
+        to_twin_unseen = np.where(~trained, change, 0).sum(0) / (~trained).sum(0)
+    return ExactDrops(to_twin_trained, to_twin_unseen, spread)
+
+
 def unlearning_effect(
     drop_forget: np.ndarray,
     drop_test: np.ndarray,

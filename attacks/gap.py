@@ -257,3 +257,28 @@ def paired_accuracy_difference(
     var_paired = (b_ + c_ - (b_ - c_) ** 2 / n_) / n_**2
     half = norm.ppf(0.5 + level / 2) * np.sqrt(var_paired + 2 * model_sd**2)
     return Interval((b - c) / n, float(max(-1.0, centre - half)), float(min(1.0, centre + half)), level)
+
+
+def retrain_accuracy_sd(correct: np.ndarray, unseen: np.ndarray, *, min_examples: int = 20) -> float:
+    """Seed-to-seed standard deviation of a model's accuracy on a fixed set of N examples,
+    from K models each scored only on the examples it never trained on.
+
+    ``correct`` and ``unseen`` are (K, N) booleans. Model k's accuracy on its n_k unseen
+    examples varies around its accuracy on all N by sampling alone, with variance
+    ``p(1 - p) / n_k * (1 - n_k / N)`` (drawn without replacement from the N); what the
+    spread across models exceeds that by is the models' own (method of moments, floored at
+    0). Models with fewer than ``min_examples`` unseen examples are left out; fewer than 3
+    usable models give 0 (no estimate)."""
+    correct = np.asarray(correct, dtype=bool)
+    unseen = np.asarray(unseen, dtype=bool)
+    if correct.shape != unseen.shape or correct.ndim != 2:
+        raise ValueError(f"correct {correct.shape} and unseen {unseen.shape} must be the same (models, examples)")
+    big_n = correct.shape[1]
+    n = unseen.sum(axis=1)
+    usable = n >= min_examples
+    if usable.sum() < 3:
+        return 0.0
+    n = n[usable]
+    acc = (correct & unseen).sum(axis=1)[usable] / n
+    sampling = np.mean(acc * (1 - acc) / n * (1 - n / big_n))
+    return float(np.sqrt(max(0.0, np.var(acc, ddof=1) - sampling)))

@@ -36,11 +36,19 @@ def decide(low: float, high: float, threshold: float, gate: Gate = "decide") -> 
     return "inconclusive"
 
 
-def what_would_decide(value: float, low: float, high: float, threshold: float) -> str:
+def what_would_decide(value: float, low: float, high: float, threshold: float, *, floor: float = 0.0) -> str:
     """For an interval that straddles the threshold: how much more data would settle it at
-    this estimate (the interval narrows as one over the square root of the sample size)."""
+    this estimate (the interval narrows as one over the square root of the sample size).
+
+    ``floor``: a half-width more examples cannot shrink below (the seed-to-seed spread of
+    two retrained models, for utility); within it of the threshold, no amount decides."""
     if not np.isfinite(value) or value == threshold:
         return f"the estimate sits on the threshold {threshold}; more data would not move it off"
+    if abs(threshold - value) <= floor:
+        return (
+            f"more examples would not decide it: models retrained with other seeds alone differ by up to "
+            f"{floor:.3f} here, as much as the estimate's distance to {threshold}"
+        )
     below = value < threshold
     factor = ((high - value) / (threshold - value)) ** 2 if below else ((value - low) / (value - threshold)) ** 2
     many = f"about {factor:.1f}x as many" if factor <= MAX_FACTOR else f"more than {MAX_FACTOR}x as many"

@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import norm
 
-from attacks.effect import unlearning_effect
-from attacks.gap import gap_check, paired_accuracy_difference, shift_direction, wilson_interval
+from attacks.effect import exact_unlearning_drops, unlearning_effect
+from attacks.gap import gap_check, paired_accuracy_difference, retrain_accuracy_sd, shift_direction, wilson_interval
 from attacks.klom import klom
 from attacks.lira import IN, OUT, UNLEARNED, lira_online, resolve_variance, ulira, ulira_class
 from attacks.metrics import Interval, SeparationReport, roc_curve, separation
@@ -718,7 +719,8 @@ def _class_checks(
         for k in range(min(TWIN_BASELINE, twins.shape[0]))
     ]
     chance = float(np.mean(twin_aucs))
-    excess = excess_over_null(auc.value, np.array(twin_aucs)) if len(twin_aucs) >= 3 else None
+    finite = np.array([a for a in twin_aucs if np.isfinite(a)])
+    excess = excess_over_null(auc.value, finite) if len(finite) >= 3 and np.isfinite(auc.value) else None
     score = (
         Interval(*(max(0.0, v) for v in (excess.value, excess.low, excess.high)), excess.level)
         if excess is not None
@@ -816,7 +818,9 @@ def _utility_check(
     if verdict == "fail":
         sentence += f" > {threshold} (over-forgetting: the model lost what it should keep)"
     elif verdict == "inconclusive" and n >= MIN_EXAMPLES:
-        sentence += "; " + what_would_decide(drop.value, drop.low, drop.high, threshold)
+        # Two retrains differ by their seeds alone: more test examples do not narrow that.
+        floor = float(norm.ppf(0.975) * np.sqrt(2) * model_sd)
+        sentence += "; " + what_would_decide(drop.value, drop.low, drop.high, threshold, floor=floor)
     return CheckResult(
         "utility",
         verdict,
@@ -842,26 +846,17 @@ def _retained_test_rows(dataset: Dataset, forget_class: int) -> np.ndarray:
 
 
 def _model_accuracy_sd(signals: SignalBank, dataset: Dataset, rows: np.ndarray, class_mode: bool) -> float:
-    """Seed-to-seed standard deviation of a retrained model's accuracy on these examples.
-
-    Measured on models trained with the recipe and never unlearned (an unlearning method's
-    own spread, e.g. gradient ascent wrecking shadows to varying degrees, is not a
-    retrain's): the twins in class mode (they are retrained models), otherwise the shadows
-    before unlearning, counting ``phi > 0`` (true-class probability above one half) as
-    correct. Only examples a model never trained on count, and the binomial spread of each
-    model's own sample is subtracted (method of moments)."""
+    """Seed-to-seed spread of a retrained model's accuracy on these examples
+    (attacks.gap.retrain_accuracy_sd), measured on models trained with the recipe and never
+    unlearned (a method's own spread, e.g. ascent wrecking shadows to varying degrees, is
+    not a retrain's): the twins in class mode (they are retrained models), otherwise the
+    shadows before unlearning, counting ``phi > 0`` (true-class probability above one half)
+    as correct, a close proxy of argmax-correct for confident models."""
     if class_mode and signals.logits_reference is not None:
         correct = signals.logits_reference[:, rows].argmax(-1) == dataset.y[rows]
     else:
         correct = signals.phi_before[:, rows] > 0
-    out = signals.states[:, rows] == OUT
-    n = out.sum(axis=1)
-    usable = n >= MIN_EXAMPLES
-    if usable.sum() < 3:
-        return 0.0
-    acc = (correct & out).sum(axis=1)[usable] / n[usable]
-    binomial = np.mean(acc * (1 - acc) / n[usable])
-    return float(np.sqrt(max(0.0, np.var(acc, ddof=1) - binomial)))
+    return retrain_accuracy_sd(correct, signals.states[:, rows] == OUT, min_examples=MIN_EXAMPLES)
 
 
 def _missing_original(meta, method: str | None, forget: np.ndarray, config: AuditConfig) -> CheckResult | None:
@@ -900,32 +895,17 @@ def _effect_check(
     """Did unlearning change anything: the forget set's confidence drop from the original,
     beyond that of examples exact unlearning leaves in place (``t_rows``), as a share of
     what exact unlearning does (attacks/effect.py)."""
-    trained = signals.states != OUT  # IN or UNLEARNED: trained on, before any unlearning
-    before = signals.phi_before
-    with np.errstate(all="ignore"):
-        mu_trained = np.where(trained, before, 0).sum(0) / trained.sum(0)
-        mu_unseen = np.where(~trained, before, 0).sum(0) / (~trained).sum(0)
-        # Each example's drop in units of its own seed-to-seed spread (pooled within the
-        # two states): examples whose confidence swings from model to model count less,
-        # which narrows the interval (digits sample: lower bound 0.07 -> 0.14).
-        ss = np.where(trained, (before - mu_trained) ** 2, 0).sum(0) + np.where(
-            ~trained, (before - mu_unseen) ** 2, 0
-        ).sum(0)
-        spread = np.maximum(np.sqrt(ss / np.maximum(signals.n_shadows - 2, 1)), 1e-6)
-    if config.forget_class is not None:
-        # Exact unlearning of a class is the twin, shadow by shadow (same seed and subset
-        # minus the class): the drop from each shadow to its own twin, where the example
-        # had the state it has in the original (trained on; or, for the test rows, unseen).
-        change = before - signals.phi_reference
-        with np.errstate(all="ignore"):
-            to_twin_trained = np.where(trained, change, 0).sum(0) / trained.sum(0)
-            to_twin_unseen = np.where(~trained, change, 0).sum(0) / (~trained).sum(0)
-        expected_f, expected_t = to_twin_trained[f_rows], to_twin_unseen[t_rows]
-    else:
-        expected_f, expected_t = mu_trained[f_rows] - mu_unseen[f_rows], np.zeros(len(t_rows))
-    drop = (original_phi - target_phi) / spread
-    report = unlearning_effect(drop[f_rows], drop[t_rows], expected_f / spread[f_rows], expected_t / spread[t_rows],
-                               seed=config.seed)  # fmt: skip
+    # Drops in units of each example's seed-to-seed spread: examples whose confidence
+    # swings from model to model count less (digits sample: lower bound 0.07 -> 0.14).
+    exact = exact_unlearning_drops(signals.phi_before, signals.states != OUT, signals.phi_reference
+                                   if config.forget_class is not None else None)  # fmt: skip
+    drop = (original_phi - target_phi) / exact.spread
+    expected_f, expected_t = exact.trained[f_rows] / exact.spread[f_rows], exact.unseen[t_rows] / exact.spread[t_rows]
+    try:
+        report = unlearning_effect(drop[f_rows], drop[t_rows], expected_f, expected_t, seed=config.seed)
+    except ValueError as exc:  # too few finite examples: no claim, not a crash
+        threshold = config.missing_effect_above
+        return CheckResult("unlearning-effect", "inconclusive", f"no claim: {exc}", threshold=threshold, gated=True)
     got, exp = report.achieved, report.expected
     threshold = config.missing_effect_above
     details = {

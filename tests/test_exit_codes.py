@@ -104,10 +104,8 @@ def test_few_forget_ids_are_scored_against_a_sample_of_four_test_ids_each(tmp_pa
     shadow; the negatives are a seeded sample of 4 per forget example instead."""
     import numpy as np
 
-    from audit_cli.data import write_id_file
+    from audit_cli.data import load_dataset, write_id_file
     from audit_cli.pipeline import AuditConfig, prepare
-
-    from audit_cli.data import load_dataset
 
     forget = tmp_path / "f.txt"
     write_id_file(forget, load_dataset("digits").train_ids[:60])  # 60 training ids against 450 test ids

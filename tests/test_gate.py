@@ -53,3 +53,9 @@ def test_min_decidable_leakage_is_where_half_of_exact_unlearners_pass():
     auc = 0.5 + rng.normal(0, sd, 4000)
     upper = 2 * (np.abs(auc - 0.5) + 1.96 * sd)
     assert (upper <= t).mean() == pytest.approx(0.5, abs=0.03)
+
+
+def test_what_would_decide_knows_when_more_examples_cannot():
+    # The seed-to-seed floor (0.03) is wider than the distance to the threshold (0.02).
+    assert "would not decide it" in what_would_decide(0.03, -0.01, 0.07, 0.05, floor=0.03)
+    assert "as many examples" in what_would_decide(0.03, -0.01, 0.07, 0.05, floor=0.01)

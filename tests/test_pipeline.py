@@ -75,9 +75,12 @@ def test_original_is_flagged_as_under_forgetting(models):
 
 
 def test_retrained_passes_where_the_counts_can_decide_and_the_bank_is_reused(models):
-    # 60 forget and 100 test examples decide leakage thresholds from about 0.25 up.
+    # 60 forget and 100 test examples decide leakage thresholds from about 0.25 up; retrains
+    # of this tiny noisy recipe differ by about 0.06 in accuracy from seed to seed.
     report = audit(models, "retrained", retrained=models / "retrained.safetensors", fail_above=0.35,
-                   utility_drop_above=0.15)  # fmt: skip
+                   utility_drop_above=0.25)  # fmt: skip
+    utility = next(c for c in report.checks if c.name == "utility")
+    assert 0.03 < utility.details["model_sd"] < 0.1 and utility.verdict == "pass"
     check = leakage(report)
     assert check.verdict == "pass" and check.low == 0.0 and check.high <= 0.35
     assert 0.2 < report.forget["min_decidable_leakage"] < 0.3

@@ -53,3 +53,20 @@ def test_non_finite_examples_are_left_out_and_too_few_refused():
     assert r.n_forget == 2 and r.n_test == 3
     with pytest.raises(ValueError):
         unlearning_effect(np.ones(1), np.zeros(3), np.ones(1), np.zeros(3))
+
+
+def test_exact_unlearning_drops_from_a_bank():
+    from attacks.effect import exact_unlearning_drops
+
+    rng = np.random.default_rng(5)
+    k, n = 4000, 6  # the mean difference's sd is then about 0.02
+    trained = rng.random((k, n)) < 0.75
+    base = np.arange(n, dtype=float)
+    phi = base + 2.0 * trained + rng.normal(0, 0.5, (k, n))
+    drops = exact_unlearning_drops(phi, trained)
+    assert np.allclose(drops.trained, 2.0, atol=0.08) and (drops.unseen == 0).all()
+    assert np.allclose(drops.spread, 0.5, atol=0.03)  # within-state, not the 2.0 between states
+    # Class forgetting: each shadow against its own twin; unseen examples move too.
+    twins = phi - 3.0 - 1.0 * trained
+    drops = exact_unlearning_drops(phi, trained, twins)
+    assert np.allclose(drops.trained, 4.0) and np.allclose(drops.unseen, 3.0)

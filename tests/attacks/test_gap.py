@@ -202,3 +202,23 @@ def test_model_sd_gives_coverage_when_the_model_is_another_retrain():
             hits[k] += paired_accuracy_difference(ref, model, model_sd=k * sd * (1 - 2 * flip)).contains(0.0)
     assert 0.93 <= hits[1.0] / draws <= 0.97
     assert hits[0.0] / draws < 0.88
+
+
+def test_retrain_accuracy_sd_recovers_the_seed_spread_from_partial_views():
+    """64 models, each scored on the quarter of 450 examples it never saw: the spread of
+    their accuracies is mostly sampling; what is left is the models' own (true sd 0.02)."""
+    from attacks.gap import retrain_accuracy_sd
+
+    rng = np.random.default_rng(0)
+    estimates = []
+    for _ in range(200):
+        difficulty = rng.random(450)
+        skill = 0.9 + rng.normal(0, 0.02, 64)  # each model's accuracy on all 450
+        correct = difficulty[None, :] < skill[:, None]
+        unseen = rng.random((64, 450)) < 0.25
+        estimates.append(retrain_accuracy_sd(correct, unseen))
+    # Without the finite-population correction the estimate is biased low (often 0).
+    assert abs(np.mean(estimates) - 0.02) < 0.004 and np.mean(np.array(estimates) == 0) < 0.1
+    assert retrain_accuracy_sd(np.ones((2, 50), bool), np.ones((2, 50), bool)) == 0.0  # fewer than 3 models
+    with pytest.raises(ValueError):
+        retrain_accuracy_sd(np.ones((3, 5), bool), np.ones((3, 4), bool))
