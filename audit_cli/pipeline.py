@@ -11,8 +11,10 @@ The headline is the leakage score ``2 * |AUC - 0.5|`` of the per-example attack 
 the forget set from test examples (never trained on), with a bootstrap interval. With a
 declared method that attack is U-LiRA (UNLEARNED against OUT shadows); without one, it is
 LiRA's membership test (IN against OUT), which asks whether the forget examples still
-look trained on. The gate fails only when the interval's lower bound exceeds the
-threshold, so a noisy run does not fail CI by chance.
+look trained on. Every gated check has three outcomes (audit_cli/gate.py): fail when its
+interval lies above the threshold, pass only when it lies at or below it, inconclusive
+otherwise; and before any shadow is trained the counts are checked to be able to decide
+at all (``check_power``).
 """
 
 from __future__ import annotations
@@ -1043,8 +1045,9 @@ def _leakage_check(
         )
     verdict = decide(leak.low, leak.high, threshold, config.gate)
     if verdict == "fail":
+        which = f" ({direction})" if direction != "undetermined" else ""
         sentence = (
-            f"{mode.upper()} tells the forget set from unseen examples ({direction}): leakage "
+            f"{mode.upper()} tells the forget set from unseen examples{which}: leakage "
             f"{leak.value:.3f}, at least {leak.low:.3f} > {threshold} ({signed})"
         )
     elif verdict == "pass" and leak.high <= threshold:

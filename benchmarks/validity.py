@@ -1,0 +1,233 @@
+"""Validity suite: the audit's error rates, measured on real models across independent draws.
+
+    python benchmarks/validity.py                       # every scenario, 20 draws each
+    python benchmarks/validity.py --scenario digits-10-exact --draws 5
+    python benchmarks/validity.py --table results.jsonl  # the table from saved draws
+
+Each draw trains the audited model(s) and a fresh shadow bank and runs ``audit run`` as a
+user would (through ``run_audit``), with the forget list, the shadow seed and the
+retrain/unlearning seed all drawn anew; the original is trained per draw too (its own
+seed), and the scenarios of one draw share it. Scenarios:
+
+- exact unlearning: a model retrained without the forget set, audited with ``--method
+  retrain --original``. The audit should never FAIL it.
+- the original passed off as unlearned (``--method retrain`` on the original model) and a
+  no-op (finetune, lr 1e-5, 1 epoch): the audit should never PASS them.
+- salun and random-label: the distribution of leakage.
+
+Draws are appended to a JSON-lines file as they finish (an interrupted run keeps what it
+measured; a rerun skips draws already there). The table gives, per scenario, the rates
+of exit 0 / 1 / 3 with Clopper-Pearson intervals, and the leakage gate's outcome at other
+thresholds, recomputed from each draw's interval. Runs alone: never beside the tests or
+another benchmark (torch threads on a shared machine slow each other 20-100x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import beta
+
+from audit_cli.data import load_dataset, write_id_file
+from audit_cli.gate import decide
+from audit_cli.pipeline import AuditConfig, run_audit
+from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
+from audit_cli.training import Recipe
+from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
+
+RECIPES = {
+    "digits": Recipe(arch="mlp", arch_args={"hidden": (256,)}, epochs=60),
+    "mnist1d": Recipe(arch="mlp", arch_args={"hidden": (256, 256)}, epochs=30),
+}
+THRESHOLDS = (0.1, 0.15, 0.2, 0.3)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    data: str
+    target: str
+    """exact (retrained without the forget set), original, or an unlearning method's name."""
+    fraction: float | None = None
+    """Random forgetting: this share of the training ids; None: ``forget_class``."""
+    forget_class: int | None = None
+    shadows: int = 64
+    params: dict = field(default_factory=dict)
+
+
+SCENARIOS = {
+    s.name: s
+    for s in [
+        Scenario("digits-10-exact", "digits", "exact", 0.10),
+        Scenario("digits-10-original", "digits", "original", 0.10),
+        Scenario("digits-30-exact", "digits", "exact", 0.30),
+        Scenario("digits-30-original", "digits", "original", 0.30),
+        Scenario("digits-30-noop", "digits", "finetune", 0.30, params={"lr": 1e-5, "epochs": 1}),
+        Scenario("digits-class3-exact", "digits", "exact", forget_class=3, shadows=32),
+        Scenario("mnist1d-10-exact", "mnist1d", "exact", 0.10, shadows=32),
+        Scenario("mnist1d-10-original", "mnist1d", "original", 0.10, shadows=32),
+        Scenario("mnist1d-10-noop", "mnist1d", "finetune", 0.10, shadows=32, params={"lr": 1e-5, "epochs": 1}),
+        Scenario("mnist1d-10-salun", "mnist1d", "salun", 0.10, shadows=32),
+        Scenario("mnist1d-10-random-label", "mnist1d", "random-label", 0.10, shadows=32),
+    ]
+}
+
+
+def original_model(data: str, work: Path, draw: int) -> Path:
+    """The original of one draw: trained on the whole training split with the draw's own
+    seed, so that draws are independent in the original too (scenarios share it per draw)."""
+    path = work / f"{data}-original-{draw}.safetensors"
+    if not path.exists():
+        recipe = RECIPES[data].replace(seed=2000 + draw)
+        train_checkpoint(TrainRequest(out=path, data=data, recipe=recipe, overwrite=True, device="cpu"))
+    return path
+
+
+def run_draw(s: Scenario, draw: int, work: Path, threshold: float) -> dict:
+    ds = load_dataset(s.data)
+    original = original_model(s.data, work, draw)
+    rng = np.random.default_rng([draw, 17])
+    d = work / f"{s.name}-{draw}"
+    d.mkdir(parents=True, exist_ok=True)
+    forget_path = None
+    if s.fraction is not None:
+        train = ds.train_ids
+        forget = np.sort(rng.choice(train, int(round(s.fraction * len(train))), replace=False))
+        forget_path = d / "forget.txt"
+        write_id_file(forget_path, forget)
+    seed = 1000 + draw  # the retrain / unlearning seed
+    start = time.perf_counter()
+    method = None
+    if s.target == "exact":
+        model = d / "retrained.safetensors"
+        train_checkpoint(TrainRequest(out=model, data=s.data, recipe=RECIPES[s.data].replace(seed=seed),
+                                      exclude_ids=forget_path, exclude_class=s.forget_class, overwrite=True,
+                                      device="cpu"))  # fmt: skip
+        method = "retrain"
+    elif s.target == "original":
+        model, method = original, "retrain"
+    else:
+        model = d / "unlearned.safetensors"
+        unlearn_checkpoint(UnlearnRequest(model=original, out=model, method=s.target, params=s.params,
+                                          forget=forget_path, forget_class=s.forget_class, seed=seed,
+                                          overwrite=True, device="cpu"))  # fmt: skip
+    report = run_audit(
+        AuditConfig(
+            model=model,
+            forget=forget_path,
+            forget_class=s.forget_class,
+            original=original,
+            method=method,
+            shadows=s.shadows,
+            # Exact and original-as-unlearned draws with the same seed share a bank.
+            bank=work / "banks",
+            seed=draw,
+            fail_above=threshold,
+            allow_underpowered=True,
+            device="cpu",
+        )
+    )
+    gated = {c.name: {"verdict": c.verdict, "score": c.score, "low": c.low, "high": c.high}
+             for c in report.checks if c.gated}  # fmt: skip
+    leak = next(c for c in report.checks if c.name == "leakage")
+    return {
+        "scenario": s.name,
+        "draw": draw,
+        "threshold": threshold,
+        "exit_code": int(report.exit_code),
+        "gated": gated,
+        "auc": leak.details["auc"],
+        "min_decidable": leak.details["min_decidable"],
+        "unscorable": leak.details["unscorable"],
+        "variance": report.shadows["variance"],
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    a = (1 - level) / 2
+    low = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    return low, high
+
+
+def rate(k: int, n: int) -> str:
+    low, high = clopper_pearson(k, n)
+    return f"{k}/{n} = {k / n:.0%} [{low:.0%}, {high:.0%}]"
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: per scenario, exit-code rates and the leakage gate at other thresholds."""
+    out = [
+        "| scenario | draws | FAIL (exit 1) | PASS (exit 0) | inconclusive (exit 3) | mean AUC (sd) | "
+        + " | ".join(f"leakage at {t}: fail / pass" for t in THRESHOLDS)
+        + " |",
+        "|---" * (6 + len(THRESHOLDS)) + "|",
+    ]
+    for name in SCENARIOS:
+        got = [r for r in rows if r["scenario"] == name]
+        if not got:
+            continue
+        n = len(got)
+        codes = [r["exit_code"] for r in got]
+        aucs = np.array([r["auc"] for r in got])
+        cells = [name, str(n), rate(codes.count(1), n), rate(codes.count(0), n), rate(codes.count(3), n),
+                 f"{aucs.mean():.3f} ({aucs.std(ddof=1) if n > 1 else 0:.3f})"]  # fmt: skip
+        for t in THRESHOLDS:
+            verdicts = [decide(r["gated"]["leakage"]["low"], r["gated"]["leakage"]["high"], t) for r in got]
+            cells.append(f"{verdicts.count('fail')} / {verdicts.count('pass')}")
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="error rates of the audit on real models")
+    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="repeatable; default all")
+    parser.add_argument("--draws", type=int, default=20)
+    parser.add_argument("--first-draw", type=int, default=0)
+    parser.add_argument("--threshold", type=float, default=0.1, help="the leakage threshold of the runs")
+    parser.add_argument("--out", type=Path, default=Path("validity.jsonl"))
+    parser.add_argument("--work", type=Path, default=None, help="keep models and banks here (default: temporary)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--table", type=Path, default=None, help="print the table of a saved JSON-lines file")
+    args = parser.parse_args()
+    if args.table is not None:
+        print(table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    done = set()
+    if args.out.exists():
+        rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
+        done = {(r["scenario"], r["draw"], r["threshold"]) for r in rows}
+    work = args.work or Path(tempfile.mkdtemp(prefix="validity-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        for name in args.scenario or list(SCENARIOS):
+            for draw in range(args.first_draw, args.first_draw + args.draws):
+                if (name, draw, args.threshold) in done:
+                    continue
+                row = run_draw(SCENARIOS[name], draw, work, args.threshold)
+                with args.out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                leak = row["gated"]["leakage"]
+                print(f"{name} draw {draw}: exit {row['exit_code']}, AUC {row['auc']:.3f}, leakage "
+                      f"{leak['score']:.3f} [{leak['low']:.3f}, {leak['high']:.3f}], {row['seconds']:.0f}s",
+                      flush=True)  # fmt: skip
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
