@@ -22,7 +22,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/unlearning.py
 	$(PY) benchmarks/audit_run.py
 
-# Error rates of the audit on real models (hours on 2 cores; draws already in the file are skipped).
+# Error rates of the audit on real models (about 1.5 hours on 2 cores; draws already in the file are skipped).
 validity: $(VENV)/.installed
 	$(PY) benchmarks/validity.py --out benchmarks/results/validity.jsonl
 
