@@ -104,8 +104,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         original, retrained = models_for(args.data, work)
+        # The table reports attack AUCs and gaps; the class's few test examples cannot decide
+        # the default thresholds, so the power check would stop every run.
         common = dict(forget_class=FORGET_CLASS, retrained=retrained, shadows=args.shadows, bank=work / "bank",
-                      device="cpu")  # fmt: skip
+                      device="cpu", allow_underpowered=True)  # fmt: skip
         rows = []
         start = time.perf_counter()
         rows.append(row("original (nothing forgotten)", run_audit(AuditConfig(model=original, **common)),
