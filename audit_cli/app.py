@@ -635,6 +635,52 @@ def datasets_cmd() -> None:
     stdout_console().print(table)
 
 
+@app.command("ids")
+@cli_errors
+def ids_cmd(
+    data: str = typer.Option("digits", "--data", help="Dataset registry name or a .parquet / .npz file."),
+    data_opt: list[str] | None = DataOpt,
+    data_root: Path | None = typer.Option(None, "--data-root", help="Folder of torchvision datasets."),
+    split: str = typer.Option("train", "--split", help="train, test or all."),
+    forget_class: int | None = typer.Option(None, "--class", help="Only this class's ids."),
+    output_format: str = typer.Option("text", "--format", help="text (one id per line, an id file) or json."),
+) -> None:
+    """Print a dataset split's ids (the ids id files and forget lists use)."""
+    from audit_cli.data import load_dataset
+    from audit_cli.forget_list import split_ids
+
+    if output_format not in ("text", "json"):
+        raise UsageError(f"--format must be text or json, got {output_format!r}")
+    ids = split_ids(load_dataset(data, parse_pairs(data_opt, "--data-opt"), data_root=data_root), split, forget_class)
+    if output_format == "json":
+        sys.stdout.write(json.dumps([int(i) for i in ids]) + "\n")
+    else:
+        sys.stdout.write("".join(f"{int(i)}\n" for i in ids))
+
+
+@app.command("forget-list")
+@cli_errors
+def forget_list_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="The id file to write."),
+    data: str = typer.Option("digits", "--data", help="Dataset registry name or a .parquet / .npz file."),
+    data_opt: list[str] | None = DataOpt,
+    data_root: Path | None = typer.Option(None, "--data-root", help="Folder of torchvision datasets."),
+    fraction: float | None = typer.Option(None, "--fraction", help="Share of the training ids to forget."),
+    count: int | None = typer.Option(None, "--count", help="Number of training ids to forget."),
+    forget_class: int | None = typer.Option(None, "--class", help="Draw from this class's training ids only."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the draw."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+) -> None:
+    """Draw a random forget list from a dataset's training ids and write it as an id file."""
+    from audit_cli.data import load_dataset
+    from audit_cli.forget_list import draw_forget_list
+
+    dataset = load_dataset(data, parse_pairs(data_opt, "--data-opt"), data_root=data_root)
+    drawn = draw_forget_list(dataset, out, fraction=fraction, count=count, forget_class=forget_class, seed=seed,
+                             overwrite=overwrite)  # fmt: skip
+    stdout_console().print(f"wrote {len(drawn.ids)} of {drawn.pool} training ids to {drawn.path} (seed {seed})")
+
+
 @app.command("archs")
 @cli_errors
 def archs_cmd() -> None:
