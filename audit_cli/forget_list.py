@@ -15,6 +15,7 @@ import numpy as np
 
 from audit_cli.data import Dataset, fingerprint_ids, write_id_file
 from audit_cli.errors import UsageError
+from audit_cli.models.checkpoint import check_output_path
 
 Split = Literal["train", "test", "all"]
 SPLITS = ("train", "test", "all")
@@ -53,11 +54,7 @@ def draw_forget_list(
 ) -> ForgetList:
     """A uniform random sample of the training ids (of ``forget_class``'s, if given), written
     to ``out`` as an id file. Exactly one of ``fraction`` (0 < f < 1) and ``count``."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise UsageError(f"{out} exists; not overwriting it", hint="pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise UsageError(f"folder {out.parent} does not exist")
+    out = check_output_path(out, overwrite=overwrite, suffix=None)
     if (fraction is None) == (count is None):
         raise UsageError("give exactly one of --fraction and --count")
     pool = split_ids(dataset, "train", forget_class)

@@ -66,10 +66,11 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def check_output_path(path: str | Path, *, overwrite: bool, suffix: str = ".safetensors") -> Path:
-    """Refuse an output checkpoint path before any work is spent on filling it."""
+def check_output_path(path: str | Path, *, overwrite: bool, suffix: str | None = ".safetensors") -> Path:
+    """Refuse an output path before any work is spent on filling it (``suffix=None``: any
+    file name, e.g. an id file)."""
     path = Path(path)
-    if path.suffix != suffix:
+    if suffix is not None and path.suffix != suffix:
         what = repr(path.suffix) if path.suffix else "no extension"
         kind = "scikit-learn models" if suffix == ".skops" else "checkpoints"
         hint = None
