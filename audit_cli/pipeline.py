@@ -52,6 +52,7 @@ from audit_cli.data import Dataset, fingerprint_ids, load_dataset
 from audit_cli.errors import InconclusiveError, UsageError
 from audit_cli.gate import GATES, decide, min_decidable_leakage, what_would_decide
 from audit_cli.models.checkpoint import check_dataset, file_sha256
+from audit_cli.models.metadata import CheckpointMeta
 from audit_cli.models.model_file import ModelFile, load_model
 from audit_cli.report import AuditReport, CheckResult, Exposed
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, SignalBank, check_method_fits, phi_of
@@ -302,7 +303,7 @@ def check_power(inputs: AuditInputs, min_leakage: float) -> None:
         )
 
 
-def original_train_size(meta, dataset: Dataset) -> int:
+def original_train_size(meta: CheckpointMeta, dataset: Dataset) -> int:
     """How many examples the audited model (or, for an unlearned or retrained one, the model
     it stands for) was first trained on: what each shadow trains on."""
     if meta.kind == "retrained" and meta.excluded is not None and meta.n_trained is not None:
@@ -861,7 +862,9 @@ def _model_accuracy_sd(signals: SignalBank, dataset: Dataset, rows: np.ndarray, 
     return retrain_accuracy_sd(correct, signals.states[:, rows] == OUT, min_examples=MIN_EXAMPLES)
 
 
-def _missing_original(meta, method: str | None, forget: np.ndarray, config: AuditConfig) -> CheckResult | None:
+def _missing_original(
+    meta: CheckpointMeta, method: str | None, forget: np.ndarray, config: AuditConfig
+) -> CheckResult | None:
     """Without --original, a model audited as unlearned cannot be shown to have changed: a
     no-op passes every attack where the signal is weak. That is a gated inconclusive, not a
     skip, unless the checkpoint is a model retrained without exactly this forget set."""
