@@ -14,12 +14,12 @@ def test_the_table_is_what_design_md_says():
 
 
 def test_internal_error_is_70_with_one_line_and_no_traceback(monkeypatch):
-    import audit_cli.models.checkpoint as checkpoint
+    import audit_cli.inspection as inspection
 
     def boom(path):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(checkpoint, "load_checkpoint", boom)
+    monkeypatch.setattr(inspection, "load_checkpoint", boom)
     result = CliRunner().invoke(app, ["inspect", "sample_models/digits_mlp_original.safetensors"])
     assert result.exit_code == 70
     assert result.stderr.startswith("internal error: ZeroDivisionError: a bug")

@@ -1,0 +1,213 @@
+"""What every command shares: the error boundary, consoles, the progress bar, ``name=value``
+parsing, machine output, and the option definitions several commands take.
+
+Domain errors are caught once, here (``cli_errors``), and become one line on stderr plus an
+exit code (see ``audit_cli.errors.ExitCode``). Results go to stdout; messages and progress
+to stderr. An option several commands take is defined once below, so its name, help and
+default cannot drift between them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperCommand, TyperGroup
+
+from audit_cli.errors import AuditError, ExitCode, UsageError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 pass, 1 threshold crossed, 2 usage or input error, 3 inconclusive, "
+    "4 unsafe artifact refused, 70 internal error, 130 interrupted."
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def stderr_console() -> Console:
+    # Created per call so tests that capture stderr (CliRunner) see the output.
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def stdout_console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def cli_errors(fn: F) -> F:
+    """Turn domain errors into one stderr line and their exit code; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        err = stderr_console()
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except AuditError as exc:
+            # Messages quote user input (id file lines, paths): never read them as markup.
+            err.print(f"[bold red]error:[/] {escape(exc.message)}")
+            if exc.hint:
+                err.print(f"[dim]hint:[/] {escape(exc.hint)}")
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; nothing partial was written")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except Exception as exc:  # a bug: say so plainly, details on request
+            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}")
+            if os.environ.get("AUDIT_DEBUG"):
+                err.print(traceback.format_exc())
+            else:
+                err.print("[dim]hint:[/] set AUDIT_DEBUG=1 for the traceback, and please report it")
+            raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_pairs(pairs: list[str] | None, flag: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; malformed pairs are usage errors."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{flag} expects name=value, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@contextmanager
+def progress_bar(label: str, quiet: bool, unit: str = "model-epochs") -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr while the block runs; yields its update callback, or
+    None when quiet or stderr is not a terminal (CI logs stay clean)."""
+    console = stderr_console()
+    if quiet or not console.is_terminal:
+        yield None
+        return
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+class OutputFormat(StrEnum):
+    """How a listing, inspect or result is printed on stdout."""
+
+    text = "text"
+    json = "json"
+
+
+def print_json(doc: object) -> None:
+    """One JSON document on stdout (sorted keys: stable for diffs and golden files)."""
+    # default=str: option defaults may be tuples or paths; JSON has lists and strings.
+    typer.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
+
+
+def given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether the user typed this option (its default is then not a flag that outranks
+    the environment and configuration files)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+# -- help rendering -----------------------------------------------------------------------------
+
+
+class AuditCommand(TyperCommand):
+    """A command whose ``--help`` flag shows no ``<bool>`` placeholder."""
+
+    def get_help_option(self, ctx):  # type: ignore[no-untyped-def]
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class AuditGroup(TyperGroup):
+    """A command group whose ``--help`` flag shows no ``<bool>`` placeholder."""
+
+    def get_help_option(self, ctx):  # type: ignore[no-untyped-def]
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+def literal(text: str) -> str:
+    """Help text shown as written: rich markup would swallow ``[tool.unlearning-audit]``."""
+    return escape(text)
+
+
+# -- options several commands take --------------------------------------------------------------
+# Factories, not shared instances: a command may put an option in its own help panel.
+
+FLAG = ""
+"""Metavar of a boolean flag: it takes no value, so help shows none."""
+PAIR = "NAME=VALUE"
+
+
+def data_option(default: str | None, help: str, panel: str | None = None) -> Any:
+    return typer.Option(default, "--data", metavar="NAME|FILE", help=help, rich_help_panel=panel)
+
+
+def data_opt_option(panel: str | None = None) -> Any:
+    return typer.Option(
+        None,
+        "--data-opt",
+        metavar=PAIR,
+        help="Dataset option name=value (repeatable), e.g. num_samples=2000.",
+        rich_help_panel=panel,
+    )
+
+
+def data_root_option(panel: str | None = None) -> Any:
+    return typer.Option(
+        None, "--data-root", metavar="DIR", help="Folder of torchvision datasets.", rich_help_panel=panel
+    )
+
+
+def device_option(default: str = "auto", panel: str | None = None) -> Any:
+    return typer.Option(default, "--device", metavar="DEVICE", help="cpu, cuda, cuda:N or auto.", rich_help_panel=panel)
+
+
+def seed_option(default: int, help: str, panel: str | None = None) -> Any:
+    return typer.Option(default, "--seed", metavar="INT", help=help, rich_help_panel=panel)
+
+
+def quiet_option(panel: str | None = None) -> Any:
+    return typer.Option(False, "--quiet", "-q", metavar=FLAG, help="No progress bar.", rich_help_panel=panel)
+
+
+def config_option(panel: str | None = None) -> Any:
+    return typer.Option(
+        None,
+        "--config",
+        metavar="FILE",
+        help=literal("Settings file (default: ./audit.toml, or [tool.unlearning-audit] in ./pyproject.toml)."),
+        rich_help_panel=panel,
+    )
+
+
+def format_option() -> Any:
+    return typer.Option(OutputFormat.text, "--format", help="text for people, json for machines.")
+
+
+def output_option(help: str, *, required: bool = True) -> Any:
+    # -o is --output everywhere; --out stays as another name for it (older scripts).
+    return typer.Option(... if required else None, "--output", "-o", "--out", metavar="PATH", help=help)
+
+
+def overwrite_option() -> Any:
+    return typer.Option(False, "--overwrite", metavar=FLAG, help="Replace --output if it exists.")
+
+
+def param_option(help: str, panel: str | None = None) -> Any:
+    return typer.Option(None, "--param", metavar=PAIR, help=help, rich_help_panel=panel)

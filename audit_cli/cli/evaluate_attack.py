@@ -1,0 +1,60 @@
+"""`audit evaluate-attack`: leave-one-shadow-out LiRA, how strong the membership attack is on a bank's recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from audit_cli.banks import AttackStrength, evaluate_attack, resolve_bank
+from audit_cli.cli.common import OutputFormat, cli_errors, format_option, print_json, stdout_console
+from audit_cli.cli.settings import bank_option
+from audit_cli.config import DEFAULTS
+from audit_cli.shadows import read_bank
+
+
+def attack_strength_dict(bank: Path, strength: AttackStrength) -> dict:
+    def interval(i) -> dict:
+        return {"value": i.value, "low": i.low, "high": i.high}
+
+    targets = [
+        {
+            "target": k,
+            "auc": interval(r.auc),
+            "balanced_accuracy": interval(r.balanced_accuracy),
+            "tpr_at_fpr": [
+                {"fpr": t.fpr, "tpr": interval(t.tpr) if t.tpr else None, "reason": t.reason or None}
+                for t in r.tpr_at_fpr
+            ],
+        }
+        for k, r in enumerate(strength.reports)
+    ]
+    return {"bank": str(bank), "shadows": strength.n_shadows, "mean_auc": strength.mean_auc, "targets": targets}
+
+
+@cli_errors
+def evaluate_attack_cmd(
+    bank: Path = bank_option(),
+    targets: int = typer.Option(8, "--targets", metavar="N", help="How many shadows take a turn as the target."),
+    variance: str = typer.Option(
+        DEFAULTS["variance"], "--variance", metavar="auto|global|per-example", help="Gaussian spread."
+    ),
+    output_format: OutputFormat = format_option(),
+) -> None:
+    """Leave-one-shadow-out LiRA: how strong the membership attack is on this recipe."""
+    path = resolve_bank(bank)
+    strength = evaluate_attack(read_bank(path), targets=targets, variance=variance)
+    if output_format is OutputFormat.json:
+        print_json(attack_strength_dict(path, strength))
+        return
+    table = Table("target shadow", "AUC", "interval", "balanced acc.", "TPR @ 1% FPR", "TPR @ 0.1% FPR")
+    for k, r in enumerate(strength.reports):
+        tprs = [f"{t.tpr.value:.3f}" if t.tpr else "inconclusive" for t in r.tpr_at_fpr]
+        table.add_row(str(k), f"{r.auc.value:.3f}", f"[{r.auc.low:.3f}, {r.auc.high:.3f}]",
+                      f"{r.balanced_accuracy.value:.3f}", *tprs)  # fmt: skip
+    console = stdout_console()
+    console.print(table)
+    console.print(
+        f"mean AUC over {len(strength.reports)} targets: {strength.mean_auc:.3f} ({strength.n_shadows} shadows)"
+    )

@@ -1,0 +1,47 @@
+"""`audit report`: re-render a saved JSON report without recomputing anything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from audit_cli.cli.common import FLAG, cli_errors
+from audit_cli.cli.outputs import parse_formats, prepare_targets, write_report
+from audit_cli.errors import InputError
+from audit_cli.report import AuditReport
+
+
+def load_report(saved: Path) -> AuditReport:
+    """A report saved with ``-f json=PATH``; anything else is an input error."""
+    try:
+        data = json.loads(saved.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"report not found: {saved}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{saved}: not a JSON report ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{saved}: not an audit report")
+    return AuditReport.from_dict(data)
+
+
+@cli_errors
+def report_cmd(
+    saved: Path = typer.Argument(..., metavar="REPORT", help="A report saved with -f json=PATH."),
+    formats: list[str] | None = typer.Option(
+        None, "--format", "-f", metavar="FORMAT[=PATH]", help="json, markdown, junit, html or sarif (repeatable)."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", metavar="PATH", help="Where a -f FORMAT without =PATH goes."
+    ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", metavar=FLAG, help="Every check's details in the terminal report."
+    ),
+) -> None:
+    """Re-render a saved report without recomputing anything; exits with its exit code."""
+    targets = parse_formats(formats, output)
+    report = load_report(saved)
+    prepare_targets(targets, output)
+    write_report(report, targets, verbose=verbose)
+    raise typer.Exit(int(report.exit_code))

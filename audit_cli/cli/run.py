@@ -1,0 +1,169 @@
+"""`audit run`: audit an unlearned model and render its report.
+
+Settings (thresholds, gate, shadows, bank, seed, ...) show their defaults from
+``config.DEFAULTS`` in help, but only a flag the user typed outranks ``AUDIT_*`` and the
+configuration files (``audit_cli.cli.settings``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from audit_cli.cli.common import (
+    FLAG,
+    cli_errors,
+    config_option,
+    data_opt_option,
+    data_option,
+    data_root_option,
+    param_option,
+    parse_pairs,
+    progress_bar,
+    quiet_option,
+)
+from audit_cli.cli.outputs import parse_formats, prepare_targets, write_report
+from audit_cli.cli.settings import audit_config, bank_option, setting_flags, shadows_option
+from audit_cli.config import DEFAULTS
+from audit_cli.errors import ExitCode
+from audit_cli.pipeline import run_audit
+
+INPUTS, GATE, SHADOWS, OUTPUT, DATA, EXECUTION = "Inputs", "Gate", "Shadows", "Output", "Data", "Execution"
+
+
+@cli_errors
+def run_cmd(
+    ctx: typer.Context,
+    model: Path = typer.Option(
+        ..., "--model", "-m", metavar="FILE", help="The model to audit (the unlearned one).", rich_help_panel=INPUTS
+    ),
+    forget: Path | None = typer.Option(
+        None, "--forget", metavar="FILE", help="Id file of the forgotten training examples.", rich_help_panel=INPUTS
+    ),
+    forget_class: int | None = typer.Option(
+        None, "--forget-class", metavar="CLASS", help="The forgotten class.", rich_help_panel=INPUTS
+    ),
+    output_filter: Path | None = typer.Option(
+        None,
+        "--filter",
+        metavar="FILE",
+        rich_help_panel=INPUTS,
+        help="An MPRU output filter (audit unlearn --method mpru) to audit --model through.",
+    ),
+    original: Path | None = typer.Option(
+        None, "--original", metavar="FILE", help="The model before unlearning (optional).", rich_help_panel=INPUTS
+    ),
+    retrained: Path | None = typer.Option(
+        None, "--retrained", metavar="FILE", help="A model retrained without the forget set.", rich_help_panel=INPUTS
+    ),
+    method: str | None = typer.Option(
+        None,
+        "--method",
+        metavar="NAME",
+        help="Override the unlearning method in the checkpoint.",
+        rich_help_panel=INPUTS,
+    ),
+    param: list[str] | None = param_option("Method parameter name=value (with --method).", INPUTS),
+    fail_above: float = typer.Option(
+        DEFAULTS["fail_above"],
+        "--fail-above",
+        metavar="LEAKAGE",
+        rich_help_panel=GATE,
+        help="Leakage threshold: fail above it, pass only when shown below it.",
+    ),
+    gate: str = typer.Option(
+        DEFAULTS["gate"],
+        "--gate",
+        metavar="decide|evidence",
+        rich_help_panel=GATE,
+        help="decide: pass only when every gated interval lies below its threshold, else inconclusive (exit 3); "
+        "evidence: pass unless one lies above it.",
+    ),
+    allow_underpowered: bool = typer.Option(
+        DEFAULTS["allow_underpowered"],
+        "--allow-underpowered/--no-allow-underpowered",
+        metavar=FLAG,
+        rich_help_panel=GATE,
+        help="Train shadows even when the example counts cannot decide the leakage threshold (else exit 3 at once).",
+    ),
+    exit_zero: bool = typer.Option(
+        DEFAULTS["exit_zero"],
+        "--exit-zero/--no-exit-zero",
+        metavar=FLAG,
+        rich_help_panel=GATE,
+        help="Report only: exit 0 when a threshold is crossed (errors still exit).",
+    ),
+    shadows: int = shadows_option("Shadow models.", SHADOWS),
+    bank: Path = bank_option(SHADOWS),
+    variance: str = typer.Option(
+        DEFAULTS["variance"],
+        "--variance",
+        metavar="auto|global|per-example",
+        rich_help_panel=SHADOWS,
+        help="Gaussian spread: by observations per state, pooled, or per example.",
+    ),
+    seed: int = typer.Option(
+        DEFAULTS["seed"], "--seed", metavar="INT", help="Seed of shadow splits and bootstrap.", rich_help_panel=SHADOWS
+    ),
+    formats: list[str] | None = typer.Option(
+        None,
+        "--format",
+        "-f",
+        metavar="FORMAT[=PATH]",
+        rich_help_panel=OUTPUT,
+        help="Also render json, markdown, junit, html or sarif (repeatable); =PATH writes a file.",
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", metavar="PATH", help="Where a -f FORMAT without =PATH goes.", rich_help_panel=OUTPUT
+    ),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        "-v",
+        metavar=FLAG,
+        help="Every check's details in the terminal report.",
+        rich_help_panel=OUTPUT,
+    ),
+    data: str | None = data_option(None, "Dataset override (default: from the checkpoint).", DATA),
+    data_opt: list[str] | None = data_opt_option(DATA),
+    data_root: Path | None = data_root_option(DATA),
+    config_file: Path | None = config_option(EXECUTION),
+    deterministic: bool = typer.Option(
+        DEFAULTS["deterministic"],
+        "--deterministic/--no-deterministic",
+        metavar=FLAG,
+        rich_help_panel=EXECUTION,
+        help="Only deterministic torch algorithms (recorded).",
+    ),
+    device: str = typer.Option(
+        DEFAULTS["device"], "--device", metavar="DEVICE", help="cpu, cuda, cuda:N or auto.", rich_help_panel=EXECUTION
+    ),
+    quiet: bool = quiet_option(EXECUTION),
+) -> None:
+    """Audit an unlearned model."""
+    flags = setting_flags(ctx, {"fail_above": fail_above, "gate": gate, "allow_underpowered": allow_underpowered,
+                                "exit_zero": exit_zero, "shadows": shadows, "bank": str(bank), "variance": variance,
+                                "seed": seed, "deterministic": deterministic, "device": device})  # fmt: skip
+    config, settings = audit_config(
+        model=model,
+        flags=flags,
+        config_file=config_file,
+        forget=forget,
+        forget_class=forget_class,
+        output_filter=output_filter,
+        original=original,
+        retrained=retrained,
+        data=data,
+        data_options=parse_pairs(data_opt, "--data-opt"),
+        data_root=data_root,
+        method=method,
+        method_params=parse_pairs(param, "--param") if param else None,
+    )
+    # Before the audit: a typo or an unwritable path must not cost the shadows.
+    targets = prepare_targets(parse_formats(formats, output), output)
+    with progress_bar("shadow bank", quiet, unit="shadows") as update:
+        report = run_audit(config, progress=update)
+    write_report(report, targets, verbose=verbose)
+    code = report.exit_code
+    raise typer.Exit(0 if settings["exit_zero"].value and code == ExitCode.FAIL else int(code))

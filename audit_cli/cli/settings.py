@@ -1,0 +1,95 @@
+"""Audit settings resolved into an ``AuditConfig``: the one path `audit run` and `audit shadows` share.
+
+A bank built ahead of time (``audit shadows`` in a CI cache step) is only the bank
+``audit run`` uses when both resolved the same shadows, seed, bank folder and data; so
+both commands build their configuration here, from flags > ``AUDIT_*`` > audit.toml or
+pyproject.toml > ``config.DEFAULTS`` (``config.resolve_settings``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import typer
+
+from audit_cli.cli.common import given_on_command_line
+from audit_cli.config import DEFAULTS, Setting, find_config_file, resolve_settings
+from audit_cli.pipeline import AuditConfig
+
+
+def audit_config(
+    *,
+    model: Path,
+    flags: Mapping[str, object | None],
+    config_file: Path | None = None,
+    forget: Path | None = None,
+    forget_class: int | None = None,
+    output_filter: Path | None = None,
+    original: Path | None = None,
+    retrained: Path | None = None,
+    data: str | None = None,
+    data_options: Mapping[str, object] | None = None,
+    data_root: Path | None = None,
+    method: str | None = None,
+    method_params: Mapping[str, object] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[AuditConfig, dict[str, Setting]]:
+    """The audit configuration and every setting with its source; ``flags`` holds the
+    settings given on the command line (None: not given)."""
+    cwd = cwd or Path.cwd()
+    settings = resolve_settings(flags, config_file=config_file, env=env, cwd=cwd)
+    value = {k: s.value for k, s in settings.items()}
+    config = AuditConfig(
+        model=model,
+        forget=forget,
+        forget_class=forget_class,
+        filter=output_filter,
+        original=original,
+        retrained=retrained,
+        data=data,
+        data_options=dict(data_options or {}),
+        data_root=data_root,
+        method=method,
+        method_params=method_params,
+        shadows=int(value["shadows"]),
+        bank=Path(str(value["bank"])),
+        fail_above=float(value["fail_above"]),
+        mia_nn_above=float(value["mia_nn_above"]),
+        forget_class_accuracy_above=float(value["forget_class_accuracy_above"]),
+        utility_drop_above=float(value["utility_drop_above"]),
+        missing_effect_above=float(value["missing_effect_above"]),
+        gate=str(value["gate"]),
+        allow_underpowered=bool(value["allow_underpowered"]),
+        variance=str(value["variance"]),
+        seed=int(value["seed"]),
+        device=str(value["device"]),
+        deterministic=bool(value["deterministic"]),
+        settings={k: {"value": s.value, "source": s.source} for k, s in settings.items()},
+        config_file=config_file or find_config_file(cwd),
+    )
+    return config, settings
+
+
+SETTINGS = tuple(DEFAULTS)
+"""Options that are settings: resolved with the environment and configuration files."""
+
+
+def setting_flags(ctx: typer.Context, values: dict[str, object]) -> dict[str, object | None]:
+    """The settings typed on the command line; the rest (None) come from elsewhere."""
+    return {k: (v if given_on_command_line(ctx, k) else None) for k, v in values.items() if k in SETTINGS}
+
+
+def shadows_option(help: str, panel: str | None = None) -> object:
+    return typer.Option(DEFAULTS["shadows"], "--shadows", metavar="N", help=help, rich_help_panel=panel)
+
+
+def bank_option(panel: str | None = None) -> object:
+    return typer.Option(
+        Path(str(DEFAULTS["bank"])),
+        "--bank",
+        metavar="DIR",
+        help="Parent folder of shadow banks (each bank is a subfolder named by its key).",
+        rich_help_panel=panel,
+    )

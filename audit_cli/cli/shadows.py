@@ -1,0 +1,98 @@
+"""`audit shadows`: build or extend, ahead of time, the shadow bank `audit run` will use.
+
+It resolves settings and data options exactly like `audit run` (``audit_cli.cli.settings``),
+so a bank a CI cache step builds is the bank the audit finds: same key, same folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+from audit_cli.cli.common import (
+    cli_errors,
+    config_option,
+    data_opt_option,
+    data_option,
+    data_root_option,
+    param_option,
+    parse_pairs,
+    progress_bar,
+    quiet_option,
+    stdout_console,
+)
+from audit_cli.cli.settings import audit_config, bank_option, setting_flags, shadows_option
+from audit_cli.config import DEFAULTS
+from audit_cli.pipeline import AuditConfig, prepare
+
+
+@dataclass(frozen=True)
+class BuiltBank:
+    """A bank after ``build_shadows``."""
+
+    path: Path
+    """The bank's own folder (the parent joined with its key)."""
+    shadows: int
+    """Complete shadows it holds."""
+    trained_now: int
+    method: str | None
+    """The unlearning method its shadows replay; None: not unlearned (LiRA only)."""
+
+
+def build_shadows(config: AuditConfig, progress: Callable[[int, int], None] | None = None) -> BuiltBank:
+    """Top the bank an audit with ``config`` would use up to ``config.shadows`` shadows."""
+    inputs = prepare(config)
+    trained = inputs.bank.build(config.shadows, device=inputs.device, progress=progress)
+    return BuiltBank(inputs.bank.path, inputs.bank.complete_shadows(), trained, inputs.method)
+
+
+@cli_errors
+def shadows_cmd(
+    ctx: typer.Context,
+    model: Path = typer.Option(..., "--model", "-m", metavar="FILE", help="The model the shadows must imitate."),
+    forget: Path | None = typer.Option(
+        None, "--forget", metavar="FILE", help="Id file of the forgotten training examples."
+    ),
+    forget_class: int | None = typer.Option(None, "--forget-class", metavar="CLASS", help="The forgotten class."),
+    output_filter: Path | None = typer.Option(
+        None, "--filter", metavar="FILE", help="The MPRU output filter audit run will use."
+    ),
+    method: str | None = typer.Option(
+        None, "--method", metavar="NAME", help="Override the unlearning method in the checkpoint."
+    ),
+    param: list[str] | None = param_option("Method parameter name=value (with --method)."),
+    shadows: int = shadows_option("How many shadows the bank should hold."),
+    bank: Path = bank_option(),
+    seed: int = typer.Option(DEFAULTS["seed"], "--seed", metavar="INT", help="Seed of shadow splits."),
+    data: str | None = data_option(None, "Dataset override (default: from the checkpoint)."),
+    data_opt: list[str] | None = data_opt_option(),
+    data_root: Path | None = data_root_option(),
+    config_file: Path | None = config_option(),
+    device: str = typer.Option(DEFAULTS["device"], "--device", metavar="DEVICE", help="cpu, cuda, cuda:N or auto."),
+    quiet: bool = quiet_option(),
+) -> None:
+    """Build or extend the shadow bank an audit of this model will use (CI caches it).
+
+    Settings come from flags, AUDIT_* variables and audit.toml exactly as for audit run."""
+    config, _ = audit_config(
+        model=model,
+        flags=setting_flags(ctx, {"shadows": shadows, "bank": str(bank), "seed": seed, "device": device}),
+        config_file=config_file,
+        forget=forget,
+        forget_class=forget_class,
+        output_filter=output_filter,
+        data=data,
+        data_options=parse_pairs(data_opt, "--data-opt"),
+        data_root=data_root,
+        method=method,
+        method_params=parse_pairs(param, "--param") if param else None,
+    )
+    with progress_bar("shadow bank", quiet, unit="shadows") as update:
+        built = build_shadows(config, progress=update)
+    stdout_console().print(
+        f"bank {built.path}: {built.shadows} shadows ({built.trained_now} trained now), "
+        f"method {built.method or 'none (LiRA only)'}"
+    )
