@@ -55,16 +55,14 @@ def read_bank_info(folder: Path) -> BankInfo:
         manifest = json.loads(file.read_text())
         spec = manifest["spec"]
         done = {int(c["first"]): int(c["last"]) for c in manifest["chunks"] if (folder / c["file"]).exists()}
-        recipe = spec["recipe"]
-        rule = spec["forget_rule"]
+        recipe, rule = dict(spec["recipe"]), dict(spec["forget_rule"])
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{file}: unreadable bank manifest ({exc})") from None
     n = 0
     while n in done:
         n = done[n] + 1
-    forget_class = rule.get("forget_class") if isinstance(rule, dict) else None
-    forget = f"class {forget_class}" if forget_class is not None else f"{len(rule.get('forget_ids') or ())} ids"
-    model = str(recipe.get("arch") or recipe.get("sklearn") or "?") if isinstance(recipe, dict) else "?"
+    forget = f"class {rule.get('class')}" if rule.get("kind") == "class" else f"{rule.get('n', '?')} ids"
+    model = str(recipe.get("arch") or recipe.get("sklearn") or "?")
     return BankInfo(folder, folder.name, spec.get("method"), n, str(spec.get("dataset_fingerprint", "")), model,
                     forget, int(spec.get("seed", 0)))  # fmt: skip
 
