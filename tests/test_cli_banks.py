@@ -117,3 +117,28 @@ def test_a_parent_with_several_banks_is_an_error_listing_them(built, tmp_path):
     assert invoke("evaluate-attack", "--bank", parent / "bbbb", "--targets", "2").exit_code == 0
     nothing = invoke("evaluate-attack", "--bank", tmp_path)
     assert nothing.exit_code == 2 and "holds no shadow bank" in nothing.stderr
+
+
+def test_report_folders_are_created_and_paths_checked_before_any_shadow(built, tmp_path, monkeypatch):
+    """docs/ci.md's recipe writes into audit/, which a fresh checkout does not have."""
+    root, _ = built
+    monkeypatch.chdir(tmp_path)
+    base = ["run", "--model", root / "model.safetensors", "--forget", root / "forget.txt", "--config",
+            root / "audit.toml", "-q"]  # fmt: skip
+    result = invoke(*base, "--bank", root / "ci-bank", "-f", "json=audit/report.json", "-f", "junit=audit/junit.xml",
+                    env={"AUDIT_SEED": "3"})  # fmt: skip
+    assert result.exit_code in (0, 1, 3), result.output
+    assert json.loads((tmp_path / "audit" / "report.json").read_text())["shadows"]["trained_now"] == 0
+    assert (tmp_path / "audit" / "junit.xml").read_text().startswith("<?xml")
+    (tmp_path / "a-file").write_text("")
+    fresh = tmp_path / "fresh-bank"
+    for args, message in [
+        (["-f", f"json={tmp_path / 'audit'}"], "is a folder; give a file name"),
+        (["-f", "json=a-file/report.json"], "cannot create folder a-file"),
+        (["-o", "report.json"], "--output report.json receives nothing"),
+    ]:
+        refused = invoke(*base, "--bank", fresh, *args)
+        assert refused.exit_code == 2 and refused.stderr.startswith("error: ") and message in refused.stderr, (
+            refused.output
+        )
+        assert not fresh.exists(), "refused before any shadow trained"

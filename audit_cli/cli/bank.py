@@ -26,7 +26,7 @@ bank_app = typer.Typer(help="List and export shadow banks.", no_args_is_help=Tru
 def bank_argument() -> object:
     return typer.Argument(
         Path(str(DEFAULTS["bank"])),
-        metavar="[BANK]",
+        metavar="BANK",
         help="Parent folder of banks (as audit run --bank); a bank's own folder works too.",
     )
 
