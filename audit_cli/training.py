@@ -38,7 +38,13 @@ from audit_cli.models.architectures import build_model, resolve_arch_args
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
-AUGMENTATIONS = ("none", "flip", "crop+flip")
+AUGMENTATIONS = ("none", "flip", "crop+flip", "trivialaugment", "randaugment", "autoaugment")
+"""Every augmentation policy the tool knows, one meaning each (images only): flip is a
+horizontal flip with probability 1/2, crop+flip adds a random crop of 4 px zero padding,
+and the last three are torchvision's policies. `audit train` and `audit unlearn` validate
+against this one tuple; each refuses, by name, a policy it cannot apply."""
+TRAINING_AUGMENTATIONS = ("none", "flip", "crop+flip")
+"""What training applies (``augment_batch`` in the training loop)."""
 
 # Progress callback: (model-epochs done, model-epochs in total).
 Progress = Callable[[int, int], None]
@@ -76,10 +82,7 @@ class Recipe:
             raise UsageError(f"unknown optimizer {self.optimizer!r}", hint=f"choose from {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise UsageError(f"unknown schedule {self.schedule!r}", hint=f"choose from {', '.join(SCHEDULES)}")
-        if self.augmentation not in AUGMENTATIONS:
-            raise UsageError(
-                f"unknown augmentation {self.augmentation!r}", hint=f"choose from {', '.join(AUGMENTATIONS)}"
-            )
+        check_augmentation_name(self.augmentation, TRAINING_AUGMENTATIONS, "training")
         if self.epochs < 1 or self.batch_size < 1:
             raise UsageError("epochs and batch size must be at least 1")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -104,6 +107,15 @@ class Recipe:
 
     def replace(self, **changes: object) -> Recipe:
         return replace(self, **changes)
+
+
+def check_augmentation_name(name: str, applied: tuple[str, ...], what: str) -> None:
+    """Refuse a policy ``what`` cannot apply, naming the ones it can (one line)."""
+    if name in applied:
+        return
+    problem = "cannot apply augmentation" if name in AUGMENTATIONS else "unknown augmentation"
+    prefix = f"{what} " if name in AUGMENTATIONS else ""
+    raise UsageError(f"{prefix}{problem} {name!r}: {what} accepts {', '.join(applied)}")
 
 
 def model_seeds(seed: int, count: int) -> list[int]:

@@ -30,7 +30,7 @@ from audit_cli.cli.common import (
 from audit_cli.errors import UsageError
 from audit_cli.models.sklearn_model import SklearnRecipe, is_sklearn_arch
 from audit_cli.train_checkpoint import TrainRequest, TrainResult, train_checkpoint
-from audit_cli.training import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, Recipe
+from audit_cli.training import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TRAINING_AUGMENTATIONS, Recipe
 
 RECIPE_DEFAULTS: dict[str, object] = {f.name: f.default for f in fields(Recipe) if f.default is not MISSING}
 """The network recipe's defaults: the options' defaults, and what "not given" means."""
@@ -95,6 +95,10 @@ def print_result(result: TrainResult) -> None:
 
 
 D = RECIPE_DEFAULTS
+AUGMENT_HELP = (
+    f"{', '.join(TRAINING_AUGMENTATIONS)} (images only); "
+    f"{', '.join(a for a in AUGMENTATIONS if a not in TRAINING_AUGMENTATIONS)} apply to audit unlearn only."
+)
 
 
 @cli_errors
@@ -129,9 +133,7 @@ def train_cmd(
     ),
     epochs: int = typer.Option(D["epochs"], "--epochs", metavar="INT", help="Training epochs."),
     batch_size: int = typer.Option(D["batch_size"], "--batch-size", metavar="INT", help="Examples per step."),
-    augmentation: str = typer.Option(
-        D["augmentation"], "--augment", metavar="POLICY", help=f"{', '.join(AUGMENTATIONS)} (images only)."
-    ),
+    augmentation: str = typer.Option(D["augmentation"], "--augment", metavar="POLICY", help=AUGMENT_HELP),
     seed: int = seed_option(0, "Seed for initial weights and data order."),
     exclude: Path | None = typer.Option(
         None, "--exclude", metavar="FILE", help="Id file of training examples to leave out (retrained model)."

@@ -27,9 +27,11 @@ from audit_cli.data import Dataset
 from audit_cli.errors import UsageError
 from audit_cli.options import coerce
 from audit_cli.training import (
+    AUGMENTATIONS,
     Ensemble,
     Recipe,
     augment_batch,
+    check_augmentation_name,
     dataset_tensors,
     ensemble_forward,
     make_optimizer,
@@ -37,13 +39,13 @@ from audit_cli.training import (
 
 ForgetKind = Literal["random", "class"]
 Produces = Literal["weights", "filter", "federated"]
-AUGMENTATIONS = ("none", "crop+flip", "trivialaugment", "randaugment", "autoaugment")
+# Unlearning applies every policy of the one vocabulary (training.AUGMENTATIONS).
+UNLEARNING_AUGMENTATIONS = AUGMENTATIONS
 
 
 def check_augmentation(augmentation: str, dataset: Dataset) -> None:
     """Refuse an unknown policy, or any policy on data that is not images."""
-    if augmentation not in AUGMENTATIONS:
-        raise UsageError(f"unknown augmentation {augmentation!r}", hint=f"choose from {', '.join(AUGMENTATIONS)}")
+    check_augmentation_name(augmentation, UNLEARNING_AUGMENTATIONS, "unlearning")
     if augmentation != "none" and dataset.modality != "image":
         raise UsageError(f"augmentation {augmentation!r} needs image data; {dataset.name!r} is {dataset.modality}")
 
@@ -236,8 +238,8 @@ class Loop:
 
 def augment_images(xb: torch.Tensor, task: UnlearnTask, gens: Sequence[torch.Generator]) -> torch.Tensor:
     """Apply the task's augmentation to image batches (K, b, C, H, W), per model from its generator."""
-    if task.augmentation == "crop+flip":
-        return augment_batch(xb, "crop+flip", gens)
+    if task.augmentation in ("flip", "crop+flip"):
+        return augment_batch(xb, task.augmentation, gens)
     from torchvision.transforms import v2
 
     policy = {
