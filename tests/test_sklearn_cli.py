@@ -7,6 +7,7 @@ the exit code, one ``error:`` line (and at most a ``hint:``), nothing on stdout,
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -231,3 +232,37 @@ def test_a_truncated_skops_file_exits_2(runner, model, tmp_path):
     result = invoke(runner, "unlearn", "--method", "mpru", "--model", model, "--forget-class", "1", "--out", out)
     assert_error(result, "corrupt or truncated skops file|not a skops file")
     assert not out.exists()
+
+
+# --- audit inspect on the tool's own .skops models and filter files -------------------------------
+
+
+def test_inspect_reads_skops_models_and_filters(runner, model, tmp_path):
+    sha = hashlib.sha256(model.read_bytes()).hexdigest()
+    doc = json.loads(invoke(runner, "inspect", model, "--format", "json").stdout)
+    assert doc["kind"] == "scikit-learn model" and doc["format"] == "skops" and doc["sha256"] == sha
+    assert doc["estimator"] == "hist-gradient-boosting" and doc["estimator_params"]["max_iter"] == 20
+    assert doc["metadata"]["kind"] == "original" and doc["metadata"]["dataset"]["name"] == "synthetic"
+    text = invoke(runner, "inspect", model)
+    assert_ok(text)
+    assert "skops (scikit-learn)" in text.stdout and sha in text.stdout and "hist-gradient-boosting" in text.stdout
+    assert re.search(r"kind\s+│\s+original", text.stdout)
+
+    out = tmp_path / "mpru.safetensors"
+    assert_ok(invoke(runner, "unlearn", "--method", "mpru", "--model", model, "--forget-class", "1", "-o", out))
+    doc = json.loads(invoke(runner, "inspect", out, "--format", "json").stdout)
+    assert doc["kind"] == "output filter" and doc["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert len(doc["bias"]) == 4 and doc["bias"][1] == 0.0  # synthetic: 4 classes
+    meta = doc["metadata"]
+    assert meta["forget_class"] == 1 and meta["parent_sha256"] == sha and meta["method"] == "mpru"
+    text = invoke(runner, "inspect", out)
+    assert_ok(text)
+    assert "output filter (MPRU)" in text.stdout and re.search(r"forgets\s+│\s+class 1 of 4", text.stdout)
+    assert sha in text.stdout  # the model it applies to
+
+
+def test_inspect_refuses_a_skops_file_with_untrusted_types(runner, tmp_path):
+    evil = tmp_path / "evil.skops"
+    sio.dump(np.random.RandomState(0), evil)  # a type outside the trusted list
+    result = invoke(runner, "inspect", evil)
+    assert result.exit_code in (2, 4) and result.stdout == "" and result.stderr.startswith("error: ")
