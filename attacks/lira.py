@@ -37,8 +37,8 @@ import numpy as np
 from scipy.stats import norm
 
 from attacks.metrics import SeparationReport, separation
+from attacks.signals import IN, OUT, UNLEARNED
 
-OUT, IN, UNLEARNED = 0, 1, 2
 Variance = Literal["auto", "per-example", "global"]
 Spread = Literal["shared", "separate"]
 # Per-example spreads need this many observations per state (LiRA's paper: 64 shadows,

@@ -1,4 +1,4 @@
-"""Per-example signals computed from logits: the inputs every attack scores.
+"""Per-example signals computed from logits, and the shadow states: what every attack scores.
 
 The central signal is LiRA's logit-scaled confidence of the true class,
 
@@ -19,6 +19,10 @@ import numpy as np
 from scipy.special import logsumexp
 
 PHI_LIMIT = 1e4
+
+# What a shadow did with an example: never trained on it, trained on it (and kept it), or
+# trained on it and then unlearned it. Every attack and the shadow bank speak these.
+OUT, IN, UNLEARNED = 0, 1, 2
 
 
 def true_class_logits(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:

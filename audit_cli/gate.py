@@ -21,6 +21,13 @@ GATES = ("decide", "evidence")
 Outcome = Literal["pass", "fail", "inconclusive"]
 # Beyond this factor "how many more examples" is no practical advice.
 MAX_FACTOR = 100
+# Below this many forget or test examples no claim about separation is made.
+MIN_EXAMPLES = 20
+# An AUC interval wider than this says nothing useful (the evidence gate's floor).
+MAX_AUC_WIDTH = 0.25
+# More unscorable forget or test examples than this share make the leakage inconclusive:
+# the scored ones may not represent the set.
+MAX_UNSCORABLE = 0.1
 
 
 def decide(low: float, high: float, threshold: float, gate: Gate = "decide") -> Outcome:

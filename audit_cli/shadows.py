@@ -49,8 +49,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from attacks.lira import IN, OUT, UNLEARNED
-from attacks.signals import logit_scaled_confidence
+from attacks.signals import IN, OUT, UNLEARNED, augmented_confidence
 from audit_cli import __version__
 from audit_cli.atomic import atomic_path, atomic_write_text
 from audit_cli.data import Dataset, fingerprint_ids
@@ -201,13 +200,6 @@ def plan_shadow(spec: BankSpec, k: int) -> ShadowPlan:
         forget = np.sort(forget)
     seed = int(np.random.SeedSequence([spec.seed, k, 11]).generate_state(1)[0])
     return ShadowPlan(index=k, seed=seed, trained=trained, forget=forget)
-
-
-def phi_of(view_logits: torch.Tensor | np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Logit-scaled confidence averaged over views: (views, n, C) -> (n,) float64."""
-    if isinstance(view_logits, torch.Tensor):
-        view_logits = view_logits.numpy()
-    return logit_scaled_confidence(view_logits, labels).mean(axis=0)
 
 
 def check_method_fits(recipe: Recipe | SklearnRecipe, method: str | None) -> None:
@@ -385,11 +377,11 @@ class ShadowBank:
             columns["shadow"].append(np.full(n, plan.index, dtype=np.int32))
             columns["example_id"].append(ds.ids)
             columns["state"].append(state)
-            columns["phi_before"].append(phi_of(before[:, j], ds.y))
-            columns["phi_after"].append(phi_of(after[:, j], ds.y))
+            columns["phi_before"].append(augmented_confidence(before[:, j], ds.y))
+            columns["phi_after"].append(augmented_confidence(after[:, j], ds.y))
             logits.append(after[0, j].reshape(-1))
             if reference is not None:
-                columns["phi_reference"].append(phi_of(reference[:, j], ds.y))
+                columns["phi_reference"].append(augmented_confidence(reference[:, j], ds.y))
                 ref_logits.append(reference[0, j].reshape(-1))
         arrays = {k: pa.array(np.concatenate(v)) for k, v in columns.items()}
         arrays["logits_after"] = pa.FixedSizeListArray.from_arrays(pa.array(np.concatenate(logits)), c)

@@ -55,9 +55,9 @@ def main() -> None:
     print(f"digits sample, {args.shadows} shadows, recipe {recipe.epochs} epochs")
     print(f"  one training run of the original   {t_train:7.2f} s")
     print(f"  audit run, fresh bank               {t_audit:7.2f} s   ratio {t_audit / t_train:5.1f}x "
-          f"({first.shadows['trained_now']} shadows trained, bank {first.shadows['seconds']:.2f} s)")  # fmt: skip
+          f"({first.shadows.trained_now} shadows trained, bank {first.shadows.seconds:.2f} s)")  # fmt: skip
     print(f"  audit run, bank reused              {t_rerun:7.2f} s   ratio {t_rerun / t_train:5.1f}x "
-          f"({again.shadows['trained_now']} shadows trained)")  # fmt: skip
+          f"({again.shadows.trained_now} shadows trained)")  # fmt: skip
 
 
 if __name__ == "__main__":

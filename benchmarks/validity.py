@@ -147,7 +147,7 @@ def run_draw(s: Scenario, draw: int, work: Path, threshold: float) -> dict:
         "auc": leak.details["auc"],
         "min_decidable": leak.details["min_decidable"],
         "unscorable": leak.details["unscorable"],
-        "variance": report.shadows["variance"],
+        "variance": report.shadows.variance,
         "seconds": time.perf_counter() - start,
     }
 

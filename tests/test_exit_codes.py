@@ -44,14 +44,14 @@ def test_interrupt_is_130_and_writes_nothing(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("verdict,code", [("pass", 0), ("fail", 1), ("inconclusive", 3)])
 def test_pass_fail_and_inconclusive_through_the_cli(tmp_path, verdict, code):
-    from audit_cli.report import AuditReport, CheckResult
+    from audit_cli.report import AuditReport, CheckResult, DatasetSection, ForgetSection, ModelSection, ShadowSection
     from audit_cli.report.formats import render_json
 
     report = AuditReport(
-        model={"path": "m", "sha256": "0" * 64, "kind": "original", "method": None, "method_params": {}},
-        dataset={"name": "digits", "fingerprint": "f"},
-        forget={"n": 30, "fingerprint": "g", "class": None, "n_test": 40},
-        shadows={"n": 8, "bank": "b", "trained_now": 0, "seconds": 0.0},
+        model=ModelSection(path="m", sha256="0" * 64, kind="original", method=None),
+        dataset=DatasetSection(name="digits", fingerprint="f"),
+        forget=ForgetSection(n=30, fingerprint="g", n_test=40),
+        shadows=ShadowSection(n=8, bank="b", trained_now=0, seconds=0.0),
         mode="lira",
         checks=(CheckResult("leakage", verdict, "s", 0.2, 0.15, 0.25, 0.1, True),),
         exposed=(),

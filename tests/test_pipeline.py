@@ -1,6 +1,7 @@
 """audit run end to end on a tiny dataset where models memorise (strong membership signal)."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -83,9 +84,9 @@ def test_retrained_passes_where_the_counts_can_decide_and_the_bank_is_reused(mod
     assert 0.03 < utility.details["model_sd"] < 0.1 and utility.verdict == "pass"
     check = leakage(report)
     assert check.verdict == "pass" and check.low == 0.0 and check.high <= 0.35
-    assert 0.2 < report.forget["min_decidable_leakage"] < 0.3
+    assert 0.2 < report.forget.min_decidable_leakage < 0.3
     assert int(report.exit_code) == 0
-    assert report.shadows["trained_now"] == 0, "same recipe and forget rule: the bank from the first audit"
+    assert report.shadows.trained_now == 0, "same recipe and forget rule: the bank from the first audit"
     # At 0.1 the same interval shows neither: inconclusive, never a silent pass.
     strict = audit(models, "retrained", fail_above=0.1)
     assert leakage(strict).verdict == "inconclusive" and int(strict.exit_code) == 3
@@ -98,8 +99,8 @@ def test_gradient_ascent_is_audited_with_its_own_method_and_found_detrimental(mo
     report = audit(
         models, "ascent", original=models / "original.safetensors", retrained=models / "retrained.safetensors"
     )
-    assert report.mode == "u-lira" and report.model["method"] == "neggrad"
-    assert report.model["method_params"]["lr"] == 0.05  # shadows unlearned exactly like the model
+    assert report.mode == "u-lira" and report.model.method == "neggrad"
+    assert report.model.method_params["lr"] == 0.05  # shadows unlearned exactly like the model
     # Ascent at this rate wrecks the model (retain accuracy about 0.37) without pushing the
     # forget set below the test set: the attack cannot show leakage either way.
     assert leakage(report).verdict != "pass"
@@ -115,13 +116,13 @@ def test_the_leakage_gate_has_three_outcomes_and_says_what_would_decide():
     from dataclasses import replace
 
     from attacks.metrics import SeparationReport
-    from audit_cli.pipeline import _leakage_check
+    from audit_cli.checks.leakage import leakage_result
 
     config = AuditConfig(model=Path("m.safetensors"), fail_above=0.1)
 
     def check(auc, low, high, gate="decide", unscorable=(0.0, 0.0)):
         sep = SeparationReport(Interval(auc, low, high), Interval(0.6, 0.5, 0.7), (), 100, 100, 0)
-        return _leakage_check(sep, "under-forgetting", unscorable, "u-lira", replace(config, gate=gate), 0.05)
+        return leakage_result(sep, "under-forgetting", unscorable, "u-lira", replace(config, gate=gate), 0.05)
 
     assert check(0.8, 0.75, 0.85).verdict == "fail"  # leakage at least 0.5
     shown_small = check(0.51, 0.48, 0.54)  # leakage in [0, 0.08]: shown below 0.1
@@ -234,7 +235,7 @@ def test_a_bad_reference_model_fails_before_any_shadow_is_trained(models, tmp_pa
 def test_two_runs_give_the_same_report_apart_from_timings(models):
     first, second = audit(models, "original"), audit(models, "original")
     assert first.checks == second.checks and first.exposed == second.exposed
-    strip = lambda r: {k: v for k, v in r.shadows.items() if k not in ("seconds", "trained_now")}  # noqa: E731
+    strip = lambda r: replace(r.shadows, seconds=0.0, trained_now=0)  # noqa: E731
     assert strip(first) == strip(second) and first.model == second.model
 
 
@@ -368,10 +369,10 @@ def test_class_forgetting_trw_is_audited_with_unlearned_shadows(class_models):
     # classes' test examples, which exact unlearning of the class leaves in place).
     effect = check(report, "unlearning-effect")
     assert effect.verdict == "pass" and effect.details["achieved"][0] > 0.5
-    assert report.mode == "u-lira" and report.model["method"] == "trw"
+    assert report.mode == "u-lira" and report.model.method == "trw"
     assert check(report, "forget-class-accuracy").details["accuracy"] < 0.1
     # Shadows unlearned with trw, same parameters; the class is gone and utility kept.
-    assert report.model["method_params"]["beta"] == 10.0
+    assert report.model.method_params["beta"] == 10.0
     utility = check(report, "utility")
     assert utility.verdict != "fail" and utility.score < 0.05
     gap = check(report, "u-lira gap to retrained")
@@ -381,7 +382,7 @@ def test_class_forgetting_trw_is_audited_with_unlearned_shadows(class_models):
         abs(check(report, "mia-nn").details["auc"][0] - mia_gap.details["auc_retrained"][0])
     )
     klom = check(report, "klom")
-    assert klom.details["n_examples"] == report.forget["n"] and klom.low <= klom.score <= klom.high
+    assert klom.details["n_examples"] == report.forget.n and klom.low <= klom.score <= klom.high
     from audit_cli.report.formats import render_html, render_markdown
 
     md = render_markdown(report)
@@ -393,8 +394,8 @@ def test_class_forgetting_trw_is_audited_with_unlearned_shadows(class_models):
 def test_an_mpru_filter_is_audited_with_filtered_shadows(class_models):
     report = class_audit(class_models, "original", filter=class_models / "mpru.safetensors",
                          retrained=class_models / "retrained.safetensors", mia_nn_above=0.45)  # fmt: skip
-    assert report.model["method"] == "mpru" and report.model["filter"].endswith("mpru.safetensors")
-    assert report.mode == "u-lira" and report.forget["class"] == 1
+    assert report.model.method == "mpru" and report.model.filter.endswith("mpru.safetensors")
+    assert report.mode == "u-lira" and report.forget.forget_class == 1
     assert check(report, "forget-class-accuracy").details["accuracy"] == 0
     assert report.provenance["sha256"]["filter"] is not None
     assert check(report, "mia-nn").verdict == "pass" and check(report, "mia-nn").high <= 0.45
@@ -458,7 +459,7 @@ def test_an_inconclusive_privacy_check_is_never_a_pass():
 
     def report(*verdicts):
         checks = tuple(CheckResult(name, v, name, gated=True) for name, v in verdicts)
-        return AuditReport({}, {}, {}, {}, "u-lira", checks, (), (), 0.0)
+        return AuditReport(None, None, None, None, "u-lira", checks, (), (), 0.0)  # only the checks matter here
 
     only_utility = report(("leakage", "inconclusive"), ("utility", "pass"), ("forget-class-accuracy", "pass"))
     assert only_utility.exit_code == 3 and only_utility.headline.name == "leakage"

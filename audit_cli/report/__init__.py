@@ -1,7 +1,8 @@
-"""The audit report as plain data, and the exit-code gate.
+"""The audit report as typed data, and the exit-code gate.
 
-Renderers (terminal, JSON, Markdown, HTML, SARIF and JUnit) only read these
-dataclasses; nothing here prints.
+Renderers (terminal, JSON, Markdown, HTML, SARIF and JUnit, in this package) only read
+these dataclasses; nothing here prints. ``to_dict`` is the JSON document
+(docs/report-schema.json); ``from_dict`` reads it back for ``audit report``.
 """
 
 from __future__ import annotations
@@ -42,13 +43,72 @@ class Exposed:
 
 
 @dataclass(frozen=True)
+class ModelSection:
+    """The audited model."""
+
+    path: str
+    sha256: str
+    kind: str
+    """original, unlearned or retrained (from the checkpoint's metadata)."""
+    method: str | None
+    """The unlearning method the shadows replayed (None: a membership audit)."""
+    method_params: dict = field(default_factory=dict)
+    filter: str | None = None
+    """An MPRU output filter the model's outputs went through."""
+
+
+@dataclass(frozen=True)
+class DatasetSection:
+    name: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class ForgetSection:
+    """The forget set and the test examples it is scored against."""
+
+    n: int
+    n_test: int
+    fingerprint: str
+    path: str | None = None
+    forget_class: int | None = None
+    """Class forgetting: the class (``class`` in JSON)."""
+    min_decidable_leakage: float | None = None
+    """The smallest leakage threshold these counts decide (audit_cli/gate.py)."""
+
+
+@dataclass(frozen=True)
+class ShadowSection:
+    """The shadow bank the attacks read."""
+
+    n: int
+    bank: str
+    trained_now: int
+    seconds: float
+    variance: str | None = None
+    """The Gaussian spread used (``auto`` resolved)."""
+    variance_setting: str | None = None
+    spread: str | None = None
+    train_size: int | None = None
+    """Examples each shadow trained on: the audited model's training-set size."""
+
+
+def _section(cls: type, data: object, renames: dict[str, str] | None = None):
+    """A section from its JSON object; unknown keys are an error, not silently dropped."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{cls.__name__} must be an object")
+    data = {(renames or {}).get(k, k): v for k, v in data.items()}
+    return cls(**data)
+
+
+@dataclass(frozen=True)
 class AuditReport:
     """Everything one `audit run` found, with provenance."""
 
-    model: dict
-    dataset: dict
-    forget: dict
-    shadows: dict
+    model: ModelSection
+    dataset: DatasetSection
+    forget: ForgetSection
+    shadows: ShadowSection
     mode: str
     """u-lira (shadows unlearned like the model) or lira (no method declared: forget
     examples tested for membership against never-seen examples)."""
@@ -90,11 +150,12 @@ class AuditReport:
     @property
     def power_note(self) -> str:
         """What the forget and test counts can decide, for the renderers ('' when unknown)."""
-        m = self.forget.get("min_decidable_leakage")
+        m = self.forget.min_decidable_leakage
         return f" (these counts decide leakage thresholds from {m:.3f})" if isinstance(m, (int, float)) else ""
 
     def to_dict(self) -> dict:
         out = asdict(self)
+        out["forget"]["class"] = out["forget"].pop("forget_class")
         out["exit_code"] = int(self.exit_code)
         return out
 
@@ -110,10 +171,10 @@ class AuditReport:
                     hint="re-run the audit with this version of unlearning-audit",
                 )
             return cls(
-                model=dict(data["model"]),
-                dataset=dict(data["dataset"]),
-                forget=dict(data["forget"]),
-                shadows=dict(data["shadows"]),
+                model=_section(ModelSection, data["model"]),
+                dataset=_section(DatasetSection, data["dataset"]),
+                forget=_section(ForgetSection, data["forget"], {"class": "forget_class"}),
+                shadows=_section(ShadowSection, data["shadows"]),
                 mode=str(data["mode"]),
                 checks=tuple(CheckResult(**c) for c in data["checks"]),
                 exposed=tuple(Exposed(**e) for e in data["exposed"]),

@@ -106,9 +106,9 @@ img {{ margin-right: 1em; }} pre {{ background: #f6f8fa; padding: 1em; overflow-
 <h1>Unlearning audit</h1>
 <p class="verdict">{word}</p>
 <p>{e(leak.sentence)}</p>
-<p><code>{e(m["path"])}</code> ({e(m["kind"])}{", " + e(m["method"]) if m["method"] else ""}):
-{report.forget["n"]} forget vs {report.forget["n_test"]} test examples{e(report.power_note)},
-{report.shadows["n"]} shadows, mode {e(report.mode)}, {report.seconds:.1f} s.</p>
+<p><code>{e(m.path)}</code> ({e(m.kind)}{", " + e(m.method) if m.method else ""}):
+{report.forget.n} forget vs {report.forget.n_test} test examples{e(report.power_note)},
+{report.shadows.n} shadows, mode {e(report.mode)}, {report.seconds:.1f} s.</p>
 <div>{figures}</div>
 <table><tr><th>check</th><th>score</th><th>interval</th><th>threshold</th><th>verdict</th><th>what it means</th></tr>
 {rows}

@@ -24,9 +24,9 @@ def rule_id(check: str) -> str:
 
 
 def render_sarif(report: AuditReport) -> str:
-    locations = [{"physicalLocation": {"artifactLocation": {"uri": report.model["path"]}}}]
-    if report.forget.get("path"):
-        locations.append({"physicalLocation": {"artifactLocation": {"uri": report.forget["path"]}}})
+    locations = [{"physicalLocation": {"artifactLocation": {"uri": report.model.path}}}]
+    if report.forget.path:
+        locations.append({"physicalLocation": {"artifactLocation": {"uri": report.forget.path}}})
     rules, results = [], []
     for c in report.checks:
         rid = rule_id(c.name)
@@ -39,7 +39,7 @@ def render_sarif(report: AuditReport) -> str:
             }
         )
         kind = KIND[c.verdict]
-        key = f"{c.name}|{report.model['sha256']}|{report.forget['fingerprint']}"
+        key = f"{c.name}|{report.model.sha256}|{report.forget.fingerprint}"
         results.append(
             {
                 "ruleId": rid,

@@ -1,14 +1,20 @@
-"""Terminal rendering of an AuditReport with rich: verdict panel, checks, exposed ids."""
+"""Terminal rendering of an AuditReport with rich: the verdict first, one line per check,
+the sentences behind them only with ``-v``.
+
+A CI log reads top-down: the first line says pass, fail or inconclusive and why (the
+deciding check's sentence, which for an inconclusive run says what would decide it); then
+what was audited; then one row per check. ``verbose`` adds every check's sentence, the
+forgotten class's confusion table and why each skipped check was skipped.
+"""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.markup import escape
-from rich.panel import Panel
 from rich.table import Table
 
 from audit_cli.errors import ExitCode
-from audit_cli.report import AuditReport
+from audit_cli.report import AuditReport, CheckResult
 
 STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "info": "dim", "skipped": "dim"}
 HEADLINE = {
@@ -22,35 +28,40 @@ def _num(x: float | None) -> str:
     return "" if x is None else f"{x:.3f}"
 
 
-def render(report: AuditReport, console: Console) -> None:
+def _interval(c: CheckResult) -> str:
+    return f"[{_num(c.low)}, {_num(c.high)}]" if c.low is not None else ""
+
+
+def render(report: AuditReport, console: Console, verbose: bool = False) -> None:
     word, style = HEADLINE[report.exit_code]
-    leak = report.headline
+    head = report.headline
     m = report.model
+    console.print(f"[{style}]{word}[/] {escape(head.name)}: {escape(head.sentence)}")
     console.print(
-        Panel(
-            f"[{style}]{word}[/]  {escape(leak.sentence)}\n"
-            f"[dim]{escape(m['path'])} ({m['kind']}{', ' + m['method'] if m['method'] else ''}), "
-            f"{report.forget['n']} forget vs {report.forget['n_test']} test examples{report.power_note}, "
-            f"{report.shadows['n']} shadows ({report.shadows['trained_now']} trained now), "
-            f"mode {report.mode}, {report.seconds:.1f}s[/]",
-            title="unlearning audit",
-            expand=False,
-        )
+        f"[dim]{escape(m.path)} ({m.kind}{', ' + m.method if m.method else ''}), "
+        f"{report.forget.n} forget vs {report.forget.n_test} test examples{report.power_note}, "
+        f"{report.shadows.n} shadows ({report.shadows.trained_now} trained now), "
+        f"mode {report.mode}, {report.seconds:.1f}s[/]"
     )
-    table = Table("check", "score", "interval", "threshold", "verdict")
+    table = Table("verdict", "check", "score", "interval", "threshold", box=None, pad_edge=False)
     for c in report.checks:
-        interval = f"[{_num(c.low)}, {_num(c.high)}]" if c.low is not None else ""
-        table.add_row(c.name, _num(c.score), interval, _num(c.threshold), f"[{STYLE[c.verdict]}]{c.verdict}[/]")
+        table.add_row(f"[{STYLE[c.verdict]}]{c.verdict}[/]", escape(c.name), _num(c.score), _interval(c),
+                      _num(c.threshold))  # fmt: skip
     console.print(table)
-    for c in report.checks:
-        if "confusion_row" in c.details:
-            console.print(confusion_table(c.details))
-    # Sentences below the table: they stay readable in an 80-column CI log.
-    for c in report.checks:
-        console.print(f"[bold]{escape(c.name)}[/]: {escape(c.sentence)}")
     if report.exposed:
         ids = ", ".join(f"{e.example_id} ({e.score:.2f})" for e in report.exposed)
         console.print(f"most exposed forget ids (score): {ids}")
+    if not verbose:
+        if report.skipped:
+            names = ", ".join(escape(name) for name, _ in report.skipped)
+            console.print(f"[dim]skipped: {names}[/]")
+        console.print("[dim]-v: every check's sentence and why each skipped check was skipped[/]")
+        return
+    for c in report.checks:
+        if "confusion_row" in c.details:
+            console.print(confusion_table(c.details))
+    for c in report.checks:
+        console.print(f"[bold]{escape(c.name)}[/]: {escape(c.sentence)}")
     for name, why in report.skipped:
         console.print(f"[dim]skipped {escape(name)}: {escape(why)}[/]")
 

@@ -9,7 +9,15 @@ import pytest
 from typer.testing import CliRunner
 
 from audit_cli.app import app
-from audit_cli.report import AuditReport, CheckResult, Exposed
+from audit_cli.report import (
+    AuditReport,
+    CheckResult,
+    DatasetSection,
+    Exposed,
+    ForgetSection,
+    ModelSection,
+    ShadowSection,
+)
 from audit_cli.report.formats import FORMATS
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -17,16 +25,11 @@ GOLDEN = Path(__file__).parent / "golden"
 
 def fixed_report(verdict="fail", low=0.31):
     return AuditReport(
-        model={
-            "path": "models/u.safetensors",
-            "sha256": "ab" * 32,
-            "kind": "unlearned",
-            "method": "salun",
-            "method_params": {"lr": 0.01},
-        },  # fmt: skip
-        dataset={"name": "digits", "fingerprint": "cd" * 32},
-        forget={"path": "forget.txt", "n": 135, "fingerprint": "ef" * 32, "class": None, "n_test": 450},
-        shadows={"n": 64, "bank": ".audit-bank/0123", "trained_now": 0, "seconds": 1.5, "variance": "auto"},
+        model=ModelSection(path="models/u.safetensors", sha256="ab" * 32, kind="unlearned", method="salun",
+                           method_params={"lr": 0.01}),  # fmt: skip
+        dataset=DatasetSection(name="digits", fingerprint="cd" * 32),
+        forget=ForgetSection(path="forget.txt", n=135, fingerprint="ef" * 32, n_test=450),
+        shadows=ShadowSection(n=64, bank=".audit-bank/0123", trained_now=0, seconds=1.5, variance="auto"),
         mode="u-lira",
         checks=(
             CheckResult(
@@ -211,4 +214,23 @@ def test_format_without_path_goes_to_output(tmp_path):
     out = tmp_path / "report.html"
     result = CliRunner().invoke(app, ["report", str(saved), "-f", "html", "-o", str(out)])
     assert result.exit_code == 1 and out.read_text().startswith("<!doctype html>")
-    assert "unlearning audit" in result.stdout  # the terminal report still goes to stdout
+    assert result.stdout.startswith("FAIL leakage")  # the terminal report still goes to stdout
+
+
+def test_terminal_report_puts_the_verdict_first_and_details_behind_verbose():
+    from rich.console import Console
+
+    from audit_cli.report.terminal import render
+
+    def text(verbose):
+        console = Console(width=80, record=True, color_system=None, force_terminal=False)
+        render(fixed_report(), console, verbose=verbose)
+        return console.export_text()
+
+    short, long = text(False), text(True)
+    assert short.splitlines()[0].startswith("FAIL leakage: U-LIRA tells the forget set")
+    # One row per check, each sentence once, and only with -v.
+    assert short.count("AUC 0.710") == 0 and long.count("AUC 0.710") == 1
+    assert "skipped: KLoM" in short and "needs several models" not in short
+    assert "skipped KLoM: needs several models" in long
+    assert len(short.splitlines()) < 12

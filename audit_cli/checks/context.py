@@ -1,0 +1,185 @@
+"""The audit's context: everything the checks read, computed once.
+
+``build_context`` runs the headline attack (U-LiRA with a declared method, LiRA without;
+in class mode against the retrained twins) on the audited model's signals and the shadow
+bank, and keeps the rows of the forget, retain and test examples. Checks only read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from attacks.lira import lira_online, resolve_variance, ulira, ulira_class
+from attacks.metrics import SeparationReport, separation
+from attacks.mia_nn import neighbor_classes_from_reference
+from attacks.population import threshold_scores
+from attacks.signals import IN, OUT, UNLEARNED, augmented_confidence
+from audit_cli.errors import InconclusiveError, UsageError
+from audit_cli.unlearn.mpru import apply_filter
+
+if TYPE_CHECKING:
+    from audit_cli.data import Dataset
+    from audit_cli.inputs import AuditConfig, AuditInputs, ReferenceModel
+    from audit_cli.models.metadata import CheckpointMeta
+    from audit_cli.shadows import SignalBank
+
+# Neighbor classes MIA-NN reads (the top classes a retrained model sends the class to).
+NEIGHBORS = 3
+
+
+@dataclass(frozen=True, eq=False)
+class AuditContext:
+    """The inputs of every check of one audit."""
+
+    config: AuditConfig
+    dataset: Dataset
+    meta: CheckpointMeta
+    method: str | None
+    forget: np.ndarray
+    """The forget ids."""
+    signals: SignalBank
+    view_logits: np.ndarray
+    """The audited model's outputs (views, n, C), through its output filter if it has one."""
+    unfiltered_view_logits: np.ndarray
+    target_phi: np.ndarray
+    scores: np.ndarray
+    """The headline attack's per-example score (higher: looks trained on / unlearned)."""
+    variance: str
+    """The Gaussian spread ``auto`` resolved to."""
+    f_rows: np.ndarray
+    t_rows: np.ndarray
+    """The attack's negatives: test examples (of the forgotten class, in class mode)."""
+    r_rows: np.ndarray
+    separation: SeparationReport
+    """The headline attack, forget against test."""
+    min_leakage: float
+    """The smallest leakage threshold these counts decide (audit_cli/gate.py)."""
+    original: ReferenceModel | None = None
+    retrained: ReferenceModel | None = None
+    filtered: bool = False
+
+    @property
+    def mode(self) -> str:
+        return "u-lira" if self.method is not None else "lira"
+
+    @property
+    def forget_class(self) -> int | None:
+        return self.config.forget_class
+
+    @property
+    def forgetting(self) -> str:
+        return "class" if self.config.forget_class is not None else "random"
+
+    @property
+    def logits(self) -> np.ndarray:
+        return self.view_logits[0]
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        """Forget (True) then test (False), the order of every forget-vs-test comparison."""
+        return np.r_[np.ones(len(self.f_rows), bool), np.zeros(len(self.t_rows), bool)]
+
+    @cached_property
+    def population(self) -> dict[str, np.ndarray]:
+        """Single-threshold attack scores of the audited model (attacks/population.py)."""
+        return threshold_scores(self.logits, self.dataset.y)
+
+    @cached_property
+    def u_rows(self) -> np.ndarray:
+        """Test examples the model should still get right: all of them, or for class
+        forgetting those of the retained classes (the attack's negatives are class c)."""
+        if self.forget_class is None:
+            return self.t_rows
+        test = self.dataset.test_ids
+        return self.dataset.rows(test[self.dataset.y[self.dataset.rows(test)] != self.forget_class])
+
+    @cached_property
+    def original_phi(self) -> np.ndarray | None:
+        """The model before unlearning: --original, or for an output filter the model itself
+        unfiltered."""
+        if self.original is not None:
+            return augmented_confidence(self.original.view_logits, self.dataset.y)
+        if self.filtered:
+            return augmented_confidence(self.unfiltered_view_logits, self.dataset.y)
+        return None
+
+    @cached_property
+    def class_neighbors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Class mode: the classes retrained twins send the class to, and their shares."""
+        rows = np.r_[self.f_rows, self.t_rows]
+        return neighbor_classes_from_reference(self.signals.logits_reference[:, rows], self.forget_class, NEIGHBORS)
+
+
+def attack_scores(signals: SignalBank, dataset: Dataset, target_phi: np.ndarray, method: str | None,
+                  config: AuditConfig) -> tuple[np.ndarray, str]:  # fmt: skip
+    """Per-example score of the headline attack (higher = looks trained on / unlearned), and
+    the variance mode ``auto`` resolved to from the bank's observations per state.
+
+    Random forgetting: U-LiRA (UNLEARNED vs OUT shadows) with a method, LiRA (IN vs OUT)
+    without. Class forgetting: the negatives are the twins retrained without the class.
+    """
+    states, spread = signals.states, config.spread
+    state = UNLEARNED if method is not None else IN
+    phi = signals.phi_after if method is not None else signals.phi_before
+    if config.forget_class is not None:
+        if signals.phi_reference is None:
+            raise UsageError("this shadow bank has no retrained-without-the-class twins; rebuild it in class mode")
+        in_class = dataset.y == config.forget_class
+        positives = (states == state)[:, in_class].sum(axis=0)
+        mode = resolve_variance(config.variance, positives, np.full_like(positives, signals.n_shadows))
+        scores = ulira_class(phi, states, signals.phi_reference, target_phi, in_class, state=state, variance=mode,
+                             spread=spread)  # fmt: skip
+        return scores, mode
+    mode = resolve_variance(config.variance, (states == state).sum(axis=0), (states == OUT).sum(axis=0))
+    attack = ulira if method is not None else lira_online
+    return attack(phi, states, target_phi, variance=mode, spread=spread), mode
+
+
+def build_context(
+    inputs: AuditInputs,
+    signals: SignalBank,
+    original: ReferenceModel | None,
+    retrained: ReferenceModel | None,
+    min_leakage: float,
+) -> AuditContext:
+    """Score the audited model against the bank; refuse when the attack scores nothing."""
+    config, dataset, method = inputs.config, inputs.dataset, inputs.method
+    raw = view = np.asarray(inputs.model.view_logits(dataset, inputs.device))
+    if inputs.output_filter is not None:
+        view = apply_filter(raw, inputs.output_filter.forget_class, inputs.output_filter.bias)
+    target_phi = augmented_confidence(view, dataset.y)
+    scores, variance = attack_scores(signals, dataset, target_phi, method, config)
+    f_rows, t_rows = dataset.rows(inputs.forget), dataset.rows(inputs.test)
+    forget_scores, test_scores = scores[f_rows], scores[t_rows]
+    if np.isnan(forget_scores).all() or np.isnan(test_scores).all():
+        mode = "U-LIRA" if method is not None else "LIRA"
+        raise InconclusiveError(
+            f"{mode} could score no forget or no test example (non-finite shadow signals)",
+            hint="the method may have wrecked the shadow models; check its parameters",
+        )
+    labels = np.r_[np.ones(len(f_rows), bool), np.zeros(len(t_rows), bool)]
+    return AuditContext(
+        config=config,
+        dataset=dataset,
+        meta=inputs.model.meta,
+        method=method,
+        forget=inputs.forget,
+        signals=signals,
+        view_logits=view,
+        unfiltered_view_logits=raw,
+        target_phi=target_phi,
+        scores=scores,
+        variance=variance,
+        f_rows=f_rows,
+        t_rows=t_rows,
+        r_rows=dataset.rows(inputs.retain),
+        separation=separation(np.r_[forget_scores, test_scores], labels, seed=config.seed),
+        min_leakage=min_leakage,
+        original=original,
+        retrained=retrained,
+        filtered=inputs.output_filter is not None,
+    )

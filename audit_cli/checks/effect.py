@@ -1,0 +1,110 @@
+"""Unlearning effect (gated): did unlearning change anything? The forget set's confidence
+drop from the original model, beyond that of examples exact unlearning leaves in place,
+as a share of what exact unlearning does on this recipe (attacks/effect.py). Scored as the
+share missing: 1 is a no-op.
+
+Without --original, a model audited as unlearned cannot be shown to have changed: a no-op
+passes every attack where membership leakage is weak. That is a gated inconclusive, not a
+skip, unless the checkpoint is a model retrained without exactly this forget set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from attacks.effect import exact_unlearning_drops, unlearning_effect
+from attacks.metrics import Interval
+from attacks.signals import OUT
+from audit_cli.checks.base import Check, CheckName, Outcome, Skip
+from audit_cli.checks.context import AuditContext
+from audit_cli.data import fingerprint_ids
+from audit_cli.gate import decide, what_would_decide
+from audit_cli.report import CheckResult
+
+NAME = CheckName.UNLEARNING_EFFECT.value
+
+
+def run(ctx: AuditContext) -> list[Outcome]:
+    if ctx.original_phi is None:
+        missing = missing_original(ctx)
+        return [missing if missing is not None else Skip(NAME, "no --original model given")]
+    # Against examples that exact unlearning leaves in place: the test set, or for a class
+    # the retained classes' test examples (the class's own move is the twin's).
+    return [effect(ctx)]
+
+
+def missing_original(ctx: AuditContext) -> CheckResult | None:
+    """The gated inconclusive of an unlearned model audited without its original, or None
+    when no unlearning is claimed or the model is an exact retrain without this forget set."""
+    if ctx.method is None:
+        return None  # a membership audit of a model that claims no unlearning
+    meta, excluded = ctx.meta, ctx.meta.excluded
+    if meta.kind == "retrained" and excluded is not None and excluded.ids_fingerprint == fingerprint_ids(ctx.forget):
+        return None
+    said = (
+        "the checkpoint says it was trained on every training id and records no unlearning"
+        if meta.kind == "original"
+        else "nothing shows that unlearning changed the model"
+    )
+    return CheckResult(
+        NAME,
+        "inconclusive",
+        f"{said}; without the model it started from a no-op can pass every attack where membership "
+        "leakage is weak; pass --original",
+        threshold=ctx.config.missing_effect_above,
+        gated=True,
+        details={"reason": "no --original model given"},
+    )
+
+
+def effect(ctx: AuditContext) -> CheckResult:
+    config, signals = ctx.config, ctx.signals
+    f_rows = ctx.f_rows
+    ref_rows = ctx.t_rows if ctx.forget_class is None else ctx.u_rows
+    threshold = config.missing_effect_above
+    # Drops in units of each example's seed-to-seed spread: examples whose confidence
+    # swings from model to model count less (digits sample: lower bound 0.07 -> 0.14).
+    twins = signals.phi_reference if ctx.forget_class is not None else None
+    exact = exact_unlearning_drops(signals.phi_before, signals.states != OUT, twins)
+    drop = (ctx.original_phi - ctx.target_phi) / exact.spread
+    expected_f = exact.trained[f_rows] / exact.spread[f_rows]
+    expected_t = exact.unseen[ref_rows] / exact.spread[ref_rows]
+    try:
+        report = unlearning_effect(drop[f_rows], drop[ref_rows], expected_f, expected_t, seed=config.seed)
+    except ValueError as exc:  # too few finite examples: no claim, not a crash
+        return CheckResult(NAME, "inconclusive", f"no claim: {exc}", threshold=threshold, gated=True)
+    got, exp = report.achieved, report.expected
+    details = {
+        "achieved": [got.value, got.low, got.high],
+        "observed_excess_drop": [report.observed.value, report.observed.low, report.observed.high],
+        "expected_excess_drop": [exp.value, exp.low, exp.high],
+        "n_forget": report.n_forget,
+        "n_test": report.n_test,
+        "gate": config.gate,
+    }
+    if not np.isfinite(got.value):
+        return CheckResult(
+            NAME,
+            "inconclusive",
+            f"exact unlearning would not move the forget set measurably on this recipe (expected excess drop "
+            f"{exp.value:.3f} in [{exp.low:.3f}, {exp.high:.3f}]), so no claim on whether this model moved it",
+            threshold=threshold,
+            gated=True,
+            details=details,
+        )
+    missing = Interval(1 - got.value, 1 - got.high, 1 - got.low)
+    verdict = decide(missing.low, missing.high, threshold, config.gate)
+    sentence = (
+        f"from the original to this model the forget set's confidence dropped by {report.observed.value:.3f} "
+        f"(per-example spreads) more than the test set's: {got.value:.0%} [{got.low:.0%}, {got.high:.0%}] of the "
+        f"{exp.value:.3f} exact unlearning gives; missing share {missing.value:.3f}"
+    )
+    if verdict == "fail":
+        sentence += f", at least {missing.low:.3f} > {threshold} (unlearning did not do what it claims)"
+    elif verdict == "inconclusive":
+        sentence += "; " + what_would_decide(missing.value, missing.low, missing.high, threshold)
+    return CheckResult(NAME, verdict, sentence, score=missing.value, low=missing.low, high=missing.high,
+                       threshold=threshold, gated=True, details=details)  # fmt: skip
+
+
+CHECK = Check(CheckName.UNLEARNING_EFFECT, run, threshold="missing_effect_above")

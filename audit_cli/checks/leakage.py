@@ -1,0 +1,130 @@
+"""Leakage, the headline gated check: ``2 * |AUC - 0.5|`` of the per-example attack that
+tells the forget set from test examples, with a bootstrap interval.
+
+Three outcomes (audit_cli/gate.py): fail when the interval lies above ``fail_above``, pass
+only when it lies at or below it, inconclusive otherwise, with what would decide it.
+Also inconclusive whatever the interval: too few examples, or too many the shadows could
+not score (the scored ones may not represent the set).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from attacks.gap import shift_direction
+from attacks.metrics import Interval, SeparationReport, roc_curve
+from audit_cli.checks.base import Check, CheckName
+from audit_cli.checks.context import AuditContext
+from audit_cli.gate import MAX_AUC_WIDTH, MAX_UNSCORABLE, MIN_EXAMPLES, decide, what_would_decide
+from audit_cli.report import CheckResult
+
+if TYPE_CHECKING:
+    from audit_cli.inputs import AuditConfig
+
+
+def leakage_interval(auc: Interval) -> Interval:
+    """2 * |AUC - 0.5| with the interval mapped through the fold at 0.5."""
+    value = 2 * abs(auc.value - 0.5)
+    if auc.low > 0.5:
+        low, high = 2 * (auc.low - 0.5), 2 * (auc.high - 0.5)
+    elif auc.high < 0.5:
+        low, high = 2 * (0.5 - auc.high), 2 * (0.5 - auc.low)
+    else:
+        low, high = 0.0, 2 * max(auc.high - 0.5, 0.5 - auc.low)
+    return Interval(value, low, high, auc.level)
+
+
+def run(ctx: AuditContext) -> list[CheckResult]:
+    f_phi, t_phi = ctx.target_phi[ctx.f_rows], ctx.target_phi[ctx.t_rows]
+    direction, _ = shift_direction(f_phi, t_phi, seed=ctx.config.seed)
+    unscorable = (float(np.isnan(ctx.scores[ctx.f_rows]).mean()), float(np.isnan(ctx.scores[ctx.t_rows]).mean()))
+    return [leakage_result(ctx.separation, direction, unscorable, ctx.mode, ctx.config, ctx.min_leakage)]
+
+
+def leakage_result(
+    sep: SeparationReport,
+    direction: str,
+    unscorable: tuple[float, float],
+    mode: str,
+    config: AuditConfig,
+    min_leakage: float,
+) -> CheckResult:
+    """The gated leakage row from the headline attack's separation: ``direction`` says which
+    way the forget set leans, ``unscorable`` the shares of forget and test examples the
+    shadows could not score."""
+    threshold = config.fail_above
+    leak = leakage_interval(sep.auc)
+    details = {
+        "direction": direction,
+        "auc": sep.auc.value,
+        # 2|AUC - 0.5| is biased upward near 0.5 (its null mean is not 0); the signed
+        # difference is not, and says which way the attack leans.
+        "auc_minus_half": sep.auc.value - 0.5,
+        "n_forget": sep.n_positive,
+        "n_test": sep.n_negative,
+        "unscorable": {"forget": unscorable[0], "test": unscorable[1]},
+        "min_decidable": min_leakage,
+        "gate": config.gate,
+    }
+    common = dict(score=leak.value, low=leak.low, high=leak.high, threshold=threshold, gated=True, details=details)
+    signed = f"AUC - 0.5 = {sep.auc.value - 0.5:+.3f}"
+    name = CheckName.LEAKAGE.value
+    if min(sep.n_positive, sep.n_negative) < MIN_EXAMPLES:
+        return CheckResult(name, "inconclusive", f"{sep.n_positive} forget and {sep.n_negative} test examples are "
+                           f"too few for a claim (at least {MIN_EXAMPLES} each)", **common)  # fmt: skip
+    if config.gate == "evidence" and sep.auc.high - sep.auc.low > MAX_AUC_WIDTH:
+        return CheckResult(name, "inconclusive", "the AUC interval is too wide to say anything; use more examples",
+                           **common)  # fmt: skip
+    if max(unscorable) > MAX_UNSCORABLE:
+        return CheckResult(
+            name,
+            "inconclusive",
+            f"{mode.upper()} could not score {unscorable[0]:.0%} of the forget and {unscorable[1]:.0%} of the "
+            f"test examples (more than {MAX_UNSCORABLE:.0%}): the shadows observe too few of them; use more shadows",
+            **common,
+        )
+    verdict = decide(leak.low, leak.high, threshold, config.gate)
+    if verdict == "fail":
+        which = f" ({direction})" if direction != "undetermined" else ""
+        sentence = (
+            f"{mode.upper()} tells the forget set from unseen examples{which}: leakage "
+            f"{leak.value:.3f}, at least {leak.low:.3f} > {threshold} ({signed})"
+        )
+    elif verdict == "pass" and leak.high <= threshold:
+        sentence = f"leakage {leak.value:.3f} is shown to be at most {leak.high:.3f} <= {threshold} ({signed})"
+    elif verdict == "pass":
+        sentence = (
+            f"no leakage above {threshold} can be shown (--gate evidence): {leak.value:.3f} in "
+            f"[{leak.low:.3f}, {leak.high:.3f}]; leakage up to {leak.high:.3f} is not ruled out ({signed})"
+        )
+    else:
+        sentence = (
+            f"leakage {leak.value:.3f} in [{leak.low:.3f}, {leak.high:.3f}] neither above nor below {threshold} "
+            f"({signed}); " + what_would_decide(leak.value, leak.low, leak.high, threshold)
+        )
+    return CheckResult(name, verdict, sentence, **common)
+
+
+def curves(ctx: AuditContext, max_points: int = 400) -> dict:
+    """The headline attack's ROC points (thinned to ``max_points``) and the scores of both
+    sets, for plots."""
+    scores = np.r_[ctx.scores[ctx.f_rows], ctx.scores[ctx.t_rows]]
+    labels = ctx.labels
+    keep = ~np.isnan(scores)
+    fpr, tpr = roc_curve(scores[keep], labels[keep])
+    if len(fpr) > max_points:
+        idx = np.unique(np.r_[np.linspace(0, len(fpr) - 1, max_points).astype(int), len(fpr) - 1])
+        fpr, tpr = fpr[idx], tpr[idx]
+    finite = np.isfinite(scores)
+    return {
+        "roc": {"fpr": [round(float(v), 6) for v in fpr], "tpr": [round(float(v), 6) for v in tpr]},
+        "scores": {
+            "forget": [round(float(v), 4) for v in scores[labels & finite]],
+            "test": [round(float(v), 4) for v in scores[~labels & finite]],
+        },
+    }
+
+
+CHECK = Check(CheckName.LEAKAGE, run, threshold="fail_above")

@@ -1,0 +1,286 @@
+"""What one audit is given, resolved and checked before anything is trained.
+
+``AuditConfig`` is what the user asked for (from flags, environment and files, see
+audit_cli/config.py); ``prepare`` turns it into ``AuditInputs``: the audited model loaded
+safely, the dataset it was trained on, the forget set and the test examples it is scored
+against, the method the shadows replay, and the shadow bank's spec. ``check_power``
+refuses, before any shadow trains, an audit whose counts cannot decide its threshold.
+``audit run`` and ``audit shadows`` share all of it, so they always agree on the bank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audit_cli.checks.registry import THRESHOLDS
+from audit_cli.data import Dataset, fingerprint_ids, load_dataset
+from audit_cli.errors import InconclusiveError, UsageError
+from audit_cli.gate import GATES, MAX_UNSCORABLE, MIN_EXAMPLES
+from audit_cli.models.checkpoint import check_dataset
+from audit_cli.models.metadata import CheckpointMeta
+from audit_cli.models.model_file import ModelFile, load_model
+from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, check_method_fits
+from audit_cli.training import resolve_device
+from audit_cli.unlearn import check_augmentation, get_method
+from audit_cli.unlearn.mpru import FilterSpec, check_filter_parent, load_filter
+from audit_cli.unlearn_request import resolve_forget
+
+DEFAULT_SHADOWS = 64
+# Random forgetting scores at most this many test examples per forget example (a seeded
+# sample beyond it), so that each candidate is UNLEARNED in enough shadows.
+NEGATIVES_PER_FORGET = 4
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """What to audit and how."""
+
+    model: Path
+    forget: Path | None = None
+    filter: Path | None = None
+    """An MPRU output filter (``audit unlearn --method mpru``) applied to the model's outputs."""
+    forget_class: int | None = None
+    original: Path | None = None
+    retrained: Path | None = None
+    data: str | None = None
+    data_options: Mapping[str, object] = field(default_factory=dict)
+    data_root: Path | None = None
+    method: str | None = None
+    """Override the unlearning method recorded in the checkpoint."""
+    method_params: Mapping[str, object] | None = None
+    shadows: int = DEFAULT_SHADOWS
+    bank: Path = Path(".audit-bank")
+    chunk_size: int = 16
+    fail_above: float = 0.1
+    mia_nn_above: float = 0.1
+    """Class forgetting: fail when the MIA-NN score's lower bound exceeds this."""
+    forget_class_accuracy_above: float = 0.1
+    """Class forgetting: fail when forget-class accuracy beyond the retrained twins' exceeds this."""
+    utility_drop_above: float = 0.05
+    """With --retrained: fail when the test-accuracy drop below the retrained model exceeds this."""
+    missing_effect_above: float = 0.9
+    """With --original: fail when the share of exact unlearning's effect on the forget set that
+    the model did not achieve exceeds this (1 = a no-op)."""
+    gate: str = "decide"
+    """decide: pass only when an interval shows the score below its threshold; evidence: pass
+    unless it shows it above (the older reading)."""
+    allow_underpowered: bool = False
+    """Train shadows even when the forget and test counts cannot decide the leakage threshold."""
+    variance: str = "auto"
+    """Gaussian spread per example, pooled ("global"), or auto (by observations per state)."""
+    spread: str = "shared"
+    """One spread for both Gaussians of an example (shared), or one each (separate)."""
+    seed: int = 0
+    device: str = "auto"
+    deterministic: bool = False
+    """Run torch with deterministic algorithms only (slower on GPU; recorded in the report)."""
+    settings: Mapping[str, object] = field(default_factory=dict)
+    """Where each setting came from ({name: {"value", "source"}}), recorded in the report."""
+    config_file: Path | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceModel:
+    """An --original or --retrained model and its outputs on every dataset example."""
+
+    model: ModelFile
+    view_logits: np.ndarray
+    """(views, n, C): one slice per augmentation view the recipe scores."""
+
+    @property
+    def logits(self) -> np.ndarray:
+        return self.view_logits[0]
+
+
+def load_reference(path: Path | None, dataset: Dataset, device: torch.device) -> ReferenceModel | None:
+    if path is None:
+        return None
+    model = load_model(path)
+    if model.meta is None:
+        raise UsageError(f"{path} carries no metadata; reference models must come from audit train / unlearn")
+    check_dataset(model.meta, dataset, path=path)
+    return ReferenceModel(model, np.asarray(model.view_logits(dataset, device)))
+
+
+def load_references(inputs: AuditInputs) -> tuple[ReferenceModel | None, ReferenceModel | None]:
+    """The --original and --retrained models, checked before minutes of shadow training:
+    the original must be the very model the audited one was unlearned from (the
+    unlearning-effect check measures the move from it)."""
+    config, meta = inputs.config, inputs.model.meta
+    retrained = load_reference(config.retrained, inputs.dataset, inputs.device)
+    original = load_reference(config.original, inputs.dataset, inputs.device)
+    if original is not None and meta.unlearning is not None and original.model.sha256 != meta.unlearning.parent_sha256:
+        raise UsageError(
+            f"{config.original} is not the model {config.model} was unlearned from (parent sha256 "
+            f"{meta.unlearning.parent_sha256[:12]}...)",
+            hint="pass the checkpoint audit unlearn started from as --original",
+        )
+    return original, retrained
+
+
+@dataclass(frozen=True, eq=False)
+class AuditInputs:
+    """The resolved inputs of one audit: what `audit run` and `audit shadows` share."""
+
+    config: AuditConfig
+    """The configuration as resolved: with --filter, the class comes from the filter."""
+    model: ModelFile
+    dataset: Dataset
+    forget: np.ndarray
+    retain: np.ndarray
+    test: np.ndarray
+    """Negatives of the attack: test ids (of the forgotten class, for class forgetting)."""
+    method: str | None
+    params: dict
+    bank: ShadowBank
+    device: torch.device
+    output_filter: FilterSpec | None = None
+    """An MPRU output filter the audited outputs pass through (``--filter``)."""
+
+
+def prepare(config: AuditConfig) -> AuditInputs:
+    """Load and check everything an audit needs; nothing is trained yet."""
+    device = resolve_device(config.device)
+    for name in THRESHOLDS.values():
+        if not 0 <= getattr(config, name) <= 1:
+            raise UsageError(f"{name.replace('_', '-')} is a score in [0, 1], got {getattr(config, name)}")
+    if config.variance not in ("auto", "global", "per-example"):
+        raise UsageError(f"--variance must be auto, global or per-example, got {config.variance!r}")
+    if config.gate not in GATES:
+        raise UsageError(f"--gate must be {' or '.join(GATES)}, got {config.gate!r}")
+    if config.spread not in ("shared", "separate"):
+        raise UsageError(f"spread must be shared or separate, got {config.spread!r}")
+    if config.shadows < 2:
+        raise UsageError(f"--shadows must be at least 2, got {config.shadows}")
+    audited = load_model(config.model)
+    meta = audited.meta
+    if meta is None or audited.recipe is None:
+        raise UsageError(
+            f"{config.model} carries no training recipe; shadows must be trained like the audited model",
+            hint="audit models written by audit train / audit unlearn",
+        )
+    dataset = (
+        load_dataset(config.data, config.data_options, data_root=config.data_root)
+        if config.data
+        else load_dataset(meta.dataset, data_root=config.data_root)
+    )
+    check_dataset(meta, dataset, path=config.model)
+    output_filter = None
+    if config.filter is not None:
+        output_filter = load_filter(config.filter)
+        check_filter_parent(output_filter, audited.sha256, config.filter)
+        if meta.unlearning is not None:
+            raise UsageError(f"--filter wraps the original model; {config.model} is already unlearned")
+        if output_filter.dataset_fingerprint != dataset.fingerprint:
+            raise UsageError(f"{config.filter} was fitted on another dataset than {dataset.name!r}")
+        if config.forget is not None:
+            raise UsageError("an MPRU filter forgets a class; pass --forget-class (or nothing), not --forget")
+        if config.forget_class is not None and config.forget_class != output_filter.forget_class:
+            raise UsageError(f"{config.filter} forgets class {output_filter.forget_class}, not {config.forget_class}")
+        config = replace(config, forget_class=output_filter.forget_class, forget=None)
+    forget, retain = resolve_forget(dataset, config.forget, config.forget_class)
+    if meta.unlearning is not None and meta.unlearning.forget_fingerprint != fingerprint_ids(forget):
+        raise UsageError(
+            f"{config.model} was unlearned with another forget set than the one given",
+            hint="pass the forget list the model was unlearned with",
+        )
+    declared = output_filter.method if output_filter else meta.unlearning.method if meta.unlearning else None
+    declared_params = output_filter.params if output_filter else meta.unlearning.params if meta.unlearning else {}
+    method = config.method or declared
+    params = dict(config.method_params or (declared_params if not config.method else {}))
+    params.pop("seed", None)
+    # Shadows replay the augmentation too (it changes what unlearning does); it travels
+    # beside the method's own parameters, as in the checkpoint.
+    augmentation = str(params.pop("augmentation", "none"))
+    if method is not None and augmentation != "none":
+        # The shadows' unlearning would refuse it after minutes of training; refuse now.
+        check_augmentation(augmentation, dataset)
+    if method is not None and augmentation != "none" and not get_method(method).augmentable:
+        raise UsageError(f"{method} takes no augmentation policy (finetune, random-label and salun do)")
+    if method is not None:
+        produces = get_method(method).produces
+        if output_filter is not None and produces != "filter":
+            raise UsageError(f"--filter audits an output filter; {method} changes weights (drop --method)")
+        if output_filter is None and produces == "filter":
+            raise UsageError(f"{method} is an output filter: pass the filter file with --filter")
+        check_method_fits(audited.recipe, method)
+    test = dataset.test_ids
+    if config.forget_class is None and len(test) > NEGATIVES_PER_FORGET * len(forget):
+        # Each shadow forgets |F| of the scored candidates it trained on; with many more test
+        # ids than forget ids a candidate would be UNLEARNED in almost no shadow. A seeded
+        # sample of 4 negatives per forget example keeps that share at a fifth or more, and
+        # costs the AUC little precision (its variance goes as 1/n_forget + 1/n_test).
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, 23]))
+        test = np.sort(rng.choice(test, NEGATIVES_PER_FORGET * len(forget), replace=False))
+    if config.forget_class is not None:
+        # The class game: forgotten training examples against unseen examples of the class.
+        test = test[dataset.y[dataset.rows(test)] == config.forget_class]
+        if len(test) < 2:
+            raise InconclusiveError(
+                f"class {config.forget_class} has {len(test)} test example(s): nothing to compare the forgotten "
+                "examples with",
+                hint="use a test split that holds examples of the class",
+            )
+    spec = BankSpec(
+        dataset=dataset,
+        recipe=audited.recipe,
+        method=method,
+        method_params=params,
+        forget_rule=ForgetRule(forget_class=config.forget_class)
+        if config.forget_class is not None
+        else ForgetRule(forget_ids=tuple(int(i) for i in forget), negatives=tuple(int(i) for i in test)),
+        seed=config.seed,
+        train_size=original_train_size(meta, dataset),
+        augmentation=augmentation if method is not None else "none",
+    )
+    bank = ShadowBank(config.bank, spec, chunk_size=config.chunk_size)
+    return AuditInputs(config, audited, dataset, forget, retain, test, method, params, bank, device, output_filter)
+
+
+def check_power(inputs: AuditInputs, min_leakage: float) -> None:
+    """Refuse (exit 3) before any shadow is trained when the counts alone cannot decide:
+    too few forget or test examples, a threshold below what they decide, or shadows too
+    few for every scored example to be observed UNLEARNED and OUT."""
+    config, n_forget, n_test = inputs.config, len(inputs.forget), len(inputs.test)
+    hint = "pass --allow-underpowered to run anyway"
+    if min(n_forget, n_test) < MIN_EXAMPLES:
+        raise InconclusiveError(
+            f"{n_forget} forget and {n_test} test examples are too few for any claim (at least {MIN_EXAMPLES} "
+            "each); no shadow was trained",
+            hint=hint,
+        )
+    if config.gate == "decide" and config.fail_above < min_leakage:
+        raise InconclusiveError(
+            f"{n_forget} forget and {n_test} test examples cannot decide a leakage threshold of "
+            f"{config.fail_above}: an exact unlearner passes at most half the time below {min_leakage:.3f}; "
+            "no shadow was trained",
+            hint=f"raise --fail-above to at least {min_leakage:.3f}, audit a larger forget set, or " + hint,
+        )
+    if inputs.method is None:
+        return
+    # With one observation per state an example is scorable; below that share it is not.
+    rates = inputs.bank.spec.state_rates()
+    if config.forget_class is not None:
+        rates = rates[:1]  # the negatives are the twins, every one of them
+    never = max((1 - rate) ** config.shadows for rate in rates)
+    if never > MAX_UNSCORABLE:
+        raise InconclusiveError(
+            f"with {config.shadows} shadows {never:.0%} of the scored examples would have no shadow that "
+            f"unlearned them or none that never saw them (more than {MAX_UNSCORABLE:.0%}); no shadow was trained",
+            hint="use more shadows, or " + hint,
+        )
+
+
+def original_train_size(meta: CheckpointMeta, dataset: Dataset) -> int:
+    """How many examples the audited model (or, for an unlearned or retrained one, the model
+    it stands for) was first trained on: what each shadow trains on."""
+    if meta.kind == "retrained" and meta.excluded is not None and meta.n_trained is not None:
+        return int(meta.n_trained) + int(meta.excluded.n_ids)
+    if meta.n_trained is not None:
+        return int(meta.n_trained)
+    return len(dataset.train_ids)
