@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never half.
+"""Atomic file writes: a reader sees the old file or the complete new one, never half;
+and the checks an output path passes before any work is spent on filling it.
 
 Every output the tool writes (checkpoints, id files, reports, bank chunks) goes through
 here: write to a temporary file in the same folder, fsync, then rename over the target.
@@ -12,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from audit_cli.errors import UsageError
 
 
 @contextmanager
@@ -42,3 +45,21 @@ def _umask() -> int:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8", newline="\n")
+
+
+def check_output_path(path: str | Path, *, overwrite: bool, suffix: str | None = ".safetensors") -> Path:
+    """Refuse an output path before any work is spent on filling it (``suffix=None``: any
+    file name, e.g. an id file)."""
+    path = Path(path)
+    if suffix is not None and path.suffix != suffix:
+        what = repr(path.suffix) if path.suffix else "no extension"
+        kind = "scikit-learn models" if suffix == ".skops" else "checkpoints"
+        hint = None
+        if path.suffix == ".skops":
+            hint = "only scikit-learn models (--arch hist-gradient-boosting, random-forest, ...) are written as .skops"
+        raise UsageError(f"--out must end in {suffix}: {kind} are written as {suffix}, not {what}: {path}", hint=hint)
+    if path.exists() and not overwrite:
+        raise UsageError(f"{path} exists; not overwriting it", hint="pass --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise UsageError(f"folder {path.parent} does not exist")
+    return path

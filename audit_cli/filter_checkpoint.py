@@ -25,7 +25,7 @@ from audit_cli.models.sklearn_model import class_columns
 from audit_cli.training import resolve_device
 from audit_cli.unlearn import MethodEntry, params_dict
 from audit_cli.unlearn.mpru import FilterSpec, MPRUParams, apply_filter, fit_redistribution, retain_sample, save_filter
-from audit_cli.unlearn_checkpoint import (
+from audit_cli.unlearn_request import (
     UnlearnRequest,
     UnlearnResult,
     check_trained_on_all,

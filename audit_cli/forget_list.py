@@ -13,9 +13,9 @@ from typing import Literal
 
 import numpy as np
 
+from audit_cli.atomic import check_output_path
 from audit_cli.data import Dataset, fingerprint_ids, write_id_file
 from audit_cli.errors import UsageError
-from audit_cli.models.checkpoint import check_output_path
 
 Split = Literal["train", "test", "all"]
 SPLITS = ("train", "test", "all")

@@ -33,7 +33,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from audit_cli.atomic import atomic_path
+from audit_cli.atomic import atomic_path, check_output_path
 from audit_cli.data import Dataset
 from audit_cli.errors import CheckpointError, UnsafeArtifactError, UsageError
 from audit_cli.models.architectures import build_model, is_plugin
@@ -64,24 +64,6 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def check_output_path(path: str | Path, *, overwrite: bool, suffix: str | None = ".safetensors") -> Path:
-    """Refuse an output path before any work is spent on filling it (``suffix=None``: any
-    file name, e.g. an id file)."""
-    path = Path(path)
-    if suffix is not None and path.suffix != suffix:
-        what = repr(path.suffix) if path.suffix else "no extension"
-        kind = "scikit-learn models" if suffix == ".skops" else "checkpoints"
-        hint = None
-        if path.suffix == ".skops":
-            hint = "only scikit-learn models (--arch hist-gradient-boosting, random-forest, ...) are written as .skops"
-        raise UsageError(f"--out must end in {suffix}: {kind} are written as {suffix}, not {what}: {path}", hint=hint)
-    if path.exists() and not overwrite:
-        raise UsageError(f"{path} exists; not overwriting it", hint="pass --overwrite to replace it")
-    if not path.parent.is_dir():
-        raise UsageError(f"folder {path.parent} does not exist")
-    return path
 
 
 def save_checkpoint(

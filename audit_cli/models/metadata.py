@@ -193,7 +193,7 @@ def _resolve_args(arch: str, args: Mapping[str, Any]) -> dict[str, Any]:
     holds the estimator's parameters then; no recipe, which describes network training)."""
     if not is_plugin(arch) and arch not in ARCHITECTURES:
         # Imported here: scikit-learn's ensembles load only when a model is one of them.
-        from audit_cli.models.sklearn_model import is_sklearn_arch, resolve_sklearn_params
+        from audit_cli.models.sklearn_params import is_sklearn_arch, resolve_sklearn_params
 
         if is_sklearn_arch(arch):
             return resolve_sklearn_params(arch, args)

@@ -37,7 +37,8 @@ from audit_cli.unlearn.mpru import (
     load_filter,
     save_filter,
 )
-from audit_cli.unlearn_checkpoint import UnlearnRequest, split_accuracy_from_logits, unlearn_checkpoint
+from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
+from audit_cli.unlearn_request import split_accuracy_from_logits
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_models"
 FLOOR32 = float(np.float32(LOG_FLOOR))
