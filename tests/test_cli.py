@@ -4,7 +4,6 @@ train -> inspect round trip. The plain functions behind it are tested in tests/m
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import pickle
 import re
@@ -20,24 +19,11 @@ from typer.testing import CliRunner
 
 from audit_cli import __version__
 from audit_cli.app import app
-from audit_cli.data import fingerprint_ids, load_dataset
+from audit_cli.data import fingerprint_ids
 from audit_cli.models.architectures import ARCHITECTURES
+from tests.helpers import assert_error, assert_ok, inspect_json, invoke
 
 N_TRAIN = 1347  # digits: 1,797 examples, 25% stratified test split
-
-
-@pytest.fixture(scope="module")
-def runner() -> CliRunner:
-    return CliRunner()
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-def invoke(runner: CliRunner, *args: str):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def train_args(out: Path, *extra: str, epochs: int = 1) -> list[str]:
@@ -59,29 +45,6 @@ def train_args(out: Path, *extra: str, epochs: int = 1) -> list[str]:
     ]
 
 
-def assert_ok(result) -> None:
-    assert result.exit_code == 0, (
-        f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}\n{result.exception!r}"
-    )
-    assert "Traceback" not in result.output
-
-
-def assert_error(result, code: int, pattern: str, *, hint: str | None = None) -> str:
-    """The error contract: exit code, no traceback, one 'error:' line and at most a 'hint:' line."""
-    detail = f"exit {result.exit_code}\nstdout: {result.stdout!r}\nstderr: {result.stderr!r}\n{result.exception!r}"
-    assert result.exit_code == code, detail
-    assert isinstance(result.exception, SystemExit), detail  # not an exception escaping the app
-    assert "Traceback" not in result.output
-    assert result.stdout == "", detail  # messages go to stderr only
-    lines = result.stderr.rstrip("\n").split("\n")
-    assert lines[0].startswith("error: "), detail
-    assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("hint: ")), detail
-    assert re.search(pattern, lines[0]), f"{pattern!r} not in {lines[0]!r}"
-    if hint is not None:
-        assert len(lines) == 2 and re.search(hint, lines[1]), detail
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
 def trained(runner, tmp_path_factory):
     """``audit train`` once for the module: (path, result)."""
@@ -89,12 +52,6 @@ def trained(runner, tmp_path_factory):
     result = invoke(runner, *train_args(out, epochs=2))
     assert_ok(result)
     return out, result
-
-
-def inspect_json(runner, path: Path) -> dict:
-    result = invoke(runner, "inspect", path, "--json")
-    assert_ok(result)
-    return json.loads(result.stdout)
 
 
 def write_ids(path: Path, ids) -> Path:
@@ -242,14 +199,14 @@ ID_CASES = {
 def test_train_bad_exclusions(runner, tmp_path, digits, kind):
     out = tmp_path / "m.safetensors"
     pattern, hint = ID_CASES[kind]
-    assert_error(invoke(runner, *train_args(out, *_id_case(kind, tmp_path, digits))), 2, pattern, hint=hint)
+    assert_error(invoke(runner, *train_args(out, *_id_case(kind, tmp_path, digits))), pattern, hint=hint)
     assert not out.exists()
 
 
 def test_error_message_with_markup_like_input_closing_tag(runner, tmp_path):
     (tmp_path / "ids.txt").write_text("1\n[/oops]\n")
     line = assert_error(
-        invoke(runner, *train_args(tmp_path / "m.safetensors", "--exclude", tmp_path / "ids.txt")), 2, r"ids\.txt:2:"
+        invoke(runner, *train_args(tmp_path / "m.safetensors", "--exclude", tmp_path / "ids.txt")), r"ids\.txt:2:"
     )
     assert "[/oops]" in line
 
@@ -258,7 +215,6 @@ def test_error_message_with_markup_like_input_is_printed_verbatim(runner, tmp_pa
     (tmp_path / "ids.txt").write_text("1\n[bold]x\n")
     assert_error(
         invoke(runner, *train_args(tmp_path / "m.safetensors", "--exclude", tmp_path / "ids.txt")),
-        2,
         re.escape("ids.txt:2: '[bold]x' is not an integer id"),
     )
 
@@ -289,7 +245,7 @@ def test_train_bad_options(runner, tmp_path, case):
     if "--arch-arg" in extra:
         i = args.index("--arch-arg")
         del args[i : i + 2]
-    assert_error(invoke(runner, *args, *extra), 2, pattern, hint=hint)
+    assert_error(invoke(runner, *args, *extra), pattern, hint=hint)
     assert not out.exists()
 
 
@@ -298,7 +254,7 @@ def test_train_bad_options(runner, tmp_path, case):
     [("m.pt", r"--out must end in \.safetensors"), ("missing/m.safetensors", r"folder .*missing does not exist")],
 )
 def test_train_bad_out(runner, tmp_path, name, pattern):
-    assert_error(invoke(runner, *train_args(tmp_path / name)), 2, pattern)
+    assert_error(invoke(runner, *train_args(tmp_path / name)), pattern)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -306,9 +262,7 @@ def test_train_refuses_to_overwrite(runner, tmp_path, trained):
     out = tmp_path / "orig.safetensors"
     shutil.copy(trained[0], out)
     before = out.read_bytes()
-    assert_error(
-        invoke(runner, *train_args(out)), 2, r"orig\.safetensors exists; not overwriting it", hint=r"--overwrite"
-    )
+    assert_error(invoke(runner, *train_args(out)), r"orig\.safetensors exists; not overwriting it", hint=r"--overwrite")
     assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["orig.safetensors"]
 
@@ -380,8 +334,8 @@ def test_inspect_malicious_pt_exits_4_without_running_it(runner, tmp_path, paylo
     for extra in ([], ["--json"]):
         assert_error(
             invoke(runner, "inspect", path, *extra),
-            4,
             r"evil\.pt: refused: its pickle needs code to load",
+            code=4,
             hint=r"safetensors",
         )
     assert not marker.exists()
@@ -393,14 +347,14 @@ def test_inspect_malicious_pt_exits_4_without_running_it(runner, tmp_path, paylo
 def test_inspect_torchscript_exits_4(runner, tmp_path):
     path = tmp_path / "scripted.pt"
     torch.jit.trace(torch.nn.Linear(3, 2), torch.randn(1, 3)).save(str(path))
-    assert_error(invoke(runner, "inspect", path), 4, r"TorchScript archive", hint=r"state_dict")
+    assert_error(invoke(runner, "inspect", path), r"TorchScript archive", code=4, hint=r"state_dict")
 
 
 def test_inspect_truncated_safetensors_exits_2(runner, tmp_path, trained):
     data = trained[0].read_bytes()
     path = tmp_path / "cut.safetensors"
     path.write_bytes(data[: len(data) // 2])
-    assert_error(invoke(runner, "inspect", path), 2, r"cut\.safetensors: .*truncated")
+    assert_error(invoke(runner, "inspect", path), r"cut\.safetensors: .*truncated")
 
 
 @pytest.mark.parametrize(
@@ -422,7 +376,7 @@ def test_inspect_bad_files_exit_2(runner, tmp_path, setup, pattern):
         from safetensors.torch import save_file
 
         save_file({"w": torch.tensor([1.0, float("nan")])}, str(path))
-    assert_error(invoke(runner, "inspect", path), 2, pattern)
+    assert_error(invoke(runner, "inspect", path), pattern)
 
 
 # --- listings and version ----------------------------------------------------------------------

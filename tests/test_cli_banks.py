@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from audit_cli.app import app
 from audit_cli.data import load_dataset, write_id_file
 from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
 from audit_cli.training import Recipe
+from tests.helpers import invoke
 
 DATA, OPTIONS = "synthetic", {"n_samples": "200", "n_features": "6", "n_classes": "3", "flip_y": "0.2"}
 # A recipe small enough that the 16 shadows of one chunk train in seconds on one core.
@@ -22,12 +21,8 @@ RECIPE = Recipe(arch="mlp", arch_args={"hidden": (16,)}, epochs=5, lr=0.01, batc
 SHADOWS = 16
 
 
-def invoke(*args: object, env: dict[str, str] | None = None):
-    return CliRunner(env={"COLUMNS": "200", **(env or {})}).invoke(app, [str(a) for a in args])
-
-
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(runner, tmp_path_factory):
     """A model, its forget list, and a project folder whose audit.toml names the bank and
     shadow count; `audit shadows` run there once, as a CI cache step would."""
     root = tmp_path_factory.mktemp("ci")
@@ -41,19 +36,19 @@ def built(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         data_args = ["--data", DATA, *(a for k, v in OPTIONS.items() for a in ("--data-opt", f"{k}={v}"))]
-        result = invoke("shadows", "--model", "model.safetensors", "--forget", "forget.txt", "-q", *data_args,
+        result = invoke(runner, "shadows", "--model", "model.safetensors", "--forget", "forget.txt", "-q", *data_args,
                         env={"AUDIT_SEED": "3"})  # fmt: skip
     assert result.exit_code == 0, result.output
     return root, result
 
 
-def test_shadows_resolves_settings_like_run_so_run_finds_the_bank(built, monkeypatch):
+def test_shadows_resolves_settings_like_run_so_run_finds_the_bank(runner, built, monkeypatch):
     root, result = built
     banks = list((root / "ci-bank").iterdir())
     assert len(banks) == 1 and f"{SHADOWS} shadows ({SHADOWS} trained now)" in result.stdout
     assert str(Path("ci-bank") / banks[0].name) in result.stdout
     monkeypatch.chdir(root)
-    run = invoke("run", "--model", "model.safetensors", "--forget", "forget.txt", "-q", "-f", "json",
+    run = invoke(runner, "run", "--model", "model.safetensors", "--forget", "forget.txt", "-q", "-f", "json",
                  env={"AUDIT_SEED": "3"})  # fmt: skip
     assert run.exit_code in (0, 1, 3), run.output
     doc = json.loads(run.stdout)
@@ -63,69 +58,69 @@ def test_shadows_resolves_settings_like_run_so_run_finds_the_bank(built, monkeyp
     assert doc["config"]["seed"] == {"value": 3, "source": "env AUDIT_SEED"}
 
 
-def test_bank_ls_lists_the_banks_of_a_parent(built):
+def test_bank_ls_lists_the_banks_of_a_parent(runner, built):
     root, _ = built
     parent = root / "ci-bank"
     leaf = next(parent.iterdir())
-    table = invoke("bank", "ls", parent)
+    table = invoke(runner, "bank", "ls", parent)
     assert table.exit_code == 0 and leaf.name in table.stdout and "none (LiRA only)" in table.stdout
-    doc = json.loads(invoke("bank", "ls", parent, "--format", "json").stdout)
+    doc = json.loads(invoke(runner, "bank", "ls", parent, "--format", "json").stdout)
     assert [b["name"] for b in doc] == [leaf.name]
     assert doc[0]["shadows"] == SHADOWS and doc[0]["method"] is None and doc[0]["forget"] == "30 ids"
     assert set(doc[0]) == {"path", "name", "method", "shadows", "dataset_fingerprint", "model", "forget", "seed"}
-    assert json.loads(invoke("bank", "ls", leaf, "--format", "json").stdout) == doc  # a leaf lists itself
+    assert json.loads(invoke(runner, "bank", "ls", leaf, "--format", "json").stdout) == doc  # a leaf lists itself
     empty = root / "empty"
     empty.mkdir(exist_ok=True)
-    assert json.loads(invoke("bank", "ls", empty, "--format", "json").stdout) == []
-    missing = invoke("bank", "ls", root / "nope")
+    assert json.loads(invoke(runner, "bank", "ls", empty, "--format", "json").stdout) == []
+    missing = invoke(runner, "bank", "ls", root / "nope")
     assert missing.exit_code == 2 and "bank folder not found" in missing.stderr
 
 
-def test_evaluate_attack_and_export_take_the_parent(built, tmp_path):
+def test_evaluate_attack_and_export_take_the_parent(runner, built, tmp_path):
     root, _ = built
     parent = root / "ci-bank"
     leaf = next(parent.iterdir())
     for bank in (parent, leaf):
-        result = invoke("evaluate-attack", "--bank", bank, "--targets", "2", "--format", "json")
+        result = invoke(runner, "evaluate-attack", "--bank", bank, "--targets", "2", "--format", "json")
         assert result.exit_code == 0, result.output
         doc = json.loads(result.stdout)
         assert set(doc) == {"bank", "shadows", "mean_auc", "targets"} and doc["bank"] == str(leaf)
         assert doc["shadows"] == SHADOWS and len(doc["targets"]) == 2
         assert set(doc["targets"][0]) == {"target", "auc", "balanced_accuracy", "tpr_at_fpr"}
         assert 0.0 <= doc["mean_auc"] <= 1.0
-    text = invoke("evaluate-attack", "--bank", parent, "--targets", "2")
+    text = invoke(runner, "evaluate-attack", "--bank", parent, "--targets", "2")
     assert text.exit_code == 0 and "mean AUC over 2 targets" in text.stdout
     out = tmp_path / "bank.csv"
-    export = invoke("bank", "export", parent, "-o", out)
+    export = invoke(runner, "bank", "export", parent, "-o", out)
     assert export.exit_code == 0 and out.is_file() and f"to {out}" in export.stdout
-    assert invoke("bank", "export", leaf, "--out", tmp_path / "b.parquet").exit_code == 0  # the older name
+    assert invoke(runner, "bank", "export", leaf, "--out", tmp_path / "b.parquet").exit_code == 0  # the older name
 
 
-def test_a_parent_with_several_banks_is_an_error_listing_them(built, tmp_path):
+def test_a_parent_with_several_banks_is_an_error_listing_them(runner, built, tmp_path):
     root, _ = built
     parent = tmp_path / "banks"
     leaf = next((root / "ci-bank").iterdir())
     shutil.copytree(leaf, parent / "aaaa")
     shutil.copytree(leaf, parent / "bbbb")
     for args in (["evaluate-attack", "--bank", parent], ["bank", "export", parent, "-o", tmp_path / "x.csv"]):
-        result = invoke(*args)
+        result = invoke(runner, *args)
         assert result.exit_code == 2 and result.stdout == "", result.output
         first, hint = result.stderr.strip().split("\n")
         assert first.startswith(f"error: {parent} holds 2 banks: aaaa (method none, {SHADOWS} shadows, dataset ")
         assert "; bbbb (" in first and hint.startswith(f"hint: name one: --bank {parent / 'aaaa'}")
     assert not (tmp_path / "x.csv").exists()
-    assert invoke("evaluate-attack", "--bank", parent / "bbbb", "--targets", "2").exit_code == 0
-    nothing = invoke("evaluate-attack", "--bank", tmp_path)
+    assert invoke(runner, "evaluate-attack", "--bank", parent / "bbbb", "--targets", "2").exit_code == 0
+    nothing = invoke(runner, "evaluate-attack", "--bank", tmp_path)
     assert nothing.exit_code == 2 and "holds no shadow bank" in nothing.stderr
 
 
-def test_report_folders_are_created_and_paths_checked_before_any_shadow(built, tmp_path, monkeypatch):
+def test_report_folders_are_created_and_paths_checked_before_any_shadow(runner, built, tmp_path, monkeypatch):
     """docs/ci.md's recipe writes into audit/, which a fresh checkout does not have."""
     root, _ = built
     monkeypatch.chdir(tmp_path)
     base = ["run", "--model", root / "model.safetensors", "--forget", root / "forget.txt", "--config",
             root / "audit.toml", "-q"]  # fmt: skip
-    result = invoke(*base, "--bank", root / "ci-bank", "-f", "json=audit/report.json", "-f", "junit=audit/junit.xml",
+    result = invoke(runner, *base, "--bank", root / "ci-bank", "-f", "json=audit/report.json", "-f", "junit=audit/junit.xml",
                     env={"AUDIT_SEED": "3"})  # fmt: skip
     assert result.exit_code in (0, 1, 3), result.output
     assert json.loads((tmp_path / "audit" / "report.json").read_text())["shadows"]["trained_now"] == 0
@@ -137,7 +132,7 @@ def test_report_folders_are_created_and_paths_checked_before_any_shadow(built, t
         (["-f", "json=a-file/report.json"], "cannot create folder a-file"),
         (["-o", "report.json"], "--output report.json receives nothing"),
     ]:
-        refused = invoke(*base, "--bank", fresh, *args)
+        refused = invoke(runner, *base, "--bank", fresh, *args)
         assert refused.exit_code == 2 and refused.stderr.startswith("error: ") and message in refused.stderr, (
             refused.output
         )

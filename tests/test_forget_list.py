@@ -7,12 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from audit_cli.app import app
-from audit_cli.data import load_dataset, read_id_file
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
+from audit_cli.data import read_id_file
 
 
 def run(*args):

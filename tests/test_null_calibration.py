@@ -13,18 +13,12 @@ import pytest
 
 from attacks.lira import IN, OUT, UNLEARNED, lira_online, ulira
 from attacks.metrics import auc_score
-from audit_cli.data import load_dataset
 from audit_cli.shadows import BankSpec, ForgetRule, plan_shadow
 from audit_cli.training import Recipe
 
 SHADOWS = 64
 DRAWS = 24
 MEMORISATION = 1.0  # phi shift of a trained-on example, in units of the model noise
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def planned_states(ds, forget, seed, shadows=SHADOWS):

@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from audit_cli.data import fingerprint_ids, load_dataset, read_id_file
+from audit_cli.data import fingerprint_ids, read_id_file
 from audit_cli.models.checkpoint import build_model_from_checkpoint, check_dataset, load_checkpoint
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_models"
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def accuracy_on(model, digits, ids):

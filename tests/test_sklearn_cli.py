@@ -16,47 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skops.io as sio
-from typer.testing import CliRunner
 
-from audit_cli.app import app
 from audit_cli.data import DatasetSpec, load_dataset, make_dataset
 from audit_cli.models.sklearn_model import SKLEARN_ARCHS, load_sklearn
 from audit_cli.unlearn.mpru import load_filter
+from tests.helpers import assert_error, assert_ok, invoke, table_row
 
 DATA_OPTS = ["--data", "synthetic", "--data-opt", "n_samples=1200"]
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_models"
-
-
-@pytest.fixture(scope="module")
-def runner() -> CliRunner:
-    return CliRunner(env={"COLUMNS": "200"})
-
-
-def invoke(runner: CliRunner, *args: object):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_ok(result) -> None:
-    assert result.exit_code == 0, f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    assert "Traceback" not in result.output
-
-
-def assert_error(result, pattern: str, *, code: int = 2) -> str:
-    detail = f"exit {result.exit_code}\nstdout: {result.stdout!r}\nstderr: {result.stderr!r}\n{result.exception!r}"
-    assert result.exit_code == code, detail
-    assert "Traceback" not in result.output, detail
-    assert result.stdout == "", detail
-    lines = result.stderr.rstrip("\n").split("\n")
-    assert lines[0].startswith("error: "), detail
-    assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("hint: ")), detail
-    assert re.search(pattern, lines[0]), f"{pattern!r} not in {lines[0]!r}"
-    return lines[0]
-
-
-def table_row(stdout: str, label: str) -> tuple[float, float]:
-    m = re.search(rf"│ {re.escape(label)}\s*│\s*([0-9.]+)\s*│\s*([0-9.]+)\s*│", stdout)
-    assert m, f"no row {label!r} in:\n{stdout}"
-    return float(m.group(1)), float(m.group(2))
 
 
 @pytest.fixture(scope="module")

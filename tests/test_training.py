@@ -4,14 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from audit_cli.data import DatasetSpec, load_dataset, make_dataset
+from audit_cli.data import DatasetSpec, make_dataset
 from audit_cli.errors import UsageError
 from audit_cli.training import Recipe, accuracy, model_seeds, predict_logits, train_models
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def max_param_diff(a, ka, b, kb):

@@ -41,11 +41,6 @@ from audit_cli.training import Recipe
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One small model trained on digits through the plain ``audit train`` function."""
     out = tmp_path_factory.mktemp("trained") / "orig.safetensors"

@@ -118,21 +118,11 @@ EXPECT: dict[str, Expect] = {
 CASES = [(name, kind) for name, entry in METHODS.items() for kind in KINDS if kind in entry.supports]
 UNSUPPORTED = [(name, kind) for name, entry in METHODS.items() for kind in KINDS if kind not in entry.supports]
 CASE_IDS = [f"{name}-{kind}" for name, kind in CASES]
+# Tiny models: one intra-op thread (tests/conftest.py says why).
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 AUGMENTABLE = [name for name, entry in METHODS.items() if entry.augmentable]
 NOT_AUGMENTABLE = [name for name, entry in METHODS.items() if not entry.augmentable]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The models are tiny; on a shared 2-core machine torch's intra-op threads spin
-    # against other processes and make every step many times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-# --- helpers ---------------------------------------------------------------------------------
 
 
 def max_param_diff(a: Ensemble, ka: int, b: Ensemble, kb: int) -> float:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 import shutil
 import sys
 import uuid
@@ -20,37 +19,19 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
-from typer.testing import CliRunner
 
-from audit_cli.app import app
-from audit_cli.data import fingerprint_ids, load_dataset, read_id_file
+from audit_cli.data import fingerprint_ids, read_id_file
 from audit_cli.models.checkpoint import load_checkpoint, save_checkpoint
 from audit_cli.models.metadata import METADATA_KEY
 from audit_cli.unlearn import METHODS
+from tests.helpers import assert_error, assert_ok, inspect_json, invoke, table_row
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_models"
 ORIGINAL = SAMPLES / "digits_mlp_original.safetensors"
 FORGET_RANDOM = SAMPLES / "forget_random10.txt"
 FORGET_CLASS = SAMPLES / "forget_class3.txt"
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Small models on a shared machine: intra-op threads only contend (see test_conformance).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def runner() -> CliRunner:
-    return CliRunner(env={"COLUMNS": "200"})
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture()
@@ -59,51 +40,8 @@ def model(tmp_path) -> Path:
     return Path(shutil.copyfile(ORIGINAL, tmp_path / "original.safetensors"))
 
 
-def invoke(runner: CliRunner, *args: object):
-    return runner.invoke(app, [str(a) for a in args])
-
-
 def unlearn(runner, model: Path, out: Path, *args: object):
     return invoke(runner, "unlearn", "--model", model, "--out", out, "--device", "cpu", *args)
-
-
-def assert_ok(result) -> None:
-    assert result.exit_code == 0, (
-        f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}\n{result.exception!r}"
-    )
-    assert "Traceback" not in result.output
-
-
-def assert_error(result, pattern: str, *, code: int = 2, hint: str | None = None) -> str:
-    """Exit code, no traceback, nothing on stdout, one 'error:' line and at most a 'hint:' line."""
-    detail = f"exit {result.exit_code}\nstdout: {result.stdout!r}\nstderr: {result.stderr!r}\n{result.exception!r}"
-    assert result.exit_code == code, detail
-    assert isinstance(result.exception, SystemExit), detail
-    assert "Traceback" not in result.output, detail
-    assert result.stdout == "", detail
-    lines = result.stderr.rstrip("\n").split("\n")
-    assert lines[0].startswith("error: "), detail
-    assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("hint: ")), detail
-    assert re.search(pattern, lines[0]), f"{pattern!r} not in {lines[0]!r}"
-    if hint is not None:
-        assert len(lines) == 2 and re.search(hint, lines[1]), detail
-    return lines[0]
-
-
-def table_row(stdout: str, label: str) -> tuple[float, float]:
-    """(before, after) from the accuracy table row called ``label``."""
-    m = re.search(rf"│ {re.escape(label)}\s*│\s*([0-9.]+)\s*│\s*([0-9.]+)\s*│", stdout)
-    assert m, f"no row {label!r} in:\n{stdout}"
-    return float(m.group(1)), float(m.group(2))
-
-
-def inspect_json(runner, path: Path) -> dict:
-    result = invoke(runner, "inspect", path, "--json")
-    assert_ok(result)
-    return json.loads(result.stdout)
-
-
-# --- success ----------------------------------------------------------------------------------
 
 
 def test_unlearn_a_random_set_with_finetune(runner, model, tmp_path):
