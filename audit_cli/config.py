@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from audit_cli.checks.registry import THRESHOLDS
 from audit_cli.errors import UsageError
 from audit_cli.options import coerce
 
@@ -37,16 +38,10 @@ DEFAULTS: dict[str, object] = {
 }
 
 
-# Checks that can fail a run, by report name, and the setting holding each one's threshold.
-# MIA-NN and forget-class accuracy exist only when a class is forgotten; utility only
-# with a retrained model to compare with; unlearning-effect only with the original.
-GATED_CHECKS = {
-    "leakage": "fail_above",
-    "mia-nn": "mia_nn_above",
-    "forget-class-accuracy": "forget_class_accuracy_above",
-    "utility": "utility_drop_above",
-    "unlearning-effect": "missing_effect_above",
-}
+# Checks that can fail a run, by report name, and the setting holding each one's threshold:
+# from the checks' registry (MIA-NN and forget-class accuracy exist only when a class is
+# forgotten; utility only with a retrained model; unlearning-effect only with the original).
+GATED_CHECKS = THRESHOLDS
 
 
 @dataclass(frozen=True)

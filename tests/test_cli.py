@@ -251,7 +251,7 @@ def test_train_bad_options(runner, tmp_path, case):
 
 @pytest.mark.parametrize(
     ("name", "pattern"),
-    [("m.pt", r"--out must end in \.safetensors"), ("missing/m.safetensors", r"folder .*missing does not exist")],
+    [("m.pt", r"--output must end in \.safetensors"), ("missing/m.safetensors", r"folder .*missing does not exist")],
 )
 def test_train_bad_out(runner, tmp_path, name, pattern):
     assert_error(invoke(runner, *train_args(tmp_path / name)), pattern)

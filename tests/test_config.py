@@ -66,3 +66,14 @@ def test_per_check_thresholds_table(tmp_path):
     (tmp_path / "audit.toml").write_text("fail-above = 0.1\n[thresholds]\nleakage = 0.2\n")
     with pytest.raises(UsageError, match="give the leakage threshold once"):
         resolve_settings({}, env={}, cwd=tmp_path)
+
+
+def test_thresholds_come_from_the_checks_registry():
+    from audit_cli.checks.registry import CHECKS
+    from audit_cli.config import DEFAULTS, GATED_CHECKS
+
+    gated = {c.name.value: c.threshold for c in CHECKS if c.gated}
+    assert GATED_CHECKS == gated and set(gated) == {
+        "leakage", "mia-nn", "forget-class-accuracy", "utility", "unlearning-effect"
+    }  # fmt: skip
+    assert all(setting in DEFAULTS for setting in gated.values())

@@ -218,8 +218,13 @@ def test_read_bank_export_and_cli_commands(tmp_path, data, forget):
     assert result.exit_code == 0 and (tmp_path / "long.csv").read_text().startswith('"shadow","example_id"')
     result = runner.invoke(app, ["bank", "export", str(bank.path), "--out", str(tmp_path / "long.txt")])
     assert result.exit_code == 2 and not (tmp_path / "long.txt").exists()
-    result = runner.invoke(app, ["evaluate-attack", "--bank", str(tmp_path)])
-    assert result.exit_code == 2 and "not a shadow bank" in result.stderr
+    # The parent folder holding this one bank names it too; an empty folder names none.
+    parent = bank.path.parent
+    result = runner.invoke(app, ["evaluate-attack", "--bank", str(parent), "--targets", "3"])
+    assert result.exit_code == 0 and "mean AUC over 3 targets" in result.stdout
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["evaluate-attack", "--bank", str(tmp_path / "empty")])
+    assert result.exit_code == 2 and "holds no shadow bank" in result.stderr
 
 
 def test_class_mode_bank_keeps_retrained_twins(tmp_path, data):

@@ -68,8 +68,8 @@ def test_train_without_a_class(runner, tmp_path):
 @pytest.mark.parametrize(
     "args,pattern",
     [
-        (["--arch", "hist-gradient-boosting", "--out", "{tmp}/m.safetensors"], r"--out must end in \.skops"),
-        (["--arch", "mlp", "--out", "{tmp}/m.skops"], r"--out must end in \.safetensors"),
+        (["--arch", "hist-gradient-boosting", "--out", "{tmp}/m.safetensors"], r"--output must end in \.skops"),
+        (["--arch", "mlp", "--out", "{tmp}/m.skops"], r"--output must end in \.safetensors"),
         (["--arch", "hist-gradient-boosting", "--epochs", "3", "--out", "{tmp}/m.skops"], "--epochs trains networks"),
         (["--arch", "decision-tree", "--arch-arg", "depth=3", "--out", "{tmp}/m.skops"], "no parameter 'depth'"),
         (["--arch", "decision-tree", "--arch-arg", "max_depth=-3", "--out", "{tmp}/m.skops"], "decision-tree: The"),
