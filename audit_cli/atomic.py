@@ -57,7 +57,8 @@ def check_output_path(path: str | Path, *, overwrite: bool, suffix: str | None =
         hint = None
         if path.suffix == ".skops":
             hint = "only scikit-learn models (--arch hist-gradient-boosting, random-forest, ...) are written as .skops"
-        raise UsageError(f"--output must end in {suffix}: {kind} are written as {suffix}, not {what}: {path}", hint=hint)
+        message = f"--output must end in {suffix}: {kind} are written as {suffix}, not {what}: {path}"
+        raise UsageError(message, hint=hint)
     if path.exists() and not overwrite:
         raise UsageError(f"{path} exists; not overwriting it", hint="pass --overwrite to replace it")
     if not path.parent.is_dir():

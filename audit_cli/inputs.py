@@ -20,13 +20,14 @@ import torch
 from audit_cli.checks.registry import THRESHOLDS
 from audit_cli.data import Dataset, fingerprint_ids, load_dataset
 from audit_cli.errors import InconclusiveError, UsageError
+from audit_cli.families import family_of
 from audit_cli.gate import GATES, MAX_UNSCORABLE, MIN_EXAMPLES
 from audit_cli.models.checkpoint import check_dataset
 from audit_cli.models.metadata import CheckpointMeta
 from audit_cli.models.model_file import ModelFile, load_model
-from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, check_method_fits
+from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank
 from audit_cli.training import resolve_device
-from audit_cli.unlearn import check_augmentation, get_method
+from audit_cli.unlearn import UnlearningSpec, get_method, resolve_unlearning
 from audit_cli.unlearn.mpru import FilterSpec, check_filter_parent, load_filter
 from audit_cli.unlearn_request import resolve_forget
 
@@ -135,12 +136,21 @@ class AuditInputs:
     retain: np.ndarray
     test: np.ndarray
     """Negatives of the attack: test ids (of the forgotten class, for class forgetting)."""
-    method: str | None
-    params: dict
+    unlearning: UnlearningSpec | None
+    """What the shadows replay: the model's declared unlearning (or --method), resolved."""
     bank: ShadowBank
     device: torch.device
     output_filter: FilterSpec | None = None
     """An MPRU output filter the audited outputs pass through (``--filter``)."""
+
+    @property
+    def method(self) -> str | None:
+        return self.unlearning.method if self.unlearning is not None else None
+
+    @property
+    def params(self) -> dict[str, object]:
+        """The method's parameters as the shadows use them (defaults filled in)."""
+        return dict(self.unlearning.params) if self.unlearning is not None else {}
 
 
 def prepare(config: AuditConfig) -> AuditInputs:
@@ -192,23 +202,20 @@ def prepare(config: AuditConfig) -> AuditInputs:
     declared = output_filter.method if output_filter else meta.unlearning.method if meta.unlearning else None
     declared_params = output_filter.params if output_filter else meta.unlearning.params if meta.unlearning else {}
     method = config.method or declared
-    params = dict(config.method_params or (declared_params if not config.method else {}))
-    params.pop("seed", None)
-    # Shadows replay the augmentation too (it changes what unlearning does); it travels
-    # beside the method's own parameters, as in the checkpoint.
-    augmentation = str(params.pop("augmentation", "none"))
-    if method is not None and augmentation != "none":
-        # The shadows' unlearning would refuse it after minutes of training; refuse now.
-        check_augmentation(augmentation, dataset)
-    if method is not None and augmentation != "none" and not get_method(method).augmentable:
-        raise UsageError(f"{method} takes no augmentation policy (finetune, random-label and salun do)")
+    unlearning = None
     if method is not None:
-        produces = get_method(method).produces
-        if output_filter is not None and produces != "filter":
+        params = dict(config.method_params or (declared_params if not config.method else {}))
+        params.pop("seed", None)
+        # Shadows replay the augmentation too (it changes what unlearning does); it travels
+        # beside the method's own parameters, as in the checkpoint.
+        augmentation = str(params.pop("augmentation", "none"))
+        entry = get_method(method)
+        unlearning = resolve_unlearning(entry, params, augmentation, dataset)
+        if output_filter is not None and entry.produces != "filter":
             raise UsageError(f"--filter audits an output filter; {method} changes weights (drop --method)")
-        if output_filter is None and produces == "filter":
+        if output_filter is None and entry.produces == "filter":
             raise UsageError(f"{method} is an output filter: pass the filter file with --filter")
-        check_method_fits(audited.recipe, method)
+        family_of(audited.recipe).check_method(entry, audited.recipe)
     test = dataset.test_ids
     if config.forget_class is None and len(test) > NEGATIVES_PER_FORGET * len(forget):
         # Each shadow forgets |F| of the scored candidates it trained on; with many more test
@@ -229,17 +236,15 @@ def prepare(config: AuditConfig) -> AuditInputs:
     spec = BankSpec(
         dataset=dataset,
         recipe=audited.recipe,
-        method=method,
-        method_params=params,
+        unlearning=unlearning,
         forget_rule=ForgetRule(forget_class=config.forget_class)
         if config.forget_class is not None
         else ForgetRule(forget_ids=tuple(int(i) for i in forget), negatives=tuple(int(i) for i in test)),
         seed=config.seed,
         train_size=original_train_size(meta, dataset),
-        augmentation=augmentation if method is not None else "none",
     )
     bank = ShadowBank(config.bank, spec, chunk_size=config.chunk_size)
-    return AuditInputs(config, audited, dataset, forget, retain, test, method, params, bank, device, output_filter)
+    return AuditInputs(config, audited, dataset, forget, retain, test, unlearning, bank, device, output_filter)
 
 
 def check_power(inputs: AuditInputs, min_leakage: float) -> None:

@@ -93,7 +93,7 @@ def test_shadows_replay_the_declared_augmentation(tmp_path):
     config = AuditConfig(model="sample_models/digits_mlp_original.safetensors",
                          forget="sample_models/forget_random10.txt", method="finetune", bank=tmp_path)  # fmt: skip
     plain = prepare(config).bank.spec
-    assert plain.augmentation == "none" and plain.n_train == 1347
+    assert plain.unlearning.augmentation == "none" and plain.n_train == 1347
     with pytest.raises(UsageError, match="needs image data"):
         prepare(replace(config, method_params={"augmentation": "crop+flip", "epochs": "1"}))
     assert not any(tmp_path.iterdir())

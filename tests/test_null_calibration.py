@@ -15,6 +15,7 @@ from attacks.lira import IN, OUT, UNLEARNED, lira_online, ulira
 from attacks.metrics import auc_score
 from audit_cli.shadows import BankSpec, ForgetRule, plan_shadow
 from audit_cli.training import Recipe
+from audit_cli.unlearn import get_method, resolve_unlearning
 
 SHADOWS = 64
 DRAWS = 24
@@ -23,7 +24,7 @@ MEMORISATION = 1.0  # phi shift of a trained-on example, in units of the model n
 
 def planned_states(ds, forget, seed, shadows=SHADOWS):
     rule = ForgetRule(forget_ids=tuple(int(i) for i in forget), negatives=tuple(int(i) for i in ds.test_ids))
-    spec = BankSpec(ds, Recipe(), "retrain", {}, rule, seed=seed)
+    spec = BankSpec(ds, Recipe(), resolve_unlearning(get_method("retrain"), {}, "none", ds), rule, seed=seed)
     states = np.full((shadows, len(ds.ids)), OUT, dtype=np.int8)
     for k in range(shadows):
         plan = plan_shadow(spec, k)

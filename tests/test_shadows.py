@@ -1,6 +1,7 @@
 """The shadow bank: plans, states, signals, resume, top-up, and crash recovery."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from audit_cli.data import load_dataset
 from audit_cli.errors import InputError, UsageError
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, plan_shadow
 from audit_cli.training import Recipe
+from audit_cli.unlearn import get_method, resolve_unlearning
 
 RECIPE = Recipe(arch="mlp", arch_args={"hidden": (64,)}, epochs=60, lr=0.01, batch_size=32)
 
@@ -25,9 +27,14 @@ def forget(data):
     return tuple(int(i) for i in np.random.default_rng(0).choice(data.train_ids, 20, replace=False))
 
 
+def finetune(data, epochs="1"):
+    """The resolved unlearning shadows replay: finetune for ``epochs`` (None: its default)."""
+    return resolve_unlearning(get_method("finetune"), {} if epochs is None else {"epochs": epochs}, "none", data)
+
+
 def spec_for(data, forget, **kw):
     rule = ForgetRule(forget_ids=forget, negatives=tuple(int(i) for i in data.test_ids))
-    return BankSpec(data, RECIPE, "finetune", {"epochs": "1"}, rule, **kw)
+    return BankSpec(data, RECIPE, finetune(data), rule, **kw)
 
 
 def test_plans_follow_the_audited_forget_rule(data, forget):
@@ -46,7 +53,7 @@ def test_plans_follow_the_audited_forget_rule(data, forget):
     assert len(plan_shadow(spec_for(data, forget, train_size=100), 0).trained) == 100
     with pytest.raises(UsageError, match="leave some out"):
         plan_shadow(spec_for(data, forget, train_size=len(data.ids)), 0)
-    class_spec = BankSpec(data, RECIPE, "finetune", {}, ForgetRule(forget_class=1))
+    class_spec = BankSpec(data, RECIPE, finetune(data, None), ForgetRule(forget_class=1))
     plan = plan_shadow(class_spec, 0)
     assert (data.y[data.rows(plan.forget)] == 1).all()
     assert len(plan.forget) == (data.y[data.rows(plan.trained)] == 1).sum()
@@ -76,14 +83,21 @@ def test_key_changes_with_anything_that_changes_the_shadows(data, forget):
     assert spec_for(data, forget).key() == base
     assert spec_for(data, forget, seed=1).key() != base
     assert spec_for(data, forget, train_size=100).key() != base
-    assert spec_for(data, forget, augmentation="crop+flip").key() != base
-    rule = ForgetRule(forget_ids=forget, negatives=tuple(int(i) for i in data.test_ids[:-1]))
-    assert BankSpec(data, RECIPE, "finetune", {"epochs": "1"}, rule).key() != base
+    augmented = replace(finetune(data), augmentation="crop+flip")
     rule = ForgetRule(forget_ids=forget, negatives=tuple(int(i) for i in data.test_ids))
-    assert BankSpec(data, RECIPE, "finetune", {"epochs": "2"}, rule).key() != base
-    assert BankSpec(data, RECIPE.replace(epochs=61), "finetune", {"epochs": "1"}, rule).key() != base
+    assert BankSpec(data, RECIPE, augmented, rule).key() != base
+    # The resolved unlearning is hashed under the keys banks of format 3 always had.
+    assert {k: spec_for(data, forget).to_dict()[k] for k in ("method", "augmentation")} == {
+        "method": "finetune", "augmentation": "none"
+    }  # fmt: skip
+    assert spec_for(data, forget).to_dict()["method_params"]["epochs"] == 1
+    rule = ForgetRule(forget_ids=forget, negatives=tuple(int(i) for i in data.test_ids[:-1]))
+    assert BankSpec(data, RECIPE, finetune(data), rule).key() != base
+    rule = ForgetRule(forget_ids=forget, negatives=tuple(int(i) for i in data.test_ids))
+    assert BankSpec(data, RECIPE, finetune(data, "2"), rule).key() != base
+    assert BankSpec(data, RECIPE.replace(epochs=61), finetune(data), rule).key() != base
     # The audited model's own seed does not shape the shadows.
-    assert BankSpec(data, RECIPE.replace(seed=7), "finetune", {"epochs": "1"}, rule).key() == base
+    assert BankSpec(data, RECIPE.replace(seed=7), finetune(data), rule).key() == base
     assert spec_for(data, forget[:-1]).key() != base
 
 
@@ -154,11 +168,12 @@ import numpy as np
 from audit_cli.data import load_dataset
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank
 from audit_cli.training import Recipe
+from audit_cli.unlearn import get_method, resolve_unlearning
 data = load_dataset("synthetic", {"n_samples": "240", "n_features": "8", "n_classes": "3", "flip_y": "0.2"})
 forget = tuple(int(i) for i in np.random.default_rng(0).choice(data.train_ids, 20, replace=False))
 recipe = Recipe(arch="mlp", arch_args={"hidden": (64,)}, epochs=60, lr=0.01, batch_size=32)
-spec = BankSpec(data, recipe, "finetune", {"epochs": "1"},
-                ForgetRule(forget_ids=forget, negatives=tuple(int(i) for i in data.test_ids)))
+finetune = resolve_unlearning(get_method("finetune"), {"epochs": "1"}, "none", data)
+spec = BankSpec(data, recipe, finetune, ForgetRule(forget_ids=forget, negatives=tuple(int(i) for i in data.test_ids)))
 ShadowBank(sys.argv[1], spec, chunk_size=2).build(int(sys.argv[2]))
 """
 
@@ -228,7 +243,7 @@ def test_read_bank_export_and_cli_commands(tmp_path, data, forget):
 
 
 def test_class_mode_bank_keeps_retrained_twins(tmp_path, data):
-    spec = BankSpec(data, RECIPE, "finetune", {"epochs": "1"}, ForgetRule(forget_class=1))
+    spec = BankSpec(data, RECIPE, finetune(data), ForgetRule(forget_class=1))
     bank = ShadowBank(tmp_path, spec, chunk_size=2)
     bank.build(2)
     signals = bank.load()
@@ -243,7 +258,7 @@ def test_class_mode_bank_keeps_retrained_twins(tmp_path, data):
         trained_ones = data.rows(plan.forget)
         assert signals.phi_before[k, trained_ones].mean() > signals.phi_reference[k, trained_ones].mean() + 3
     # A random-forget bank has no twins.
-    random_bank = ShadowBank(tmp_path, BankSpec(data, RECIPE, None, {}, ForgetRule(forget_ids=(1, 2))), chunk_size=2)
+    random_bank = ShadowBank(tmp_path, BankSpec(data, RECIPE, None, ForgetRule(forget_ids=(1, 2))), chunk_size=2)
     random_bank.build(2)
     assert random_bank.load().phi_reference is None
 

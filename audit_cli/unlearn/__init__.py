@@ -2,9 +2,8 @@
 
 ``unlearn_models(originals, task, method, params)`` runs a weight-producing method on a
 stack of K models (grouped into chunks of models whose forget and retain sets have the
-same sizes, so they step together) and checks the result is finite. Methods that
-produce an output filter (MPRU) or run federated rounds (PUF) register with their own
-``produces`` value; ``unlearn_models`` refuses them and their own entry points run them.
+same sizes, so they step together) and checks the result is finite. Output filters
+(MPRU) register ``filter_outputs`` instead; ``unlearn_models`` refuses them.
 """
 
 from __future__ import annotations
@@ -32,10 +31,12 @@ from audit_cli.unlearn import (
 from audit_cli.unlearn.base import (
     AUGMENTATIONS,
     MethodEntry,
+    UnlearningSpec,
     UnlearnTask,
     check_augmentation,
     params_dict,
     parse_params,
+    resolve_unlearning,
 )
 
 METHODS: dict[str, MethodEntry] = {}
@@ -75,11 +76,7 @@ def unlearn_models(
     entry = get_method(method)
     if entry.produces != "weights":
         raise UsageError(f"method {method!r} produces a {entry.produces}, not new weights")
-    if task.kind not in entry.supports:
-        raise UsageError(
-            f"method {method!r} does not support {task.kind} forgetting",
-            hint="trw forgets a class: pass --forget-class" if method == "trw" else None,
-        )
+    entry.check_supports(task.kind)
     if task.augmentation != "none" and not entry.augmentable:
         raise UsageError(f"method {method!r} takes no augmentation policy (finetune, random-label and salun do)")
     if params is None or isinstance(params, Mapping):
@@ -106,10 +103,12 @@ __all__ = [
     "DivergedError",
     "MethodEntry",
     "UnlearnTask",
+    "UnlearningSpec",
     "check_augmentation",
     "get_method",
     "params_dict",
     "parse_params",
     "register",
+    "resolve_unlearning",
     "unlearn_models",
 ]

@@ -7,9 +7,9 @@ single model is K = 1. All K models step together, like training: per step each 
 gets its own minibatch, the loss is the sum of the K per-model losses, and one optimizer
 updates the stacked parameters, so model k follows the same path it would alone.
 
-Methods whose output is not new weights (an output filter such as MPRU, a federated
-procedure such as PUF) register with another ``produces`` value and their own runner;
-the registry and the CLI dispatch on it.
+Methods whose output is not new weights (an output filter such as MPRU) register a
+``filter_outputs`` instead of a ``run``; the registry and the CLI dispatch on which one
+an entry has.
 """
 
 from __future__ import annotations
@@ -99,19 +99,66 @@ class UnlearnTask:
 
 @dataclass(frozen=True)
 class MethodEntry:
-    """One registered unlearning method."""
+    """One registered unlearning method: it either updates weights (``run``) or filters a
+    model's outputs (``filter_outputs``), never both."""
 
     name: str
     params: type
     """Frozen dataclass of the method's parameters, defaults as in METHODS.md."""
-    run: Callable[[Ensemble, UnlearnTask, Any], Any]
-    """(originals, task, params) -> the unlearned ensemble (or a filter, for filters)."""
     supports: frozenset[str]
     """Kinds of forgetting: {"random", "class"}."""
     description: str
-    produces: Produces = "weights"
+    run: Callable[[Ensemble, UnlearnTask, Any], Ensemble] | None = None
+    """Weight updates: (originals, task, params) -> the unlearned ensemble."""
+    filter_outputs: Callable[..., np.ndarray] | None = None
+    """Output filters: (view_logits (views, n, C) of one model, dataset, its retain ids,
+    forget class, params, seed) -> the filtered outputs, as the audit's shadows apply it."""
     augmentable: bool = False
     """Whether the method takes an augmentation policy (finetune, random-label, salun)."""
+    exact: bool = False
+    """Trains from scratch on the retain set (exact unlearning): every model family can do
+    it by fitting again, scikit-learn estimators included."""
+
+    def __post_init__(self) -> None:
+        if (self.run is None) == (self.filter_outputs is None):
+            raise ValueError(f"method {self.name!r} must either update weights (run) or filter outputs")
+
+    @property
+    def produces(self) -> Produces:
+        return "weights" if self.run is not None else "filter"
+
+    def check_supports(self, kind: ForgetKind) -> None:
+        """Refuse a kind of forgetting the method does not do, saying which flag it needs."""
+        if kind not in self.supports:
+            flag = "--forget-class" if "class" in self.supports else "--forget"
+            raise UsageError(f"method {self.name!r} does not support {kind} forgetting",
+                             hint=f"{self.name} forgets {' or '.join(sorted(self.supports))}: pass {flag}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class UnlearningSpec:
+    """One resolved unlearning: the method, its typed parameters (defaults filled in) and the
+    augmentation policy. What an unlearned checkpoint declares, what the shadows replay and
+    what the bank's key hashes."""
+
+    method: str
+    params: Mapping[str, object]
+    augmentation: str = "none"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"method": self.method, "method_params": dict(self.params), "augmentation": self.augmentation}
+
+
+def resolve_unlearning(
+    entry: MethodEntry, params: Mapping[str, object] | None, augmentation: str, dataset: Dataset
+) -> UnlearningSpec:
+    """Type the parameters against the method's and check the augmentation policy, before
+    any model is trained (the shadows would refuse it after minutes of training)."""
+    if augmentation != "none":
+        check_augmentation(augmentation, dataset)
+        if not entry.augmentable:
+            raise UsageError(f"{entry.name} takes no augmentation policy (finetune, random-label and salun do)")
+    return UnlearningSpec(entry.name, params_dict(parse_params(entry, params)), augmentation)
 
 
 def parse_params(entry: MethodEntry, raw: Mapping[str, object] | None) -> Any:

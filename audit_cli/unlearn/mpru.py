@@ -36,10 +36,10 @@ from scipy.optimize import minimize
 from scipy.special import expit, log_softmax, logsumexp
 
 from audit_cli import __version__
-from audit_cli.atomic import atomic_path
-from audit_cli.data import DatasetSpec
+from audit_cli.atomic import atomic_path, check_output_path
+from audit_cli.data import Dataset, DatasetSpec
 from audit_cli.errors import CheckpointError, UsageError
-from audit_cli.models.checkpoint import MAX_HEADER_BYTES, check_output_path, file_sha256
+from audit_cli.models.checkpoint import MAX_HEADER_BYTES, file_sha256
 from audit_cli.models.metadata import FILTER_METADATA_KEY, _now
 from audit_cli.unlearn.base import MethodEntry
 
@@ -356,19 +356,22 @@ def check_filter_parent(spec: FilterSpec, model_sha256: str, path: str | Path) -
         )
 
 
-def _not_a_weight_update(originals: object, task: object, params: object) -> object:
-    raise UsageError(
-        "mpru is an output filter, not a weight update: fit it with audit unlearn --method mpru "
-        "and apply it with audit run --filter"
-    )
+def filter_outputs(
+    view_logits: np.ndarray, dataset: Dataset, retain: np.ndarray, forget_class: int, params: MPRUParams, seed: int
+) -> np.ndarray:
+    """One model's outputs (views, n, C) through a filter fitted as ``audit unlearn`` fits it:
+    on a labelled sample of the model's own retain set (what the audit's shadows do)."""
+    sample = retain_sample(retain, params, seed)
+    rows = dataset.rows(retain if sample is None else sample)
+    bias = fit_redistribution(view_logits[0][rows], dataset.y[rows], forget_class, params)
+    return apply_filter(view_logits, forget_class, bias)
 
 
 ENTRY = MethodEntry(
     name="mpru",
     params=MPRUParams,
-    run=_not_a_weight_update,
+    filter_outputs=filter_outputs,
     supports=frozenset({"class"}),
     description="Output filter (writes a filter file; the model is untouched): removes class c from the "
     "outputs and redistributes its probability over the retained classes.",
-    produces="filter",
 )

@@ -37,4 +37,5 @@ ENTRY = MethodEntry(
     run=run,
     supports=frozenset({"random", "class"}),
     description="train from scratch on the retain set with the original recipe (exact baseline)",
+    exact=True,
 )

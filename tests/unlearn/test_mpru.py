@@ -35,6 +35,7 @@ from audit_cli.unlearn.mpru import (
     check_filter_parent,
     fit_redistribution,
     load_filter,
+    retain_sample,
     save_filter,
 )
 from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
@@ -197,8 +198,28 @@ def test_registry_entry_is_a_class_forgetting_filter():
     entry = METHODS["mpru"]
     assert entry.produces == "filter" and entry.supports == frozenset({"class"}) and not entry.augmentable
     assert entry.params() == MPRUParams(fit="retain-sample", sample=200, l2=1e-3)
-    with pytest.raises(UsageError, match="audit run --filter"):
-        entry.run(None, None, entry.params())
+    # A filter, not a weight update: the registry holds its filter and no run to misuse.
+    assert entry.run is None and entry.filter_outputs is not None
+    from audit_cli.unlearn import MethodEntry, unlearn_models
+
+    with pytest.raises(UsageError, match="produces a filter, not new weights"):
+        unlearn_models(None, None, "mpru")
+    with pytest.raises(ValueError, match="either update weights"):
+        MethodEntry(name="x", params=MPRUParams, supports=frozenset({"class"}), description="")
+
+
+def test_filter_outputs_is_what_audit_unlearn_fits(digits):
+    """The shadows' filter (the registry's filter_outputs) equals fitting and applying the
+    filter by hand on the same retain sample."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (1, len(digits.ids), digits.num_classes)).astype(np.float32)
+    retain = digits.train_ids[digits.y[digits.rows(digits.train_ids)] != 3]
+    params = MPRUParams()
+    out = METHODS["mpru"].filter_outputs(logits, digits, retain, 3, params, 5)
+    rows = digits.rows(retain_sample(retain, params, 5))
+    bias = fit_redistribution(logits[0][rows], digits.y[rows], 3, params)
+    np.testing.assert_allclose(out, apply_filter(logits, 3, bias))
+    assert (out[..., 3] < -20).all()  # the class is gone from every output
 
 
 # --- the filter file ---------------------------------------------------------------------------
