@@ -30,6 +30,8 @@ from audit_cli.errors import ExitCode
 from audit_cli.pipeline import run_audit
 
 INPUTS, GATE, SHADOWS, OUTPUT, DATA, EXECUTION = "Inputs", "Gate", "Shadows", "Output", "Data", "Execution"
+# On/off switches get a panel of their own: beside metavars, rich crops their long names at 80 columns.
+GATE_SWITCHES = "Gate switches"
 
 
 @cli_errors
@@ -84,14 +86,14 @@ def run_cmd(
         DEFAULTS["allow_underpowered"],
         "--allow-underpowered/--no-allow-underpowered",
         metavar=FLAG,
-        rich_help_panel=GATE,
+        rich_help_panel=GATE_SWITCHES,
         help="Train shadows even when the example counts cannot decide the leakage threshold (else exit 3 at once).",
     ),
     exit_zero: bool = typer.Option(
         DEFAULTS["exit_zero"],
         "--exit-zero/--no-exit-zero",
         metavar=FLAG,
-        rich_help_panel=GATE,
+        rich_help_panel=GATE_SWITCHES,
         help="Report only: exit 0 when a threshold is crossed (errors still exit).",
     ),
     shadows: int = shadows_option("Shadow models.", SHADOWS),
