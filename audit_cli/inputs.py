@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from audit_cli.checks.registry import THRESHOLDS
+from audit_cli.config import DEFAULTS
 from audit_cli.data import Dataset, fingerprint_ids, load_dataset
 from audit_cli.errors import InconclusiveError, UsageError
 from audit_cli.families import family_of
@@ -31,7 +32,7 @@ from audit_cli.unlearn import UnlearningSpec, get_method, resolve_unlearning
 from audit_cli.unlearn.mpru import FilterSpec, check_filter_parent, load_filter
 from audit_cli.unlearn_request import resolve_forget
 
-DEFAULT_SHADOWS = 64
+DEFAULT_SHADOWS = int(DEFAULTS["shadows"])
 # Random forgetting scores at most this many test examples per forget example (a seeded
 # sample beyond it), so that each candidate is UNLEARNED in enough shadows.
 NEGATIVES_PER_FORGET = 4
@@ -39,7 +40,8 @@ NEGATIVES_PER_FORGET = 4
 
 @dataclass(frozen=True)
 class AuditConfig:
-    """What to audit and how."""
+    """What to audit and how; the settings' defaults are config.DEFAULTS (one source for
+    the command line, the settings files and Python callers)."""
 
     model: Path
     forget: Path | None = None
@@ -55,30 +57,30 @@ class AuditConfig:
     """Override the unlearning method recorded in the checkpoint."""
     method_params: Mapping[str, object] | None = None
     shadows: int = DEFAULT_SHADOWS
-    bank: Path = Path(".audit-bank")
+    bank: Path = Path(str(DEFAULTS["bank"]))
     chunk_size: int = 16
-    fail_above: float = 0.1
-    mia_nn_above: float = 0.1
+    fail_above: float = DEFAULTS["fail_above"]
+    mia_nn_above: float = DEFAULTS["mia_nn_above"]
     """Class forgetting: fail when the MIA-NN score's lower bound exceeds this."""
-    forget_class_accuracy_above: float = 0.1
+    forget_class_accuracy_above: float = DEFAULTS["forget_class_accuracy_above"]
     """Class forgetting: fail when forget-class accuracy beyond the retrained twins' exceeds this."""
-    utility_drop_above: float = 0.05
+    utility_drop_above: float = DEFAULTS["utility_drop_above"]
     """With --retrained: fail when the test-accuracy drop below the retrained model exceeds this."""
-    missing_effect_above: float = 0.9
+    missing_effect_above: float = DEFAULTS["missing_effect_above"]
     """With --original: fail when the share of exact unlearning's effect on the forget set that
     the model did not achieve exceeds this (1 = a no-op)."""
-    gate: str = "decide"
+    gate: str = DEFAULTS["gate"]
     """decide: pass only when an interval shows the score below its threshold; evidence: pass
     unless it shows it above (the older reading)."""
-    allow_underpowered: bool = False
+    allow_underpowered: bool = DEFAULTS["allow_underpowered"]
     """Train shadows even when the forget and test counts cannot decide the leakage threshold."""
-    variance: str = "auto"
+    variance: str = DEFAULTS["variance"]
     """Gaussian spread per example, pooled ("global"), or auto (by observations per state)."""
     spread: str = "shared"
     """One spread for both Gaussians of an example (shared), or one each (separate)."""
-    seed: int = 0
-    device: str = "auto"
-    deterministic: bool = False
+    seed: int = DEFAULTS["seed"]
+    device: str = DEFAULTS["device"]
+    deterministic: bool = DEFAULTS["deterministic"]
     """Run torch with deterministic algorithms only (slower on GPU; recorded in the report)."""
     settings: Mapping[str, object] = field(default_factory=dict)
     """Where each setting came from ({name: {"value", "source"}}), recorded in the report."""
