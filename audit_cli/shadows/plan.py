@@ -13,8 +13,8 @@ import numpy as np
 from audit_cli import __version__
 from audit_cli.data import Dataset, fingerprint_ids
 from audit_cli.errors import UsageError
+from audit_cli.models.recipe import Recipe
 from audit_cli.models.sklearn_model import SklearnRecipe
-from audit_cli.training import Recipe
 from audit_cli.unlearn import UnlearningSpec
 
 # 2: class-mode banks carry reference (retrained without the class) signals.
