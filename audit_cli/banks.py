@@ -62,7 +62,8 @@ def read_bank_info(folder: Path) -> BankInfo:
     while n in done:
         n = done[n] + 1
     forget = f"class {rule.get('class')}" if rule.get("kind") == "class" else f"{rule.get('n', '?')} ids"
-    model = str(recipe.get("arch") or recipe.get("sklearn") or "?")
+    trainer = recipe.get("trainer") or {}
+    model = str(recipe.get("arch") or recipe.get("sklearn") or (trainer.get("name") if trainer else None) or "?")
     return BankInfo(folder, folder.name, spec.get("method"), n, str(spec.get("dataset_fingerprint", "")), model,
                     forget, int(spec.get("seed", 0)))  # fmt: skip
 

@@ -7,12 +7,14 @@ recipe (a network ``Recipe`` or a ``SklearnRecipe``); that is the one place it i
 
 A family also says which methods it can replay: networks run every weight update; an
 estimator has no weights to update, so it is unlearned exactly (fitting again on the
-retain set) or through an output filter, which works on any family's outputs.
+retain set) or through an output filter, which works on any family's outputs. The user's
+own training code (``--trainer``) is a family too: it trains the shadows as it trained the
+audited model, and the user's unlearning code (``--unlearner``) unlearns them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,7 +23,9 @@ import torch
 
 from audit_cli.data import Dataset
 from audit_cli.errors import UsageError
+from audit_cli.models.model_file import model_logits
 from audit_cli.models.sklearn_model import SklearnRecipe, fit_sklearn, sklearn_logits
+from audit_cli.plugins import identity
 from audit_cli.training import Recipe, query_logits, train_models
 from audit_cli.unlearn import MethodEntry, UnlearnTask, unlearn_models
 
@@ -57,7 +61,11 @@ class Networks:
         return query_logits(models, dataset, recipe).numpy()
 
     def check_method(self, entry: MethodEntry, recipe: Recipe) -> None:
-        return None  # every registered method updates network weights or filters outputs
+        if entry.external:
+            raise UsageError(
+                "--unlearner replays your unlearning on shadows your own code trains",
+                hint="pass --trainer MODULE:FUNCTION too (see docs/api.md)",
+            )
 
     def unlearn(self, models, task, entry, params, device):
         return unlearn_models(models, task, entry.name, params)
@@ -81,7 +89,7 @@ class Estimators:
         return np.stack([sklearn_logits(est, x, dataset.num_classes) for est in models])[None]
 
     def check_method(self, entry: MethodEntry, recipe: SklearnRecipe) -> None:
-        if entry.produces == "weights" and not entry.exact:
+        if entry.produces in ("weights", "external") and not entry.exact:
             raise UsageError(
                 f"{entry.name} updates network weights; a {recipe.arch} model is unlearned by retrain "
                 "or by an output filter (mpru)"
@@ -93,9 +101,72 @@ class Estimators:
         return self.fit(task.dataset, task.recipe, task.retain_ids, task.seeds, device)
 
 
+@dataclass(frozen=True, eq=False)
+class TrainerRecipe:
+    """Shadows trained by the user's own code (``--trainer``), unlearned by the user's own
+    code (``--unlearner``) when the audited model declares its unlearning that way.
+
+    ``train(dataset, train_ids, seeds)`` returns one trained model per id set; a model is a
+    ``torch.nn.Module`` (or any callable) mapping a float32 batch of ``dataset.x`` to logits.
+    ``unlearn(dataset, model, forget_ids, retain_ids, seed)`` returns the unlearned model.
+    """
+
+    train: Callable[..., Sequence[Any]]
+    unlearn: Callable[..., Any] | None = None
+    arch: str = "own"
+    """For reports and bank listings: what the user's code trains."""
+    augmentation: str = "none"
+    """The tool queries the user's models on the identity view only."""
+
+    def key_dict(self) -> dict:
+        """The bank key: who the code is, with a hash of its source, so edited training
+        code trains a new bank."""
+        return {"trainer": identity(self.train), "unlearner": identity(self.unlearn) if self.unlearn else None}
+
+    def to_dict(self) -> dict:
+        return self.key_dict()
+
+
+@dataclass(frozen=True)
+class UserCode:
+    """The user's own training (and unlearning) code as a model family."""
+
+    recipe: TrainerRecipe
+    name: str = "own"
+
+    def fit(self, dataset, recipe, train_ids, seeds, device):
+        ids = [np.asarray(i, dtype=np.int64) for i in train_ids]
+        models = list(self.recipe.train(dataset, ids, [int(s) for s in seeds]))
+        if len(models) != len(ids):
+            raise UsageError(f"the trainer returned {len(models)} models for {len(ids)} training sets")
+        return models
+
+    def logits(self, models, dataset, recipe) -> np.ndarray:
+        return np.stack([model_logits(m, dataset) for m in models])[None]
+
+    def check_method(self, entry: MethodEntry, recipe) -> None:
+        if entry.external and self.recipe.unlearn is None:
+            raise UsageError("the model's unlearning is your own code, but no --unlearner was given")
+        if entry.produces == "weights" and not entry.exact:
+            raise UsageError(
+                f"{entry.name} updates the weights of the tool's own networks; shadows from --trainer are yours",
+                hint="pass --unlearner MODULE:FUNCTION with the unlearning your model went through, or audit "
+                "--method retrain",
+            )
+
+    def unlearn(self, models, task, entry, params, device):
+        self.check_method(entry, task.recipe)
+        if entry.exact:
+            return self.fit(task.dataset, task.recipe, task.retain_ids, task.seeds, device)
+        return [self.recipe.unlearn(task.dataset, m, np.asarray(f), np.asarray(r), int(s))
+                for m, f, r, s in zip(models, task.forget_ids, task.retain_ids, task.seeds, strict=True)]  # fmt: skip
+
+
 NETWORKS, ESTIMATORS = Networks(), Estimators()
 
 
-def family_of(recipe: Recipe | SklearnRecipe) -> ModelFamily:
+def family_of(recipe: Recipe | SklearnRecipe | TrainerRecipe) -> ModelFamily:
     """The family a recipe trains."""
+    if isinstance(recipe, TrainerRecipe):
+        return UserCode(recipe)
     return ESTIMATORS if isinstance(recipe, SklearnRecipe) else NETWORKS

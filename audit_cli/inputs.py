@@ -10,22 +10,22 @@ refuses, before any shadow trains, an audit whose counts cannot decide its thres
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from audit_cli.audited import AuditedModel, load_audited, load_reference
 from audit_cli.checks.registry import THRESHOLDS
 from audit_cli.config import DEFAULTS
-from audit_cli.data import Dataset, fingerprint_ids, load_dataset
+from audit_cli.data import Dataset, fingerprint_ids
 from audit_cli.errors import InconclusiveError, UsageError
 from audit_cli.families import family_of
 from audit_cli.gate import GATES, MAX_UNSCORABLE, MIN_EXAMPLES
-from audit_cli.models.checkpoint import check_dataset
 from audit_cli.models.metadata import CheckpointMeta
-from audit_cli.models.model_file import ModelFile, load_model
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank
 from audit_cli.training import resolve_device
 from audit_cli.unlearn import UnlearningSpec, get_method, resolve_unlearning
@@ -43,19 +43,31 @@ class AuditConfig:
     """What to audit and how; the settings' defaults are config.DEFAULTS (one source for
     the command line, the settings files and Python callers)."""
 
-    model: Path
-    forget: Path | None = None
+    model: Path | Any
+    """A model file, or (from Python) an in-memory model: an nn.Module, a fitted
+    scikit-learn classifier, or a callable from a batch of inputs to logits."""
+    forget: Path | np.ndarray | None = None
+    """An id file, or (from Python) the ids themselves."""
     filter: Path | None = None
     """An MPRU output filter (``audit unlearn --method mpru``) applied to the model's outputs."""
     forget_class: int | None = None
     original: Path | None = None
     retrained: Path | None = None
-    data: str | None = None
+    data: str | Dataset | None = None
+    """A registry name or data file (default: the checkpoint's), or (from Python) a Dataset."""
     data_options: Mapping[str, object] = field(default_factory=dict)
     data_root: Path | None = None
     method: str | None = None
     """Override the unlearning method recorded in the checkpoint."""
     method_params: Mapping[str, object] | None = None
+    arch: str | None = None
+    """For a model file without metadata: its architecture (a name or MODULE:FACTORY)."""
+    recipe: Path | None = None
+    """For a model the tool did not train: a recipe file its shadows are trained with."""
+    trainer: str | Callable[..., Any] | None = None
+    """The user's own training code (MODULE:FUNCTION or a callable) the shadows are trained with."""
+    unlearner: str | Callable[..., Any] | None = None
+    """The user's own unlearning code the shadows are unlearned with (with ``trainer``)."""
     shadows: int = DEFAULT_SHADOWS
     bank: Path = Path(str(DEFAULTS["bank"]))
     chunk_size: int = 16
@@ -91,7 +103,7 @@ class AuditConfig:
 class ReferenceModel:
     """An --original or --retrained model and its outputs on every dataset example."""
 
-    model: ModelFile
+    model: AuditedModel | None
     view_logits: np.ndarray
     """(views, n, C): one slice per augmentation view the recipe scores."""
 
@@ -100,23 +112,16 @@ class ReferenceModel:
         return self.view_logits[0]
 
 
-def load_reference(path: Path | None, dataset: Dataset, device: torch.device) -> ReferenceModel | None:
-    if path is None:
-        return None
-    model = load_model(path)
-    if model.meta is None:
-        raise UsageError(f"{path} carries no metadata; reference models must come from audit train / unlearn")
-    check_dataset(model.meta, dataset, path=path)
-    return ReferenceModel(model, np.asarray(model.view_logits(dataset, device)))
-
-
 def load_references(inputs: AuditInputs) -> tuple[ReferenceModel | None, ReferenceModel | None]:
     """The --original and --retrained models, checked before minutes of shadow training:
     the original must be the very model the audited one was unlearned from (the
     unlearning-effect check measures the move from it)."""
-    config, meta = inputs.config, inputs.model.meta
-    retrained = load_reference(config.retrained, inputs.dataset, inputs.device)
-    original = load_reference(config.original, inputs.dataset, inputs.device)
+    config, audited, meta = inputs.config, inputs.model, inputs.model.meta
+    refs = []
+    for given in (config.original, config.retrained):
+        ref = load_reference(given, audited, inputs.dataset)
+        refs.append(ReferenceModel(ref, ref.view_logits(inputs.dataset, inputs.device)) if ref is not None else None)
+    original, retrained = refs
     if original is not None and meta.unlearning is not None and original.model.sha256 != meta.unlearning.parent_sha256:
         raise UsageError(
             f"{config.original} is not the model {config.model} was unlearned from (parent sha256 "
@@ -132,7 +137,7 @@ class AuditInputs:
 
     config: AuditConfig
     """The configuration as resolved: with --filter, the class comes from the filter."""
-    model: ModelFile
+    model: AuditedModel
     dataset: Dataset
     forget: np.ndarray
     retain: np.ndarray
@@ -169,19 +174,8 @@ def prepare(config: AuditConfig) -> AuditInputs:
         raise UsageError(f"spread must be shared or separate, got {config.spread!r}")
     if config.shadows < 2:
         raise UsageError(f"--shadows must be at least 2, got {config.shadows}")
-    audited = load_model(config.model)
+    audited, dataset = load_audited(config)
     meta = audited.meta
-    if meta is None or audited.recipe is None:
-        raise UsageError(
-            f"{config.model} carries no training recipe; shadows must be trained like the audited model",
-            hint="audit models written by audit train / audit unlearn",
-        )
-    dataset = (
-        load_dataset(config.data, config.data_options, data_root=config.data_root)
-        if config.data
-        else load_dataset(meta.dataset, data_root=config.data_root)
-    )
-    check_dataset(meta, dataset, path=config.model)
     output_filter = None
     if config.filter is not None:
         output_filter = load_filter(config.filter)
@@ -203,7 +197,8 @@ def prepare(config: AuditConfig) -> AuditInputs:
         )
     declared = output_filter.method if output_filter else meta.unlearning.method if meta.unlearning else None
     declared_params = output_filter.params if output_filter else meta.unlearning.params if meta.unlearning else {}
-    method = config.method or declared
+    # Your own unlearning code is the method "own" (audit methods).
+    method = config.method or declared or ("own" if config.unlearner is not None else None)
     unlearning = None
     if method is not None:
         params = dict(config.method_params or (declared_params if not config.method else {}))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -83,20 +84,23 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
 
 def _model_section(inputs: AuditInputs) -> ModelSection:
     config = inputs.config
+    audited = inputs.model
     return ModelSection(
-        path=str(config.model),
-        sha256=inputs.model.sha256,
+        path=str(audited.model.path),
+        sha256=audited.sha256,
         filter=str(config.filter) if config.filter is not None else None,
-        kind=inputs.model.meta.kind,
+        kind=audited.meta.kind,
         method=inputs.method,
         method_params=inputs.params,
+        recipe=audited.recipe.key_dict(),
+        recipe_source=audited.recipe_source,
     )
 
 
 def _forget_section(inputs: AuditInputs, min_leakage: float) -> ForgetSection:
     config = inputs.config
     return ForgetSection(
-        path=str(config.forget) if config.forget is not None else None,
+        path=str(config.forget) if isinstance(config.forget, (str, Path)) else None,
         n=len(inputs.forget),
         fingerprint=fingerprint_ids(inputs.forget),
         forget_class=config.forget_class,

@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audit_cli import __version__
+from audit_cli.data import as_ids, fingerprint_ids
 from audit_cli.inputs import AuditConfig, AuditInputs
 from audit_cli.models.checkpoint import file_sha256
+from audit_cli.models.model_file import InMemoryModel
+from audit_cli.version import __version__
 
 
 def git_commit(cwd: Path | None = None) -> str | None:
@@ -31,8 +33,15 @@ def git_commit(cwd: Path | None = None) -> str | None:
 
 
 def provenance(config: AuditConfig, inputs: AuditInputs, started: str) -> dict:
-    def sha(path: Path | None) -> str | None:
-        return file_sha256(path) if path is not None else None
+    def sha(given: object) -> str | None:
+        """Of a file; of an in-memory model, its weights' hash; of in-memory ids, their fingerprint."""
+        if given is None:
+            return None
+        if isinstance(given, (str, Path)):
+            return file_sha256(given)
+        if hasattr(given, "shape") or isinstance(given, (list, tuple)):
+            return fingerprint_ids(as_ids(given))
+        return InMemoryModel(given).sha256
 
     return {
         "tool_version": __version__,

@@ -17,6 +17,7 @@ import time
 from audit_cli.data import fingerprint_ids
 from audit_cli.errors import UsageError
 from audit_cli.filter_checkpoint import fit_filter_checkpoint
+from audit_cli.models.architectures import is_plugin
 from audit_cli.models.checkpoint import (
     build_model_from_checkpoint,
     check_dataset,
@@ -25,7 +26,8 @@ from audit_cli.models.checkpoint import (
     save_checkpoint,
 )
 from audit_cli.models.metadata import CheckpointMeta, Unlearning
-from audit_cli.training import Ensemble, Recipe, resolve_device
+from audit_cli.models.recipe import read_recipe_file
+from audit_cli.training import Ensemble, resolve_device
 from audit_cli.unlearn import UnlearnTask, get_method, params_dict, parse_params, unlearn_models
 from audit_cli.unlearn_request import (
     SplitAccuracy,
@@ -49,8 +51,11 @@ def unlearn_checkpoint(request: UnlearnRequest) -> UnlearnResult:
     params = parse_params(entry, request.params)
     if entry.produces == "filter":
         return fit_filter_checkpoint(request, entry, params)
-    if entry.produces != "weights":
-        raise UsageError(f"method {request.method!r} produces a {entry.produces}, not new weights")
+    if entry.external:
+        raise UsageError(
+            f"method {request.method!r} is your own unlearning code: run it on your model yourself",
+            hint="then audit the result with audit run --trainer MODULE:FUNCTION --unlearner MODULE:FUNCTION",
+        )
     device = resolve_device(request.device)
 
     parent = load_checkpoint(request.model)
@@ -59,10 +64,26 @@ def unlearn_checkpoint(request: UnlearnRequest) -> UnlearnResult:
     check_dataset(meta, dataset, path=request.model)
     forget, retain = resolve_forget(dataset, request.forget, request.forget_class)
     check_trained_on_all(request.model, meta, dataset)
-    model = build_model_from_checkpoint(parent, arch=request.arch, dataset=dataset)
-    arch = request.arch or meta.arch
-    arch_args = meta.arch_args if meta is not None and arch == meta.arch else {}
-    recipe = meta.recipe if meta is not None and meta.recipe is not None else Recipe(arch=arch, arch_args=arch_args)
+    recipe = meta.recipe if meta is not None and meta.recipe is not None else None
+    if request.recipe is not None:
+        recipe = read_recipe_file(request.recipe)
+    if recipe is None:
+        # Never invent one: a default recipe would be written into the unlearned checkpoint
+        # as if the model had been trained with it, and its audit would train shadows unlike it.
+        raise UsageError(
+            f"{request.model} does not say how it was trained",
+            hint="pass --recipe recipe.toml with its training recipe (docs/api.md), or audit it as it is with "
+            "audit run --trainer",
+        )
+    arch = request.arch or recipe.arch
+    if request.arch is not None and request.arch != recipe.arch:
+        raise UsageError(f"--arch {request.arch} but the recipe trains {recipe.arch}")
+    arch_args = meta.arch_args if meta is not None and arch == meta.arch else dict(recipe.arch_args)
+    if meta is None and request.arch is None and is_plugin(arch):
+        raise UsageError(f"the recipe names plug-in architecture {arch!r}; importing it would run code",
+                         hint=f"pass --arch {arch} to trust and import it")  # fmt: skip
+    model = build_model_from_checkpoint(parent, arch=request.arch or (arch if meta is None else None),
+                                        arch_args=arch_args if meta is None else None, dataset=dataset)  # fmt: skip
     originals = Ensemble.from_modules([model], arch, arch_args, dataset.input_shape, dataset.num_classes, device)
     task = UnlearnTask(
         dataset=dataset,
@@ -90,8 +111,9 @@ def unlearn_checkpoint(request: UnlearnRequest) -> UnlearnResult:
         dataset=dataset.spec,
         dataset_fingerprint=dataset.fingerprint,
         recipe=recipe,
-        trained_ids_fingerprint=fingerprint_ids(dataset.train_ids),
-        n_trained=len(dataset.train_ids),
+        # What the parent says it trained on; nothing when it does not say.
+        trained_ids_fingerprint=meta.trained_ids_fingerprint if meta is not None else None,
+        n_trained=meta.n_trained if meta is not None else None,
         unlearning=Unlearning(
             method=request.method,
             params=used | {"seed": request.seed},

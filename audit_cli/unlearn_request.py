@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from audit_cli.data import Dataset, fingerprint_ids, load_dataset, read_id_file
+from audit_cli.data import Dataset, as_ids, fingerprint_ids, load_dataset, read_id_file
 from audit_cli.errors import IdFileError, UsageError
 from audit_cli.models.metadata import CheckpointMeta
 from audit_cli.training import Ensemble, accuracy, predict_logits
@@ -44,6 +44,9 @@ class UnlearnRequest:
     download: bool = False
     arch: str | None = None
     """Architecture, for checkpoints without metadata."""
+    recipe: Path | None = None
+    """For a checkpoint without a training recipe: a recipe file saying how it was trained
+    (methods such as retrain replay it, and the unlearned checkpoint records it)."""
     augmentation: str = "none"
     """Augmentation policy for finetune, random-label and salun (images only)."""
     seed: int = 0
@@ -75,13 +78,17 @@ class UnlearnResult:
     seconds: float
 
 
-def resolve_forget(dataset: Dataset, forget: Path | None, forget_class: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """(forget ids, retain ids) within the training split."""
+def resolve_forget(
+    dataset: Dataset, forget: Path | np.ndarray | None, forget_class: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(forget ids, retain ids) within the training split; ``forget`` is an id file, or ids
+    in memory (from Python)."""
     if (forget is None) == (forget_class is None):
         raise UsageError("give exactly one of --forget ids.txt or --forget-class C")
     train_ids = dataset.train_ids
     if forget is not None:
-        ids = read_id_file(forget)
+        ids = read_id_file(forget) if isinstance(forget, (str, Path)) else as_ids(forget)
+        forget = forget if isinstance(forget, (str, Path)) else "forget ids"
         dataset.rows(ids)
         outside = np.setdiff1d(ids, train_ids)
         if len(outside):

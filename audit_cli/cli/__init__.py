@@ -11,7 +11,6 @@ import sys
 
 import typer
 
-from audit_cli import __version__
 from audit_cli.cli.archs import archs_cmd
 from audit_cli.cli.bank import bank_app, bank_export_cmd, bank_ls_cmd
 from audit_cli.cli.common import EXIT_CODES_HELP, FLAG, AuditCommand, AuditGroup
@@ -27,6 +26,7 @@ from audit_cli.cli.shadows import shadows_cmd
 from audit_cli.cli.train import train_cmd
 from audit_cli.cli.unlearn import unlearn_cmd
 from audit_cli.errors import ExitCode
+from audit_cli.version import __version__
 
 app = typer.Typer(
     name="audit",

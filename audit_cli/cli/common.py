@@ -174,6 +174,26 @@ def data_root_option(panel: str | None = None) -> Any:
     )
 
 
+def arch_option(panel: str | None = None) -> Any:
+    help = "The architecture of a checkpoint without metadata (a plug-in factory is imported)."
+    return typer.Option(None, "--arch", metavar="NAME|MODULE:FACTORY", help=help, rich_help_panel=panel)
+
+
+def recipe_option(panel: str | None = None) -> Any:
+    help = "How a model the tool did not train was trained: a TOML recipe (docs/api.md)."
+    return typer.Option(None, "--recipe", metavar="FILE", help=help, rich_help_panel=panel)
+
+
+def trainer_option(panel: str | None = None) -> Any:
+    help = "Your training code: it trains the shadows as it trained the model (docs/api.md)."
+    return typer.Option(None, "--trainer", metavar="MODULE:FUNCTION", help=help, rich_help_panel=panel)
+
+
+def unlearner_option(panel: str | None = None) -> Any:
+    help = "Your unlearning code, replayed on the shadows your --trainer trains."
+    return typer.Option(None, "--unlearner", metavar="MODULE:FUNCTION", help=help, rich_help_panel=panel)
+
+
 def device_option(default: str = "auto", panel: str | None = None) -> Any:
     return typer.Option(default, "--device", metavar="DEVICE", help="cpu, cuda, cuda:N or auto.", rich_help_panel=panel)
 

@@ -13,6 +13,7 @@ import typer
 
 from audit_cli.cli.common import (
     FLAG,
+    arch_option,
     cli_errors,
     config_option,
     data_opt_option,
@@ -22,6 +23,9 @@ from audit_cli.cli.common import (
     parse_pairs,
     progress_bar,
     quiet_option,
+    recipe_option,
+    trainer_option,
+    unlearner_option,
 )
 from audit_cli.cli.outputs import parse_formats, prepare_targets, write_report
 from audit_cli.cli.settings import audit_config, bank_option, setting_flags, shadows_option
@@ -32,6 +36,7 @@ from audit_cli.pipeline import run_audit
 INPUTS, GATE, SHADOWS, OUTPUT, DATA, EXECUTION = "Inputs", "Gate", "Shadows", "Output", "Data", "Execution"
 # On/off switches get a panel of their own: beside metavars, rich crops their long names at 80 columns.
 GATE_SWITCHES = "Gate switches"
+OWN = "A model the tool did not train"
 
 
 @cli_errors
@@ -127,6 +132,10 @@ def run_cmd(
         help="Every check's details in the terminal report.",
         rich_help_panel=OUTPUT,
     ),
+    arch: str | None = arch_option(OWN),
+    recipe: Path | None = recipe_option(OWN),
+    trainer: str | None = trainer_option(OWN),
+    unlearner: str | None = unlearner_option(OWN),
     data: str | None = data_option(None, "Dataset override (default: from the checkpoint).", DATA),
     data_opt: list[str] | None = data_opt_option(DATA),
     data_root: Path | None = data_root_option(DATA),
@@ -161,6 +170,10 @@ def run_cmd(
         data_root=data_root,
         method=method,
         method_params=parse_pairs(param, "--param") if param else None,
+        arch=arch,
+        recipe=recipe,
+        trainer=trainer,
+        unlearner=unlearner,
     )
     # Before the audit: a typo or an unwritable path must not cost the shadows.
     targets = prepare_targets(parse_formats(formats, output), output)

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from audit_cli.cli.common import (
+    arch_option,
     cli_errors,
     config_option,
     data_opt_option,
@@ -22,7 +23,10 @@ from audit_cli.cli.common import (
     parse_pairs,
     progress_bar,
     quiet_option,
+    recipe_option,
     stdout_console,
+    trainer_option,
+    unlearner_option,
 )
 from audit_cli.cli.settings import audit_config, bank_option, setting_flags, shadows_option
 from audit_cli.config import DEFAULTS
@@ -70,6 +74,10 @@ def shadows_cmd(
     data: str | None = data_option(None, "Dataset override (default: from the checkpoint)."),
     data_opt: list[str] | None = data_opt_option(),
     data_root: Path | None = data_root_option(),
+    arch: str | None = arch_option(),
+    recipe: Path | None = recipe_option(),
+    trainer: str | None = trainer_option(),
+    unlearner: str | None = unlearner_option(),
     config_file: Path | None = config_option(),
     device: str = typer.Option(DEFAULTS["device"], "--device", metavar="DEVICE", help="cpu, cuda, cuda:N or auto."),
     quiet: bool = quiet_option(),
@@ -89,6 +97,10 @@ def shadows_cmd(
         data_root=data_root,
         method=method,
         method_params=parse_pairs(param, "--param") if param else None,
+        arch=arch,
+        recipe=recipe,
+        trainer=trainer,
+        unlearner=unlearner,
     )
     with progress_bar("shadow bank", quiet, unit="shadows") as update:
         built = build_shadows(config, progress=update)

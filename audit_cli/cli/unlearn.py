@@ -21,6 +21,7 @@ from audit_cli.cli.common import (
     param_option,
     parse_pairs,
     print_json,
+    recipe_option,
     seed_option,
     stdout_console,
 )
@@ -83,6 +84,7 @@ def unlearn_cmd(
     arch: str | None = typer.Option(
         None, "--arch", metavar="NAME", help="Architecture, for checkpoints without metadata."
     ),
+    recipe: Path | None = recipe_option(),
     augmentation: str = typer.Option(
         "none",
         "--augment",
@@ -108,6 +110,7 @@ def unlearn_cmd(
             data_root=data_root,
             download=download,
             arch=arch,
+            recipe=recipe,
             augmentation=augmentation,
             seed=seed,
             overwrite=overwrite,

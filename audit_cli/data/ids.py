@@ -59,6 +59,29 @@ def read_id_file(path: str | Path) -> np.ndarray:
     return np.array(sorted(ids), dtype=np.int64)
 
 
+def as_ids(values: object, label: str = "forget ids") -> np.ndarray:
+    """Ids given in memory (a list, a numpy or torch array) as a sorted int64 array of unique
+    ids, with the id file's rules: whole numbers, none negative, none repeated, at least one."""
+    if hasattr(values, "detach"):  # a torch tensor
+        values = values.detach().cpu().numpy()
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise IdFileError(f"{label}: expected a flat sequence of ids, got shape {arr.shape}")
+    if len(arr) == 0:
+        raise IdFileError(f"{label}: no ids")
+    if arr.dtype.kind not in "iu":
+        whole = arr.dtype.kind == "f" and bool(np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
+        if not whole:
+            raise IdFileError(f"{label}: ids must be integers, got {arr.dtype}")
+    ids = arr.astype(np.int64)
+    if (ids < 0).any():
+        raise IdFileError(f"{label}: id {int(ids[ids < 0][0])} is negative")
+    unique, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        raise IdFileError(f"{label}: id {int(unique[counts > 1][0])} is given {int(counts.max())} times")
+    return unique
+
+
 def write_id_file(path: str | Path, ids: np.ndarray, header: str | None = None) -> None:
     """Write ids one per line, atomically."""
     lines = [f"# {line}" for line in header.splitlines()] if header else []

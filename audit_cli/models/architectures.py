@@ -16,7 +16,6 @@ checkpoint's metadata says so.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from torch import nn
 
 from audit_cli.errors import UnsafeArtifactError, UsageError
 from audit_cli.options import coerce
+from audit_cli.plugins import is_reference, load_callable
 
 Factory = Callable[..., nn.Module]
 
@@ -142,7 +142,7 @@ ARCHITECTURES: dict[str, ArchEntry] = {
 
 
 def is_plugin(arch: str) -> bool:
-    return ":" in arch
+    return is_reference(arch)
 
 
 def resolve_arch_args(arch: str, args: Mapping[str, object] | None) -> dict[str, object]:
@@ -170,15 +170,7 @@ def load_plugin(arch: str, *, allowed: bool) -> Factory:
             f"the checkpoint names plug-in architecture {arch!r}; importing it would run code",
             hint=f"pass --arch {arch} to trust and import it",
         )
-    module_name, _, attr = arch.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"cannot import plug-in architecture module {module_name!r}: {exc}") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise UsageError(f"plug-in architecture {arch!r}: {module_name} has no callable {attr!r}")
-    return factory
+    return load_callable(arch, "plug-in architecture")
 
 
 def build_model(

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from audit_cli import __version__
 from audit_cli.data import DatasetSpec
 from audit_cli.errors import CheckpointError, UsageError
 from audit_cli.models.architectures import ARCHITECTURES, is_plugin, resolve_arch_args
 from audit_cli.models.recipe import Recipe
+from audit_cli.version import __version__
 
 FORMAT_VERSION = 1
 METADATA_KEY = "unlearning_audit"

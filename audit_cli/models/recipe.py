@@ -5,8 +5,10 @@ optimizers, schedules and augmentation policies the tool knows."""
 from __future__ import annotations
 
 import math
+import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 
 from audit_cli.errors import UsageError
 from audit_cli.models.architectures import resolve_arch_args
@@ -80,6 +82,11 @@ class Recipe:
     def replace(self, **changes: object) -> Recipe:
         return replace(self, **changes)
 
+    def key_dict(self) -> dict:
+        """What of the recipe shapes shadows (the bank key): all of it but the audited
+        model's own seed (each shadow has its own)."""
+        return self.replace(seed=0).to_dict()
+
 
 def check_augmentation_name(name: str, applied: tuple[str, ...], what: str) -> None:
     """Refuse a policy ``what`` cannot apply, naming the ones it can (one line)."""
@@ -88,3 +95,32 @@ def check_augmentation_name(name: str, applied: tuple[str, ...], what: str) -> N
     problem = "cannot apply augmentation" if name in AUGMENTATIONS else "unknown augmentation"
     prefix = f"{what} " if name in AUGMENTATIONS else ""
     raise UsageError(f"{prefix}{problem} {name!r}: {what} accepts {', '.join(applied)}")
+
+
+RECIPE_FILE_FORMAT = 1
+
+
+def read_recipe_file(path: str | Path) -> Recipe:
+    """A recipe written by hand (TOML, docs/api.md): how a model the tool did not train was
+    trained, so that its shadows are trained the same way. ``format = 1`` and the fields of
+    ``Recipe``; ``arch_args`` is a table. Unknown fields are refused, never ignored."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"recipe file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{path}: not a TOML recipe ({exc})") from None
+    version = data.pop("format", None)
+    if version != RECIPE_FILE_FORMAT:
+        raise UsageError(f"{path}: recipe format {version!r} is not {RECIPE_FILE_FORMAT}",
+                         hint=f"start the file with format = {RECIPE_FILE_FORMAT}")  # fmt: skip
+    if "arch_args" in data and not isinstance(data["arch_args"], dict):
+        raise UsageError(f"{path}: arch_args must be a table")
+    data["arch_args"] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.get("arch_args", {}).items()}
+    try:
+        return Recipe.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc.message}", hint=exc.hint) from None

@@ -133,6 +133,10 @@ class SklearnRecipe:
             raise UsageError("set the random_state of a scikit-learn model with --seed, not --arch-arg")
         object.__setattr__(self, "params", resolve_sklearn_params(self.arch, self.params))
 
+    def key_dict(self) -> dict:
+        """What of the recipe shapes shadows (the bank key): the estimator and its parameters."""
+        return {"sklearn": self.arch, "params": dict(self.params)}
+
     @property
     def arch_args(self) -> dict[str, object]:
         """The parameters the estimator is built with, random_state included (for metadata)."""

@@ -7,7 +7,10 @@ these dataclasses; nothing here prints. ``to_dict`` is the JSON document
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import asdict, dataclass, field
+from html import escape
 from typing import Literal
 
 from audit_cli.errors import ExitCode
@@ -55,6 +58,10 @@ class ModelSection:
     method_params: dict = field(default_factory=dict)
     filter: str | None = None
     """An MPRU output filter the model's outputs went through."""
+    recipe: dict | None = None
+    """How its shadows were trained (a recipe, an estimator, or the user's trainer's identity)."""
+    recipe_source: str | None = None
+    """Where that came from: checkpoint, recipe file PATH, or trainer MODULE:FUNCTION (user supplied)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,18 @@ class ShadowSection:
     spread: str | None = None
     train_size: int | None = None
     """Examples each shadow trained on: the audited model's training-set size."""
+
+
+def _finite(value):
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        value = value.item()  # a numpy scalar
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _section(cls: type, data: object, renames: dict[str, str] | None = None):
@@ -152,6 +171,30 @@ class AuditReport:
         """What the forget and test counts can decide, for the renderers ('' when unknown)."""
         m = self.forget.min_decidable_leakage
         return f" (these counts decide leakage thresholds from {m:.3f})" if isinstance(m, (int, float)) else ""
+
+    def to_json(self) -> str:
+        """The JSON document (docs/report-schema.json). NaN and infinity are not JSON: a
+        number that could not be computed is null."""
+        return json.dumps(_finite(self.to_dict()), indent=2, sort_keys=True, default=float, allow_nan=False) + "\n"
+
+    def _repr_html_(self) -> str:
+        """A notebook cell's view: the verdict, the deciding sentence and one row per check."""
+        word = {ExitCode.PASS: "PASS", ExitCode.FAIL: "FAIL", ExitCode.INCONCLUSIVE: "INCONCLUSIVE"}[self.exit_code]
+        head = self.headline
+
+        def num(x: float | None) -> str:
+            return "" if x is None else f"{x:.3f}"
+
+        rows = "".join(
+            f"<tr><td>{escape(c.verdict)}</td><td>{escape(c.name)}</td><td>{num(c.score)}</td>"
+            f"<td>{'' if c.low is None else f'[{num(c.low)}, {num(c.high)}]'}</td><td>{num(c.threshold)}</td></tr>"
+            for c in self.checks
+        )
+        return (
+            f"<p><b>{word}</b> {escape(head.name)}: {escape(head.sentence)}</p>"
+            f"<table><tr><th>verdict</th><th>check</th><th>score</th><th>interval</th><th>threshold</th></tr>"
+            f"{rows}</table>"
+        )
 
     def to_dict(self) -> dict:
         out = asdict(self)

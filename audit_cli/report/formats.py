@@ -11,8 +11,6 @@ The terminal renderer lives in ``terminal.py`` (it writes to a rich console inst
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable
 from xml.etree import ElementTree as ET
 
@@ -22,20 +20,7 @@ WORDS = {0: "PASS", 1: "FAIL", 3: "INCONCLUSIVE"}
 
 
 def render_json(report: AuditReport) -> str:
-    # NaN and infinity are not JSON: a number that could not be computed is null.
-    return json.dumps(_finite(report.to_dict()), indent=2, sort_keys=True, default=float, allow_nan=False) + "\n"
-
-
-def _finite(value):
-    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
-        value = value.item()  # a numpy scalar
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return report.to_json()
 
 
 def _cell(text: str) -> str:

@@ -12,8 +12,8 @@ import hashlib
 import json
 import re
 
-from audit_cli import __version__
 from audit_cli.report import AuditReport
+from audit_cli.version import __version__
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 KIND = {"fail": "fail", "pass": "pass", "inconclusive": "review", "info": "informational", "skipped": "notApplicable"}

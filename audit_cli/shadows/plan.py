@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from audit_cli import __version__
 from audit_cli.data import Dataset, fingerprint_ids
 from audit_cli.errors import UsageError
+from audit_cli.families import TrainerRecipe
 from audit_cli.models.recipe import Recipe
 from audit_cli.models.sklearn_model import SklearnRecipe
 from audit_cli.unlearn import UnlearningSpec
+from audit_cli.version import __version__
 
 # 2: class-mode banks carry reference (retrained without the class) signals.
 # 3: shadows train on as many examples as the audited model and forget scored candidates
@@ -62,8 +63,9 @@ class BankSpec:
     """Everything that determines the shadows; its hash names the bank."""
 
     dataset: Dataset
-    recipe: Recipe | SklearnRecipe
-    """How the audited model was trained: a network recipe, or a scikit-learn estimator."""
+    recipe: Recipe | SklearnRecipe | TrainerRecipe
+    """How the audited model was trained: a network recipe, a scikit-learn estimator, or the
+    user's own training code (audit_cli/families.py)."""
     unlearning: UnlearningSpec | None
     """The audited model's unlearning, resolved (method, typed parameters, augmentation);
     None: shadows are not unlearned (LiRA only)."""
@@ -104,9 +106,7 @@ class BankSpec:
             "tool_version": __version__,
             "dataset_fingerprint": self.dataset.fingerprint,
             # The audited model's own seed does not shape the shadows (each has its own).
-            "recipe": self.recipe.replace(seed=0).to_dict()
-            if isinstance(self.recipe, Recipe)
-            else {"sklearn": self.recipe.arch, "params": dict(self.recipe.params)},
+            "recipe": self.recipe.key_dict(),
             **(self.unlearning.to_dict() if self.unlearning is not None else NO_UNLEARNING),
             "forget_rule": self.forget_rule.to_dict(),
             "seed": self.seed,

@@ -21,6 +21,7 @@ from audit_cli.unlearn import (
     mpru,
     neggrad,
     neggrad_plus,
+    own,
     prune,
     random_label,
     retrain,
@@ -40,6 +41,8 @@ from audit_cli.unlearn.base import (
 )
 
 METHODS: dict[str, MethodEntry] = {}
+# What a method that updates no weights is, in the refusals of the weight-update paths.
+KIND = {"filter": "an output filter: audit run --filter", "external": "your own code: audit run --unlearner"}
 
 
 def register(entry: MethodEntry) -> MethodEntry:
@@ -49,7 +52,8 @@ def register(entry: MethodEntry) -> MethodEntry:
     return entry
 
 
-for _module in (retrain, finetune, neggrad, neggrad_plus, random_label, salun, l1_sparse, scrub, prune, trw, mpru):
+for _module in (retrain, finetune, neggrad, neggrad_plus, random_label, salun, l1_sparse, scrub, prune, trw, mpru,
+                own):  # fmt: skip
     register(_module.ENTRY)
 
 
@@ -75,7 +79,7 @@ def unlearn_models(
     """Unlearn ``task`` from each of the K ``originals`` (left unchanged) with ``method``."""
     entry = get_method(method)
     if entry.produces != "weights":
-        raise UsageError(f"method {method!r} produces a {entry.produces}, not new weights")
+        raise UsageError(f"method {method!r} does not update weights here (it is {KIND[entry.produces]})")
     entry.check_supports(task.kind)
     if task.augmentation != "none" and not entry.augmentable:
         raise UsageError(f"method {method!r} takes no augmentation policy (finetune, random-label and salun do)")

@@ -38,7 +38,7 @@ from audit_cli.training import (
 )
 
 ForgetKind = Literal["random", "class"]
-Produces = Literal["weights", "filter", "federated"]
+Produces = Literal["weights", "filter", "external"]
 # Unlearning applies every policy of the one vocabulary (training.AUGMENTATIONS).
 UNLEARNING_AUGMENTATIONS = AUGMENTATIONS
 
@@ -99,8 +99,8 @@ class UnlearnTask:
 
 @dataclass(frozen=True)
 class MethodEntry:
-    """One registered unlearning method: it either updates weights (``run``) or filters a
-    model's outputs (``filter_outputs``), never both."""
+    """One registered unlearning method: it updates weights (``run``), filters a model's
+    outputs (``filter_outputs``), or is the user's own code (``external``); one of the three."""
 
     name: str
     params: type
@@ -118,14 +118,17 @@ class MethodEntry:
     exact: bool = False
     """Trains from scratch on the retain set (exact unlearning): every model family can do
     it by fitting again, scikit-learn estimators included."""
+    external: bool = False
+    """The unlearning is the user's code (``--unlearner``), which only the user's own model
+    family (``--trainer``) can replay on its shadows."""
 
     def __post_init__(self) -> None:
-        if (self.run is None) == (self.filter_outputs is None):
-            raise ValueError(f"method {self.name!r} must either update weights (run) or filter outputs")
+        if sum((self.run is not None, self.filter_outputs is not None, self.external)) != 1:
+            raise ValueError(f"method {self.name!r} must either update weights (run), filter outputs or be external")
 
     @property
     def produces(self) -> Produces:
-        return "weights" if self.run is not None else "filter"
+        return "weights" if self.run is not None else "filter" if self.filter_outputs is not None else "external"
 
     def check_supports(self, kind: ForgetKind) -> None:
         """Refuse a kind of forgetting the method does not do, saying which flag it needs."""

@@ -202,7 +202,7 @@ def test_registry_entry_is_a_class_forgetting_filter():
     assert entry.run is None and entry.filter_outputs is not None
     from audit_cli.unlearn import MethodEntry, unlearn_models
 
-    with pytest.raises(UsageError, match="produces a filter, not new weights"):
+    with pytest.raises(UsageError, match="does not update weights here .it is an output filter"):
         unlearn_models(None, None, "mpru")
     with pytest.raises(ValueError, match="either update weights"):
         MethodEntry(name="x", params=MPRUParams, supports=frozenset({"class"}), description="")

@@ -1,0 +1,114 @@
+"""The Python API, for notebooks and scripts: ``audit`` a model held in memory, with the
+same code path as ``audit run`` (one ``AuditConfig``, settings resolved with the same
+precedence: arguments, ``AUDIT_*`` environment, ``audit.toml``, defaults).
+
+    from audit_cli import audit, load_dataset
+    digits = load_dataset("digits")
+    report = audit(model, data=digits, forget=forget_ids, trainer=my_train, method="retrain",
+                   original=original_model, fail_above=0.2)
+    report.exit_code, report.headline.sentence, report.to_json()
+
+A model is a file path, a ``torch.nn.Module``, a fitted scikit-learn classifier, or any
+callable from a float32 batch of ``dataset.x`` to logits. ``trainer`` and ``unlearner``
+are callables (or ``"package.module:function"``) following the protocols in docs/api.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audit_cli.config import DEFAULTS, find_config_file, resolve_settings
+from audit_cli.data import Dataset, DatasetSpec
+from audit_cli.data.dataset import make_dataset
+from audit_cli.errors import UsageError
+from audit_cli.pipeline import AuditConfig, run_audit
+from audit_cli.report import AuditReport
+
+
+def audit(
+    model: Any,
+    *,
+    data: str | Path | Dataset | None = None,
+    forget: Any = None,
+    forget_class: int | None = None,
+    trainer: str | Callable[..., Any] | None = None,
+    unlearner: str | Callable[..., Any] | None = None,
+    method: str | None = None,
+    params: Mapping[str, object] | None = None,
+    original: Any = None,
+    retrained: Any = None,
+    recipe: str | Path | None = None,
+    arch: str | None = None,
+    data_options: Mapping[str, object] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    **settings: object,
+) -> AuditReport:
+    """Audit ``model`` (see the module docstring); ``settings`` are those of ``audit run``
+    (``fail_above``, ``shadows``, ``bank``, ``seed``, ``gate``, ``device``...). Raises the
+    tool's errors (``audit_cli.errors``) where the command line would exit non-zero before
+    the report; the report's ``exit_code`` is the gate's verdict."""
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise UsageError(f"unknown setting {unknown[0]!r}", hint=f"settings: {', '.join(DEFAULTS)}")
+    resolved = resolve_settings(settings)
+    value = {k: s.value for k, s in resolved.items()}
+    config = AuditConfig(
+        model=Path(model) if isinstance(model, str) else model,
+        forget=Path(forget) if isinstance(forget, str) else forget,
+        forget_class=forget_class,
+        original=Path(original) if isinstance(original, str) else original,
+        retrained=Path(retrained) if isinstance(retrained, str) else retrained,
+        data=str(data) if isinstance(data, Path) else data,
+        data_options=dict(data_options or {}),
+        method=method,
+        method_params=params,
+        arch=arch,
+        recipe=Path(recipe) if recipe is not None else None,
+        trainer=trainer,
+        unlearner=unlearner,
+        shadows=int(value["shadows"]),
+        bank=Path(str(value["bank"])),
+        fail_above=float(value["fail_above"]),
+        mia_nn_above=float(value["mia_nn_above"]),
+        forget_class_accuracy_above=float(value["forget_class_accuracy_above"]),
+        utility_drop_above=float(value["utility_drop_above"]),
+        missing_effect_above=float(value["missing_effect_above"]),
+        gate=str(value["gate"]),
+        allow_underpowered=bool(value["allow_underpowered"]),
+        variance=str(value["variance"]),
+        seed=int(value["seed"]),
+        device=str(value["device"]),
+        deterministic=bool(value["deterministic"]),
+        settings={k: {"value": s.value, "source": "argument" if s.source == "flag" else s.source}
+                  for k, s in resolved.items()},  # fmt: skip
+        config_file=find_config_file(Path.cwd()),
+    )
+    return run_audit(config, progress=progress)
+
+
+def dataset_from_arrays(
+    x: Any,
+    y: Any,
+    is_train: Any,
+    *,
+    ids: Any = None,
+    class_names: list[str] | None = None,
+    name: str = "arrays",
+) -> Dataset:
+    """A dataset from arrays in memory (numpy or torch): features, integer labels, and which
+    examples are in the training split; ids default to row numbers. The fingerprint covers
+    the content, so a bank built on it is reused only for the same arrays."""
+
+    def array(a: Any) -> np.ndarray:
+        return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+
+    y = array(y)
+    names = class_names or [str(c) for c in range(int(y.max()) + 1)]
+    x = array(x)
+    modality = "image" if x.ndim == 4 else "tabular"
+    return make_dataset(DatasetSpec(name), x, y, array(is_train), names, modality,
+                        ids=None if ids is None else array(ids))  # fmt: skip

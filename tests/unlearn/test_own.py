@@ -1,0 +1,193 @@
+"""Your own model, your own code: models the tool did not train (bare state dicts, objects
+in memory), their shadows trained by the user's trainer and unlearned by the user's
+unlearner (method ``own``), recipe files, and the refusals that replace invented recipes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from audit_cli.data import write_id_file
+from audit_cli.errors import IdFileError, UsageError
+from audit_cli.families import TrainerRecipe, UserCode, family_of
+from audit_cli.shadows import BankSpec, ForgetRule
+from audit_cli.unlearn import METHODS, UnlearnTask, get_method, parse_params, resolve_unlearning
+from tests.helpers import assert_error
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tiny(input_shape, num_classes):
+    return nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(input_shape)), num_classes))
+
+
+def tiny_train(dataset, train_ids, seeds):
+    """A trainer in the protocol: least squares on one-hot labels (fast and deterministic)."""
+    models = []
+    for ids, seed in zip(train_ids, seeds, strict=True):
+        torch.manual_seed(seed)
+        rows = dataset.rows(ids)
+        x = torch.from_numpy(dataset.x[rows].reshape(len(rows), -1))
+        y = nn.functional.one_hot(torch.from_numpy(dataset.y[rows]), dataset.num_classes).float()
+        model = tiny(dataset.input_shape, dataset.num_classes)
+        solution = torch.linalg.lstsq(torch.cat([x, torch.ones(len(x), 1)], 1), 8 * y).solution
+        with torch.no_grad():
+            model[1].weight.copy_(solution[:-1].T)
+            model[1].bias.copy_(solution[-1])
+        models.append(model)
+    return models
+
+
+CALLS = []
+
+
+def recording_unlearner(dataset, model, forget_ids, retain_ids, seed):
+    CALLS.append((len(forget_ids), len(retain_ids), seed))
+    return model
+
+
+def test_the_user_family_trains_queries_and_unlearns_with_the_users_code(digits):
+    family = family_of(TrainerRecipe(tiny_train, recording_unlearner))
+    assert isinstance(family, UserCode)
+    ids = [digits.train_ids[:300], digits.train_ids[200:500]]
+    models = family.fit(digits, None, ids, [0, 1], "cpu")
+    logits = family.logits(models, digits, None)
+    assert logits.shape == (1, 2, len(digits.ids), 10)
+    accuracy = (logits[0, 0].argmax(-1) == digits.y).mean()
+    assert accuracy > 0.8  # the user's models are real models
+    retrain = get_method("retrain")
+    task = UnlearnTask(digits, [ids[0][:20], ids[1][:20]], [ids[0][20:], ids[1][20:]], None, [5, 6])
+    refit = family.unlearn(models, task, retrain, parse_params(retrain, {}), "cpu")
+    expected = family.logits(family.fit(digits, None, task.retain_ids, [5, 6], "cpu"), digits, None)
+    np.testing.assert_allclose(family.logits(refit, digits, None), expected)  # exact: the trainer on retain
+    CALLS.clear()
+    own = METHODS["own"]
+    family.unlearn(models, task, own, parse_params(own, {}), "cpu")
+    assert CALLS == [(20, 280, 5), (20, 280, 6)]  # the user's unlearner, model by model, with its seed
+
+
+def test_the_user_family_refuses_what_it_cannot_replay():
+    family = family_of(TrainerRecipe(tiny_train))
+    with pytest.raises(UsageError, match="updates the weights of the tool's own networks"):
+        family.check_method(get_method("neggrad"), None)
+    with pytest.raises(UsageError, match="no --unlearner was given"):
+        family.check_method(METHODS["own"], None)
+    family.check_method(get_method("retrain"), None)
+    family.check_method(get_method("mpru"), None)  # a filter works on any model's outputs
+    with pytest.raises(UsageError, match="shadows your own code trains"):
+        family_of(__import__("audit_cli.training", fromlist=["Recipe"]).Recipe()).check_method(METHODS["own"], None)
+
+
+def test_the_bank_key_follows_the_users_code(digits):
+    rule = ForgetRule(forget_ids=(1, 2, 3), negatives=tuple(int(i) for i in digits.test_ids[:12]))
+    own = resolve_unlearning(METHODS["own"], {}, "none", digits)
+
+    def key(recipe):
+        return BankSpec(digits, recipe, own, rule).key()
+
+    assert key(TrainerRecipe(tiny_train, recording_unlearner)) == key(TrainerRecipe(tiny_train, recording_unlearner))
+    assert key(TrainerRecipe(tiny_train, recording_unlearner)) != key(TrainerRecipe(tiny_train, None))
+    described = TrainerRecipe(tiny_train).key_dict()["trainer"]
+    assert described["name"].endswith(":tiny_train") and len(described["source_sha256"]) == 64
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory, digits):
+    """A state dict saved by the user's own code: no metadata at all."""
+    folder = tmp_path_factory.mktemp("bare")
+    (model,) = tiny_train(digits, [digits.train_ids], [0])
+    torch.save(model.state_dict(), folder / "bare.pt")
+    forget = np.random.default_rng(0).choice(digits.train_ids, 135, replace=False)
+    write_id_file(folder / "forget.txt", forget)
+    return folder
+
+
+def test_a_bare_checkpoint_is_refused_with_the_flags_to_add(runner, bare):
+    result = runner.invoke(__import__("audit_cli.app", fromlist=["app"]).app,
+                           ["run", "--model", str(bare / "bare.pt"), "--forget", str(bare / "forget.txt")])  # fmt: skip
+    assert_error(result, r"does not say how it was trained")
+    assert "--data" in result.stderr and "--arch" in result.stderr and "--trainer" in result.stderr
+
+
+def test_unlearning_a_bare_checkpoint_never_invents_a_recipe(runner, bare, tmp_path):
+    from audit_cli.app import app
+
+    out = tmp_path / "u.safetensors"
+    args = ["unlearn", "--model", str(bare / "bare.pt"), "--arch", "mlp", "--data", "digits", "--method", "finetune",
+            "--forget", str(bare / "forget.txt"), "-o", str(out)]  # fmt: skip
+    assert_error(runner.invoke(app, args), r"does not say how it was trained")
+    assert not out.exists()
+    assert_error(runner.invoke(app, ["unlearn", *args[1:9], "--method", "own", "--forget", str(bare / "forget.txt"),
+                                     "-o", str(out)]), "your own unlearning code")  # fmt: skip
+
+
+def test_a_recipe_file_is_versioned_and_checked(tmp_path):
+    from audit_cli.models.recipe import read_recipe_file
+
+    path = tmp_path / "r.toml"
+    path.write_text('format = 1\narch = "mlp"\nlr = 0.01\nepochs = 3\n[arch_args]\nhidden = [32]\n')
+    recipe = read_recipe_file(path)
+    assert recipe.arch == "mlp" and recipe.arch_args["hidden"] == (32,) and recipe.epochs == 3
+    path.write_text('arch = "mlp"\n')
+    with pytest.raises(UsageError, match="format None is not 1"):
+        read_recipe_file(path)
+    path.write_text('format = 1\narch = "mlp"\nlearning_rate = 0.1\n')
+    with pytest.raises(UsageError, match="unknown field 'learning_rate'"):
+        read_recipe_file(path)
+
+
+def test_a_bare_checkpoint_with_a_recipe_file_is_audited_and_the_report_says_who_said_so(runner, bare, tmp_path):
+    from audit_cli.app import app
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('format = 1\narch = "mlp"\nepochs = 2\nbatch_size = 128\n[arch_args]\nhidden = [16]\n')
+    torch.save(__import__("audit_cli.models.architectures", fromlist=["build_model"]).build_model(
+        "mlp", (64,), 10, {"hidden": (16,)}).state_dict(), tmp_path / "mlp.pt")  # fmt: skip
+    result = runner.invoke(app, ["run", "--model", str(tmp_path / "mlp.pt"), "--data", "digits", "--recipe",
+                                 str(recipe), "--forget", str(bare / "forget.txt"), "--shadows", "4",
+                                 "--allow-underpowered", "--bank", str(tmp_path / "bank"), "-q",
+                                 "-f", f"json={tmp_path / 'r.json'}"])  # fmt: skip
+    assert result.exit_code in (0, 1, 3), result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["model"]["kind"] == "imported" and report["model"]["recipe_source"] == f"recipe file {recipe}"
+    assert report["model"]["recipe"]["arch_args"] == {"hidden": [16]} and report["mode"] == "lira"
+
+
+def test_the_api_audits_objects_in_memory_like_the_command_line(digits, tmp_path):
+    from audit_cli import audit
+
+    (model,) = tiny_train(digits, [digits.train_ids], [0])
+    forget = np.random.default_rng(0).choice(digits.train_ids, 135, replace=False)
+    report = audit(model, data=digits, forget=forget, trainer=tiny_train, shadows=8, allow_underpowered=True,
+                   bank=str(tmp_path / "bank"), fail_above=0.2)  # fmt: skip
+    assert report.model.kind == "imported" and report.model.recipe_source.startswith("trainer ")
+    assert report.mode == "lira" and report.forget.n == 135 and report.forget.path is None
+    assert report.config["shadows"] == {"value": 8, "source": "argument"}
+    assert json.loads(report.to_json())["forget"]["n"] == 135
+    assert report._repr_html_().startswith("<p><b>") and "leakage" in report._repr_html_()
+    again = audit(model, data=digits, forget=list(forget), trainer=tiny_train, shadows=8, allow_underpowered=True,
+                  bank=str(tmp_path / "bank"), fail_above=0.2)  # fmt: skip
+    assert again.shadows.trained_now == 0 and again.checks == report.checks  # the same bank, the same result
+    with pytest.raises(IdFileError, match="must be integers"):
+        audit(model, data=digits, forget=[1.5, 2.0], trainer=tiny_train, bank=str(tmp_path / "bank"))
+    with pytest.raises(UsageError, match="unknown setting 'fail_abov'"):
+        audit(model, data=digits, forget=forget, trainer=tiny_train, fail_abov=0.2)
+
+
+@pytest.mark.slow
+def test_the_example_own_loop_is_audited_with_shadows_from_that_loop(tmp_path):
+    """examples/own_loop.py end to end at small sizes: its exact retrain does not fail and
+    its no-ops do not pass, through the command line and through the API."""
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from examples.own_loop import run_example
+
+    codes = run_example(tmp_path, shadows=16, forget_size=60, threshold=0.3)
+    assert codes["exact retrain (CLI)"] != 1 and codes["exact retrain (API)"] != 1
+    assert all(codes[k] != 0 for k in codes if "passed off" in k or "no-op" in k), codes
