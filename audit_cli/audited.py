@@ -11,7 +11,7 @@ unlearning). The report records which, and that the user supplied it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ import torch
 from audit_cli.data import Dataset, load_dataset
 from audit_cli.errors import UsageError
 from audit_cli.families import TrainerRecipe
-from audit_cli.models.checkpoint import check_dataset
+from audit_cli.models.checkpoint import check_dataset, strip_prefix
 from audit_cli.models.metadata import CheckpointMeta
 from audit_cli.models.model_file import InMemoryModel, ModelFile, load_model
 from audit_cli.models.recipe import Recipe, read_recipe_file
@@ -54,16 +54,21 @@ class AuditedModel:
         return np.asarray(self.model.view_logits(dataset, device, arch=self.arch, recipe=self.recipe))
 
 
-def _open(model: Any) -> ModelFile | InMemoryModel:
-    if isinstance(model, (str, Path)):
-        return load_model(model)
-    return InMemoryModel(model)
+def _open(model: Any, prefix: str | None = None) -> ModelFile | InMemoryModel:
+    """A model file (its weights' keys without ``prefix``, --strip-prefix) or an object."""
+    if not isinstance(model, (str, Path)):
+        return InMemoryModel(model)
+    opened = load_model(model)
+    if prefix and opened.checkpoint is not None:
+        checkpoint = replace(opened.checkpoint, state_dict=strip_prefix(opened.checkpoint.state_dict, prefix))
+        opened = replace(opened, checkpoint=checkpoint)
+    return opened
 
 
 def load_audited(config: AuditConfig) -> tuple[AuditedModel, Dataset]:
     """The audited model and the dataset it was trained on; refuses, with the flags to add,
     a model that does not say how it was trained."""
-    opened = _open(config.model)
+    opened = _open(config.model, config.strip_prefix)
     train = resolve_callable(config.trainer, "trainer")
     unlearn = resolve_callable(config.unlearner, "unlearner")
     if unlearn is not None and train is None:
@@ -131,12 +136,14 @@ def imported_meta(dataset: Dataset, arch: str, recipe: object) -> CheckpointMeta
     )
 
 
-def load_reference(path: Any, audited: AuditedModel, dataset: Dataset) -> AuditedModel | None:
+def load_reference(
+    path: Any, audited: AuditedModel, dataset: Dataset, prefix: str | None = None
+) -> AuditedModel | None:
     """An --original or --retrained model: a checkpoint the tool wrote, or a model like the
     audited one (built with the same architecture, trained the same way)."""
     if path is None:
         return None
-    opened = _open(path)
+    opened = _open(path, prefix)
     meta = opened.meta
     if meta is None:
         if audited.meta.kind != "imported":

@@ -62,6 +62,8 @@ class AuditConfig:
     method_params: Mapping[str, object] | None = None
     arch: str | None = None
     """For a model file without metadata: its architecture (a name or MODULE:FACTORY)."""
+    strip_prefix: str | None = None
+    """A prefix a wrapper added to every weight's key (``module.``), removed on loading."""
     recipe: Path | None = None
     """For a model the tool did not train: a recipe file its shadows are trained with."""
     trainer: str | Callable[..., Any] | None = None
@@ -119,7 +121,7 @@ def load_references(inputs: AuditInputs) -> tuple[ReferenceModel | None, Referen
     config, audited, meta = inputs.config, inputs.model, inputs.model.meta
     refs = []
     for given in (config.original, config.retrained):
-        ref = load_reference(given, audited, inputs.dataset)
+        ref = load_reference(given, audited, inputs.dataset, config.strip_prefix)
         refs.append(ReferenceModel(ref, ref.view_logits(inputs.dataset, inputs.device)) if ref is not None else None)
     original, retrained = refs
     if original is not None and meta.unlearning is not None and original.model.sha256 != meta.unlearning.parent_sha256:

@@ -13,6 +13,7 @@ Methods that produce an output filter instead of weights (MPRU) go to
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from audit_cli.data import fingerprint_ids
 from audit_cli.errors import UsageError
@@ -24,6 +25,7 @@ from audit_cli.models.checkpoint import (
     check_output_path,
     load_checkpoint,
     save_checkpoint,
+    strip_prefix,
 )
 from audit_cli.models.metadata import CheckpointMeta, Unlearning
 from audit_cli.models.recipe import read_recipe_file
@@ -59,6 +61,8 @@ def unlearn_checkpoint(request: UnlearnRequest) -> UnlearnResult:
     device = resolve_device(request.device)
 
     parent = load_checkpoint(request.model)
+    if request.strip_prefix:
+        parent = replace(parent, state_dict=strip_prefix(parent.state_dict, request.strip_prefix))
     meta = parent.meta
     dataset = request_dataset(request, meta)
     check_dataset(meta, dataset, path=request.model)

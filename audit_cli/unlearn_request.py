@@ -44,6 +44,8 @@ class UnlearnRequest:
     download: bool = False
     arch: str | None = None
     """Architecture, for checkpoints without metadata."""
+    strip_prefix: str | None = None
+    """A prefix a wrapper added to every weight's key (``module.``), removed on loading."""
     recipe: Path | None = None
     """For a checkpoint without a training recipe: a recipe file saying how it was trained
     (methods such as retrain replay it, and the unlearned checkpoint records it)."""

@@ -179,6 +179,11 @@ def arch_option(panel: str | None = None) -> Any:
     return typer.Option(None, "--arch", metavar="NAME|MODULE:FACTORY", help=help, rich_help_panel=panel)
 
 
+def strip_prefix_option(panel: str | None = None) -> Any:
+    help = "Remove this prefix from every weight's key (a wrapper's, e.g. module.) before loading."
+    return typer.Option(None, "--strip-prefix", metavar="PREFIX", help=help, rich_help_panel=panel)
+
+
 def recipe_option(panel: str | None = None) -> Any:
     help = "How a model the tool did not train was trained: a TOML recipe (docs/api.md)."
     return typer.Option(None, "--recipe", metavar="FILE", help=help, rich_help_panel=panel)

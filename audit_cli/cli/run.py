@@ -24,6 +24,7 @@ from audit_cli.cli.common import (
     progress_bar,
     quiet_option,
     recipe_option,
+    strip_prefix_option,
     trainer_option,
     unlearner_option,
 )
@@ -133,6 +134,7 @@ def run_cmd(
         rich_help_panel=OUTPUT,
     ),
     arch: str | None = arch_option(OWN),
+    strip_prefix: str | None = strip_prefix_option(OWN),
     recipe: Path | None = recipe_option(OWN),
     trainer: str | None = trainer_option(OWN),
     unlearner: str | None = unlearner_option(OWN),
@@ -171,6 +173,7 @@ def run_cmd(
         method=method,
         method_params=parse_pairs(param, "--param") if param else None,
         arch=arch,
+        strip_prefix=strip_prefix,
         recipe=recipe,
         trainer=trainer,
         unlearner=unlearner,

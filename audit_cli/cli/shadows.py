@@ -25,6 +25,7 @@ from audit_cli.cli.common import (
     quiet_option,
     recipe_option,
     stdout_console,
+    strip_prefix_option,
     trainer_option,
     unlearner_option,
 )
@@ -75,6 +76,7 @@ def shadows_cmd(
     data_opt: list[str] | None = data_opt_option(),
     data_root: Path | None = data_root_option(),
     arch: str | None = arch_option(),
+    strip_prefix: str | None = strip_prefix_option(),
     recipe: Path | None = recipe_option(),
     trainer: str | None = trainer_option(),
     unlearner: str | None = unlearner_option(),
@@ -98,6 +100,7 @@ def shadows_cmd(
         method=method,
         method_params=parse_pairs(param, "--param") if param else None,
         arch=arch,
+        strip_prefix=strip_prefix,
         recipe=recipe,
         trainer=trainer,
         unlearner=unlearner,

@@ -24,6 +24,7 @@ from audit_cli.cli.common import (
     recipe_option,
     seed_option,
     stdout_console,
+    strip_prefix_option,
 )
 from audit_cli.unlearn.base import AUGMENTATIONS
 from audit_cli.unlearn.mpru import FilterSpec
@@ -85,6 +86,7 @@ def unlearn_cmd(
         None, "--arch", metavar="NAME", help="Architecture, for checkpoints without metadata."
     ),
     recipe: Path | None = recipe_option(),
+    strip_prefix: str | None = strip_prefix_option(),
     augmentation: str = typer.Option(
         "none",
         "--augment",
@@ -111,6 +113,7 @@ def unlearn_cmd(
             download=download,
             arch=arch,
             recipe=recipe,
+            strip_prefix=strip_prefix,
             augmentation=augmentation,
             seed=seed,
             overwrite=overwrite,

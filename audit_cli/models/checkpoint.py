@@ -327,8 +327,22 @@ def build_model_from_checkpoint(
     return model
 
 
+# Prefixes wrappers add to every key: DataParallel / DDP, Lightning-style modules, torch.compile.
+COMMON_PREFIXES = ("module.", "model.", "_orig_mod.", "net.")
+
+
+def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The state dict with ``prefix`` removed from every key (``--strip-prefix``); every key
+    must carry it, or the mapping would silently mix two models' weights."""
+    missing = [k for k in state_dict if not k.startswith(prefix)]
+    if missing:
+        raise CheckpointError(f"--strip-prefix {prefix!r}: key {missing[0]!r} does not start with it")
+    return {k[len(prefix) :]: v for k, v in state_dict.items()}
+
+
 def fit_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, label: str) -> None:
-    """load_state_dict(strict) with one readable line instead of torch's wall of text."""
+    """load_state_dict(strict) with one readable line instead of torch's wall of text, and a
+    hint when a wrapper's prefix is all that is wrong."""
     expected = model.state_dict()
     problems = [f"missing {k}" for k in expected if k not in state_dict]
     problems += [f"unexpected {k}" for k in state_dict if k not in expected]
@@ -339,7 +353,10 @@ def fit_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, 
     ]
     if problems:
         more = f" (+{len(problems) - 2} more)" if len(problems) > 2 else ""
-        raise CheckpointError(f"weights do not fit {label}: {'; '.join(problems[:2])}{more}")
+        hint = next((f"every key starts with {p!r}: pass --strip-prefix {p}" for p in COMMON_PREFIXES
+                     if state_dict and all(k.startswith(p) for k in state_dict)
+                     and {k[len(p):] for k in state_dict} == set(expected)), None)  # fmt: skip
+        raise CheckpointError(f"weights do not fit {label}: {'; '.join(problems[:2])}{more}", hint=hint)
     model.load_state_dict(dict(state_dict), strict=True)
 
 

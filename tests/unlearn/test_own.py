@@ -191,3 +191,20 @@ def test_the_example_own_loop_is_audited_with_shadows_from_that_loop(tmp_path):
     codes = run_example(tmp_path, shadows=16, forget_size=60, threshold=0.3)
     assert codes["exact retrain (CLI)"] != 1 and codes["exact retrain (API)"] != 1
     assert all(codes[k] != 0 for k in codes if "passed off" in k or "no-op" in k), codes
+
+
+def test_weights_saved_through_a_wrapper_name_the_prefix_to_strip(runner, bare, tmp_path):
+    from audit_cli.app import app
+    from audit_cli.models.architectures import build_model
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('format = 1\narch = "mlp"\nepochs = 2\nbatch_size = 128\n[arch_args]\nhidden = [16]\n')
+    weights = build_model("mlp", (64,), 10, {"hidden": (16,)}).state_dict()
+    torch.save({f"module.{k}": v for k, v in weights.items()}, tmp_path / "ddp.pt")  # as DataParallel saves
+    args = ["run", "--model", str(tmp_path / "ddp.pt"), "--data", "digits", "--recipe", str(recipe), "--forget",
+            str(bare / "forget.txt"), "--shadows", "4", "--allow-underpowered", "--bank", str(tmp_path / "bank"),
+            "-q"]  # fmt: skip
+    assert_error(runner.invoke(app, args), r"weights do not fit .* missing 1.weight", hint=r"--strip-prefix module\.")
+    result = runner.invoke(app, [*args, "--strip-prefix", "module."])
+    assert result.exit_code in (0, 1, 3), result.output
+    assert_error(runner.invoke(app, [*args, "--strip-prefix", "model."]), r"does not start with it")
