@@ -44,6 +44,7 @@ def audit(
     recipe: str | Path | None = None,
     arch: str | None = None,
     data_options: Mapping[str, object] | None = None,
+    shadows_from: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     **settings: object,
 ) -> AuditReport:
@@ -70,6 +71,7 @@ def audit(
         recipe=Path(recipe) if recipe is not None else None,
         trainer=trainer,
         unlearner=unlearner,
+        shadows_from=Path(shadows_from) if shadows_from is not None else None,
         shadows=int(value["shadows"]),
         bank=Path(str(value["bank"])),
         fail_above=float(value["fail_above"]),

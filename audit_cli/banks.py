@@ -61,7 +61,14 @@ def read_bank_info(folder: Path) -> BankInfo:
     n = 0
     while n in done:
         n = done[n] + 1
-    forget = f"class {rule.get('class')}" if rule.get("kind") == "class" else f"{rule.get('n', '?')} ids"
+    kind = rule.get("kind")
+    forget = (
+        f"class {rule.get('class')}"
+        if kind == "class"
+        else "imported"
+        if kind == "imported"
+        else f"{rule.get('n', '?')} ids"
+    )
     trainer = recipe.get("trainer") or {}
     model = str(recipe.get("arch") or recipe.get("sklearn") or (trainer.get("name") if trainer else None) or "?")
     return BankInfo(folder, folder.name, spec.get("method"), n, str(spec.get("dataset_fingerprint", "")), model,

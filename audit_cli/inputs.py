@@ -70,6 +70,8 @@ class AuditConfig:
     """The user's own training code (MODULE:FUNCTION or a callable) the shadows are trained with."""
     unlearner: str | Callable[..., Any] | None = None
     """The user's own unlearning code the shadows are unlearned with (with ``trainer``)."""
+    shadows_from: Path | None = None
+    """A bank imported with ``audit bank import``: its shadows are scored, none is trained."""
     shadows: int = DEFAULT_SHADOWS
     bank: Path = Path(str(DEFAULTS["bank"]))
     chunk_size: int = 16
@@ -265,8 +267,8 @@ def check_power(inputs: AuditInputs, min_leakage: float) -> None:
             "no shadow was trained",
             hint=f"raise --fail-above to at least {min_leakage:.3f}, audit a larger forget set, or " + hint,
         )
-    if inputs.method is None:
-        return
+    if inputs.method is None or config.shadows_from is not None:
+        return  # (an imported bank's observations are counted once it is loaded)
     # With one observation per state an example is scorable; below that share it is not.
     rates = inputs.bank.spec.state_rates()
     if config.forget_class is not None:

@@ -27,14 +27,18 @@ from pathlib import Path
 
 import numpy as np
 
+from attacks.signals import IN, UNLEARNED
 from audit_cli.checks.context import AuditContext, build_context
 from audit_cli.checks.leakage import curves, leakage_interval
 from audit_cli.checks.registry import run_checks
 from audit_cli.data import fingerprint_ids
+from audit_cli.errors import UsageError
 from audit_cli.gate import min_decidable_leakage
 from audit_cli.inputs import DEFAULT_SHADOWS, AuditConfig, AuditInputs, check_power, load_references, prepare
 from audit_cli.provenance import deterministic_torch, provenance
 from audit_cli.report import AuditReport, DatasetSection, Exposed, ForgetSection, ModelSection, ShadowSection
+from audit_cli.shadows import SignalBank
+from audit_cli.shadows.imported import check_forget_rule, load_imported
 
 
 def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None = None) -> AuditReport:
@@ -52,9 +56,13 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
     if not inputs.config.allow_underpowered:
         check_power(inputs, min_leakage)
     t_bank = time.perf_counter()
-    trained_now = inputs.bank.build(inputs.config.shadows, device=inputs.device, progress=progress)
+    if inputs.config.shadows_from is not None:
+        signals, source, bank_path = _imported_signals(inputs)
+        trained_now = 0
+    else:
+        trained_now = inputs.bank.build(inputs.config.shadows, device=inputs.device, progress=progress)
+        signals, source, bank_path = inputs.bank.load(inputs.config.shadows), "built by this tool", inputs.bank.path
     bank_seconds = time.perf_counter() - t_bank
-    signals = inputs.bank.load(inputs.config.shadows)
     ctx = build_context(inputs, signals, original, retrained, min_leakage)
     checks, skipped = run_checks(ctx)
     return AuditReport(
@@ -63,7 +71,8 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
         forget=_forget_section(inputs, min_leakage),
         shadows=ShadowSection(
             n=signals.n_shadows,
-            bank=str(inputs.bank.path),
+            bank=str(bank_path),
+            source=source,
             trained_now=trained_now,
             seconds=bank_seconds,
             variance=ctx.variance,
@@ -80,6 +89,17 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
         provenance=provenance(inputs.config, inputs, started_at),
         curves=curves(ctx),
     )
+
+
+def _imported_signals(inputs: AuditInputs) -> tuple[SignalBank, str, Path]:
+    """The signals of a bank imported with audit bank import, checked against this audit."""
+    if inputs.config.forget_class is not None:
+        raise UsageError("an imported bank carries signals only; class forgetting reads the shadows' logits",
+                         hint="drop --shadows-from and let the tool build the bank")  # fmt: skip
+    signals, source = load_imported(inputs.config.shadows_from, inputs.dataset, unlearned=inputs.method is not None)
+    rows = inputs.dataset.rows
+    check_forget_rule(signals, rows(inputs.forget), rows(inputs.test), UNLEARNED if inputs.method else IN)
+    return signals, source, inputs.config.shadows_from
 
 
 def _model_section(inputs: AuditInputs) -> ModelSection:

@@ -7,20 +7,26 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from audit_cli.banks import list_banks, resolve_bank
+from audit_cli.banks import list_banks, read_bank_info, resolve_bank
 from audit_cli.cli.common import (
     AuditGroup,
     OutputFormat,
     cli_errors,
+    data_opt_option,
+    data_option,
+    data_root_option,
     format_option,
     output_option,
+    parse_pairs,
     print_json,
     stdout_console,
 )
 from audit_cli.config import DEFAULTS
+from audit_cli.data import load_dataset
 from audit_cli.shadows import export_long, read_bank
+from audit_cli.shadows.imported import import_bank
 
-bank_app = typer.Typer(help="List and export shadow banks.", no_args_is_help=True, cls=AuditGroup)
+bank_app = typer.Typer(help="List, export and import shadow banks.", no_args_is_help=True, cls=AuditGroup)
 
 
 def bank_argument() -> object:
@@ -29,6 +35,11 @@ def bank_argument() -> object:
         metavar="BANK",
         help="Parent folder of banks (as audit run --bank); a bank's own folder works too.",
     )
+
+
+def bank_argument_option() -> object:
+    return typer.Option(Path(str(DEFAULTS["bank"])), "--bank", metavar="DIR",
+                        help="Parent folder the imported bank goes into.")  # fmt: skip
 
 
 @cli_errors
@@ -54,5 +65,29 @@ def bank_export_cmd(
     output: Path = output_option("Output table, .parquet or .csv."),
 ) -> None:
     """Write a bank as a long table (shadow, example_id, state, phi_before, phi_after)."""
-    rows = export_long(read_bank(resolve_bank(bank)), output)
+    folder = resolve_bank(bank)
+    rows = export_long(read_bank(folder), output, read_bank_info(folder).dataset_fingerprint)
     stdout_console().print(f"wrote {rows} rows to {output}")
+
+
+@cli_errors
+def bank_import_cmd(
+    table: Path = typer.Argument(
+        ..., metavar="TABLE", help="A long table (.parquet or .csv) as audit bank export writes."
+    ),
+    data: str = data_option(..., "The dataset the shadows were trained on (its ids must all be there)."),
+    data_opt: list[str] | None = data_opt_option(),
+    data_root: Path | None = data_root_option(),
+    bank: Path = bank_argument_option(),
+    output_format: OutputFormat = format_option(),
+) -> None:
+    """Validate shadows trained elsewhere and store them as a bank audit run --shadows-from scores."""
+    dataset = load_dataset(data, parse_pairs(data_opt, "--data-opt"), data_root=data_root)
+    folder = import_bank(table, dataset, bank)
+    info = read_bank_info(folder)
+    if output_format is OutputFormat.json:
+        print_json(info.to_dict())
+        return
+    stdout_console().print(
+        f"imported {info.shadows} shadows into {folder}; audit with audit run --shadows-from {folder}"
+    )

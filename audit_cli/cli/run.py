@@ -104,6 +104,13 @@ def run_cmd(
     ),
     shadows: int = shadows_option("Shadow models.", SHADOWS),
     bank: Path = bank_option(SHADOWS),
+    shadows_from: Path | None = typer.Option(
+        None,
+        "--shadows-from",
+        metavar="DIR",
+        rich_help_panel=SHADOWS,
+        help="Score the shadows of a bank imported with audit bank import instead of training any.",
+    ),
     variance: str = typer.Option(
         DEFAULTS["variance"],
         "--variance",
@@ -177,6 +184,7 @@ def run_cmd(
         recipe=recipe,
         trainer=trainer,
         unlearner=unlearner,
+        shadows_from=shadows_from,
     )
     # Before the audit: a typo or an unwritable path must not cost the shadows.
     targets = prepare_targets(parse_formats(formats, output), output)

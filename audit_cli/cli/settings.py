@@ -38,6 +38,7 @@ def audit_config(
     recipe: Path | None = None,
     trainer: str | None = None,
     unlearner: str | None = None,
+    shadows_from: Path | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> tuple[AuditConfig, dict[str, Setting]]:
@@ -63,6 +64,7 @@ def audit_config(
         recipe=recipe,
         trainer=trainer,
         unlearner=unlearner,
+        shadows_from=shadows_from,
         shadows=int(value["shadows"]),
         bank=Path(str(value["bank"])),
         fail_above=float(value["fail_above"]),

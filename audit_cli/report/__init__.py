@@ -98,6 +98,8 @@ class ShadowSection:
     spread: str | None = None
     train_size: int | None = None
     """Examples each shadow trained on: the audited model's training-set size."""
+    source: str | None = None
+    """built by this tool, or imported from FILE (sha256 ...) with audit bank import."""
 
 
 def _finite(value):

@@ -165,7 +165,7 @@ class ShadowBank:
             states=signals.states[:n],
             phi_before=signals.phi_before[:n],
             phi_after=signals.phi_after[:n],
-            logits_after=signals.logits_after[:n],
+            logits_after=None if signals.logits_after is None else signals.logits_after[:n],
             phi_reference=None if signals.phi_reference is None else signals.phi_reference[:n],
             logits_reference=None if signals.logits_reference is None else signals.logits_reference[:n],
         )

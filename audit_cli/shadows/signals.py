@@ -16,6 +16,8 @@ from audit_cli.atomic import atomic_path
 from audit_cli.errors import InputError, UsageError
 
 MANIFEST = "manifest.json"
+# The Parquet schema metadata key under which an exported table names its dataset.
+FINGERPRINT_KEY = "unlearning_audit_dataset_fingerprint"
 # Index = state code (OUT, IN, UNLEARNED), for exports other tools read.
 STATE_NAMES = np.array(["out", "in", "unlearned"])
 
@@ -31,8 +33,9 @@ class SignalBank:
     """Logit-scaled confidence before unlearning (float64)."""
     phi_after: np.ndarray
     """Logit-scaled confidence after unlearning (float64)."""
-    logits_after: np.ndarray
-    """(shadows, examples, classes) float32 logits after unlearning."""
+    logits_after: np.ndarray | None
+    """(shadows, examples, classes) float32 logits after unlearning (None for a bank
+    imported from a long table, which carries signals only)."""
     phi_reference: np.ndarray | None = None
     """Class mode: each shadow's twin retrained without the class (float64); else None."""
     logits_reference: np.ndarray | None = None
@@ -97,13 +100,13 @@ def read_bank(path: str | Path) -> SignalBank:
         states=matrix("state", np.int8),
         phi_before=matrix("phi_before", np.float64),
         phi_after=matrix("phi_after", np.float64),
-        logits_after=logit_tensor("logits_after"),
+        logits_after=logit_tensor("logits_after") if "logits_after" in table.column_names else None,
         phi_reference=matrix("phi_reference", np.float64) if has_reference else None,
         logits_reference=logit_tensor("logits_reference") if has_reference else None,
     )
 
 
-def export_long(bank: SignalBank, out: str | Path) -> int:
+def export_long(bank: SignalBank, out: str | Path, dataset_fingerprint: str | None = None) -> int:
     """Write (shadow, example_id, state, phi_before, phi_after[, phi_reference]) rows as Parquet or
     CSV; rows written. ``phi_reference`` (class mode) is the shadow's twin retrained without the class."""
     out = Path(out)
@@ -119,6 +122,8 @@ def export_long(bank: SignalBank, out: str | Path) -> int:
     )
     if bank.phi_reference is not None:
         table = table.append_column("phi_reference", pa.array(bank.phi_reference.reshape(-1)))
+    if dataset_fingerprint is not None:  # Parquet keeps it; `audit bank import` checks it
+        table = table.replace_schema_metadata({FINGERPRINT_KEY: dataset_fingerprint})
     with atomic_path(out) as tmp:
         if out.suffix == ".csv":
             import pyarrow.csv as pacsv

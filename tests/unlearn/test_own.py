@@ -208,3 +208,69 @@ def test_weights_saved_through_a_wrapper_name_the_prefix_to_strip(runner, bare, 
     result = runner.invoke(app, [*args, "--strip-prefix", "module."])
     assert result.exit_code in (0, 1, 3), result.output
     assert_error(runner.invoke(app, [*args, "--strip-prefix", "model."]), r"does not start with it")
+
+
+def test_a_bank_exported_and_imported_scores_the_same_and_says_where_it_came_from(runner, digits, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from audit_cli import audit
+    from audit_cli.app import app
+
+    (model,) = tiny_train(digits, [digits.train_ids], [0])
+    forget = np.random.default_rng(1).choice(digits.train_ids, 135, replace=False)
+    kwargs = dict(data=digits, forget=forget, shadows=16, allow_underpowered=True, fail_above=0.2)  # one chunk
+    built = audit(model, trainer=tiny_train, bank=str(tmp_path / "bank"), **kwargs)
+    long = tmp_path / "long.parquet"
+    assert runner.invoke(app, ["bank", "export", str(tmp_path / "bank"), "-o", str(long)]).exit_code == 0
+    result = runner.invoke(app, ["bank", "import", str(long), "--data", "digits", "--bank", str(tmp_path / "imp"),
+                                 "--format", "json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    folder = Path(json.loads(result.stdout)["path"])
+    scored = audit(model, trainer=tiny_train, shadows_from=folder, **kwargs)
+    leak = [next(c for c in r.checks if c.name == "leakage") for r in (built, scored)]
+    assert leak[0].score == leak[1].score and leak[0].low == leak[1].low  # the same signals, the same verdict
+    assert scored.shadows.source.startswith(f"imported from {long}") and built.shadows.source == "built by this tool"
+    assert scored.shadows.trained_now == 0 and scored.shadows.n == 16
+
+    table = pq.read_table(long)
+
+    def refused(changed: pa.Table, pattern: str, suffix=".parquet") -> None:
+        path = tmp_path / f"bad{suffix}"
+        if suffix == ".csv":
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(changed, path)
+        else:
+            pq.write_table(changed, path)
+        assert_error(runner.invoke(app, ["bank", "import", str(path), "--data", "digits", "--bank",
+                                         str(tmp_path / "imp")]), pattern)  # fmt: skip
+
+    refused(table.slice(1), r"rows for 16 shadows")
+    duplicated = pa.concat_tables([table.slice(1), table.slice(1, 1)])  # one row twice, another missing
+    refused(duplicated.replace_schema_metadata(table.schema.metadata), r"holds example \d+ (0|2) times")
+    reordered = pa.concat_tables([table.slice(1), table.slice(0, 1)])  # order does not matter
+    assert runner.invoke(app, ["bank", "import", "-", "--data", "digits"]).exit_code == 2
+    pq.write_table(reordered, tmp_path / "reordered.parquet")
+    assert runner.invoke(app, ["bank", "import", str(tmp_path / "reordered.parquet"), "--data", "digits",
+                               "--bank", str(tmp_path / "imp3")]).exit_code == 0  # fmt: skip
+    twice = table.slice(0, len(table) - 1).append_column("x", pa.array(np.zeros(len(table) - 1)))
+    refused(twice, r"rows for 16 shadows")
+    states = table["state"].to_pylist()
+    refused(table.set_column(table.column_names.index("state"), "state", pa.array(["maybe"] + states[1:])),
+            r"unknown state 'maybe'")
+    refused(table.replace_schema_metadata({b"unlearning_audit_dataset_fingerprint": b"0" * 64}), r"another dataset")
+    refused(table.drop_columns(["phi_after"]), r"missing column 'phi_after'", suffix=".csv")
+    phi = table["phi_before"].to_numpy().copy()
+    phi[3] = np.inf
+    refused(table.set_column(table.column_names.index("phi_before"), "phi_before", pa.array(phi)), "infinite")
+    # Shadows that trained on the forget ids far more often than on the test ids: refused at run time.
+    rows = set(digits.rows(forget).tolist())
+    row_of = digits.rows(table["example_id"].to_numpy())
+    biased = ["in" if r in rows else s for r, s in zip(row_of, states, strict=True)]
+    path = tmp_path / "biased.parquet"
+    pq.write_table(table.set_column(table.column_names.index("state"), "state", pa.array(biased)), path)
+    folder = Path(json.loads(runner.invoke(app, ["bank", "import", str(path), "--data", "digits", "--bank",
+                                                 str(tmp_path / "imp2"), "--format", "json"]).stdout)["path"])  # fmt: skip
+    with pytest.raises(__import__("audit_cli.errors", fromlist=["InputError"]).InputError, match="treated alike"):
+        audit(model, trainer=tiny_train, shadows_from=folder, **kwargs)
