@@ -1,7 +1,7 @@
 """unlearning-audit: a privacy audit for machine unlearning (torch side).
 
 The Python API (docs/api.md): ``audit`` a model held in memory, ``load_dataset`` a built-in
-dataset or a file, ``dataset_from_arrays`` for arrays in memory. Imported lazily, so that
+dataset or a file, ``dataset_from_arrays`` and ``dataset_from_torch`` for data in memory. Imported lazily, so that
 ``import audit_cli`` (and the command line's start) stays cheap.
 """
 
@@ -11,11 +11,11 @@ from typing import Any
 
 from audit_cli.version import __version__
 
-__all__ = ["__version__", "audit", "dataset_from_arrays", "load_dataset"]
+__all__ = ["__version__", "audit", "dataset_from_arrays", "dataset_from_torch", "load_dataset"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("audit", "dataset_from_arrays"):
+    if name in ("audit", "dataset_from_arrays", "dataset_from_torch"):
         from audit_cli import api
 
         return getattr(api, name)

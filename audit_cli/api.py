@@ -8,7 +8,9 @@ precedence: arguments, ``AUDIT_*`` environment, ``audit.toml``, defaults).
                    original=original_model, fail_above=0.2)
     report.exit_code, report.headline.sentence, report.to_json()
 
-A model is a file path, a ``torch.nn.Module``, a fitted scikit-learn classifier, or any
+Data is a registry name or file, a ``Dataset`` (``load_dataset``), arrays
+(``dataset_from_arrays``) or two torch datasets (``dataset_from_torch``). A model is a
+file path, a ``torch.nn.Module``, a fitted scikit-learn classifier, or any
 callable from a float32 batch of ``dataset.x`` to logits. ``trainer`` and ``unlearner``
 are callables (or ``"package.module:function"``) following the protocols in docs/api.md.
 """
@@ -114,3 +116,19 @@ def dataset_from_arrays(
     modality = "image" if x.ndim == 4 else "tabular"
     return make_dataset(DatasetSpec(name), x, y, array(is_train), names, modality,
                         ids=None if ids is None else array(ids))  # fmt: skip
+
+
+def dataset_from_torch(train: Any, test: Any, *, class_names: list[str] | None = None, name: str = "torch") -> Dataset:
+    """A dataset from two ``torch.utils.data.Dataset`` objects yielding (input, label): the
+    training split and the test split, ids in that order (train first). Every item is read
+    once, into memory."""
+    import torch
+
+    xs, ys = [], []
+    for part in (train, test):
+        for i in range(len(part)):
+            x, y = part[i]
+            xs.append(torch.as_tensor(x).float().numpy())
+            ys.append(int(y))
+    is_train = np.r_[np.ones(len(train), bool), np.zeros(len(test), bool)]
+    return dataset_from_arrays(np.stack(xs), np.array(ys), is_train, class_names=class_names, name=name)

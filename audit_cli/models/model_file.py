@@ -76,7 +76,10 @@ BATCH = 1024
 
 
 def model_logits(model: Any, dataset: Dataset) -> np.ndarray:
-    """A user's model's logits on every example, (n, C) float32, in batches, without gradients."""
+    """A user's model's logits on every example, (n, C) float32, in batches, without
+    gradients; a fitted scikit-learn classifier's log-probabilities serve as its logits."""
+    if hasattr(model, "predict_proba"):
+        return sklearn_logits(model, dataset.x.reshape(len(dataset.x), -1), dataset.num_classes)
     if isinstance(model, torch.nn.Module):
         model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu")) if isinstance(
@@ -129,8 +132,6 @@ class InMemoryModel:
         return h.hexdigest()
 
     def view_logits(self, dataset: Dataset, device: str | torch.device = "cpu", *, arch=None, recipe=None):
-        if hasattr(self.model, "predict_proba"):
-            return sklearn_logits(self.model, dataset.x.reshape(len(dataset.x), -1), dataset.num_classes)[None]
         return model_logits(self.model, dataset)[None]
 
 

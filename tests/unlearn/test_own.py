@@ -274,3 +274,31 @@ def test_a_bank_exported_and_imported_scores_the_same_and_says_where_it_came_fro
                                                  str(tmp_path / "imp2"), "--format", "json"]).stdout)["path"])  # fmt: skip
     with pytest.raises(__import__("audit_cli.errors", fromlist=["InputError"]).InputError, match="treated alike"):
         audit(model, trainer=tiny_train, shadows_from=folder, **kwargs)
+
+
+def test_data_and_models_from_torch_and_scikit_learn_objects(digits, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from torch.utils.data import TensorDataset
+
+    from audit_cli import audit, dataset_from_arrays, dataset_from_torch
+
+    train_rows, test_rows = digits.rows(digits.train_ids), digits.rows(digits.test_ids)
+    as_torch = dataset_from_torch(
+        TensorDataset(torch.from_numpy(digits.x[train_rows]), torch.from_numpy(digits.y[train_rows])),
+        TensorDataset(torch.from_numpy(digits.x[test_rows]), torch.from_numpy(digits.y[test_rows])),
+    )
+    assert len(as_torch.train_ids) == 1347 and len(as_torch.test_ids) == 450
+    arrays = dataset_from_arrays(torch.from_numpy(digits.x), digits.y, digits.is_train, ids=digits.ids)
+    assert arrays.fingerprint == dataset_from_arrays(digits.x, digits.y, digits.is_train, ids=digits.ids).fingerprint
+
+    def fit_logistic(dataset, train_ids, seeds):
+        rows = [dataset.rows(ids) for ids in train_ids]
+        return [LogisticRegression(max_iter=200, random_state=s).fit(dataset.x[r], dataset.y[r])
+                for r, s in zip(rows, seeds, strict=True)]  # fmt: skip
+
+    (model,) = fit_logistic(arrays, [arrays.train_ids], [0])
+    forget = arrays.train_ids[:135]
+    report = audit(model, data=arrays, forget=forget, trainer=fit_logistic, shadows=16, allow_underpowered=True,
+                   bank=str(tmp_path / "bank"), fail_above=0.2)  # fmt: skip
+    assert report.mode == "lira" and report.model.kind == "imported"
+    assert report.dataset.fingerprint == arrays.fingerprint
