@@ -1,5 +1,9 @@
 """``python -m audit_cli``: the command line, as the ``audit`` script runs it."""
 
-from audit_cli.cli import main
+from audit_cli.threads import configure_threads
+
+configure_threads()
+
+from audit_cli.cli import main  # noqa: E402 (after the thread settings, before torch starts)
 
 main()
