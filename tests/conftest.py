@@ -6,11 +6,16 @@ tests/helpers.py; fixtures live here so pytest finds them without imports.
 
 from __future__ import annotations
 
-import pytest
-import torch
-from typer.testing import CliRunner
+from audit_cli.threads import configure_threads
 
-from audit_cli.data import load_dataset
+# Before torch loads: beside other work the suite's threads sleep instead of spinning.
+configure_threads()
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from audit_cli.data import load_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -281,3 +281,20 @@ def test_flip_queries_only_for_models_trained_with_flips():
     # The second view is the model on mirrored inputs.
     mirrored = make_dataset(DatasetSpec("mirror"), x[..., ::-1].copy(), y, ds.is_train, ["a", "b"], "image")
     torch.testing.assert_close(flipped[1], query_logits(ens, mirrored, plain)[0])
+
+
+def test_a_plain_lira_bank_serves_every_forget_list(data, forget):
+    """Shadows that are not unlearned train on random subsets whatever the forget list: a
+    new deletion request reuses the bank. With a method, or a class, the list shapes them."""
+
+    def spec(ids, unlearning=None, **rule):
+        rule = rule or {"forget_ids": ids, "negatives": tuple(int(i) for i in data.test_ids)}
+        return BankSpec(data, RECIPE, unlearning, ForgetRule(**rule))
+
+    other = tuple(int(i) for i in np.setdiff1d(data.train_ids, forget)[:20])
+    assert spec(forget).key() == spec(other).key()
+    assert [plan_shadow(spec(forget), k).trained.tolist() for k in range(3)] == [
+        plan_shadow(spec(other), k).trained.tolist() for k in range(3)
+    ]  # fmt: skip
+    assert spec(forget, finetune(data)).key() != spec(other, finetune(data)).key()
+    assert spec(None, forget_class=1).key() != spec(None, forget_class=2).key()  # twins without the class

@@ -22,6 +22,8 @@ from audit_cli.version import __version__
 # 3: shadows train on as many examples as the audited model and forget scored candidates
 #    (forget and test ids) at one rate; augmentation is replayed.
 BANK_FORMAT = 3
+# What a bank of shadows that forget nothing (plain LiRA) records as its forget rule.
+SHADOWS_FORGET_NOTHING = {"kind": "none", "rule": "shadows are not unlearned: any forget list"}
 # How a bank of shadows that are not unlearned (LiRA only) records its unlearning.
 NO_UNLEARNING = {"method": None, "method_params": {}, "augmentation": "none"}
 
@@ -84,6 +86,13 @@ class BankSpec:
             )
 
     @property
+    def shadows_forget(self) -> bool:
+        """Whether the forget rule shapes the shadows: they are unlearned, or (a class) have
+        twins without it. Plain LiRA shadows only train on random subsets, so one bank
+        serves every forget list (a new deletion request trains nothing)."""
+        return self.unlearning is not None or self.forget_rule.forget_class is not None
+
+    @property
     def method(self) -> str | None:
         return self.unlearning.method if self.unlearning is not None else None
 
@@ -108,7 +117,7 @@ class BankSpec:
             # The audited model's own seed does not shape the shadows (each has its own).
             "recipe": self.recipe.key_dict(),
             **(self.unlearning.to_dict() if self.unlearning is not None else NO_UNLEARNING),
-            "forget_rule": self.forget_rule.to_dict(),
+            "forget_rule": self.forget_rule.to_dict() if self.shadows_forget else SHADOWS_FORGET_NOTHING,
             "seed": self.seed,
             "train_size": self.n_train,
         }
