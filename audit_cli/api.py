@@ -86,6 +86,8 @@ def audit(
         variance=str(value["variance"]),
         seed=int(value["seed"]),
         device=str(value["device"]),
+        executor=str(value["executor"]),
+        ray_address=str(value["ray_address"]),
         deterministic=bool(value["deterministic"]),
         settings={k: {"value": s.value, "source": "argument" if s.source == "flag" else s.source}
                   for k, s in resolved.items()},  # fmt: skip

@@ -67,6 +67,8 @@ def read_bank_info(folder: Path) -> BankInfo:
         if kind == "class"
         else "imported"
         if kind == "imported"
+        else "any forget list"
+        if kind == "none"
         else f"{rule.get('n', '?')} ids"
     )
     trainer = recipe.get("trainer") or {}

@@ -33,6 +33,8 @@ DEFAULTS: dict[str, object] = {
     "variance": "auto",
     "seed": 0,
     "device": "auto",
+    "executor": "local",
+    "ray_address": "",
     "exit_zero": False,
     "deterministic": False,
 }

@@ -27,6 +27,7 @@ from audit_cli.families import family_of
 from audit_cli.gate import GATES, MAX_UNSCORABLE, MIN_EXAMPLES
 from audit_cli.models.metadata import CheckpointMeta
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank
+from audit_cli.shadows.executors import executor
 from audit_cli.training import resolve_device
 from audit_cli.unlearn import UnlearningSpec, get_method, resolve_unlearning
 from audit_cli.unlearn.mpru import FilterSpec, check_filter_parent, load_filter
@@ -96,6 +97,10 @@ class AuditConfig:
     """One spread for both Gaussians of an example (shared), or one each (separate)."""
     seed: int = DEFAULTS["seed"]
     device: str = DEFAULTS["device"]
+    executor: str = DEFAULTS["executor"]
+    """Where shadow chunks are built: local, or ray (a Ray cluster)."""
+    ray_address: str = DEFAULTS["ray_address"]
+    """The Ray cluster's address ("": RAY_ADDRESS, else a local Ray)."""
     deterministic: bool = DEFAULTS["deterministic"]
     """Run torch with deterministic algorithms only (slower on GPU; recorded in the report)."""
     settings: Mapping[str, object] = field(default_factory=dict)
@@ -158,6 +163,11 @@ class AuditInputs:
     def method(self) -> str | None:
         return self.unlearning.method if self.unlearning is not None else None
 
+    def build_bank(self, progress=None) -> int:
+        """Top the bank up to the configured shadows, where the configuration says."""
+        run = executor(self.config.executor, self.config.ray_address or None)
+        return self.bank.build(self.config.shadows, device=self.device, progress=progress, run=run)
+
     @property
     def params(self) -> dict[str, object]:
         """The method's parameters as the shadows use them (defaults filled in)."""
@@ -178,6 +188,7 @@ def prepare(config: AuditConfig) -> AuditInputs:
         raise UsageError(f"spread must be shared or separate, got {config.spread!r}")
     if config.shadows < 2:
         raise UsageError(f"--shadows must be at least 2, got {config.shadows}")
+    executor(config.executor)  # a typo fails now, not after loading everything
     audited, dataset = load_audited(config)
     meta = audited.meta
     output_filter = None

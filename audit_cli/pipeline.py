@@ -60,7 +60,7 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
         signals, source, bank_path = _imported_signals(inputs)
         trained_now = 0
     else:
-        trained_now = inputs.bank.build(inputs.config.shadows, device=inputs.device, progress=progress)
+        trained_now = inputs.build_bank(progress)
         signals, source, bank_path = inputs.bank.load(inputs.config.shadows), "built by this tool", inputs.bank.path
     bank_seconds = time.perf_counter() - t_bank
     ctx = build_context(inputs, signals, original, retrained, min_leakage)

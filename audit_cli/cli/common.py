@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperCommand, TyperGroup
 
+from audit_cli.config import DEFAULTS
 from audit_cli.errors import AuditError, ExitCode, UsageError
 
 EXIT_CODES_HELP = (
@@ -197,6 +198,16 @@ def trainer_option(panel: str | None = None) -> Any:
 def unlearner_option(panel: str | None = None) -> Any:
     help = "Your unlearning code, replayed on the shadows your --trainer trains."
     return typer.Option(None, "--unlearner", metavar="MODULE:FUNCTION", help=help, rich_help_panel=panel)
+
+
+def executor_option(panel: str | None = None) -> Any:
+    help = "Where shadow chunks are built: local, or ray (tasks on a Ray cluster; docs/scale.md)."
+    return typer.Option(DEFAULTS["executor"], "--executor", metavar="local|ray", help=help, rich_help_panel=panel)
+
+
+def ray_address_option(panel: str | None = None) -> Any:
+    help = "The Ray cluster to use (default: RAY_ADDRESS, else a Ray started here)."
+    return typer.Option(None, "--ray-address", metavar="ADDRESS", help=help, rich_help_panel=panel)
 
 
 def device_option(default: str = "auto", panel: str | None = None) -> Any:

@@ -19,10 +19,12 @@ from audit_cli.cli.common import (
     data_opt_option,
     data_option,
     data_root_option,
+    executor_option,
     param_option,
     parse_pairs,
     progress_bar,
     quiet_option,
+    ray_address_option,
     recipe_option,
     strip_prefix_option,
     trainer_option,
@@ -159,12 +161,15 @@ def run_cmd(
     device: str = typer.Option(
         DEFAULTS["device"], "--device", metavar="DEVICE", help="cpu, cuda, cuda:N or auto.", rich_help_panel=EXECUTION
     ),
+    executor: str = executor_option(SHADOWS),
+    ray_address: str | None = ray_address_option(SHADOWS),
     quiet: bool = quiet_option(EXECUTION),
 ) -> None:
     """Audit an unlearned model."""
     flags = setting_flags(ctx, {"fail_above": fail_above, "gate": gate, "allow_underpowered": allow_underpowered,
                                 "exit_zero": exit_zero, "shadows": shadows, "bank": str(bank), "variance": variance,
-                                "seed": seed, "deterministic": deterministic, "device": device})  # fmt: skip
+                                "seed": seed, "deterministic": deterministic, "device": device, "executor": executor,
+                                "ray_address": ray_address})  # fmt: skip
     config, settings = audit_config(
         model=model,
         flags=flags,

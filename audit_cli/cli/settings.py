@@ -77,6 +77,8 @@ def audit_config(
         variance=str(value["variance"]),
         seed=int(value["seed"]),
         device=str(value["device"]),
+        executor=str(value["executor"]),
+        ray_address=str(value["ray_address"]),
         deterministic=bool(value["deterministic"]),
         settings={k: {"value": s.value, "source": s.source} for k, s in settings.items()},
         config_file=config_file or find_config_file(cwd),

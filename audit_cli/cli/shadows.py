@@ -19,10 +19,12 @@ from audit_cli.cli.common import (
     data_opt_option,
     data_option,
     data_root_option,
+    executor_option,
     param_option,
     parse_pairs,
     progress_bar,
     quiet_option,
+    ray_address_option,
     recipe_option,
     stdout_console,
     strip_prefix_option,
@@ -50,7 +52,7 @@ class BuiltBank:
 def build_shadows(config: AuditConfig, progress: Callable[[int, int], None] | None = None) -> BuiltBank:
     """Top the bank an audit with ``config`` would use up to ``config.shadows`` shadows."""
     inputs = prepare(config)
-    trained = inputs.bank.build(config.shadows, device=inputs.device, progress=progress)
+    trained = inputs.build_bank(progress)
     return BuiltBank(inputs.bank.path, inputs.bank.complete_shadows(), trained, inputs.method)
 
 
@@ -82,6 +84,8 @@ def shadows_cmd(
     unlearner: str | None = unlearner_option(),
     config_file: Path | None = config_option(),
     device: str = typer.Option(DEFAULTS["device"], "--device", metavar="DEVICE", help="cpu, cuda, cuda:N or auto."),
+    executor: str = executor_option(None),
+    ray_address: str | None = ray_address_option(None),
     quiet: bool = quiet_option(),
 ) -> None:
     """Build or extend the shadow bank an audit of this model will use (CI caches it).
@@ -89,7 +93,17 @@ def shadows_cmd(
     Settings come from flags, AUDIT_* variables and audit.toml exactly as for audit run."""
     config, _ = audit_config(
         model=model,
-        flags=setting_flags(ctx, {"shadows": shadows, "bank": str(bank), "seed": seed, "device": device}),
+        flags=setting_flags(
+            ctx,
+            {
+                "shadows": shadows,
+                "bank": str(bank),
+                "seed": seed,
+                "device": device,
+                "executor": executor,
+                "ray_address": ray_address,
+            },
+        ),
         config_file=config_file,
         forget=forget,
         forget_class=forget_class,

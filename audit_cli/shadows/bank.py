@@ -8,7 +8,7 @@ Shadows are trained, queried and unlearned through their model family
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from attacks.signals import IN, OUT, UNLEARNED, augmented_confidence
 from audit_cli.atomic import atomic_path, atomic_write_text
 from audit_cli.errors import InputError, UsageError
 from audit_cli.families import ModelFamily, family_of
+from audit_cli.shadows.executors import run_local
 from audit_cli.shadows.plan import BankSpec, ShadowPlan, plan_shadow
 from audit_cli.shadows.signals import MANIFEST, SignalBank, read_bank
 from audit_cli.unlearn import UnlearnTask, get_method, parse_params
@@ -64,29 +65,39 @@ class ShadowBank:
     # -- building -------------------------------------------------------------------------
 
     def build(
-        self, n_shadows: int, *, device: str | torch.device = "cpu", progress: Callable[[int, int], None] | None = None
+        self,
+        n_shadows: int,
+        *,
+        device: str | torch.device = "cpu",
+        progress: Callable[[int, int], None] | None = None,
+        run: Callable[..., Iterator] = run_local,
     ) -> int:
-        """Make sure shadows 0..n_shadows-1 exist; return how many were trained now."""
+        """Make sure shadows 0..n_shadows-1 exist; return how many were trained now.
+        ``run`` maps the chunk builder over the missing chunks (shadows/executors.py)."""
         if n_shadows < 2:
             raise UsageError("a shadow bank needs at least 2 shadows")
         self.path.mkdir(parents=True, exist_ok=True)
         manifest = self.manifest()
-        start = self.complete_shadows()
+        present = {c["first"] for c in manifest["chunks"] if (self.path / c["file"]).exists()}
         # Whole chunks only: a top-up that ends mid-chunk still builds the chunk in full.
         target = -(-n_shadows // self.chunk_size) * self.chunk_size
-        trained = 0
-        for first in range(start, target, self.chunk_size):
-            last = first + self.chunk_size - 1
-            table = self._build_chunk(range(first, last + 1), device)
+        todo = [first for first in range(0, target, self.chunk_size) if first not in present]
+        size, trained = self.chunk_size, 0
+
+        def build_chunk(first: int) -> pa.Table:
+            return self._build_chunk(range(first, first + size), device)
+
+        for first, table in run(build_chunk, todo):
+            last = first + size - 1
             name = f"chunk-{first:05d}-{last:05d}.parquet"
             with atomic_path(self.path / name) as tmp:
                 pq.write_table(table, tmp)
             manifest["chunks"] = [c for c in manifest["chunks"] if c["first"] != first]
             manifest["chunks"].append({"first": first, "last": last, "file": name})
             atomic_write_text(self.path / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
-            trained += self.chunk_size
+            trained += size
             if progress is not None:
-                progress(last + 1, target)
+                progress(target - len(todo) + trained, target)
         return trained
 
     def _build_chunk(self, shadows: range, device: str | torch.device) -> pa.Table:
