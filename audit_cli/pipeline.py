@@ -61,7 +61,9 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
         trained_now = 0
     else:
         trained_now = inputs.build_bank(progress)
-        signals, source, bank_path = inputs.bank.load(inputs.config.shadows), "built by this tool", inputs.bank.path
+        # Random forgetting reads no shadow logits: leaving them on disk is most of the memory.
+        signals = inputs.bank.load(inputs.config.shadows, logits=inputs.config.forget_class is not None)
+        source, bank_path = "built by this tool", inputs.bank.path
     bank_seconds = time.perf_counter() - t_bank
     ctx = build_context(inputs, signals, original, retrained, min_leakage)
     checks, skipped = run_checks(ctx)

@@ -216,6 +216,12 @@ def test_read_bank_export_and_cli_commands(tmp_path, data, forget):
     bank = ShadowBank(tmp_path, spec_for(data, forget), chunk_size=2)
     bank.build(4)
     direct, loaded = read_bank(bank.path), bank.load()
+    # Read chunk by chunk: the first shadows, or no logits, are the same numbers.
+    first3, lean = bank.load(3), bank.load(logits=False)
+    assert np.array_equal(first3.phi_after, direct.phi_after[:3]) and np.array_equal(first3.states, direct.states[:3])
+    assert lean.logits_after is None and np.array_equal(lean.phi_before, direct.phi_before)
+    with pytest.raises(InputError, match="holds 4 complete shadows, 5 requested"):
+        bank.load(5)
     for name in ("states", "phi_before", "phi_after", "logits_after"):
         assert np.array_equal(getattr(direct, name), getattr(loaded, name)), name
     assert export_long(direct, tmp_path / "long.parquet") == 4 * len(data.ids)

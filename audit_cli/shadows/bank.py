@@ -164,19 +164,11 @@ class ShadowBank:
 
     # -- reading --------------------------------------------------------------------------
 
-    def load(self, n_shadows: int | None = None) -> SignalBank:
-        """The first ``n_shadows`` complete shadows (all complete ones by default)."""
+    def load(self, n_shadows: int | None = None, *, logits: bool = True) -> SignalBank:
+        """The first ``n_shadows`` complete shadows (all complete ones by default);
+        ``logits=False`` leaves their logits out (only class forgetting reads them)."""
         self.manifest()  # refuses a folder that belongs to another bank
-        signals = read_bank(self.path)
-        n = signals.n_shadows if n_shadows is None else n_shadows
-        if n > signals.n_shadows:
-            raise InputError(f"bank {self.path} holds {signals.n_shadows} complete shadows, {n} requested")
-        return SignalBank(
-            example_ids=signals.example_ids,
-            states=signals.states[:n],
-            phi_before=signals.phi_before[:n],
-            phi_after=signals.phi_after[:n],
-            logits_after=None if signals.logits_after is None else signals.logits_after[:n],
-            phi_reference=None if signals.phi_reference is None else signals.phi_reference[:n],
-            logits_reference=None if signals.logits_reference is None else signals.logits_reference[:n],
-        )
+        signals = read_bank(self.path, logits=logits, n_shadows=n_shadows)
+        if n_shadows is not None and n_shadows > signals.n_shadows:
+            raise InputError(f"bank {self.path} holds {signals.n_shadows} complete shadows, {n_shadows} requested")
+        return signals

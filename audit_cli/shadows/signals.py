@@ -47,11 +47,14 @@ class SignalBank:
 
 
 
-def read_bank(path: str | Path) -> SignalBank:
-    """Signals of every complete shadow in a bank folder, without the dataset or spec objects.
+def read_bank(path: str | Path, *, logits: bool = True, n_shadows: int | None = None) -> SignalBank:
+    """Signals of the complete shadows in a bank folder (the first ``n_shadows``, default
+    all), without the dataset or spec objects; ``logits=False`` leaves the logits out (only
+    class forgetting reads them, and they are most of a bank's size).
 
-    For tools that only score a bank (``audit evaluate-attack``, ``audit bank export``):
-    the manifest says which chunk files are complete; rows are pivoted by shadow and id.
+    The manifest says which chunk files are complete; chunks are read one at a time into
+    the signal matrices, so the peak memory is the matrices plus one chunk, not a copy of
+    the whole bank as a table.
     """
     path = Path(path)
     file = path / MANIFEST
@@ -62,47 +65,56 @@ def read_bank(path: str | Path) -> SignalBank:
         chunks = sorted(manifest["chunks"], key=lambda c: c["first"])
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise InputError(f"{file}: unreadable bank manifest ({exc})") from None
-    tables, expected = [], 0
+    complete, expected = [], 0
     for c in chunks:
         if c["first"] != expected or not (path / c["file"]).exists():
             break
-        try:
-            tables.append(pq.read_table(path / c["file"]))
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{path / c['file']}: unreadable bank chunk ({exc})") from None
+        complete.append(c)
         expected = c["last"] + 1
-    if not tables:
+    if not complete:
         raise InputError(f"bank {path} holds no complete shadows")
-    table = pa.concat_tables(tables)
-    shadow = table["shadow"].to_numpy()
-    ids = table["example_id"].to_numpy()
-    example_ids = np.unique(ids)
-    n_shadows, n_ex = int(shadow.max()) + 1, len(example_ids)
-    if len(table) != n_shadows * n_ex:
-        raise InputError(f"bank {path} is inconsistent: {len(table)} rows for {n_shadows} x {n_ex}")
-    col = np.searchsorted(example_ids, ids)
+    total = expected if n_shadows is None else min(n_shadows, expected)
+    complete = [c for c in complete if c["first"] < total]
 
-    def matrix(name: str, dtype) -> np.ndarray:
-        out = np.empty((n_shadows, n_ex), dtype=dtype)
-        out[shadow, col] = table[name].to_numpy()
-        return out
+    def read(c: dict, columns: list[str] | None = None) -> pa.Table:
+        try:
+            return pq.read_table(path / c["file"], columns=columns)
+        except (pa.ArrowException, OSError, KeyError) as exc:
+            raise InputError(f"{path / c['file']}: unreadable bank chunk ({exc})") from None
 
-    def logit_tensor(name: str) -> np.ndarray:
-        logits = table[name].combine_chunks()
-        width = logits.type.list_size
-        out = np.empty((n_shadows, n_ex, width), dtype=np.float32)
-        out[shadow, col] = logits.flatten().to_numpy().reshape(-1, width)
-        return out
-
-    has_reference = "phi_reference" in table.column_names
+    first = read(complete[0])
+    example_ids = np.unique(first["example_id"].to_numpy())
+    n_ex, names = len(example_ids), set(first.column_names)
+    has_reference = "phi_reference" in names
+    phis = ["phi_before", "phi_after"] + (["phi_reference"] if has_reference else [])
+    tensors = [n for n in ("logits_after", "logits_reference") if logits and n in names]
+    out: dict[str, np.ndarray] = {"state": np.empty((total, n_ex), np.int8)}
+    out |= {name: np.empty((total, n_ex), np.float64) for name in phis}
+    for name in tensors:
+        out[name] = np.empty((total, n_ex, first[name].type.list_size), np.float32)
+    for c in complete:
+        table = first if c is complete[0] else read(c, ["shadow", "example_id", "state", *phis, *tensors])
+        shadow = table["shadow"].to_numpy()
+        ids = table["example_id"].to_numpy()
+        k = c["last"] - c["first"] + 1
+        if len(table) != k * n_ex or shadow.min() != c["first"] or shadow.max() != c["last"]:
+            raise InputError(f"bank {path} is inconsistent: {c['file']} holds {len(table)} rows for {k} x {n_ex}")
+        keep = shadow < total
+        row, col = shadow[keep], np.searchsorted(example_ids, ids[keep])
+        for name in ("state", *phis):
+            out[name][row, col] = table[name].to_numpy()[keep]
+        for name in tensors:
+            flat = table[name].combine_chunks().flatten().to_numpy()
+            out[name][row, col] = flat.reshape(len(table), -1)[keep]
+        del table
     return SignalBank(
         example_ids=example_ids,
-        states=matrix("state", np.int8),
-        phi_before=matrix("phi_before", np.float64),
-        phi_after=matrix("phi_after", np.float64),
-        logits_after=logit_tensor("logits_after") if "logits_after" in table.column_names else None,
-        phi_reference=matrix("phi_reference", np.float64) if has_reference else None,
-        logits_reference=logit_tensor("logits_reference") if has_reference else None,
+        states=out["state"],
+        phi_before=out["phi_before"],
+        phi_after=out["phi_after"],
+        logits_after=out.get("logits_after"),
+        phi_reference=out.get("phi_reference"),
+        logits_reference=out.get("logits_reference"),
     )
 
 

@@ -1,0 +1,65 @@
+"""Benchmark: peak memory of `audit run` on a large pool (docs/scale.md).
+
+    python benchmarks/memory_scale.py [--examples 50000] [--shadows 256]
+
+Synthetic tabular data (20 features, 10 classes) of --examples rows, an MLP (32 hidden
+units, 2 epochs) as the audited model, 1,000 forget ids; `audit run` in a child process
+with a fresh bank, once as a plain-LiRA audit and once with `--method retrain` (shadows
+trained and retrained). Peak memory is the child's maximum resident set size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Runs `python -m audit_cli ARGS` in a child and prints the child's own peak memory (KiB).
+MEASURED = """
+import resource, runpy, sys
+sys.argv = ["audit", *sys.argv[1:]]
+try:
+    runpy.run_module("audit_cli", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, code, file=sys.stderr)
+"""
+
+
+def audit(*args: str) -> tuple[int, int]:
+    """(peak KiB, exit code) of one command in its own process."""
+    done = subprocess.run([sys.executable, "-c", MEASURED, *args], capture_output=True, text=True)
+    line = next((ln for ln in done.stderr.splitlines() if ln.startswith("PEAK ")), None)
+    if line is None or line.split()[2] not in ("0", "1", "3", "None"):
+        raise SystemExit(f"audit {' '.join(args[:1])} failed:\n{done.stderr[-2000:]}")
+    _, peak, code = line.split()
+    return int(peak), int(code) if code != "None" else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="peak memory of audit run at scale")
+    parser.add_argument("--examples", type=int, default=50_000)
+    parser.add_argument("--shadows", type=int, default=256)
+    args = parser.parse_args()
+    data = ["--data", "synthetic", "--data-opt", f"n_samples={args.examples}", "--data-opt", "n_features=20",
+            "--data-opt", "n_classes=10"]  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        audit("train", *data, "--arch", "mlp", "--arch-arg", "hidden=32", "--epochs", "2", "--batch-size", "256",
+              "-o", str(work / "m.safetensors"))  # fmt: skip
+        audit("forget-list", *data, "--count", "1000", "--seed", "0", "-o", str(work / "f.txt"))
+        print(f"synthetic pool of {args.examples} examples, {args.shadows} shadows, 1,000 forget ids")
+        for label, extra in (("plain LiRA", []), ("U-LiRA, --method retrain", ["--method", "retrain"])):
+            start = time.perf_counter()
+            peak, code = audit("run", "--model", str(work / "m.safetensors"), "--forget", str(work / "f.txt"),
+                               "--shadows", str(args.shadows), "--bank", str(work / label.split()[0].strip(",")),
+                               "--allow-underpowered", "-q", *extra)  # fmt: skip
+            seconds = time.perf_counter() - start
+            print(f"  {label:<26} peak {peak / 1024**2:5.2f} GB, {seconds:5.1f} s (exit {code})")
+
+
+if __name__ == "__main__":
+    main()
