@@ -304,3 +304,71 @@ def test_a_plain_lira_bank_serves_every_forget_list(data, forget):
     ]  # fmt: skip
     assert spec(forget, finetune(data)).key() != spec(other, finetune(data)).key()
     assert spec(None, forget_class=1).key() != spec(None, forget_class=2).key()  # twins without the class
+
+
+def test_a_tampered_bank_is_refused_never_scored(tmp_path, data, forget):
+    """A chunk with forged signals (same schema), a chunk copied in from another bank, and a
+    manifest entry pointing outside the folder are each refused, naming the chunk."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from audit_cli.app import app
+    from audit_cli.shadows import read_bank
+
+    bank = ShadowBank(tmp_path / "a", spec_for(data, forget), chunk_size=2)
+    bank.build(4)
+    runner = CliRunner()
+    assert runner.invoke(app, ["bank", "verify", str(bank.path)]).exit_code == 0
+    chunk = bank.path / "chunk-00002-00003.parquet"
+    original = chunk.read_bytes()
+    table = pq.read_table(chunk)
+    forged = table.set_column(table.column_names.index("phi_after"), "phi_after",
+                              pa.array(table["phi_after"].to_numpy() - 1.0))  # fmt: skip
+    pq.write_table(forged, chunk)
+    with pytest.raises(InputError, match="chunk-00002-00003.parquet: does not match the checksum"):
+        bank.load()
+    result = runner.invoke(app, ["bank", "verify", str(bank.path)])
+    assert result.exit_code == 2 and "does not match the checksum" in result.stderr
+    chunk.write_bytes(original)
+    other = ShadowBank(tmp_path / "b", spec_for(data, forget, seed=1), chunk_size=2)
+    other.build(2)
+    shutil.copy(other.path / "chunk-00000-00001.parquet", bank.path / "chunk-00000-00001.parquet")
+    with pytest.raises(InputError, match="does not match the checksum"):
+        read_bank(bank.path)
+    manifest = json.loads((bank.path / "manifest.json").read_text())
+    manifest["chunks"][0]["file"] = "../b/chunk-00000-00001.parquet"
+    (bank.path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="is not a chunk of this folder"):
+        read_bank(bank.path)
+
+
+def test_two_builders_of_one_bank_train_each_chunk_once(tmp_path, data, forget):
+    import threading
+
+    counts = []
+    bank_a = ShadowBank(tmp_path, spec_for(data, forget), chunk_size=2)
+    bank_b = ShadowBank(tmp_path, spec_for(data, forget), chunk_size=2)
+    workers = [threading.Thread(target=lambda b=b: counts.append(b.build(4))) for b in (bank_a, bank_b)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(counts) == [0, 4]  # the second waited, then found every chunk built
+    assert not (bank_a.path / ".lock").exists() and bank_a.complete_shadows() == 4
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from audit_cli.shadows.lock import bank_lock
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / ".lock").write_text(f"{socket.gethostname()} {int(dead.stdout)}\n")
+    with bank_lock(tmp_path):
+        assert (tmp_path / ".lock").read_text().split()[1] != dead.stdout.strip()
+    assert not (tmp_path / ".lock").exists()

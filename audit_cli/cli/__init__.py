@@ -12,7 +12,7 @@ import sys
 import typer
 
 from audit_cli.cli.archs import archs_cmd
-from audit_cli.cli.bank import bank_app, bank_export_cmd, bank_import_cmd, bank_ls_cmd
+from audit_cli.cli.bank import bank_app, bank_export_cmd, bank_import_cmd, bank_ls_cmd, bank_verify_cmd
 from audit_cli.cli.common import EXIT_CODES_HELP, FLAG, AuditCommand, AuditGroup
 from audit_cli.cli.datasets import datasets_cmd
 from audit_cli.cli.evaluate_attack import evaluate_attack_cmd
@@ -74,6 +74,7 @@ for name, command in COMMANDS.items():
 bank_app.command("ls", cls=AuditCommand)(bank_ls_cmd)
 bank_app.command("export", cls=AuditCommand)(bank_export_cmd)
 bank_app.command("import", cls=AuditCommand)(bank_import_cmd)
+bank_app.command("verify", cls=AuditCommand)(bank_verify_cmd)
 app.add_typer(bank_app, name="bank")
 
 

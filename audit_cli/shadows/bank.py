@@ -20,9 +20,11 @@ from attacks.signals import IN, OUT, UNLEARNED, augmented_confidence
 from audit_cli.atomic import atomic_path, atomic_write_text
 from audit_cli.errors import InputError, UsageError
 from audit_cli.families import ModelFamily, family_of
+from audit_cli.models.checkpoint import file_sha256
 from audit_cli.shadows.executors import run_local
+from audit_cli.shadows.lock import bank_lock
 from audit_cli.shadows.plan import BankSpec, ShadowPlan, plan_shadow
-from audit_cli.shadows.signals import MANIFEST, SignalBank, read_bank
+from audit_cli.shadows.signals import BANK_KEY, MANIFEST, SignalBank, read_bank
 from audit_cli.unlearn import UnlearnTask, get_method, parse_params
 
 
@@ -77,6 +79,11 @@ class ShadowBank:
         if n_shadows < 2:
             raise UsageError("a shadow bank needs at least 2 shadows")
         self.path.mkdir(parents=True, exist_ok=True)
+        # Inside the lock the manifest is read again: what another run built is not rebuilt.
+        with bank_lock(self.path):
+            return self._build_locked(n_shadows, device, progress, run)
+
+    def _build_locked(self, n_shadows: int, device, progress, run) -> int:
         manifest = self.manifest()
         present = {c["first"] for c in manifest["chunks"] if (self.path / c["file"]).exists()}
         # Whole chunks only: a top-up that ends mid-chunk still builds the chunk in full.
@@ -90,10 +97,14 @@ class ShadowBank:
         for first, table in run(build_chunk, todo):
             last = first + size - 1
             name = f"chunk-{first:05d}-{last:05d}.parquet"
+            # The chunk names its bank, and the manifest its checksum: a chunk edited or
+            # copied from another bank is refused when read (signals.read_bank).
+            table = table.replace_schema_metadata({BANK_KEY: self.key})
             with atomic_path(self.path / name) as tmp:
                 pq.write_table(table, tmp)
             manifest["chunks"] = [c for c in manifest["chunks"] if c["first"] != first]
-            manifest["chunks"].append({"first": first, "last": last, "file": name})
+            manifest["chunks"].append({"first": first, "last": last, "file": name,
+                                       "sha256": file_sha256(self.path / name)})  # fmt: skip
             atomic_write_text(self.path / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
             trained += size
             if progress is not None:

@@ -26,7 +26,7 @@ from audit_cli.atomic import atomic_path, atomic_write_text
 from audit_cli.data import Dataset
 from audit_cli.errors import InputError, UsageError
 from audit_cli.models.checkpoint import file_sha256
-from audit_cli.shadows.signals import FINGERPRINT_KEY, MANIFEST, STATE_NAMES, SignalBank, read_bank
+from audit_cli.shadows.signals import BANK_KEY, FINGERPRINT_KEY, MANIFEST, STATE_NAMES, SignalBank, read_bank
 
 REQUIRED = ("shadow", "example_id", "state", "phi_before", "phi_after")
 MAX_BYTES = 4 * 1024**3
@@ -118,7 +118,7 @@ def import_bank(path: str | Path, dataset: Dataset, parent: str | Path) -> Path:
         "phi_after": signals.phi_after.reshape(-1),
     })  # fmt: skip
     with atomic_path(folder / name) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table.replace_schema_metadata({BANK_KEY: folder.name}), tmp)
     manifest = {
         "key": folder.name,
         "spec": {
@@ -130,7 +130,7 @@ def import_bank(path: str | Path, dataset: Dataset, parent: str | Path) -> Path:
             "forget_rule": {"kind": "imported"},
         },  # fmt: skip
         "chunk_size": k,
-        "chunks": [{"first": 0, "last": k - 1, "file": name}],
+        "chunks": [{"first": 0, "last": k - 1, "file": name, "sha256": file_sha256(folder / name)}],
     }
     atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
     return folder

@@ -5,6 +5,7 @@ folder's complete chunks, and ``export_long`` for other tools."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +15,14 @@ import pyarrow.parquet as pq
 
 from audit_cli.atomic import atomic_path
 from audit_cli.errors import InputError, UsageError
+from audit_cli.models.checkpoint import file_sha256
 
 MANIFEST = "manifest.json"
 # The Parquet schema metadata key under which an exported table names its dataset.
 FINGERPRINT_KEY = "unlearning_audit_dataset_fingerprint"
+# The key under which a bank's chunk names the bank it belongs to.
+BANK_KEY = "unlearning_audit_bank"
+CHUNK_NAME = re.compile(r"chunk-\d{5}-\d{5}\.parquet")
 # Index = state code (OUT, IN, UNLEARNED), for exports other tools read.
 STATE_NAMES = np.array(["out", "in", "unlearned"])
 
@@ -46,7 +51,6 @@ class SignalBank:
         return self.states.shape[0]
 
 
-
 def read_bank(path: str | Path, *, logits: bool = True, n_shadows: int | None = None) -> SignalBank:
     """Signals of the complete shadows in a bank folder (the first ``n_shadows``, default
     all), without the dataset or spec objects; ``logits=False`` leaves the logits out (only
@@ -67,6 +71,8 @@ def read_bank(path: str | Path, *, logits: bool = True, n_shadows: int | None = 
         raise InputError(f"{file}: unreadable bank manifest ({exc})") from None
     complete, expected = [], 0
     for c in chunks:
+        if not isinstance(c.get("file"), str) or not CHUNK_NAME.fullmatch(c["file"]):
+            raise InputError(f"{file}: chunk entry {str(c.get('file'))[:60]!r} is not a chunk of this folder")
         if c["first"] != expected or not (path / c["file"]).exists():
             break
         complete.append(c)
@@ -77,10 +83,21 @@ def read_bank(path: str | Path, *, logits: bool = True, n_shadows: int | None = 
     complete = [c for c in complete if c["first"] < total]
 
     def read(c: dict, columns: list[str] | None = None) -> pa.Table:
+        chunk = path / c["file"]
+        # The manifest's checksum: a chunk edited, forged or copied in is refused, not scored.
+        if c.get("sha256") != file_sha256(chunk):
+            raise InputError(
+                f"{chunk}: does not match the checksum in the bank's manifest (altered, or not built for this bank)",
+                hint="audit bank verify; delete the bank folder to rebuild it",
+            )
         try:
-            return pq.read_table(path / c["file"], columns=columns)
+            table = pq.read_table(chunk, columns=columns)
         except (pa.ArrowException, OSError, KeyError) as exc:
-            raise InputError(f"{path / c['file']}: unreadable bank chunk ({exc})") from None
+            raise InputError(f"{chunk}: unreadable bank chunk ({exc})") from None
+        owner = (table.schema.metadata or {}).get(BANK_KEY.encode(), b"").decode()
+        if owner != manifest.get("key"):
+            raise InputError(f"{chunk}: belongs to bank {owner[:20]!r}, not {str(manifest.get('key'))[:20]!r}")
+        return table
 
     first = read(complete[0])
     example_ids = np.unique(first["example_id"].to_numpy())
@@ -99,8 +116,15 @@ def read_bank(path: str | Path, *, logits: bool = True, n_shadows: int | None = 
         k = c["last"] - c["first"] + 1
         if len(table) != k * n_ex or shadow.min() != c["first"] or shadow.max() != c["last"]:
             raise InputError(f"bank {path} is inconsistent: {c['file']} holds {len(table)} rows for {k} x {n_ex}")
+        col = np.searchsorted(example_ids, ids).clip(0, n_ex - 1)
+        seen = np.zeros((k, n_ex), np.int32)
+        np.add.at(seen, (shadow - c["first"], col), 1)
+        if (seen != 1).any() or not np.array_equal(example_ids[col], ids):
+            raise InputError(f"bank {path} is inconsistent: {c['file']} does not hold each shadow's examples once")
+        if not np.isin(table["state"].to_numpy(), (0, 1, 2)).all():
+            raise InputError(f"bank {path} is inconsistent: {c['file']} holds an unknown state code")
         keep = shadow < total
-        row, col = shadow[keep], np.searchsorted(example_ids, ids[keep])
+        row, col = shadow[keep], col[keep]
         for name in ("state", *phis):
             out[name][row, col] = table[name].to_numpy()[keep]
         for name in tensors:
