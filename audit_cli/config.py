@@ -18,6 +18,7 @@ from pathlib import Path
 
 from audit_cli.checks.registry import THRESHOLDS
 from audit_cli.errors import UsageError
+from audit_cli.files import read_user_bytes
 from audit_cli.options import coerce
 
 DEFAULTS: dict[str, object] = {
@@ -54,10 +55,9 @@ class Setting:
 
 
 def _read_file(path: Path) -> dict[str, object]:
+    raw = read_user_bytes(path, "config file", error=UsageError)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"config file not found: {path}") from None
+        data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: malformed TOML ({exc})") from None
     if path.name == "pyproject.toml":
@@ -88,7 +88,8 @@ def find_config_file(cwd: Path) -> Path | None:
     for name in ("audit.toml", "pyproject.toml"):
         candidate = cwd / name
         if candidate.is_file():
-            if name == "pyproject.toml" and "unlearning-audit" not in candidate.read_text(errors="replace"):
+            text = read_user_bytes(candidate, "config file", error=UsageError).decode("utf-8", "replace")
+            if name == "pyproject.toml" and "unlearning-audit" not in text:
                 continue
             return candidate
     return None

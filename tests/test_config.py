@@ -77,3 +77,18 @@ def test_thresholds_come_from_the_checks_registry():
         "leakage", "mia-nn", "forget-class-accuracy", "utility", "unlearning-effect"
     }  # fmt: skip
     assert all(setting in DEFAULTS for setting in gated.values())
+
+
+def test_settings_and_saved_reports_must_be_regular_files(tmp_path, runner):
+    import pytest
+
+    from audit_cli.app import app
+    from audit_cli.config import resolve_settings
+    from audit_cli.errors import UsageError
+
+    link = tmp_path / "audit.toml"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(UsageError, match="not a regular file"):
+        resolve_settings({}, config_file=link)
+    result = runner.invoke(app, ["report", "/dev/zero"])
+    assert result.exit_code == 2 and "not a regular file" in result.stderr

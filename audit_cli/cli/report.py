@@ -10,16 +10,16 @@ import typer
 from audit_cli.cli.common import FLAG, cli_errors
 from audit_cli.cli.outputs import parse_formats, prepare_targets, write_report
 from audit_cli.errors import InputError
+from audit_cli.files import read_user_bytes
 from audit_cli.report import AuditReport
 
 
 def load_report(saved: Path) -> AuditReport:
     """A report saved with ``-f json=PATH``; anything else is an input error."""
+    raw = read_user_bytes(saved, "report")
     try:
-        data = json.loads(saved.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"report not found: {saved}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InputError(f"{saved}: not a JSON report ({exc})") from None
     if not isinstance(data, dict):
         raise InputError(f"{saved}: not an audit report")

@@ -1,7 +1,8 @@
 """Id files: the forget lists users hand to the tool, one integer id per line.
 
-Format: UTF-8 text, one non-negative integer per line; ``#`` starts a comment; blank
-lines are skipped; a byte-order mark and CRLF line ends are accepted. Anything else
+Format: UTF-8 text, one non-negative integer per line in ASCII digits (at most 18);
+``#`` starts a comment; blank lines are skipped; a byte-order mark and CRLF line ends are
+accepted. Anything else
 (a non-integer, a negative number, a duplicate, no ids at all) is refused with the line
 number, because a silently mis-read forget list would audit the wrong examples.
 """
@@ -9,47 +10,47 @@ number, because a silently mis-read forget list would audit the wrong examples.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
 
 from audit_cli.atomic import atomic_write_text
 from audit_cli.errors import IdFileError
+from audit_cli.files import quotable, read_user_bytes
 
 # A forget list longer than any dataset we load is a wrong file, not a request.
 MAX_ID_FILE_BYTES = 64 * 1024 * 1024
+ASCII_ID = re.compile(r"[0-9]+")
+# Ids fit in int64: at most 18 digits.
+MAX_ID_DIGITS = 18
 
 
 def read_id_file(path: str | Path) -> np.ndarray:
     """Parse an id file into a sorted int64 array of unique ids."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise IdFileError(f"id file not found: {path}") from None
-    except OSError as exc:
-        raise IdFileError(f"cannot read id file {path}: {exc.strerror}") from None
-    if path.is_dir():
-        raise IdFileError(f"id file {path} is a directory")
-    if size > MAX_ID_FILE_BYTES:
-        raise IdFileError(f"id file {path} is {size} bytes, over the {MAX_ID_FILE_BYTES} byte limit")
-    raw = path.read_bytes()
+    raw = read_user_bytes(path, "id file", MAX_ID_FILE_BYTES, error=IdFileError)
     try:
         text = raw.decode("utf-8-sig")  # strips a byte-order mark
     except UnicodeDecodeError as exc:
         raise IdFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    quote = quotable(path)
     ids: list[int] = []
     first_line: dict[int, int] = {}
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        content = line.split("#", 1)[0].strip()
+    # Lines end at \n only (CRLF allowed): str.splitlines() would also split at \x1c or
+    # U+2028, and int() would read "+5", "1_0" or non-ASCII digits as ids.
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        content = line.split("#", 1)[0].strip(" \t\r")
         if not content:
             continue
-        try:
-            value = int(content, 10)
-        except ValueError:
-            raise IdFileError(f"{path}:{lineno}: {content[:40]!r} is not an integer id") from None
-        if value < 0:
-            raise IdFileError(f"{path}:{lineno}: id {value} is negative")
+        if not ASCII_ID.fullmatch(content):
+            if content.startswith("-") and ASCII_ID.fullmatch(content[1:]):
+                raise IdFileError(f"{path}:{lineno}: id {content[:24]} is negative")
+            token = f"{content[:40]!r} is" if quote else "the line is"
+            raise IdFileError(f"{path}:{lineno}: {token} not an integer id (ASCII digits only)")
+        if len(content) > MAX_ID_DIGITS:
+            raise IdFileError(f"{path}:{lineno}: id with {len(content)} digits is too large")
+        value = int(content)
         if value in first_line:
             raise IdFileError(f"{path}:{lineno}: id {value} repeats line {first_line[value]}")
         first_line[value] = lineno

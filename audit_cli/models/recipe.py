@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from audit_cli.errors import UsageError
+from audit_cli.files import read_user_bytes
 from audit_cli.models.architectures import resolve_arch_args
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -105,11 +106,10 @@ def read_recipe_file(path: str | Path) -> Recipe:
     trained, so that its shadows are trained the same way. ``format = 1`` and the fields of
     ``Recipe``; ``arch_args`` is a table. Unknown fields are refused, never ignored."""
     path = Path(path)
+    raw = read_user_bytes(path, "recipe file", error=UsageError)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"recipe file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{path}: not a TOML recipe ({exc})") from None
     version = data.pop("format", None)
     if version != RECIPE_FILE_FORMAT:

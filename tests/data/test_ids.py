@@ -28,6 +28,15 @@ def test_comments_blank_lines_bom_and_crlf(tmp_path):
         (b"", r"no ids"),
         (b"1.5\n", r"not an integer"),
         (b"\xff\xfe1\n", r"not UTF-8"),
+        # Python's int() reads these; an id file must not.
+        (b"+5\n", r"'\+5' is not an integer id \(ASCII digits only\)"),
+        (b"1_0\n", r"'1_0' is not an integer id"),
+        ("\u0663\u0661\n".encode(), r"not an integer id"),  # Arabic-Indic 31
+        ("\uff15\n".encode(), r"not an integer id"),  # full-width 5
+        # ... and str.splitlines() splits at these, turning one bad line into two ids.
+        (b"12\x1c34\n", r"ids.txt:1: .* not an integer id"),
+        ("12\u202834\n".encode(), r"ids.txt:1: .* not an integer id"),
+        (b"9223372036854775808\n", r"ids.txt:1: id with 19 digits is too large"),
     ],
 )
 def test_bad_id_files_name_the_line(tmp_path, content, message):
@@ -48,6 +57,20 @@ def test_oversized_file_is_refused_before_reading(tmp_path, monkeypatch):
     monkeypatch.setattr(ids_mod, "MAX_ID_FILE_BYTES", 10)
     with pytest.raises(IdFileError, match="byte limit"):
         read_id_file(write(tmp_path, b"1\n2\n3\n4\n5\n6\n"))
+
+
+def test_devices_are_refused_and_a_symlinked_file_is_never_quoted(tmp_path):
+    zero = tmp_path / "zero.txt"
+    zero.symlink_to("/dev/zero")  # size 0, endless: the size cap alone would never trigger
+    with pytest.raises(IdFileError, match="not a regular file"):
+        read_id_file(zero)
+    secret = tmp_path / "secret"
+    secret.write_text("AKIA-SECRET-TOKEN-123\n")
+    link = tmp_path / "ids.txt"
+    link.symlink_to(secret)
+    with pytest.raises(IdFileError) as info:
+        read_id_file(link)
+    assert "AKIA" not in str(info.value) and "ids.txt:1: the line is not an integer id" in str(info.value)
 
 
 def test_write_then_read_roundtrip_and_fingerprint_ignores_order(tmp_path):
