@@ -11,7 +11,8 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from html import escape
-from typing import Literal
+from types import UnionType
+from typing import Literal, Union, get_args, get_origin, get_type_hints
 
 from audit_cli.errors import ExitCode
 
@@ -102,6 +103,16 @@ class ShadowSection:
     """built by this tool, or imported from FILE (sha256 ...) with audit bank import."""
 
 
+def _none(what: str):
+    raise ValueError(f"no {what}")
+
+
+def _mode(value: object) -> str:
+    if value not in ("u-lira", "lira"):
+        raise ValueError(f"mode {str(value)[:20]!r} is not u-lira or lira")
+    return str(value)
+
+
 def _finite(value):
     if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
         value = value.item()  # a numpy scalar
@@ -115,11 +126,35 @@ def _finite(value):
 
 
 def _section(cls: type, data: object, renames: dict[str, str] | None = None):
-    """A section from its JSON object; unknown keys are an error, not silently dropped."""
+    """A dataclass from its JSON object, every field checked against its type: a saved
+    report is input (``audit report``), and renderers trust what they are given. Unknown
+    keys are an error, not silently dropped."""
     if not isinstance(data, dict):
         raise TypeError(f"{cls.__name__} must be an object")
     data = {(renames or {}).get(k, k): v for k, v in data.items()}
+    hints = get_type_hints(cls)
+    for name, value in data.items():
+        if name in hints and not _fits(value, hints[name]):
+            raise TypeError(f"{cls.__name__}.{name} is {type(value).__name__}, not {hints[name]}")
     return cls(**data)
+
+
+def _fits(value: object, hint: object) -> bool:
+    """Whether a JSON value fits a field's type (numbers are not booleans; ints are floats)."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Literal:
+        return value in args
+    if origin in (UnionType, Union):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (str, bool, dict):
+        return isinstance(value, hint)
+    return True  # containers checked where they are built
 
 
 @dataclass(frozen=True)
@@ -220,9 +255,9 @@ class AuditReport:
                 dataset=_section(DatasetSection, data["dataset"]),
                 forget=_section(ForgetSection, data["forget"], {"class": "forget_class"}),
                 shadows=_section(ShadowSection, data["shadows"]),
-                mode=str(data["mode"]),
-                checks=tuple(CheckResult(**c) for c in data["checks"]),
-                exposed=tuple(Exposed(**e) for e in data["exposed"]),
+                mode=_mode(data["mode"]),
+                checks=tuple(_section(CheckResult, c) for c in data["checks"]) or _none("checks"),
+                exposed=tuple(_section(Exposed, e) for e in data["exposed"]),
                 skipped=tuple((str(a), str(b)) for a, b in data["skipped"]),
                 seconds=float(data["seconds"]),
                 config=dict(data.get("config", {})),

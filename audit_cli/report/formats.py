@@ -11,6 +11,7 @@ The terminal renderer lives in ``terminal.py`` (it writes to a rich console inst
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from xml.etree import ElementTree as ET
 
@@ -23,8 +24,14 @@ def render_json(report: AuditReport) -> str:
     return report.to_json()
 
 
+# Characters that make Markdown do something (links, images, emphasis, code, headings,
+# HTML, table cells): a report rendered into a pull-request comment or a step summary must
+# show the user's text (class names, paths), never run it.
+MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]<>#|!~])")
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return MARKDOWN_ACTIVE.sub(r"\\\1", str(text)).replace("\r", " ").replace("\n", " ")
 
 
 def _num(x: float | None) -> str:
@@ -39,7 +46,7 @@ def render_markdown(report: AuditReport) -> str:
         "",
         _cell(leak.sentence),
         "",
-        f"`{_cell(m.path)}` ({m.kind}{', ' + m.method if m.method else ''}); "
+        f"{_cell(m.path)} ({_cell(m.kind)}{', ' + _cell(m.method) if m.method else ''}); "
         f"{report.forget.n} forget vs {report.forget.n_test} test examples{report.power_note}; "
         f"{report.shadows.n} shadows; mode {report.mode}.",
         "",
@@ -48,7 +55,7 @@ def render_markdown(report: AuditReport) -> str:
     ]
     for c in report.checks:
         interval = f"[{_num(c.low)}, {_num(c.high)}]" if c.low is not None else ""
-        cells = [_cell(c.name), _num(c.score), interval, _num(c.threshold), c.verdict, _cell(c.sentence)]
+        cells = [_cell(c.name), _num(c.score), interval, _num(c.threshold), _cell(c.verdict), _cell(c.sentence)]
         lines.append("| " + " | ".join(cells) + " |")
     for c in report.checks:
         if "confusion_row" in c.details:

@@ -69,7 +69,7 @@ def _confusion(details: dict) -> str:
         for i, n in enumerate(details["classes"])
     )
     body = "".join(
-        f"<tr><td>{e(who)}</td>" + "".join(f"<td>{v:.0%}</td>" for v in row) + "</tr>"
+        f"<tr><td>{e(str(who))}</td>" + "".join(f"<td>{e(f'{v:.0%}')}</td>" for v in row) + "</tr>"
         for who, row in details["confusion_row"].items()
     )
     return (
@@ -85,11 +85,11 @@ def render_html(report: AuditReport) -> str:
     rows = "\n".join(
         f"<tr><td>{e(c.name)}</td><td>{_num(c.score)}</td>"
         f"<td>{'[' + _num(c.low) + ', ' + _num(c.high) + ']' if c.low is not None else ''}</td>"
-        f"<td>{_num(c.threshold)}</td><td class='{c.verdict}'>{c.verdict}</td><td>{e(c.sentence)}</td></tr>"
+        f"<td>{_num(c.threshold)}</td><td class='{e(c.verdict)}'>{e(c.verdict)}</td><td>{e(c.sentence)}</td></tr>"
         for c in report.checks
     )
     figures = "".join(f"<img alt='{name}' src='data:image/png;base64,{data}'>" for name, data in _figures(report))
-    exposed = ", ".join(f"{x.example_id} ({x.score:.2f})" for x in report.exposed)
+    exposed = e(", ".join(f"{x.example_id} ({x.score:.2f})" for x in report.exposed))
     skipped = "".join(f"<li>{e(name)}: {e(why)}</li>" for name, why in report.skipped)
     confusion = "".join(_confusion(c.details) for c in report.checks if "confusion_row" in c.details)
     m = report.model
@@ -107,8 +107,8 @@ img {{ margin-right: 1em; }} pre {{ background: #f6f8fa; padding: 1em; overflow-
 <p class="verdict">{word}</p>
 <p>{e(leak.sentence)}</p>
 <p><code>{e(m.path)}</code> ({e(m.kind)}{", " + e(m.method) if m.method else ""}):
-{report.forget.n} forget vs {report.forget.n_test} test examples{e(report.power_note)},
-{report.shadows.n} shadows, mode {e(report.mode)}, {report.seconds:.1f} s.</p>
+{e(str(report.forget.n))} forget vs {e(str(report.forget.n_test))} test examples{e(report.power_note)},
+{e(str(report.shadows.n))} shadows, mode {e(report.mode)}, {report.seconds:.1f} s.</p>
 <div>{figures}</div>
 <table><tr><th>check</th><th>score</th><th>interval</th><th>threshold</th><th>verdict</th><th>what it means</th></tr>
 {rows}

@@ -234,3 +234,44 @@ def test_terminal_report_puts_the_verdict_first_and_details_behind_verbose():
     assert "skipped: KLoM" in short and "needs several models" not in short
     assert "skipped KLoM: needs several models" in long
     assert len(short.splitlines()) < 12
+
+
+@pytest.mark.parametrize("field,value", [
+    (("forget", "n"), "<script>alert(1)</script>"),
+    (("shadows", "n"), "<img src=x onerror=alert(1)>"),
+    (("exposed", 0, "example_id"), "<b>17</b>"),
+    (("checks", 0, "verdict"), "<script>"),
+    (("checks", 0, "score"), "0.4"),
+    (("mode",), "<i>lira</i>"),
+    (("checks",), []),
+    (("model",), {}),
+])  # fmt: skip
+def test_a_saved_report_with_the_wrong_types_is_refused_before_rendering(tmp_path, field, value):
+    doc = json.loads(FORMATS["json"](fixed_report()))
+    target = doc
+    for key in field[:-1]:
+        target = target[key]
+    target[field[-1]] = value
+    saved = tmp_path / "r.json"
+    saved.write_text(json.dumps(doc))
+    result = CliRunner().invoke(app, ["report", str(saved), "-f", f"html={tmp_path / 'r.html'}"])
+    assert result.exit_code == 2 and "not an audit report" in result.stderr, result.output
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_user_text_is_escaped_in_markdown_and_html():
+    from dataclasses import replace
+
+    hostile = "![x](https://evil/p.png) [link](https://evil) # heading <img src=x onerror=alert(1)> `code`"
+    check = CheckResult("where the class goes", "info", f"class {hostile} goes elsewhere",
+                        details={"confusion_row": {"model": [1.0, 0.0]}, "classes": [hostile, "b"], "neighbors": [1]})
+    report = replace(fixed_report(), checks=(*fixed_report().checks, check),
+                     model=replace(fixed_report().model, path=f"m`{hostile}.pt"))  # fmt: skip
+    md = FORMATS["markdown"](report)
+    import re
+
+    assert "![x](" not in md and "[link](" not in md and "`code`" not in md
+    assert not re.search(r"(?<!\\)<img", md) and not re.search(r"^#", md.split("\n", 3)[2])
+    assert r"\!\[x\](https://evil/p.png)" in md  # shown, escaped
+    page = FORMATS["html"](with_curves(report))
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
