@@ -65,13 +65,13 @@ audit_run --model sample_models/digits_mlp_original.safetensors "${RANDOM10[@]}"
 # 3. SalUn, with the retrained model for the utility check and the reference metrics.
 audit_run --model "$OUT/salun_random10.safetensors" --forget sample_models/forget_random10.txt \
   --original "$OUT/original.safetensors" --retrained sample_models/digits_mlp_retrained_random10.safetensors \
-  --fail-above 0.2 -f json="$OUT/salun_report.json" -f markdown="$OUT/salun_report.md"
+  --fail-above 0.2 -f json="$OUT/salun_report.json" -f markdown="$OUT/salun_report.md" --overwrite
 
 # Class forgetting: 32 shadows, each with a twin retrained without class 3. 137 forgotten
 # vs 46 test examples of the class decide leakage thresholds from 0.26.
 audit_run --model "$OUT/trw_class3.safetensors" --forget-class 3 --shadows 32 --fail-above 0.3 \
   --original "$OUT/original.safetensors" --retrained sample_models/digits_mlp_retrained_class3.safetensors \
-  -f markdown="$OUT/trw_report.md"
+  -f markdown="$OUT/trw_report.md" --overwrite
 
 echo "== a tree on Covertype-like tabular data: original, retrained without class 3, MPRU filter"
 TREE_DATA=(--data synthetic --data-opt n_samples=3000 --data-opt n_classes=7 --data-opt n_features=54

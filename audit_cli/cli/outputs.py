@@ -7,12 +7,13 @@ typo does not cost a run; files are written only once the report is complete.
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from audit_cli.atomic import atomic_write_text
+from audit_cli.atomic import atomic_path
 from audit_cli.errors import UsageError
 from audit_cli.report import AuditReport
 from audit_cli.report.formats import FORMATS, render_markdown
@@ -35,23 +36,31 @@ def parse_formats(formats: list[str] | None, output: Path | None) -> list[Target
     return targets
 
 
-def prepare_targets(targets: list[Target], output: Path | None = None) -> list[Target]:
+def prepare_targets(targets: list[Target], output: Path | None = None, *, overwrite: bool = False) -> list[Target]:
     """Check every report file before any shadow trains, and create its missing folders.
 
-    A path that is a folder, a parent that cannot be created or written, or an ``--output``
+    A path that is a folder, a device or FIFO, an existing file without ``--overwrite``, a
+    parent that cannot be created or written, two formats to one file, or an ``--output``
     that no ``-f FORMAT`` goes to is a usage error now, not after an hour of shadows.
     """
     if output is not None and not any(path == output for _, path in targets):
         raise UsageError(f"--output {output} receives nothing", hint="name the format too: -f json -o PATH")
+    files = [path for _, path in targets if path is not None]
+    if len({p.resolve() for p in files}) != len(files):
+        raise UsageError("two report formats go to the same file")
     for name, path in targets:
         if path is not None:
-            _check_writable(path, f"-f {name}")
+            _check_writable(path, f"-f {name}", overwrite)
     return targets
 
 
-def _check_writable(path: Path, flag: str) -> None:
+def _check_writable(path: Path, flag: str, overwrite: bool) -> None:
     if path.is_dir():
         raise UsageError(f"{flag}: {path} is a folder; give a file name")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{flag}: {path} is not a regular file (a device or FIFO); reports go to files")
+    if path.exists() and not overwrite:
+        raise UsageError(f"{flag}: {path} exists; not overwriting it", hint="pass --overwrite to replace it")
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -69,12 +78,16 @@ def write_report(report: AuditReport, targets: list[Target], *, verbose: bool = 
     if not any(path is None for _, path in targets):
         # Wrapping on: the verdict panel would crop long sentences at 80 columns otherwise.
         render(report, Console(highlight=False), verbose=verbose)
-    for name, path in targets:
-        text = FORMATS[name](report)
+    # Every format is rendered before any file is written, then all files are written
+    # together: a renderer that fails leaves none of them behind.
+    texts = [(path, FORMATS[name](report)) for name, path in targets]
+    with ExitStack() as stack:
+        staged = [(stack.enter_context(atomic_path(path)), text) for path, text in texts if path is not None]
+        for tmp, text in staged:
+            tmp.write_text(text, encoding="utf-8", newline="\n")
+    for path, text in texts:
         if path is None:
             typer.echo(text, nl=False)
-        else:
-            atomic_write_text(path, text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as fh:

@@ -38,10 +38,11 @@ def report_cmd(
     verbose: bool = typer.Option(
         False, "--verbose", "-v", metavar=FLAG, help="Every check's details in the terminal report."
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar=FLAG, help="Replace report files that exist."),
 ) -> None:
     """Re-render a saved report without recomputing anything; exits with its exit code."""
     targets = parse_formats(formats, output)
     report = load_report(saved)
-    prepare_targets(targets, output)
+    prepare_targets(targets, output, overwrite=overwrite)
     write_report(report, targets, verbose=verbose)
     raise typer.Exit(int(report.exit_code))

@@ -142,6 +142,9 @@ def run_cmd(
         help="Every check's details in the terminal report.",
         rich_help_panel=OUTPUT,
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", metavar=FLAG, help="Replace report files that exist.", rich_help_panel=OUTPUT
+    ),
     arch: str | None = arch_option(OWN),
     strip_prefix: str | None = strip_prefix_option(OWN),
     recipe: Path | None = recipe_option(OWN),
@@ -192,7 +195,7 @@ def run_cmd(
         shadows_from=shadows_from,
     )
     # Before the audit: a typo or an unwritable path must not cost the shadows.
-    targets = prepare_targets(parse_formats(formats, output), output)
+    targets = prepare_targets(parse_formats(formats, output), output, overwrite=overwrite)
     with progress_bar("shadow bank", quiet, unit="shadows") as update:
         report = run_audit(config, progress=update)
     write_report(report, targets, verbose=verbose)

@@ -275,3 +275,33 @@ def test_user_text_is_escaped_in_markdown_and_html():
     assert r"\!\[x\](https://evil/p.png)" in md  # shown, escaped
     page = FORMATS["html"](with_curves(report))
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_report_files_are_refused_when_they_exist_and_written_all_or_none(tmp_path, monkeypatch):
+    import audit_cli.cli.outputs as outputs
+
+    saved = tmp_path / "saved.json"
+    saved.write_text(FORMATS["json"](fixed_report("pass", 0.0)))
+    out, md = tmp_path / "r.json", tmp_path / "r.md"
+    runner = CliRunner()
+
+    def report(*args):
+        return runner.invoke(app, ["report", str(saved), *args])
+
+    assert report("-f", f"json={out}").exit_code == 0 and out.exists()
+    again = report("-f", f"json={out}")
+    assert again.exit_code == 2 and "exists; not overwriting it" in again.stderr
+    assert report("-f", f"json={out}", "--overwrite").exit_code == 0
+    device = report("-f", "json=/dev/null", "--overwrite")
+    assert device.exit_code == 2 and "not a regular file" in device.stderr
+    same = report("-f", f"json={md}", "-f", f"markdown={md}")
+    assert same.exit_code == 2 and "same file" in same.stderr
+
+    def broken(report):
+        raise RuntimeError("renderer failed")
+
+    monkeypatch.setitem(outputs.FORMATS, "markdown", broken)
+    out.unlink()
+    failed = report("-f", f"json={out}", "-f", f"markdown={md}")
+    assert failed.exit_code == 70 and not out.exists() and not md.exists()  # none written
+    assert not list(tmp_path.glob(".*.tmp"))
