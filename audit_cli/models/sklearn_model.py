@@ -41,6 +41,7 @@ from audit_cli.models.sklearn_params import (  # noqa: F401
     is_sklearn_arch,
     resolve_sklearn_params,
 )
+from audit_cli.models.sklearn_trees import check_trees
 
 # Every type a skops file of a registered estimator names (measured over binary and
 # multi-class fits, early stopping, class weights, bootstrap/oob, int/str/float labels
@@ -323,6 +324,7 @@ def load_sklearn(path: str | Path) -> SklearnModel:
     except Exception as exc:
         raise CheckpointError(f"{path}: corrupt or truncated skops file ({_first_line(exc)})") from None
     arch = sklearn_arch_of(est)
+    check_trees(est, path)  # before any compiled tree code walks it
     if meta is not None and meta.arch != arch:
         raise CheckpointError(f"{path}: its metadata says {meta.arch!r} but the file holds a {arch!r}")
     if meta is not None:
