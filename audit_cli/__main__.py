@@ -1,8 +1,8 @@
 """``python -m audit_cli``: the command line, as the ``audit`` script runs it."""
 
-from audit_cli.threads import configure_threads
+from audit_cli.startup import prepare_process
 
-configure_threads()
+prepare_process()
 
 from audit_cli.cli import main  # noqa: E402 (after the thread settings, before torch starts)
 

@@ -1,11 +1,12 @@
 """The console script's entry point (``audit_cli.app:main``); the commands live in ``audit_cli.cli``.
 
-Threads are chosen here, before anything imports torch (audit_cli/threads.py).
+Threads are chosen and the environment checked here, before anything imports torch
+(audit_cli/startup.py).
 """
 
-from audit_cli.threads import configure_threads
+from audit_cli.startup import prepare_process
 
-configure_threads()
+prepare_process()
 
 from audit_cli.cli import app, main  # noqa: E402 (after the thread settings, before torch starts)
 

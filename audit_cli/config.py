@@ -47,6 +47,11 @@ DEFAULTS: dict[str, object] = {
 GATED_CHECKS = THRESHOLDS
 
 
+# Documented ranges: a setting outside its range is a usage error, not hours of work or an
+# allocation that kills the process (shadows = 1e12 in AUDIT_SHADOWS).
+LIMITS: dict[str, tuple[int, int]] = {"shadows": (2, 100_000), "seed": (0, 2**32 - 1)}
+
+
 @dataclass(frozen=True)
 class Setting:
     value: object
@@ -120,5 +125,9 @@ def resolve_settings(
             value, source = from_file[key], str(path)
         else:
             value, source = default, "default"
-        out[key] = Setting(coerce(key, value, default, what="setting"), source)
+        typed = coerce(key, value, default, what="setting")
+        if key in LIMITS and not LIMITS[key][0] <= typed <= LIMITS[key][1]:
+            low, high = LIMITS[key]
+            raise UsageError(f"setting {key.replace('_', '-')} = {typed} ({source}) is outside {low}..{high}")
+        out[key] = Setting(typed, source)
     return out

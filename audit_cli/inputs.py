@@ -189,6 +189,7 @@ def prepare(config: AuditConfig) -> AuditInputs:
     if config.shadows < 2:
         raise UsageError(f"--shadows must be at least 2, got {config.shadows}")
     executor(config.executor)  # a typo fails now, not after loading everything
+    check_bank_folder(Path(config.bank))
     audited, dataset = load_audited(config)
     meta = audited.meta
     output_filter = None
@@ -257,6 +258,15 @@ def prepare(config: AuditConfig) -> AuditInputs:
     )
     bank = ShadowBank(config.bank, spec, chunk_size=config.chunk_size)
     return AuditInputs(config, audited, dataset, forget, retain, test, unlearning, bank, device, output_filter)
+
+
+def check_bank_folder(bank: Path) -> None:
+    """The bank's parent folder must be a folder this tool may create banks in."""
+    resolved = bank.resolve()
+    if resolved.parts[1:2] in (("proc",), ("sys",), ("dev",)):
+        raise UsageError(f"--bank {bank} is under /{resolved.parts[1]}: not a place for shadow banks")
+    if bank.exists() and not bank.is_dir():
+        raise UsageError(f"--bank {bank} is a file, not a folder")
 
 
 def check_power(inputs: AuditInputs, min_leakage: float) -> None:

@@ -62,7 +62,10 @@ def resolve_device(device: str) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise UsageError(f"unknown device {device!r}", hint="use cpu, cuda, cuda:N or auto") from None
+        dev = None
+    # torch knows devices that hold no data (meta) or that this tool does not drive.
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"unknown device {device!r}", hint="use cpu, cuda, cuda:N, mps or auto")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("device cuda requested but no CUDA device is available")
     return dev

@@ -204,6 +204,8 @@ def _now() -> str:
     """Current UTC time; SOURCE_DATE_EPOCH (reproducible builds) pins it, so a rebuilt
     checkpoint is byte-identical to the committed one."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and not (epoch.isascii() and epoch.isdigit() and len(epoch) <= 12):
+        raise UsageError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970, got {epoch[:20]!r}")
     when = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
     return when.isoformat(timespec="seconds")
 
