@@ -229,7 +229,7 @@ BAD_OPTIONS = {
     "arch-arg-no-equals": (["--arch-arg", "hidden"], r"--arch-arg expects name=value", None),
     "unknown-arch": (["--arch", "transformer"], r"unknown architecture 'transformer'", r"mlp"),
     "bad-optimizer": (["--optimizer", "lion"], r"unknown optimizer 'lion'", r"adam"),
-    "zero-epochs": (["--epochs", "0"], r"epochs and batch size must be at least 1", None),
+    "zero-epochs": (["--epochs", "0"], r"epochs must lie in 1..10000 and batch size in 1..1000000, got 0", None),
     "augment-tabular": (["--augment", "flip"], r"augmentation 'flip' needs image data", None),
 }
 

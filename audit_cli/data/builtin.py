@@ -68,13 +68,22 @@ def load_mnist1d_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: 
     return make_dataset(spec, x, y, is_train, [str(c) for c in range(10)], "sequence")
 
 
+# make_classification holds n_samples x n_features float64 values: 160 MB at this bound,
+# checked before generating (metadata naming 4e6 samples allocated 6.6 GB before).
+MAX_SYNTHETIC_VALUES = 20_000_000
+
+
 def load_synthetic_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: LoadContext) -> Dataset:
     n_classes = int(options["n_classes"])
     n_features = int(options["n_features"])
+    n_samples = int(options["n_samples"])
+    if not (1 <= n_samples and 1 <= n_features and n_samples * n_features <= MAX_SYNTHETIC_VALUES):
+        raise UsageError(f"synthetic dataset: {n_samples} samples x {n_features} features is outside 1.."
+                         f"{MAX_SYNTHETIC_VALUES} values")  # fmt: skip
     n_informative = min(int(options["n_informative"]), n_features)
     try:
         x, y = make_classification(
-            n_samples=int(options["n_samples"]),
+            n_samples=n_samples,
             n_features=n_features,
             n_informative=n_informative,
             n_redundant=0,

@@ -145,6 +145,10 @@ def is_plugin(arch: str) -> bool:
     return is_reference(arch)
 
 
+# The widest layer (units or channels) a registered architecture may have.
+MAX_WIDTH = 16_384
+
+
 def resolve_arch_args(arch: str, args: Mapping[str, object] | None) -> dict[str, object]:
     """Fill defaults and type every argument; unknown names are an error for registered archs."""
     args = dict(args or {})
@@ -160,7 +164,14 @@ def resolve_arch_args(arch: str, args: Mapping[str, object] | None) -> dict[str,
     if unknown:
         valid = ", ".join(entry.defaults) or "none"
         raise UsageError(f"architecture {arch!r} has no argument {unknown[0]!r}", hint=f"its arguments: {valid}")
-    return {k: coerce(k, args.get(k, d), d, what="architecture argument") for k, d in entry.defaults.items()}
+    typed = {k: coerce(k, args.get(k, d), d, what="architecture argument") for k, d in entry.defaults.items()}
+    for name, value in typed.items():
+        # Widths and channel counts: positive and bounded, checked before any allocation (a
+        # width of 1e7 in a checkpoint's metadata would allocate gigabytes first).
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, int) and not isinstance(v, bool) and not 1 <= v <= MAX_WIDTH:
+                raise UsageError(f"architecture {arch!r}: {name}={v} is outside 1..{MAX_WIDTH}")
+    return typed
 
 
 def load_plugin(arch: str, *, allowed: bool) -> Factory:

@@ -21,6 +21,9 @@ AUGMENTATIONS = ("none", "flip", "crop+flip", "trivialaugment", "randaugment", "
 horizontal flip with probability 1/2, crop+flip adds a random crop of 4 px zero padding,
 and the last three are torchvision's policies. `audit train` and `audit unlearn` validate
 against this one tuple; each refuses, by name, a policy it cannot apply."""
+# Bounds of a recipe (a recipe in a checkpoint is input: epochs = 1e9 would train forever).
+MAX_EPOCHS = 10_000
+MAX_BATCH = 1_000_000
 TRAINING_AUGMENTATIONS = ("none", "flip", "crop+flip")
 """What training applies (``augment_batch`` in the training loop)."""
 
@@ -58,8 +61,9 @@ class Recipe:
         if self.schedule not in SCHEDULES:
             raise UsageError(f"unknown schedule {self.schedule!r}", hint=f"choose from {', '.join(SCHEDULES)}")
         check_augmentation_name(self.augmentation, TRAINING_AUGMENTATIONS, "training")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise UsageError("epochs and batch size must be at least 1")
+        if not (1 <= self.epochs <= MAX_EPOCHS and 1 <= self.batch_size <= MAX_BATCH):
+            raise UsageError(f"epochs must lie in 1..{MAX_EPOCHS} and batch size in 1..{MAX_BATCH}, got "
+                             f"{self.epochs} and {self.batch_size}")  # fmt: skip
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise UsageError(f"learning rate must be a positive number, got {self.lr}")
         if self.weight_decay < 0:

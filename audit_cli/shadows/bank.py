@@ -27,6 +27,9 @@ from audit_cli.shadows.plan import BankSpec, ShadowPlan, plan_shadow
 from audit_cli.shadows.signals import BANK_KEY, MANIFEST, SignalBank, read_bank
 from audit_cli.unlearn import UnlearnTask, get_method, parse_params
 
+# The most shadows one chunk may hold (a manifest saying 100,000 would train them at once).
+MAX_CHUNK = 1024
+
 
 class ShadowBank:
     """A directory of shadow-model signals that can be built, resumed and read."""
@@ -49,11 +52,18 @@ class ShadowBank:
             manifest = json.loads(file.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(f"{file}: unreadable bank manifest ({exc})") from None
+        if not isinstance(manifest, dict):
+            raise InputError(f"{file}: the manifest is not a JSON object")
         if manifest.get("key") != self.key:
             raise InputError(f"{file}: manifest belongs to bank {manifest.get('key')!r}, not {self.key!r}")
-        if manifest.get("chunk_size") != self.chunk_size:
+        size = manifest.get("chunk_size")
+        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_CHUNK:
+            raise InputError(f"{file}: chunk_size {str(size)[:20]!r} is not a whole number in 1..{MAX_CHUNK}")
+        if not isinstance(manifest.get("chunks"), list):
+            raise InputError(f"{file}: chunks is not a list")
+        if size != self.chunk_size:
             # Chunk composition decides float rounding; keep the bank's own.
-            self.chunk_size = int(manifest["chunk_size"])
+            self.chunk_size = size
         return manifest
 
     def complete_shadows(self) -> int:

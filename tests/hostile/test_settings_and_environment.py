@@ -40,3 +40,30 @@ def test_a_garbage_source_date_epoch_is_refused_before_numpy_crashes_on_it(tmp_p
                           cwd=tmp_path)  # fmt: skip
     assert done.returncode == 2 and done.stderr.startswith("error: SOURCE_DATE_EPOCH must be whole seconds")
     assert "Traceback" not in done.stderr
+
+
+def test_numbers_in_artifacts_that_would_run_away_are_refused_first(tmp_path):
+    import json
+
+    from audit_cli.data import load_dataset
+    from audit_cli.errors import InputError, UsageError
+    from audit_cli.models.architectures import build_model
+    from audit_cli.training import Recipe
+
+    with pytest.raises(UsageError, match=r"epochs must lie in 1\.\.10000"):
+        Recipe(epochs=10**9)
+    with pytest.raises(UsageError, match=r"hidden=10000000 is outside 1\.\.16384"):
+        build_model("mlp", (8,), 3, {"hidden": (10_000_000,)})
+    with pytest.raises(UsageError, match="4000000 samples x 20 features"):
+        load_dataset("synthetic", {"n_samples": "4000000"})
+    from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank
+
+    data = load_dataset("synthetic", {"n_samples": "240", "n_features": "8", "n_classes": "3"})
+    bank = ShadowBank(tmp_path, BankSpec(data, Recipe(), None, ForgetRule(forget_ids=(1, 2))), chunk_size=2)
+    bank.path.mkdir(parents=True)
+    for manifest, pattern in (({"key": bank.key, "chunk_size": 100_000, "chunks": []}, "chunk_size '100000'"),
+                              ({"key": bank.key, "chunk_size": "2", "chunks": []}, "chunk_size '2'"),
+                              ([1, 2], "not a JSON object")):  # fmt: skip
+        (bank.path / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(InputError, match=pattern):
+            bank.build(2)
