@@ -358,6 +358,13 @@ def check_rows(path: Path, x: np.ndarray, y: np.ndarray, x_name: str, y_name: st
         raise DatasetError(f"{path}: {x_name!r} has shape {x.shape} but {y_name!r} has {len(y)} labels")
 
 
+# The largest array an .npz dataset may hold (CIFAR-10's training images as float32 are
+# 614 MB); checked from the header, before numpy allocates it.
+MAX_NPZ_ARRAY_BYTES = 4 * 1024**3
+# Real features compress a few-fold; a megabyte that inflates to a gigabyte is an attack.
+MAX_NPZ_RATIO = 200
+
+
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Load the arrays the dataset needs, and only those, without ever unpickling."""
     try:
@@ -393,7 +400,33 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         return {key: npz_array(path, archive, key) for key in wanted}
 
 
+def _check_npy_header(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> None:
+    """Refuse an array whose header claims more data than its member holds (numpy would
+    allocate what the header says first: 1e12 elements from a few bytes), or more than
+    MAX_NPZ_ARRAY_BYTES."""
+    member = f"{key}.npy"
+    try:
+        info = archive.zip.getinfo(member)
+        with archive.zip.open(member) as fh:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(fh)
+            header = fh.tell()
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DatasetError(f"{path}: array {key!r} has a corrupt header ({exc})") from None
+    if info.file_size > 2**20 and info.file_size > MAX_NPZ_RATIO * max(info.compress_size, 1):
+        raise DatasetError(f"{path}: array {key!r} inflates {info.file_size // max(info.compress_size, 1)}-fold "
+                           f"(limit {MAX_NPZ_RATIO}x): a decompression bomb, not a dataset")  # fmt: skip
+    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if dtype.hasobject:
+        return  # refused as pickled objects below, without reading it
+    if claimed > info.file_size - header or claimed > MAX_NPZ_ARRAY_BYTES:
+        raise DatasetError(f"{path}: array {key!r} claims {claimed} bytes; the archive holds {info.file_size} "
+                           f"(limit {MAX_NPZ_ARRAY_BYTES})")  # fmt: skip
+
+
 def npz_array(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+    _check_npy_header(path, archive, key)
     try:
         return archive[key]
     except ValueError as exc:
