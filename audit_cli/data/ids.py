@@ -74,6 +74,10 @@ def as_ids(values: object, label: str = "forget ids") -> np.ndarray:
         whole = arr.dtype.kind == "f" and bool(np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
         if not whole:
             raise IdFileError(f"{label}: ids must be integers, got {arr.dtype}")
+    if arr.dtype.kind == "u" and arr.size and int(arr.max()) >= 2**63:
+        raise IdFileError(f"{label}: id {int(arr.max())} is too large")
+    if arr.dtype.kind == "f" and arr.size and float(np.abs(arr).max()) >= 2**63:
+        raise IdFileError(f"{label}: an id is too large")
     ids = arr.astype(np.int64)
     if (ids < 0).any():
         raise IdFileError(f"{label}: id {int(ids[ids < 0][0])} is negative")

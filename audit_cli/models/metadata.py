@@ -103,7 +103,16 @@ class CheckpointMeta:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise CheckpointError(f"checkpoint metadata: unknown kind {self.kind!r}")
+            raise CheckpointError(f"checkpoint metadata: unknown kind {self.kind[:40]!r}")
+        # Numbers the tool allocates or compares by: whole, positive, in range.
+        if not _whole(self.num_classes, 2, 100_000):
+            raise CheckpointError(f"checkpoint metadata: num_classes {self.num_classes!r} is not in 2..100000")
+        if not self.input_shape or not all(_whole(d, 1, 1_000_000) for d in self.input_shape):
+            raise CheckpointError(f"checkpoint metadata: input_shape {self.input_shape!r} is not a shape")
+        if self.n_trained is not None and not _whole(self.n_trained, 1, 10**9):
+            raise CheckpointError(f"checkpoint metadata: n_trained {str(self.n_trained)[:20]!r} is not a count")
+        if not isinstance(self.dataset.options, Mapping):
+            raise CheckpointError("checkpoint metadata: dataset options are not a table")
         # The audit builds shadows from the recipe: a recipe naming another architecture
         # than the weights (a plug-in, say) would smuggle in an import.
         if self.recipe is not None and self.recipe.arch != self.arch:
@@ -176,8 +185,8 @@ class CheckpointMeta:
         except UsageError as exc:
             # A recipe or architecture argument this version does not know.
             raise CheckpointError(f"checkpoint metadata: {exc.message}") from None
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"checkpoint metadata is malformed: {exc}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"checkpoint metadata is malformed: {str(exc)[:200]}") from None
 
     @classmethod
     def from_json(cls, text: str) -> CheckpointMeta:
@@ -198,6 +207,10 @@ def _resolve_args(arch: str, args: Mapping[str, Any]) -> dict[str, Any]:
         if is_sklearn_arch(arch):
             return resolve_sklearn_params(arch, args)
     return resolve_arch_args(arch, args)
+
+
+def _whole(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def _now() -> str:

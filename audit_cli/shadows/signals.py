@@ -102,6 +102,9 @@ def read_bank(path: str | Path, *, logits: bool = True, n_shadows: int | None = 
     first = read(complete[0])
     example_ids = np.unique(first["example_id"].to_numpy())
     n_ex, names = len(example_ids), set(first.column_names)
+    missing = [c for c in ("shadow", "example_id", "state", "phi_before", "phi_after") if c not in names]
+    if missing:
+        raise InputError(f"bank {path} is inconsistent: {complete[0]['file']} has no column {missing[0]!r}")
     has_reference = "phi_reference" in names
     phis = ["phi_before", "phi_after"] + (["phi_reference"] if has_reference else [])
     tensors = [n for n in ("logits_after", "logits_reference") if logits and n in names]

@@ -67,3 +67,20 @@ def test_numbers_in_artifacts_that_would_run_away_are_refused_first(tmp_path):
         (bank.path / "manifest.json").write_text(json.dumps(manifest))
         with pytest.raises(InputError, match=pattern):
             bank.build(2)
+
+
+def test_metadata_and_in_memory_ids_that_used_to_crash_are_input_errors():
+    import numpy as np
+
+    from audit_cli.data import as_ids
+    from audit_cli.errors import CheckpointError, IdFileError
+    from audit_cli.models.checkpoint import load_checkpoint
+    from audit_cli.models.metadata import CheckpointMeta
+
+    good = load_checkpoint(SAMPLES / "digits_mlp_original.safetensors").meta.to_dict()
+    for change, pattern in (({"metrics": [1, 2]}, "malformed"), ({"num_classes": -3}, "num_classes -3"),
+                            ({"n_trained": "5"}, "n_trained '5'"), ({"input_shape": []}, "input_shape")):  # fmt: skip
+        with pytest.raises(CheckpointError, match=pattern):
+            CheckpointMeta.from_dict({**good, **change})
+    with pytest.raises(IdFileError, match="too large"):
+        as_ids(np.array([2**63], dtype=np.uint64))
