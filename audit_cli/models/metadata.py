@@ -153,6 +153,10 @@ class CheckpointMeta:
     def from_dict(cls, data: Mapping[str, Any]) -> CheckpointMeta:
         if not isinstance(data, Mapping):
             raise CheckpointError("checkpoint metadata is not a JSON object")
+        longest = _longest_string(data)
+        if longest > MAX_STRING:
+            # Nothing the tool writes is this long; rendering it (audit inspect) took minutes.
+            raise CheckpointError(f"checkpoint metadata holds a {longest}-character string (limit {MAX_STRING})")
         version = data.get("format_version")
         if not isinstance(version, int):
             raise CheckpointError("checkpoint metadata has no integer format_version")
@@ -207,6 +211,22 @@ def _resolve_args(arch: str, args: Mapping[str, Any]) -> dict[str, Any]:
         if is_sklearn_arch(arch):
             return resolve_sklearn_params(arch, args)
     return resolve_arch_args(arch, args)
+
+
+MAX_STRING = 4096
+
+
+def _longest_string(value: object, depth: int = 0) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if depth > 32:
+        return 0
+    if isinstance(value, Mapping):
+        return max([_longest_string(k, depth + 1) for k in value] + [_longest_string(v, depth + 1)
+                   for v in value.values()] + [0])  # fmt: skip
+    if isinstance(value, (list, tuple)):
+        return max([_longest_string(v, depth + 1) for v in value] + [0])
+    return 0
 
 
 def _whole(value: object, low: int, high: int) -> bool:

@@ -84,3 +84,13 @@ def test_metadata_and_in_memory_ids_that_used_to_crash_are_input_errors():
             CheckpointMeta.from_dict({**good, **change})
     with pytest.raises(IdFileError, match="too large"):
         as_ids(np.array([2**63], dtype=np.uint64))
+
+
+def test_metadata_with_a_huge_string_is_refused_before_anything_renders_it():
+    from audit_cli.errors import CheckpointError
+    from audit_cli.models.checkpoint import load_checkpoint
+    from audit_cli.models.metadata import CheckpointMeta
+
+    good = load_checkpoint(SAMPLES / "digits_mlp_original.safetensors").meta.to_dict()
+    with pytest.raises(CheckpointError, match="holds a 5000000-character string"):
+        CheckpointMeta.from_dict({**good, "tool_version": "x" * 5_000_000})
