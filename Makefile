@@ -28,7 +28,7 @@ validity: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet ruff
-	$(VENV)/bin/ruff check audit_cli attacks tests benchmarks sample_models scripts
+	$(VENV)/bin/ruff check audit_cli attacks tests benchmarks sample_models scripts examples
 
 clean:
 	rm -rf $(VENV) build *.egg-info
