@@ -27,7 +27,8 @@ from audit_cli.config import DEFAULTS, find_config_file, resolve_settings
 from audit_cli.data import Dataset, DatasetSpec
 from audit_cli.data.dataset import make_dataset
 from audit_cli.errors import UsageError
-from audit_cli.pipeline import AuditConfig, run_audit
+from audit_cli.inputs import config_from_settings
+from audit_cli.pipeline import run_audit
 from audit_cli.report import AuditReport
 
 
@@ -57,9 +58,10 @@ def audit(
     unknown = sorted(set(settings) - set(DEFAULTS))
     if unknown:
         raise UsageError(f"unknown setting {unknown[0]!r}", hint=f"settings: {', '.join(DEFAULTS)}")
-    resolved = resolve_settings(settings)
-    value = {k: s.value for k, s in resolved.items()}
-    config = AuditConfig(
+    config = config_from_settings(
+        resolve_settings(settings),
+        source_label="argument",
+        config_file=find_config_file(Path.cwd()),
         model=Path(model) if isinstance(model, str) else model,
         forget=Path(forget) if isinstance(forget, str) else forget,
         forget_class=forget_class,
@@ -74,24 +76,6 @@ def audit(
         trainer=trainer,
         unlearner=unlearner,
         shadows_from=Path(shadows_from) if shadows_from is not None else None,
-        shadows=int(value["shadows"]),
-        bank=Path(str(value["bank"])),
-        fail_above=float(value["fail_above"]),
-        mia_nn_above=float(value["mia_nn_above"]),
-        forget_class_accuracy_above=float(value["forget_class_accuracy_above"]),
-        utility_drop_above=float(value["utility_drop_above"]),
-        missing_effect_above=float(value["missing_effect_above"]),
-        gate=str(value["gate"]),
-        allow_underpowered=bool(value["allow_underpowered"]),
-        variance=str(value["variance"]),
-        seed=int(value["seed"]),
-        device=str(value["device"]),
-        executor=str(value["executor"]),
-        ray_address=str(value["ray_address"]),
-        deterministic=bool(value["deterministic"]),
-        settings={k: {"value": s.value, "source": "argument" if s.source == "flag" else s.source}
-                  for k, s in resolved.items()},  # fmt: skip
-        config_file=find_config_file(Path.cwd()),
     )
     return run_audit(config, progress=progress)
 

@@ -11,7 +11,7 @@ refuses, before any shadow trains, an audit whose counts cannot decide its thres
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import torch
 
 from audit_cli.audited import AuditedModel, load_audited, load_reference
 from audit_cli.checks.registry import THRESHOLDS
-from audit_cli.config import DEFAULTS
+from audit_cli.config import DEFAULTS, Setting
 from audit_cli.data import Dataset, fingerprint_ids
 from audit_cli.errors import InconclusiveError, UsageError
 from audit_cli.families import family_of
@@ -106,6 +106,21 @@ class AuditConfig:
     settings: Mapping[str, object] = field(default_factory=dict)
     """Where each setting came from ({name: {"value", "source"}}), recorded in the report."""
     config_file: Path | None = None
+
+
+def config_from_settings(
+    settings: Mapping[str, Setting], *, source_label: str = "flag", config_file: Path | None = None, **given: Any
+) -> AuditConfig:
+    """The one place resolved settings (config.resolve_settings) become an AuditConfig, for
+    the command line and the Python API alike; ``given`` are the audit's own inputs (model,
+    forget list, references...). ``source_label`` names settings given directly ("flag" on
+    the command line, "argument" from Python) in the report."""
+    names = {f.name for f in fields(AuditConfig)}
+    values = {k: s.value for k, s in settings.items() if k in names}
+    values["bank"] = Path(str(values["bank"]))
+    sources = {k: {"value": s.value, "source": source_label if s.source == "flag" else s.source}
+               for k, s in settings.items()}  # fmt: skip
+    return AuditConfig(**given, **values, settings=sources, config_file=config_file)
 
 
 @dataclass(frozen=True, eq=False)

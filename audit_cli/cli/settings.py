@@ -15,7 +15,7 @@ import typer
 
 from audit_cli.cli.common import given_on_command_line
 from audit_cli.config import DEFAULTS, Setting, find_config_file, resolve_settings
-from audit_cli.pipeline import AuditConfig
+from audit_cli.inputs import AuditConfig, config_from_settings
 
 
 def audit_config(
@@ -46,8 +46,9 @@ def audit_config(
     settings given on the command line (None: not given)."""
     cwd = cwd or Path.cwd()
     settings = resolve_settings(flags, config_file=config_file, env=env, cwd=cwd)
-    value = {k: s.value for k, s in settings.items()}
-    config = AuditConfig(
+    config = config_from_settings(
+        settings,
+        config_file=config_file or find_config_file(cwd),
         model=model,
         forget=forget,
         forget_class=forget_class,
@@ -65,23 +66,6 @@ def audit_config(
         trainer=trainer,
         unlearner=unlearner,
         shadows_from=shadows_from,
-        shadows=int(value["shadows"]),
-        bank=Path(str(value["bank"])),
-        fail_above=float(value["fail_above"]),
-        mia_nn_above=float(value["mia_nn_above"]),
-        forget_class_accuracy_above=float(value["forget_class_accuracy_above"]),
-        utility_drop_above=float(value["utility_drop_above"]),
-        missing_effect_above=float(value["missing_effect_above"]),
-        gate=str(value["gate"]),
-        allow_underpowered=bool(value["allow_underpowered"]),
-        variance=str(value["variance"]),
-        seed=int(value["seed"]),
-        device=str(value["device"]),
-        executor=str(value["executor"]),
-        ray_address=str(value["ray_address"]),
-        deterministic=bool(value["deterministic"]),
-        settings={k: {"value": s.value, "source": s.source} for k, s in settings.items()},
-        config_file=config_file or find_config_file(cwd),
     )
     return config, settings
 
