@@ -59,6 +59,8 @@ def check_output_path(path: str | Path, *, overwrite: bool, suffix: str | None =
             hint = "only scikit-learn models (--arch hist-gradient-boosting, random-forest, ...) are written as .skops"
         message = f"--output must end in {suffix}: {kind} are written as {suffix}, not {what}: {path}"
         raise UsageError(message, hint=hint)
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{path} is not a regular file (a folder, device or FIFO); outputs go to files")
     if path.exists() and not overwrite:
         raise UsageError(f"{path} exists; not overwriting it", hint="pass --overwrite to replace it")
     if not path.parent.is_dir():

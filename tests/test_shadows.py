@@ -237,6 +237,10 @@ def test_read_bank_export_and_cli_commands(tmp_path, data, forget):
     assert result.exit_code == 0 and "mean AUC over 3 targets" in result.stdout
     result = runner.invoke(app, ["bank", "export", str(bank.path), "--out", str(tmp_path / "long.csv")])
     assert result.exit_code == 0 and (tmp_path / "long.csv").read_text().startswith('"shadow","example_id"')
+    again = runner.invoke(app, ["bank", "export", str(bank.path), "--out", str(tmp_path / "long.csv")])
+    assert again.exit_code == 2 and "exists; not overwriting it" in again.stderr
+    replaced = ["bank", "export", str(bank.path), "--out", str(tmp_path / "long.csv"), "--overwrite"]
+    assert runner.invoke(app, replaced).exit_code == 0
     result = runner.invoke(app, ["bank", "export", str(bank.path), "--out", str(tmp_path / "long.txt")])
     assert result.exit_code == 2 and not (tmp_path / "long.txt").exists()
     # The parent folder holding this one bank names it too; an empty folder names none.

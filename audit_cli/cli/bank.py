@@ -7,8 +7,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from audit_cli.atomic import check_output_path
 from audit_cli.banks import list_banks, read_bank_info, resolve_bank
 from audit_cli.cli.common import (
+    FLAG,
     AuditGroup,
     OutputFormat,
     cli_errors,
@@ -63,8 +65,10 @@ def bank_ls_cmd(bank: Path = bank_argument(), output_format: OutputFormat = form
 def bank_export_cmd(
     bank: Path = bank_argument(),
     output: Path = output_option("Output table, .parquet or .csv."),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar=FLAG, help="Replace the table if it exists."),
 ) -> None:
     """Write a bank as a long table (shadow, example_id, state, phi_before, phi_after)."""
+    check_output_path(output, overwrite=overwrite, suffix=None)  # before reading the bank
     folder = resolve_bank(bank)
     rows = export_long(read_bank(folder), output, read_bank_info(folder).dataset_fingerprint)
     stdout_console().print(f"wrote {rows} rows to {output}")
