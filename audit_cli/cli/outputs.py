@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from audit_cli.atomic import atomic_path
+from audit_cli.atomic import atomic_path, check_output_path
 from audit_cli.errors import UsageError
 from audit_cli.report import AuditReport
 from audit_cli.report.formats import FORMATS, render_markdown
@@ -55,12 +55,10 @@ def prepare_targets(targets: list[Target], output: Path | None = None, *, overwr
 
 
 def _check_writable(path: Path, flag: str, overwrite: bool) -> None:
+    """The report file's folders created, then the checks every output passes
+    (atomic.check_output_path: a regular file, not replaced without --overwrite)."""
     if path.is_dir():
         raise UsageError(f"{flag}: {path} is a folder; give a file name")
-    if path.exists() and not path.is_file():
-        raise UsageError(f"{flag}: {path} is not a regular file (a device or FIFO); reports go to files")
-    if path.exists() and not overwrite:
-        raise UsageError(f"{flag}: {path} exists; not overwriting it", hint="pass --overwrite to replace it")
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +66,10 @@ def _check_writable(path: Path, flag: str, overwrite: bool) -> None:
         raise UsageError(f"{flag}: cannot create folder {parent}: a file has that name") from None
     except OSError as exc:
         raise UsageError(f"{flag}: cannot create folder {parent} ({exc.strerror or exc})") from None
+    try:
+        check_output_path(path, overwrite=overwrite, suffix=None)
+    except UsageError as exc:
+        raise UsageError(f"{flag}: {exc.message}", hint=exc.hint) from None
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UsageError(f"{flag}: cannot write {path} (permission denied)")
 

@@ -4,6 +4,7 @@ folder's complete chunks, and ``export_long`` for other tools."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -15,7 +16,6 @@ import pyarrow.parquet as pq
 
 from audit_cli.atomic import atomic_path
 from audit_cli.errors import InputError, UsageError
-from audit_cli.models.checkpoint import file_sha256
 
 MANIFEST = "manifest.json"
 # The Parquet schema metadata key under which an exported table names its dataset.
@@ -84,14 +84,19 @@ def read_bank(path: str | Path, *, logits: bool = True, n_shadows: int | None = 
 
     def read(c: dict, columns: list[str] | None = None) -> pa.Table:
         chunk = path / c["file"]
-        # The manifest's checksum: a chunk edited, forged or copied in is refused, not scored.
-        if c.get("sha256") != file_sha256(chunk):
+        try:
+            data = chunk.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{chunk}: unreadable bank chunk ({exc.strerror})") from None
+        # The manifest's checksum, over the very bytes parsed next: a chunk edited, forged
+        # or copied in is refused, not scored.
+        if c.get("sha256") != hashlib.sha256(data).hexdigest():
             raise InputError(
                 f"{chunk}: does not match the checksum in the bank's manifest (altered, or not built for this bank)",
                 hint="audit bank verify; delete the bank folder to rebuild it",
             )
         try:
-            table = pq.read_table(chunk, columns=columns)
+            table = pq.read_table(pa.BufferReader(data), columns=columns)
         except (pa.ArrowException, OSError, KeyError) as exc:
             raise InputError(f"{chunk}: unreadable bank chunk ({exc})") from None
         owner = (table.schema.metadata or {}).get(BANK_KEY.encode(), b"").decode()
