@@ -17,6 +17,7 @@ from audit_cli.errors import UsageError
 from audit_cli.training import Ensemble, chunk_models, restack
 from audit_cli.unlearn import (
     finetune,
+    influence,
     l1_sparse,
     mpru,
     neggrad,
@@ -53,7 +54,7 @@ def register(entry: MethodEntry) -> MethodEntry:
 
 
 for _module in (retrain, finetune, neggrad, neggrad_plus, random_label, salun, l1_sparse, scrub, prune, trw, mpru,
-                own):  # fmt: skip
+                influence, own):  # fmt: skip
     register(_module.ENTRY)
 
 

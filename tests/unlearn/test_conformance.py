@@ -111,6 +111,9 @@ EXPECT: dict[str, Expect] = {
     # random: F 0.978, CE ratio 2.61, R >= 0.980; class: F 0.960 0.913 0.940 (drop 0.062),
     # CE ratio 6.6, R >= 0.967
     "prune": Expect({"sparsity": 0.5, "lr": 0.01, "epochs": 2}, class_drop=0.02, removes_class=False),
+    # One Newton step at the recipe's damping fallback (0.01). random: F 0.944 0.900 0.889,
+    # CE ratio 6.5 8.0 6.6, R >= 0.994; class: F 0.627 0.447 0.327 (drop 0.53), R >= 0.995
+    "influence": Expect({}, class_drop=0.3, removes_class=False, random_loss_ratio=3.0),
     # class: F 0.0, R 0.993 0.998 0.996
     "trw": Expect({"lr": 0.01, "epochs": 2}, class_drop=0.9, removes_class=True),
 }
