@@ -23,6 +23,7 @@ from audit_cli.checks.registry import THRESHOLDS
 from audit_cli.config import DEFAULTS, Setting
 from audit_cli.data import Dataset, fingerprint_ids
 from audit_cli.errors import InconclusiveError, UsageError
+from audit_cli.estimate import check_estimator, estimate_retrained
 from audit_cli.families import family_of
 from audit_cli.gate import GATES, MAX_UNSCORABLE, MIN_EXAMPLES
 from audit_cli.models.metadata import CheckpointMeta
@@ -54,6 +55,9 @@ class AuditConfig:
     forget_class: int | None = None
     original: Path | None = None
     retrained: Path | None = None
+    estimate_retrained: str | None = None
+    """Without a retrained model: estimate one from ``original`` with this method
+    (influence); the checks that read it label it estimated and never gate on it."""
     data: str | Dataset | None = None
     """A registry name or data file (default: the checkpoint's), or (from Python) a Dataset."""
     data_options: Mapping[str, object] = field(default_factory=dict)
@@ -130,6 +134,8 @@ class ReferenceModel:
     model: AuditedModel | None
     view_logits: np.ndarray
     """(views, n, C): one slice per augmentation view the recipe scores."""
+    estimated: Mapping[str, object] | None = None
+    """For an estimated retrained model (--estimate-retrained): how, and its error bound."""
 
     @property
     def logits(self) -> np.ndarray:
@@ -146,6 +152,10 @@ def load_references(inputs: AuditInputs) -> tuple[ReferenceModel | None, Referen
         ref = load_reference(given, audited, inputs.dataset, config.strip_prefix)
         refs.append(ReferenceModel(ref, ref.view_logits(inputs.dataset, inputs.device)) if ref is not None else None)
     original, retrained = refs
+    if config.estimate_retrained is not None:
+        estimate = estimate_retrained(original.model, inputs.dataset, inputs.forget, inputs.retain,
+                                      config.forget_class, inputs.device, config.seed)  # fmt: skip
+        retrained = ReferenceModel(None, estimate.view_logits, estimated=estimate.details)
     if original is not None and meta.unlearning is not None and original.model.sha256 != meta.unlearning.parent_sha256:
         raise UsageError(
             f"{config.original} is not the model {config.model} was unlearned from (parent sha256 "
@@ -201,6 +211,7 @@ def prepare(config: AuditConfig) -> AuditInputs:
         raise UsageError(f"--gate must be {' or '.join(GATES)}, got {config.gate!r}")
     if config.spread not in ("shared", "separate"):
         raise UsageError(f"spread must be shared or separate, got {config.spread!r}")
+    check_estimator(config.estimate_retrained, config.original, config.retrained)
     if config.shadows < 2:
         raise UsageError(f"--shadows must be at least 2, got {config.shadows}")
     executor(config.executor)  # a typo fails now, not after loading everything

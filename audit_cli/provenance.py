@@ -60,6 +60,7 @@ def provenance(config: AuditConfig, inputs: AuditInputs, started: str) -> dict:
             "forget_list": sha(config.forget),
             "config": sha(config.config_file),
         },
+        "retrained_estimate": config.estimate_retrained,
         "dataset_fingerprint": inputs.dataset.fingerprint,
         "started": started,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -78,6 +78,12 @@ class AuditContext:
     def logits(self) -> np.ndarray:
         return self.view_logits[0]
 
+    @property
+    def retrained_label(self) -> str:
+        """How checks name the retrained model: "estimated retrained" when it is an
+        influence estimate (--estimate-retrained), never to be mistaken for a real one."""
+        return "estimated retrained" if self.retrained is not None and self.retrained.estimated else "retrained"
+
     @cached_property
     def labels(self) -> np.ndarray:
         """Forget (True) then test (False), the order of every forget-vs-test comparison."""

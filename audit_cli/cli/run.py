@@ -67,6 +67,13 @@ def run_cmd(
     retrained: Path | None = typer.Option(
         None, "--retrained", metavar="FILE", help="A model retrained without the forget set.", rich_help_panel=INPUTS
     ),
+    estimate_retrained: str | None = typer.Option(
+        None,
+        "--estimate-retrained",
+        metavar="METHOD",
+        help="No retrained model: estimate one from --original (influence); labelled estimated, never gates.",
+        rich_help_panel=INPUTS,
+    ),
     method: str | None = typer.Option(
         None,
         "--method",
@@ -182,6 +189,7 @@ def run_cmd(
         output_filter=output_filter,
         original=original,
         retrained=retrained,
+        estimate_retrained=estimate_retrained,
         data=data,
         data_options=parse_pairs(data_opt, "--data-opt"),
         data_root=data_root,

@@ -56,6 +56,13 @@ class ModelFile:
         which views the shadows are queried on."""
         if self.sklearn is not None:
             return sklearn_logits(self.sklearn.estimator, dataset.x, dataset.num_classes)[None]
+        if recipe is None and self.checkpoint.meta is not None:
+            recipe = self.checkpoint.meta.recipe
+        return query_logits(self.ensemble(dataset, device, arch=arch, recipe=recipe), dataset, recipe)[:, 0].numpy()
+
+    def ensemble(self, dataset: Dataset, device: str | torch.device = "cpu", *, arch: str | None = None,
+                 recipe=None) -> Ensemble:  # fmt: skip
+        """The network as an ensemble of one (what training and unlearning take)."""
         ckpt = self.checkpoint
         meta = ckpt.meta
         name = arch or meta.arch
@@ -65,10 +72,7 @@ class ModelFile:
             arch_args = dict(recipe.arch_args) if getattr(recipe, "arch", None) == name else {}
         net = build_model_from_checkpoint(ckpt, arch=arch, arch_args=None if meta is not None else arch_args,
                                           dataset=dataset)  # fmt: skip
-        ens = Ensemble.from_modules([net], name, arch_args, dataset.input_shape, dataset.num_classes, device)
-        if recipe is None and meta is not None:
-            recipe = meta.recipe
-        return query_logits(ens, dataset, recipe)[:, 0].numpy()
+        return Ensemble.from_modules([net], name, arch_args, dataset.input_shape, dataset.num_classes, device)
 
 
 # Logits are computed in batches of this many examples (a user's model may be large).

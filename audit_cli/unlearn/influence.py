@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, vmap
 
-from audit_cli.influence import FORMS, Examples, Step, removal_step
+from audit_cli.influence import FORMS, Examples, Forward, Step, removal_step
 from audit_cli.training import Ensemble, dataset_tensors
 from audit_cli.unlearn.base import MethodEntry, UnlearnTask, check_positive
 
@@ -54,26 +54,48 @@ def damping_for(params: InfluenceParams, task: UnlearnTask) -> float:
     return params.damping or task.recipe.weight_decay or FALLBACK_DAMPING
 
 
-def influence_step(ens: Ensemble, task: UnlearnTask, params: InfluenceParams) -> Step:
-    """The removal step of every model of ``ens``, computed in float64."""
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """The models of ``ens`` and their examples as the influence solver takes them (float64)."""
+
+    forward: Forward
+    theta: dict[str, torch.Tensor]
+    buffers: dict[str, torch.Tensor]
+    forget: Examples
+    retain: Examples
+
+    @property
+    def n_total(self) -> int:
+        return self.forget.n + self.retain.n
+
+
+def problem(ens: Ensemble, task: UnlearnTask) -> Problem:
     ens.base.eval()
-    forward = vmap(lambda p, b, x: functional_call(ens.base, (p, b), (x,)))
-    theta = {n: t.detach().to(torch.float64) for n, t in ens.params.items()}
-    buffers = {n: t.to(torch.float64) if t.is_floating_point() else t for n, t in ens.buffers.items()}
     device = next(iter(ens.params.values())).device
     x_pool, y_pool = dataset_tensors(task.dataset, device)
 
     def examples(ids: Sequence[np.ndarray]) -> Examples:
         return Examples(x_pool, y_pool, torch.from_numpy(np.stack([task.dataset.rows(i) for i in ids])).to(device))
 
-    forget, retain = examples(task.forget_ids), examples(task.retain_ids)
+    return Problem(
+        forward=vmap(lambda p, b, x: functional_call(ens.base, (p, b), (x,))),
+        theta={n: t.detach().to(torch.float64) for n, t in ens.params.items()},
+        buffers={n: t.to(torch.float64) if t.is_floating_point() else t for n, t in ens.buffers.items()},
+        forget=examples(task.forget_ids),
+        retain=examples(task.retain_ids),
+    )
+
+
+def influence_step(ens: Ensemble, task: UnlearnTask, params: InfluenceParams) -> Step:
+    """The removal step of every model of ``ens``, computed in float64."""
+    p = problem(ens, task)
     return removal_step(
-        forward,
-        theta,
-        buffers,
-        forget,
-        retain,
-        n_total=forget.n + retain.n,
+        p.forward,
+        p.theta,
+        p.buffers,
+        p.forget,
+        p.retain,
+        n_total=p.n_total,
         damping=damping_for(params, task),
         form=params.form,
         tol=params.tol,
@@ -82,10 +104,14 @@ def influence_step(ens: Ensemble, task: UnlearnTask, params: InfluenceParams) ->
     )
 
 
-def run(ens: Ensemble, task: UnlearnTask, params: InfluenceParams) -> Ensemble:
-    step = influence_step(ens, task, params)
+def apply_step(ens: Ensemble, step: Step) -> Ensemble:
+    """The models moved by the step, in their own dtype (buffers copied unchanged)."""
     moved = {n: (t.detach().to(torch.float64) + step.delta[n]).to(t.dtype) for n, t in ens.params.items()}
     return replace(ens, params=moved, buffers={n: t.clone() for n, t in ens.buffers.items()})
+
+
+def run(ens: Ensemble, task: UnlearnTask, params: InfluenceParams) -> Ensemble:
+    return apply_step(ens, influence_step(ens, task, params))
 
 
 ENTRY = MethodEntry(

@@ -231,3 +231,26 @@ def test_the_unlearning_effect_sees_a_no_op_and_an_exact_unlearner(digits):
     no_op, exact = effect(orig), effect(moved)
     assert no_op.verdict == "fail" and no_op.low > 0.9
     assert exact.verdict == "pass" and exact.score == pytest.approx(0.0, abs=0.15)
+
+
+def test_an_estimated_retrained_model_is_labelled_and_never_gates(digits):
+    inputs, signals, original, _ = synthetic_inputs(digits, 0)
+    # The same outputs as an estimate and as a real retrained model: only the real one gates.
+    perfect = np.zeros((1, len(digits.ids), digits.num_classes), np.float32)
+    perfect[0, np.arange(len(digits.ids)), digits.y] = 10.0
+    estimate = {"method": "influence", "form": "primal", "relative_error_bound": None}
+    c = build_context(inputs, signals, original, ReferenceModel(None, perfect, estimated=estimate),
+                      min_decidable_leakage(len(inputs.forget), len(inputs.test)))  # fmt: skip
+    results, _ = run_checks(c)
+    rows = {r.name: r for r in results}
+    utility = rows["utility"]
+    assert utility.verdict == "info" and not utility.gated and utility.threshold is None
+    assert "estimated retrained" in utility.sentence and "does not gate" in utility.sentence
+    assert utility.details["retrained_estimate"]["method"] == "influence"
+    reference_rows = [r for r in results if "retrained" in r.name]
+    assert len(reference_rows) >= 4 and all("estimated retrained" in r.name for r in reference_rows)
+    assert "estimated by influence" in rows["u-lira gap to estimated retrained"].sentence
+    real = build_context(inputs, signals, original, ReferenceModel(None, perfect),
+                         min_decidable_leakage(len(inputs.forget), len(inputs.test)))  # fmt: skip
+    real_utility = next(r for r in run_checks(real)[0] if r.name == "utility")
+    assert real_utility.gated and real_utility.verdict in ("pass", "fail", "inconclusive")

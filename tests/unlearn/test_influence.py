@@ -283,3 +283,42 @@ def test_audit_unlearn_with_influence_in_both_forms(runner, tmp_path):
                     "--param", "form=dual", "--param", "memory_gb=0.0001", "-o", refused)  # fmt: skip
     assert_error(result, r"the dual form needs a .* GiB kernel", hint="form=primal")
     assert not refused.exists()
+
+
+def test_the_estimate_error_bound_holds_for_logistic_regression(tmp_path):
+    """--estimate-retrained on logreg states ‖θ̂ − θ_R‖ ≤ ‖∇L_R(θ̂)‖ / λ; check it against
+    the exact minimiser of the retained objective (Newton's method to convergence)."""
+    from audit_cli.audited import load_audited
+    from audit_cli.estimate import estimate_retrained
+    from audit_cli.inputs import AuditConfig
+    from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
+
+    options = {"n_samples": "300", "n_features": "8", "n_classes": "3"}
+    recipe = Recipe(arch="logreg", weight_decay=0.01, epochs=20, lr=0.05)
+    path = tmp_path / "logreg.safetensors"
+    train_checkpoint(TrainRequest(out=path, data="synthetic", data_options=options, recipe=recipe, device="cpu"))
+    original, data = load_audited(AuditConfig(model=path))
+    forget = data.train_ids[::10]
+    retain = np.setdiff1d(data.train_ids, forget)
+    estimate = estimate_retrained(original, data, forget, retain, None, "cpu", 0)
+    bound = estimate.details["parameter_error_bound"]
+    assert estimate.details["method"] == "influence" and estimate.details["damping"] == 0.01
+    assert 0 < bound < float("inf") and estimate.view_logits.shape == (1, len(data.ids), 3)
+
+    ens = original.model.ensemble(data, "cpu")
+    forward = stack_forward(ens.base)
+    x, y = torch.as_tensor(data.x, dtype=F64), torch.as_tensor(data.y)
+    zero = {n: torch.zeros_like(t, dtype=F64) for n, t in ens.params.items()}
+    rows = torch.as_tensor(data.rows(retain))[None]
+    exact, gradient = newton_fit(forward, zero, {}, Examples(x, y, rows), n_total=len(data.train_ids), damping=0.01,
+                                 center=zero)  # fmt: skip
+    assert gradient < 1e-9
+    # θ̂ from the estimate's logits: logreg is linear, so compare outputs through θ.
+    estimated = unlearn_models(ens, UnlearnTask(data, [forget], [retain], recipe, [0]), "influence")
+    distance = float((flatten({n: t.double() for n, t in estimated.params.items()}) - flatten(exact)).norm())
+    assert distance <= bound * (1 + 1e-6)
+    # Measured: distance 0.69, bound 8.7, ‖θ_R‖ 1.14. A model trained by 20 epochs of Adam is
+    # far from its objective's minimiser, which the removal step assumes it is; the bound
+    # says so instead of hiding it (on a fitted model the step is within 6% of the change,
+    # test_influence_on_fitted_logistic_regression_lands_next_to_the_exact_retrain).
+    assert estimate.details["relative_error_bound"] > 1
