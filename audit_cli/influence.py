@@ -25,9 +25,9 @@ dual
     ``(λI + S K_RR S) z = S K_RF v`` by CG. The seed's dual system
     ``[K_RR H_R K_RR + λ K_RR] Δα_R = …`` is this one multiplied through by K_RR; ours is
     symmetric, positive definite and conditioned like K rather than K², and needs no α*.
-    The kernel is built from Jacobians of example chunks within a memory budget; its cost
-    grows as N²·C² while the primal's grows with the parameter count, so the dual pays
-    when the parameters far outnumber N·C (docs/results.md measures where).
+    The kernel is built from Jacobians of example chunks within a memory budget. It costs
+    (N·C)²·P to build against a few N·P per primal CG iteration, so on CPU the primal
+    won in every setting measured (docs/results.md) and ``auto`` means the primal.
 
 Everything runs in float64: the step is a difference of nearby minimisers, and float32
 products stall CG near a relative residual of 1e-5.
@@ -315,11 +315,16 @@ def dual_step(
             f"over the {memory_bytes / 2**30:.2f} GiB budget",
             hint="use --param form=primal, or raise --param memory_gb",
         )
-    # The Jacobians are held when they fit beside the kernel; otherwise chunks of a quarter
-    # of what is left are recomputed for every block that needs them.
+    # The Jacobians are held when they fit in half of what the kernel leaves, otherwise
+    # recomputed for every block that needs them. A chunk is computed with transients of a
+    # few times its size (vmap's per-output products, the concatenation), so chunks are
+    # kept to a tenth of what is left: measured, a held 3 GB of Jacobians peaked at 8 GB
+    # when chunks were sized by the batch alone.
     per_example = 8 * c * flatten(params).shape[1]
-    keep = size + per_example * (forget.n + retain.n) <= memory_bytes
-    chunk = batch if keep else max(1, min(batch, (memory_bytes - size) // 4 // per_example))
+    held = per_example * (forget.n + retain.n)
+    keep = held <= (memory_bytes - size) // 2
+    room = memory_bytes - size - (held if keep else 0)
+    chunk = max(1, min(batch, room // 10 // per_example))
     deltas, iterations, residuals = [], [], []
     for k in range(k_models):
         theta = {n: t[k : k + 1] for n, t in params.items()}
@@ -350,14 +355,13 @@ def dual_step(
     return Step(delta, "dual", Solve(torch.cat(iterations), torch.cat(residuals)), kernel_bytes=size)
 
 
-def choose_form(
-    form: Form, n_params: int, n_forget: int, n_retain: int, outputs: int, memory_bytes: int
-) -> Literal["primal", "dual"]:
-    """auto: the dual when the parameters outnumber N·C and the kernel fits the budget."""
-    if form != "auto":
-        return form
-    fits = kernel_bytes(n_forget, n_retain, outputs) <= memory_bytes
-    return "dual" if n_params > (n_forget + n_retain) * outputs and fits else "primal"
+def choose_form(form: Form) -> Literal["primal", "dual"]:
+    """auto is the primal. The seed's rule (the dual when the parameters outnumber N·C) was
+    measured on CPU and lost everywhere: at N = 500, C = 10, widths 64 to 4,096, forget
+    fractions 10% and 90%, λ = 0.01 and 1e-4, the dual took 1.5 to 160 times as long and
+    19 to 50 times the memory of the primal (docs/results.md). Its kernel costs (N·C)²·P
+    to build, the primal a few N·P per CG iteration, and CG needs tens to hundreds."""
+    return "primal" if form == "auto" else form
 
 
 def removal_step(
@@ -380,8 +384,7 @@ def removal_step(
     (``n_total`` examples each), in the chosen form; refuses a solve that did not converge."""
     if not (damping > 0 and math.isfinite(damping)):
         raise UsageError(f"damping must be a positive number, got {damping}")
-    c = forward(params, buffers, next(forget.chunks(1)).x).shape[-1]
-    chosen = choose_form(form, flatten(params).shape[1], forget.n, retain.n, c, memory_bytes)
+    chosen = choose_form(form)
     common = dict(n_total=n_total, damping=damping, loss=loss, tol=tol, max_iter=max_iter, batch=batch)
     if chosen == "primal":
         step = primal_step(forward, params, buffers, forget, retain, **common)

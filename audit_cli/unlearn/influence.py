@@ -32,7 +32,7 @@ FALLBACK_DAMPING = 0.01
 class InfluenceParams:
     form: str = "auto"
     """primal (CG over Gauss-Newton-vector products), dual (CG through the N·C kernel) or
-    auto (the dual when the parameters outnumber N·C and the kernel fits memory_gb)."""
+    auto (the primal, measured faster on CPU in every setting tried: docs/results.md)."""
     damping: float = 0.0
     """λ of the L2 term; 0 = the recipe's weight decay, or 0.01 when it has none."""
     tol: float = 1e-6

@@ -150,22 +150,18 @@ def test_an_unconverged_solve_is_refused():
 # --- choosing and bounding the dual -------------------------------------------------------------
 
 
-def test_auto_picks_the_dual_only_when_parameters_outnumber_n_times_c_and_the_kernel_fits():
-    wide = nn.Sequential(nn.Linear(5, 64), nn.Tanh(), nn.Linear(64, 3))  # 579 parameters > 20 * 3
+def test_auto_is_the_primal_and_the_dual_refuses_a_kernel_over_its_budget():
+    wide = nn.Sequential(nn.Linear(5, 64), nn.Tanh(), nn.Linear(64, 3))  # 579 parameters > N·C = 60
     x, y = classification(1, 20, 5, 3, seed=8)
     forward, params = stack_forward(wide), random_params(wide, 1, 0.3, 9)
     forget, retain = Examples.stacked(x[:, :4], y[:, :4]), Examples.stacked(x[:, 4:], y[:, 4:])
     common = dict(n_total=20, damping=0.01, tol=1e-10)
-    assert removal_step(forward, params, {}, forget, retain, **common).form == "dual"
+    assert removal_step(forward, params, {}, forget, retain, **common).form == "primal"
     size = kernel_bytes(4, 16, 3)
     assert size == 8 * 48 * 60
-    assert removal_step(forward, params, {}, forget, retain, memory_bytes=size - 1, **common).form == "primal"
+    assert removal_step(forward, params, {}, forget, retain, form="dual", memory_bytes=size, **common).form == "dual"
     with pytest.raises(UsageError, match=r"needs a .* GiB kernel .*N·C = 60"):
         removal_step(forward, params, {}, forget, retain, form="dual", memory_bytes=size - 1, **common)
-    narrow = nn.Linear(5, 3)  # 18 parameters < 60
-    assert removal_step(stack_forward(narrow), random_params(narrow, 1, 0.3, 9), {}, forget, retain, **common).form == (
-        "primal"
-    )
 
 
 def test_the_dual_recomputes_jacobians_that_do_not_fit_and_gets_the_same_step():
