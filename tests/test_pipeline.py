@@ -131,6 +131,24 @@ def test_an_estimated_retrained_model_stands_in_for_a_missing_one_and_is_labelle
     assert real.shadows.trained_now == 0  # the reference does not enter the bank's key
 
 
+def test_an_influence_unlearned_model_is_audited_with_influence_unlearned_shadows(models, tmp_path):
+    out = tmp_path / "influence.safetensors"
+    unlearn_checkpoint(UnlearnRequest(model=models / "original.safetensors", out=out, method="influence",
+                                      forget=models / "forget.txt", device="cpu"))  # fmt: skip
+    report = audit(models, "original", bank=tmp_path / "bank")  # the same bank folder, another key below
+    config = AuditConfig(model=out, forget=models / "forget.txt", original=models / "original.safetensors",
+                         shadows=SHADOWS, chunk_size=8, bank=tmp_path / "bank", device="cpu",
+                         allow_underpowered=True)  # fmt: skip
+    unlearned = run_audit(config)
+    assert unlearned.mode == "u-lira" and unlearned.model.method == "influence"
+    assert unlearned.model.method_params["form"] == "auto" and unlearned.shadows.trained_now == SHADOWS
+    # One Newton step moves the forget set most of the way: its leakage is below the
+    # original's, and the effect check sees a move from the original.
+    assert leakage(unlearned).score < leakage(report).score
+    effect = next(c for c in unlearned.checks if c.name == "unlearning-effect")
+    assert effect.score < 1
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
