@@ -23,6 +23,7 @@ from audit_cli.cli.methods import methods_cmd
 from audit_cli.cli.report import report_cmd
 from audit_cli.cli.run import run_cmd
 from audit_cli.cli.shadows import shadows_cmd
+from audit_cli.cli.sweep import sweep_cmd
 from audit_cli.cli.train import train_cmd
 from audit_cli.cli.unlearn import unlearn_cmd
 from audit_cli.errors import ExitCode
@@ -59,6 +60,7 @@ COMMANDS = {
     "run": run_cmd,
     "report": report_cmd,
     "shadows": shadows_cmd,
+    "sweep": sweep_cmd,
     "evaluate-attack": evaluate_attack_cmd,
     "methods": methods_cmd,
     "inspect": inspect_cmd,

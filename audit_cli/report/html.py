@@ -37,7 +37,7 @@ def _figures(report: AuditReport) -> list[tuple[str, str]]:
         ax.set(xscale="log", yscale="log", xlabel="false positive rate", ylabel="true positive rate",
                title="ROC, forget vs test (log-log)")  # fmt: skip
         ax.legend(loc="lower right")
-        out.append(("roc", _png(fig, plt)))
+        out.append(("roc", png_base64(fig, plt)))
     scores = report.curves.get("scores")
     if scores and scores.get("forget") and scores.get("test"):
         fig, ax = plt.subplots(figsize=(4.5, 4.2), dpi=110)
@@ -45,11 +45,11 @@ def _figures(report: AuditReport) -> list[tuple[str, str]]:
         ax.hist(scores["forget"], bins=40, alpha=0.6, density=True, label="forget")
         ax.set(xlabel=f"{report.mode.upper()} score", ylabel="density", title="attack scores")
         ax.legend()
-        out.append(("scores", _png(fig, plt)))
+        out.append(("scores", png_base64(fig, plt)))
     return out
 
 
-def _png(fig, plt) -> str:
+def png_base64(fig, plt) -> str:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png")
