@@ -202,6 +202,44 @@ def augment_batch(xb: torch.Tensor, kind: str, gens: Sequence[torch.Generator]) 
     return out
 
 
+POLICIES = ("trivialaugment", "randaugment", "autoaugment")
+"""torchvision's augmentation policies (in pixel space, per image); the other words of the
+vocabulary are batched tensor operations (``augment_batch``)."""
+
+
+def augment_policy(
+    xb: torch.Tensor, policy: str, pixel_stats: tuple | None, gens: Sequence[torch.Generator]
+) -> torch.Tensor:
+    """Apply a torchvision policy to image batches (K, b, C, H, W), per model from its
+    generator: standardised inputs back to 8-bit pixels, the policy, and back."""
+    from torchvision.transforms import v2
+
+    transform = {"trivialaugment": v2.TrivialAugmentWide, "randaugment": v2.RandAugment,
+                 "autoaugment": v2.AutoAugment}[policy]()  # fmt: skip
+    if pixel_stats is None:
+        raise UsageError(f"augmentation {policy!r} needs images with known pixel statistics")
+    mean = torch.tensor(pixel_stats[0], device=xb.device)[:, None, None]
+    std = torch.tensor(pixel_stats[1], device=xb.device)[:, None, None]
+    out = torch.empty_like(xb)
+    for k, gen in enumerate(gens):
+        # The policies draw from torch's global generator; seed it from model k's own
+        # generator so the result does not depend on which chunk the model runs in.
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            pixels = ((xb[k] * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
+            augmented = torch.stack([transform(img) for img in pixels])
+        out[k] = (augmented.float() / 255 - mean) / std
+    return out
+
+
+def augment(xb: torch.Tensor, kind: str, pixel_stats: tuple | None, gens: Sequence[torch.Generator]) -> torch.Tensor:
+    """Any word of the vocabulary but none, on image batches (K, b, C, H, W)."""
+    if kind in POLICIES:
+        return augment_policy(xb, kind, pixel_stats, gens)
+    return augment_batch(xb, kind, gens)
+
+
 def _train_chunk(
     ens: Ensemble,
     x_all: torch.Tensor,
@@ -210,6 +248,7 @@ def _train_chunk(
     recipe: Recipe,
     seeds: Sequence[int],
     progress: Callable[[int], None] | None,
+    pixel_stats: tuple | None = None,
 ) -> None:
     """Train the models of ``ens`` in place; model k on dataset rows ``rows[k]``."""
     k, n = rows.shape
@@ -234,7 +273,7 @@ def _train_chunk(
             idx = order[:, start : start + recipe.batch_size]
             xb, yb = x_all[idx], y_all[idx]
             if recipe.augmentation != "none":
-                xb = augment_batch(xb, recipe.augmentation, gens)
+                xb = augment(xb, recipe.augmentation, pixel_stats, gens)
             logits = forward(ens.params, ens.buffers, xb)
             # Sum over models of each model's mean loss: model k's gradient is its own.
             loss = F.cross_entropy(logits.reshape(-1, num_classes), yb.reshape(-1), reduction="sum") / idx.shape[1]
@@ -307,7 +346,7 @@ def train_models(
             allow_plugin=allow_plugin,
         )
         chunk_rows = torch.from_numpy(np.stack([rows[k] for k in chunk]))
-        _train_chunk(ens, x_all, y_all, chunk_rows, recipe, chunk_seeds, advance)
+        _train_chunk(ens, x_all, y_all, chunk_rows, recipe, chunk_seeds, advance, dataset.pixel_stats)
         trained.append((chunk, ens))
     return restack(trained)
 

@@ -22,17 +22,29 @@ def test_both_commands_draw_from_one_tuple():
     assert base.AUGMENTATIONS is AUGMENTATIONS
 
 
-def test_training_refuses_a_policy_it_cannot_apply_by_name():
-    with pytest.raises(UsageError, match=r"^training cannot apply augmentation 'trivialaugment': training accepts "
-                       r"none, flip, crop\+flip$"):  # fmt: skip
-        Recipe(augmentation="trivialaugment")
-    with pytest.raises(UsageError, match=r"^unknown augmentation 'mixup': training accepts none, flip, crop\+flip$"):
+def test_training_knows_every_word_and_refuses_others_by_name():
+    assert TRAINING_AUGMENTATIONS is AUGMENTATIONS
+    for word in AUGMENTATIONS:
+        assert Recipe(augmentation=word).augmentation == word
+    with pytest.raises(UsageError, match=r"^unknown augmentation 'mixup': training accepts none, flip, crop\+flip, "
+                       r"trivialaugment, randaugment, autoaugment$"):  # fmt: skip
         Recipe(augmentation="mixup")
+
+
+def test_a_policy_means_the_same_in_training_and_unlearning():
+    from audit_cli.training import augment
+
+    x = torch.randn(2, 4, 1, 8, 8)
+    stats = ((0.3,), (0.4,))
+    task = SimpleNamespace(augmentation="trivialaugment", dataset=SimpleNamespace(pixel_stats=stats))
+    out = augment_images(x, task, [torch.Generator().manual_seed(k) for k in range(2)])
+    same = augment(x, "trivialaugment", stats, [torch.Generator().manual_seed(k) for k in range(2)])
+    assert torch.equal(out, same) and out.shape == x.shape and not torch.equal(out, x)
 
 
 def test_flip_means_the_same_when_unlearning():
     x = torch.arange(2 * 8 * 1 * 3 * 3, dtype=torch.float32).reshape(2, 8, 1, 3, 3)
-    task = SimpleNamespace(augmentation="flip")
+    task = SimpleNamespace(augmentation="flip", dataset=SimpleNamespace(pixel_stats=None))
     out = augment_images(x, task, [torch.Generator().manual_seed(k) for k in range(2)])
     same = augment_batch(x, "flip", [torch.Generator().manual_seed(k) for k in range(2)])
     assert torch.equal(out, same)
@@ -44,7 +56,7 @@ def test_flip_means_the_same_when_unlearning():
     "args,message",
     [
         (["train", "-o", "{tmp}/m.safetensors", "--augment", "randaugment"],
-         "error: training cannot apply augmentation 'randaugment': training accepts none, flip, crop+flip"),
+         "error: augmentation 'randaugment' needs image data; 'digits' is tabular"),
         (["train", "-o", "{tmp}/m.safetensors", "--augment", "mixup"], "error: unknown augmentation 'mixup'"),
         # flip is a word unlearning knows now: refused only because digits are not images.
         (["unlearn", "-m", "sample_models/digits_mlp_original.safetensors", "-o", "{tmp}/u.safetensors",

@@ -88,6 +88,21 @@ def test_augmented_and_batchnorm_ensemble_matches_alone():
     assert max_param_diff(together, 1, alone, 0) < 1e-5
 
 
+def test_a_torchvision_policy_trains_each_model_from_its_own_seed():
+    """Training with trivialaugment: a stacked model equals the same model trained alone
+    (the policy draws from the model's generator, not the chunk's), and the policy acts."""
+    from audit_cli.data import load_dataset
+
+    ds = load_dataset("digits-images")
+    recipe = Recipe(arch="mlp", arch_args={"hidden": (16,)}, augmentation="trivialaugment", epochs=1, batch_size=64)
+    subsets = [ds.train_ids[:128], ds.train_ids[64:192]]
+    together = train_models(ds, recipe, subsets, [1, 2])
+    alone = train_models(ds, recipe, subsets[1:], [2])
+    assert max_param_diff(together, 1, alone, 0) < 1e-5
+    plain = train_models(ds, Recipe(arch="mlp", arch_args={"hidden": (16,)}, epochs=1, batch_size=64), subsets[1:], [2])
+    assert max_param_diff(plain, 0, alone, 0) > 1e-3
+
+
 def test_batchnorm_buffers_are_stacked_and_updated():
     ds = tiny_images(size=32)
     ds3 = make_dataset(DatasetSpec("rgb"), np.repeat(ds.x, 3, axis=1), ds.y, ds.is_train, ds.class_names, "image")

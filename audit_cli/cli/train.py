@@ -30,7 +30,7 @@ from audit_cli.cli.common import (
 from audit_cli.errors import UsageError
 from audit_cli.models.sklearn_model import SklearnRecipe, is_sklearn_arch
 from audit_cli.train_checkpoint import TrainRequest, TrainResult, train_checkpoint
-from audit_cli.training import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TRAINING_AUGMENTATIONS, Recipe
+from audit_cli.training import OPTIMIZERS, SCHEDULES, TRAINING_AUGMENTATIONS, Recipe
 
 RECIPE_DEFAULTS: dict[str, object] = {f.name: f.default for f in fields(Recipe) if f.default is not MISSING}
 """The network recipe's defaults: the options' defaults, and what "not given" means."""
@@ -95,10 +95,7 @@ def print_result(result: TrainResult) -> None:
 
 
 D = RECIPE_DEFAULTS
-AUGMENT_HELP = (
-    f"{', '.join(TRAINING_AUGMENTATIONS)} (images only); "
-    f"{', '.join(a for a in AUGMENTATIONS if a not in TRAINING_AUGMENTATIONS)} apply to audit unlearn only."
-)
+AUGMENT_HELP = f"{', '.join(TRAINING_AUGMENTATIONS)} (images only: digits-images, torchvision datasets)."
 
 
 @cli_errors

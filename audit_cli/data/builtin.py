@@ -3,6 +3,8 @@
 - ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 examples). Ids are
   the rows of ``load_digits``; a fixed stratified split holds out 25% for test. The
   default dataset: weak membership signal, fast to train on.
+- ``digits-images``: the same examples, ids and split as 1×8×8 images, so image
+  augmentation (crops, flips, torchvision's policies) applies.
 - ``mnist1d``: generated offline from the mnist1d package's templates. Small MLPs
   overfit it, so membership signal is strong: the demo dataset for leakage.
 - ``synthetic``: ``make_classification`` with size, classes, features and seed options.
@@ -42,6 +44,18 @@ def load_digits_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: L
     y = bunch.target.astype(np.int64)
     is_train = stratified_is_train(y, float(options["test_fraction"]), SPLIT_SEED)
     return make_dataset(spec, x, y, is_train, [str(c) for c in range(10)], "tabular")
+
+
+def load_digits_images_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: LoadContext) -> Dataset:
+    """The same digits, ids and split as 1×8×8 images, standardised by the training pixels'
+    mean and spread (recorded as pixel statistics, which image augmentation needs)."""
+    bunch = load_digits()
+    pixels = bunch.images.astype(np.float32)[:, None] / 16.0  # (n, 1, 8, 8) in [0, 1]
+    y = bunch.target.astype(np.int64)
+    is_train = stratified_is_train(y, float(options["test_fraction"]), SPLIT_SEED)
+    mean, std = float(pixels[is_train].mean()), float(pixels[is_train].std())
+    x = (pixels - mean) / std
+    return make_dataset(spec, x, y, is_train, [str(c) for c in range(10)], "image", pixel_stats=((mean,), (std,)))
 
 
 def load_mnist1d_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: LoadContext) -> Dataset:
@@ -103,6 +117,14 @@ register(
         name="digits",
         loader=load_digits_dataset,
         description="scikit-learn 8x8 digits, 1,797 examples, 10 classes (bundled; the default)",
+        options={"test_fraction": 0.25},
+    )
+)
+register(
+    DatasetEntry(
+        name="digits-images",
+        loader=load_digits_images_dataset,
+        description="the digits as 1x8x8 images (same ids and split), for image augmentation",
         options={"test_fraction": 0.25},
     )
 )

@@ -24,8 +24,8 @@ against this one tuple; each refuses, by name, a policy it cannot apply."""
 # Bounds of a recipe (a recipe in a checkpoint is input: epochs = 1e9 would train forever).
 MAX_EPOCHS = 10_000
 MAX_BATCH = 1_000_000
-TRAINING_AUGMENTATIONS = ("none", "flip", "crop+flip")
-"""What training applies (``augment_batch`` in the training loop)."""
+TRAINING_AUGMENTATIONS = AUGMENTATIONS
+"""What training applies: every word (``augment`` in the training loop)."""
 
 
 @dataclass(frozen=True)

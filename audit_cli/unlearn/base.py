@@ -30,7 +30,7 @@ from audit_cli.training import (
     AUGMENTATIONS,
     Ensemble,
     Recipe,
-    augment_batch,
+    augment,
     check_augmentation_name,
     dataset_tensors,
     ensemble_forward,
@@ -287,29 +287,6 @@ class Loop:
 
 
 def augment_images(xb: torch.Tensor, task: UnlearnTask, gens: Sequence[torch.Generator]) -> torch.Tensor:
-    """Apply the task's augmentation to image batches (K, b, C, H, W), per model from its generator."""
-    if task.augmentation in ("flip", "crop+flip"):
-        return augment_batch(xb, task.augmentation, gens)
-    from torchvision.transforms import v2
-
-    policy = {
-        "trivialaugment": v2.TrivialAugmentWide,
-        "randaugment": v2.RandAugment,
-        "autoaugment": v2.AutoAugment,
-    }[task.augmentation]()
-    stats = task.dataset.pixel_stats
-    if stats is None:
-        raise UsageError(f"augmentation {task.augmentation!r} needs images with known pixel statistics")
-    mean = torch.tensor(stats[0], device=xb.device)[:, None, None]
-    std = torch.tensor(stats[1], device=xb.device)[:, None, None]
-    out = torch.empty_like(xb)
-    for k, gen in enumerate(gens):
-        # The policies draw from torch's global generator; seed it from model k's own
-        # generator so the result does not depend on which chunk the model runs in.
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            pixels = ((xb[k] * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
-            augmented = torch.stack([policy(img) for img in pixels])
-        out[k] = (augmented.float() / 255 - mean) / std
-    return out
+    """Apply the task's augmentation to image batches (K, b, C, H, W), per model from its
+    generator: the same code, and so the same meaning, as training's."""
+    return augment(xb, task.augmentation, task.dataset.pixel_stats, gens)

@@ -25,6 +25,18 @@ def test_digits_split_is_fixed_stratified_and_ids_are_sklearn_rows():
     assert again.fingerprint == ds.fingerprint and np.array_equal(again.is_train, ds.is_train)
 
 
+def test_digits_images_are_the_digits_as_standardised_8x8_images():
+    flat, images = load_dataset("digits"), load_dataset("digits-images")
+    assert images.x.shape == (1797, 1, 8, 8) and images.modality == "image" and images.input_shape == (1, 8, 8)
+    assert np.array_equal(images.ids, flat.ids) and np.array_equal(images.is_train, flat.is_train)
+    assert np.array_equal(images.y, flat.y) and images.fingerprint != flat.fingerprint
+    (mean,), (std,) = images.pixel_stats
+    train = flat.x[flat.is_train]
+    assert mean == pytest.approx(train.mean(), rel=1e-5) and std == pytest.approx(train.std(), rel=1e-4)
+    # Undoing the standardisation gives the flat pixels back, row for row.
+    np.testing.assert_allclose((images.x * std + mean).reshape(1797, 64), flat.x, atol=1e-5)
+
+
 def test_fingerprint_changes_with_content():
     a = load_dataset("digits")
     b = load_dataset("digits", {"test_fraction": "0.3"})
