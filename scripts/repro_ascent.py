@@ -11,11 +11,12 @@ are run, and the distance to the retrained minimiser w_R is tracked against
 ``‖w_D − w_R‖``. The claim: with correlated blocks GDA ends further from w_R than the
 original was (unlearning is detrimental), and not with independent blocks.
 
-Setup (our choice where the abstract is silent): d = 2 × 10 coordinates; 400 retained
-examples with features in block B and 100 forget examples with features in block A, each
-block standard normal, the other block equal to ε times a fixed random rotation of the
-example's own block plus noise of scale 0.1·ε (ε = 0: the blocks are independent, the
-other block is zero); labels from a logistic model on both blocks; ridge λ = 0.01 with
+Setup (our choice where the abstract is silent): the ``blocks`` dataset (``--data
+blocks``): d = 2 × 10 coordinates; 400 retained examples with features in block B and
+100 forget examples with features in block A, each block standard normal, the other
+block ε times a fixed random rotation of the example's own block plus noise of scale
+0.1·ε (ε = 0: the blocks are independent, the other block is zero); labels from a
+logistic model on both blocks; ridge λ = 0.01 with
 mean losses (the retrained model minimises the retained mean loss + λ/2‖w‖²); full-batch
 steps of size 0.5 for 200 epochs.
 """
@@ -30,25 +31,17 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
 
+from audit_cli.data import load_dataset
+
 D_BLOCK, N_RETAIN, N_FORGET, LAMBDA, LR, EPOCHS = 10, 400, 100, 0.01, 0.5, 200
 
 
 def make_data(eps: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    rotation, _ = np.linalg.qr(rng.normal(size=(D_BLOCK, D_BLOCK)))
-    w_true = rng.normal(size=2 * D_BLOCK)
-
-    def block(n: int, own: slice, other: slice) -> tuple[np.ndarray, np.ndarray]:
-        x = np.zeros((n, 2 * D_BLOCK))
-        x[:, own] = rng.normal(size=(n, D_BLOCK))
-        x[:, other] = eps * (x[:, own] @ rotation.T + 0.1 * rng.normal(size=(n, D_BLOCK)))
-        y = (rng.random(n) < expit(x @ w_true)).astype(float)
-        return x, y
-
-    a, b = slice(0, D_BLOCK), slice(D_BLOCK, 2 * D_BLOCK)
-    x_f, y_f = block(N_FORGET, a, b)
-    x_r, y_r = block(N_RETAIN, b, a)
-    return x_f, y_f, x_r, y_r
+    """The training examples of ``--data blocks``: block A (the forget set, ids 0..99), block B."""
+    data = load_dataset("blocks", {"correlation": str(eps), "seed": str(seed), "dim": str(D_BLOCK),
+                                   "n_forget_block": str(N_FORGET), "n_retain_block": str(N_RETAIN)})  # fmt: skip
+    x, y = data.x.astype(np.float64), data.y.astype(float)
+    return x[:N_FORGET], y[:N_FORGET], x[N_FORGET : N_FORGET + N_RETAIN], y[N_FORGET : N_FORGET + N_RETAIN]
 
 
 def loss_grad(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:

@@ -7,6 +7,8 @@
   augmentation (crops, flips, torchvision's policies) applies.
 - ``mnist1d``: generated offline from the mnist1d package's templates. Small MLPs
   overfit it, so membership signal is strong: the demo dataset for leakage.
+- ``blocks``: two blocks of coordinates coupled by a correlation, the forget set inside
+  one of them (the logistic-regression example of "Ascent Fails to Forget").
 - ``synthetic``: ``make_classification`` with size, classes, features and seed options.
 """
 
@@ -134,6 +136,57 @@ register(
         loader=load_mnist1d_dataset,
         description="MNIST-1D generated offline, 40-step signals, 10 classes",
         options={"num_samples": 5000, "test_fraction": 0.2, "seed": 42},
+    )
+)
+
+
+def load_blocks_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: LoadContext) -> Dataset:
+    """Two blocks of coordinates coupled by a correlation (the logistic-regression example of
+    "Ascent Fails to Forget"): block-A examples have standard normal features in block A
+    and, in block B, ``correlation`` times a fixed random rotation of their block A plus
+    noise of 0.1 times that; block-B examples the other way round. Binary labels from a
+    logistic model on both blocks. Ids: the block-A training examples first (0 ..
+    n_forget_block - 1, the forget set of the experiment), then the block-B training
+    examples, then the test examples (half of each block)."""
+    dim, n_a, n_b, n_test = (int(options[k]) for k in ("dim", "n_forget_block", "n_retain_block", "n_test"))
+    eps = float(options["correlation"])
+    if not (1 <= dim <= 1000 and 1 <= n_a and 1 <= n_b and 2 <= n_test and (n_a + n_b + n_test) * dim <= 10**7):
+        raise UsageError("blocks dataset: dim must lie in 1..1000, each block and the test set be non-empty, and "
+                         "examples x 2 dim be at most 2e7 values")  # fmt: skip
+    if not (0.0 <= eps <= 10.0):
+        raise UsageError(f"blocks dataset: correlation must lie in 0..10, got {eps}")
+    rng = np.random.default_rng(int(options["seed"]))
+    rotation, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    w_true = rng.normal(size=2 * dim)
+
+    def block(n: int, own: slice, other: slice) -> np.ndarray:
+        x = np.zeros((n, 2 * dim))
+        x[:, own] = rng.normal(size=(n, dim))
+        x[:, other] = eps * (x[:, own] @ rotation.T + 0.1 * rng.normal(size=(n, dim)))
+        return x
+
+    a, b = slice(0, dim), slice(dim, 2 * dim)
+    x = np.concatenate(
+        [block(n_a, a, b), block(n_b, b, a), block(n_test // 2, a, b), block(n_test - n_test // 2, b, a)]
+    )
+    y = (rng.random(len(x)) < 1 / (1 + np.exp(-(x @ w_true)))).astype(np.int64)
+    is_train = np.arange(len(x)) < n_a + n_b
+    return make_dataset(spec, x, y, is_train, ["0", "1"], "tabular")
+
+
+register(
+    DatasetEntry(
+        name="blocks",
+        loader=load_blocks_dataset,
+        description="two correlated blocks of coordinates, forget set in one (the ascent paper's example)",
+        options={
+            "dim": 10,
+            "n_forget_block": 100,
+            "n_retain_block": 400,
+            "n_test": 200,
+            "correlation": 0.0,
+            "seed": 0,
+        },  # fmt: skip
     )
 )
 register(

@@ -37,6 +37,23 @@ def test_digits_images_are_the_digits_as_standardised_8x8_images():
     np.testing.assert_allclose((images.x * std + mean).reshape(1797, 64), flat.x, atol=1e-5)
 
 
+def test_blocks_put_the_forget_set_in_one_block_coupled_by_the_correlation():
+    independent = load_dataset("blocks")
+    coupled = load_dataset("blocks", {"correlation": "1.0"})
+    for ds in (independent, coupled):
+        assert ds.x.shape == (700, 20) and ds.is_train.sum() == 500 and ds.num_classes == 2
+        assert ds.is_train[:500].all() and not ds.is_train[500:].any()
+    a, b = slice(0, 10), slice(10, 20)
+    # ε = 0: block-A examples (ids 0..99) have nothing in block B, block-B ones nothing in A.
+    assert not independent.x[:100, b].any() and not independent.x[100:500, a].any()
+    assert independent.x[:100, a].std() == pytest.approx(1.0, abs=0.15)
+    # ε = 1: the other block is a rotation of the own one (plus 10% noise): same energy.
+    ratio = np.linalg.norm(coupled.x[:100, b]) / np.linalg.norm(coupled.x[:100, a])
+    assert ratio == pytest.approx(1.0, abs=0.05)
+    with pytest.raises(UsageError, match="correlation must lie"):
+        load_dataset("blocks", {"correlation": "-1"})
+
+
 def test_fingerprint_changes_with_content():
     a = load_dataset("digits")
     b = load_dataset("digits", {"test_fraction": "0.3"})
