@@ -89,8 +89,11 @@ def estimate_retrained(original: AuditedModel, dataset: Dataset, forget: np.ndar
 def error_bound(estimated, task: UnlearnTask, damping: float) -> dict[str, float]:
     """``‖θ̂ − θ_R‖ ≤ ‖∇L_R(θ̂)‖ / λ`` for the λ-strongly convex retained objective."""
     p = problem(estimated, task)
-    zero = {n: torch.zeros_like(t) for n, t in p.theta.items()}
-    grad = objective_gradient(p.forward, p.theta, p.buffers, p.retain, n_total=p.n_total, damping=damping,
+    zero = {n: torch.zeros_like(t) for n, t in p.params.items()}
+    grad = objective_gradient(p.forward, p.params, p.buffers, p.retain, n_total=p.n_total, damping=damping,
                               center=zero)  # fmt: skip
     bound = float(grad.norm()) / damping
-    return {"parameter_error_bound": bound, "relative_error_bound": bound / max(float(flatten(p.theta).norm()), 1e-300)}
+    return {
+        "parameter_error_bound": bound,
+        "relative_error_bound": bound / max(float(flatten(p.params).norm()), 1e-300),
+    }

@@ -114,6 +114,35 @@ class Step:
     """The dual's kernel size (0 for the primal)."""
 
 
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """K models and the examples each was trained on: what a removal step works on."""
+
+    forward: Forward
+    params: Params
+    buffers: Params
+    forget: Examples
+    retain: Examples
+    n_total: int
+    """Examples each model was trained on (the 1/N of the objective)."""
+
+
+@dataclass(frozen=True)
+class Solver:
+    """How a removal step is solved."""
+
+    damping: float
+    """λ of the L2 term."""
+    loss: Loss = "cross_entropy"
+    tol: float = 1e-8
+    """CG stops at ``‖r‖ ≤ tol · ‖b‖``."""
+    max_iter: int = 1000
+    batch: int = 1024
+    """Examples per Jacobian-vector product."""
+    memory_bytes: int = 2**30
+    """The dual's budget for its kernel and Jacobians."""
+
+
 def cg(
     matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, *, tol: float, max_iter: int
 ) -> tuple[torch.Tensor, Solve]:
@@ -218,28 +247,16 @@ def ggn_product(
     return total
 
 
-def primal_step(
-    forward: Forward,
-    params: Params,
-    buffers: Params,
-    forget: Examples,
-    retain: Examples,
-    *,
-    n_total: int,
-    damping: float,
-    loss: Loss,
-    tol: float,
-    max_iter: int,
-    batch: int,
-) -> Step:
+def primal_step(p: Problem, solver: Solver) -> Step:
     """Δθ = (G_R + λI)⁻¹ g_F by CG over Gauss-Newton-vector products, K models at once."""
-    g = loss_gradient(forward, params, buffers, forget, loss, batch=batch) / n_total
+    g = loss_gradient(p.forward, p.params, p.buffers, p.forget, solver.loss, batch=solver.batch) / p.n_total
 
     def matvec(v: torch.Tensor) -> torch.Tensor:
-        return ggn_product(forward, params, buffers, retain, loss, v, batch=batch) / n_total + damping * v
+        gv = ggn_product(p.forward, p.params, p.buffers, p.retain, solver.loss, v, batch=solver.batch)
+        return gv / p.n_total + solver.damping * v
 
-    flat, solve = cg(matvec, g, tol=tol, max_iter=max_iter)
-    return Step(unflatten(flat, params), "primal", solve)
+    flat, solve = cg(matvec, g, tol=solver.tol, max_iter=solver.max_iter)
+    return Step(unflatten(flat, p.params), "primal", solve)
 
 
 def kernel_bytes(n_forget: int, n_retain: int, outputs: int) -> int:
@@ -290,22 +307,10 @@ def kernel(rows: Jacobians, cols: Jacobians) -> torch.Tensor:
     return torch.cat([torch.cat(r, dim=1) for r in blocks], dim=0)
 
 
-def dual_step(
-    forward: Forward,
-    params: Params,
-    buffers: Params,
-    forget: Examples,
-    retain: Examples,
-    *,
-    n_total: int,
-    damping: float,
-    loss: Loss,
-    tol: float,
-    max_iter: int,
-    batch: int,
-    memory_bytes: int,
-) -> Step:
+def dual_step(p: Problem, solver: Solver) -> Step:
     """The same Δθ through the kernel, one model at a time (each has its own kernel)."""
+    forward, params, buffers, forget, retain, n_total = p.forward, p.params, p.buffers, p.forget, p.retain, p.n_total
+    damping, loss, memory_bytes = solver.damping, solver.loss, solver.memory_bytes
     k_models = forget.rows.shape[0]
     c = forward(params, buffers, next(forget.chunks(1)).x).shape[-1]
     size = kernel_bytes(forget.n, retain.n, c)
@@ -324,7 +329,7 @@ def dual_step(
     held = per_example * (forget.n + retain.n)
     keep = held <= (memory_bytes - size) // 2
     room = memory_bytes - size - (held if keep else 0)
-    chunk = max(1, min(batch, room // 10 // per_example))
+    chunk = max(1, min(solver.batch, room // 10 // per_example))
     deltas, iterations, residuals = [], [], []
     for k in range(k_models):
         theta = {n: t[k : k + 1] for n, t in params.items()}
@@ -342,7 +347,7 @@ def dual_step(
         def matvec(u: torch.Tensor, k_rr: torch.Tensor = k_rr, s: Callable = s) -> torch.Tensor:
             return damping * u + s(k_rr @ s(u[0]))[None]
 
-        z, solve = cg(matvec, s(k_rf @ v)[None], tol=tol, max_iter=max_iter)
+        z, solve = cg(matvec, s(k_rf @ v)[None], tol=solver.tol, max_iter=solver.max_iter)
         alpha_r = -s(z[0]) / damping
         alpha_f = v / damping
         cotangent = torch.cat([alpha_r.reshape(1, r_k.n, c), alpha_f.reshape(1, f_k.n, c)], dim=1)
@@ -385,11 +390,9 @@ def removal_step(
     if not (damping > 0 and math.isfinite(damping)):
         raise UsageError(f"damping must be a positive number, got {damping}")
     chosen = choose_form(form)
-    common = dict(n_total=n_total, damping=damping, loss=loss, tol=tol, max_iter=max_iter, batch=batch)
-    if chosen == "primal":
-        step = primal_step(forward, params, buffers, forget, retain, **common)
-    else:
-        step = dual_step(forward, params, buffers, forget, retain, memory_bytes=memory_bytes, **common)
+    problem = Problem(forward, params, buffers, forget, retain, n_total)
+    solver = Solver(damping, loss, tol, max_iter, batch, memory_bytes)
+    step = primal_step(problem, solver) if chosen == "primal" else dual_step(problem, solver)
     worst = float(step.solve.residual.max())
     if worst > tol:
         raise UsageError(

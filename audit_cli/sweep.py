@@ -25,7 +25,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from audit_cli.atomic import atomic_write_text
+from audit_cli.config import DEFAULTS
 from audit_cli.errors import UsageError
+from audit_cli.gate import min_decidable_leakage
+from audit_cli.inputs import check_power, prepare
 from audit_cli.pipeline import AuditConfig, run_audit
 from audit_cli.report import AuditReport
 from audit_cli.report.sweep_html import render_sweep_html
@@ -55,8 +58,8 @@ class SweepRequest:
     fixed: Mapping[str, str] = field(default_factory=dict)
     """Parameters with one value."""
     shadows: int = 32
-    bank: Path = Path(".audit-bank")
-    fail_above: float = 0.1
+    bank: Path = Path(str(DEFAULTS["bank"]))
+    fail_above: float = DEFAULTS["fail_above"]
     allow_underpowered: bool = False
     seed: int = 0
     device: str = "auto"
@@ -164,6 +167,14 @@ def _check(report: AuditReport, name: str) -> float | None:
     return found.score if found is not None else None
 
 
+def audit_config(request: SweepRequest, model: Path, seed: int) -> AuditConfig:
+    """``audit run --model MODEL --original <the sweep's model> [--retrained ...]``."""
+    return AuditConfig(model=model, forget=request.forget, forget_class=request.forget_class, original=request.model,
+                       retrained=request.retrained, shadows=request.shadows, bank=request.bank,
+                       fail_above=request.fail_above, seed=seed, device=request.device,
+                       allow_underpowered=request.allow_underpowered)  # fmt: skip
+
+
 def run_point(
     request: SweepRequest, params: Mapping[str, str], index: str, seed: int
 ) -> tuple[SweepPoint, AuditReport]:
@@ -181,21 +192,7 @@ def run_point(
             device=request.device,
         )
     )
-    report = run_audit(
-        AuditConfig(
-            model=checkpoint,
-            forget=request.forget,
-            forget_class=request.forget_class,
-            original=request.model,
-            retrained=request.retrained,
-            shadows=request.shadows,
-            bank=request.bank,
-            fail_above=request.fail_above,
-            seed=seed,
-            device=request.device,
-            allow_underpowered=request.allow_underpowered,
-        )
-    )
+    report = run_audit(audit_config(request, checkpoint, seed))
     atomic_write_text(request.out / f"point-{index}.json", report.to_json())
     leak = next(c for c in report.checks if c.name == "leakage")
     point = SweepPoint(
@@ -220,6 +217,10 @@ def run_point(
 def sweep(request: SweepRequest, progress=None) -> SweepResult:
     points_params = grid_points(request.method, request.grid, request.fixed)
     out = check_out_folder(request.out, request.overwrite)
+    if not request.allow_underpowered:
+        # Every point's audit has the same counts: refuse an undecidable one before any work.
+        inputs = prepare(audit_config(request, request.model, request.seed))
+        check_power(inputs, min_decidable_leakage(len(inputs.forget), len(inputs.test)))
     out.mkdir(exist_ok=True)
     criterion = "average gap" if request.retrained is not None else "leakage"
     points = []

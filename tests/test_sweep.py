@@ -99,3 +99,12 @@ def test_sweep_refuses_a_bad_grid_without_touching_the_output(runner, trained, t
                     "lr=1e-4,oops", "-o", out)  # fmt: skip
     assert_error(result, "lr")
     assert not out.exists()
+
+
+def test_an_underpowered_sweep_is_refused_before_any_point_is_unlearned(runner, trained, tmp_path):
+    root, model, forget, retrained = trained
+    out = tmp_path / "sweep"
+    result = invoke(runner, "sweep", "--model", model, "--forget", forget, "--method", "neggrad", "--param",
+                    "lr=1e-4,1e-3", "--shadows", "8", "--bank", tmp_path / "bank", "-o", out)  # fmt: skip
+    assert result.exit_code == 3 and "cannot decide" in result.stderr, result.stderr
+    assert not out.exists() and not (tmp_path / "bank").exists()

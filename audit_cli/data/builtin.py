@@ -40,21 +40,24 @@ def stratified_is_train(y: np.ndarray, test_fraction: float, seed: int) -> np.nd
     return is_train
 
 
-def load_digits_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: LoadContext) -> Dataset:
+def digits_arrays(options: Mapping[str, object]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The digits' pixels (n, 8, 8) in [0, 1] (intensities are 0..16), labels and split."""
     bunch = load_digits()
-    x = bunch.data.astype(np.float32) / 16.0  # pixel intensities are 0..16
     y = bunch.target.astype(np.int64)
     is_train = stratified_is_train(y, float(options["test_fraction"]), SPLIT_SEED)
-    return make_dataset(spec, x, y, is_train, [str(c) for c in range(10)], "tabular")
+    return bunch.images.astype(np.float32) / 16.0, y, is_train
+
+
+def load_digits_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: LoadContext) -> Dataset:
+    pixels, y, is_train = digits_arrays(options)
+    return make_dataset(spec, pixels.reshape(len(y), 64), y, is_train, [str(c) for c in range(10)], "tabular")
 
 
 def load_digits_images_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: LoadContext) -> Dataset:
     """The same digits, ids and split as 1×8×8 images, standardised by the training pixels'
     mean and spread (recorded as pixel statistics, which image augmentation needs)."""
-    bunch = load_digits()
-    pixels = bunch.images.astype(np.float32)[:, None] / 16.0  # (n, 1, 8, 8) in [0, 1]
-    y = bunch.target.astype(np.int64)
-    is_train = stratified_is_train(y, float(options["test_fraction"]), SPLIT_SEED)
+    pixels, y, is_train = digits_arrays(options)
+    pixels = pixels[:, None]  # (n, 1, 8, 8)
     mean, std = float(pixels[is_train].mean()), float(pixels[is_train].std())
     x = (pixels - mean) / std
     return make_dataset(spec, x, y, is_train, [str(c) for c in range(10)], "image", pixel_stats=((mean,), (std,)))

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, vmap
 
-from audit_cli.influence import FORMS, Examples, Forward, Step, removal_step
+from audit_cli.influence import FORMS, Examples, Problem, Step, removal_step
 from audit_cli.training import Ensemble, dataset_tensors
 from audit_cli.unlearn.base import MethodEntry, UnlearnTask, check_positive
 
@@ -54,22 +54,8 @@ def damping_for(params: InfluenceParams, task: UnlearnTask) -> float:
     return params.damping or task.recipe.weight_decay or FALLBACK_DAMPING
 
 
-@dataclass(frozen=True, eq=False)
-class Problem:
-    """The models of ``ens`` and their examples as the influence solver takes them (float64)."""
-
-    forward: Forward
-    theta: dict[str, torch.Tensor]
-    buffers: dict[str, torch.Tensor]
-    forget: Examples
-    retain: Examples
-
-    @property
-    def n_total(self) -> int:
-        return self.forget.n + self.retain.n
-
-
 def problem(ens: Ensemble, task: UnlearnTask) -> Problem:
+    """The models of ``ens`` and their examples as the solver takes them (float64)."""
     ens.base.eval()
     device = next(iter(ens.params.values())).device
     x_pool, y_pool = dataset_tensors(task.dataset, device)
@@ -77,12 +63,14 @@ def problem(ens: Ensemble, task: UnlearnTask) -> Problem:
     def examples(ids: Sequence[np.ndarray]) -> Examples:
         return Examples(x_pool, y_pool, torch.from_numpy(np.stack([task.dataset.rows(i) for i in ids])).to(device))
 
+    forget, retain = examples(task.forget_ids), examples(task.retain_ids)
     return Problem(
         forward=vmap(lambda p, b, x: functional_call(ens.base, (p, b), (x,))),
-        theta={n: t.detach().to(torch.float64) for n, t in ens.params.items()},
+        params={n: t.detach().to(torch.float64) for n, t in ens.params.items()},
         buffers={n: t.to(torch.float64) if t.is_floating_point() else t for n, t in ens.buffers.items()},
-        forget=examples(task.forget_ids),
-        retain=examples(task.retain_ids),
+        forget=forget,
+        retain=retain,
+        n_total=forget.n + retain.n,
     )
 
 
@@ -91,7 +79,7 @@ def influence_step(ens: Ensemble, task: UnlearnTask, params: InfluenceParams) ->
     p = problem(ens, task)
     return removal_step(
         p.forward,
-        p.theta,
+        p.params,
         p.buffers,
         p.forget,
         p.retain,
