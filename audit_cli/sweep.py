@@ -85,6 +85,8 @@ class SweepPoint:
     kl_forget: float | None
     """Mean KL(retrained || model) on the forget set."""
     detrimental_ratio: float | None
+    klom: float | None
+    """KLoM of the method on this recipe (the shadows' margins, unlearned against never seen)."""
     seed: int
 
 
@@ -209,6 +211,7 @@ def run_point(
         average_gap=_check(report, "average gap"),
         kl_forget=_check(report, "divergence to retrained (forget)"),
         detrimental_ratio=_check(report, "detrimental-unlearning ratio"),
+        klom=_check(report, "klom"),
         seed=seed,
     )
     return point, report

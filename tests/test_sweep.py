@@ -75,6 +75,7 @@ def test_sweep_audits_every_point_and_re_audits_the_chosen_one_on_a_fresh_seed(r
     # Ascent at lr 0.5 wrecks the model: lower accuracy, further from the retrained model.
     small, large = doc["points"]
     assert large["retain_accuracy"] < small["retain_accuracy"] and large["detrimental_ratio"] > 1
+    assert all(p["klom"] is not None and p["klom"] >= 0 for p in doc["points"])  # a declared method: KLoM applies
     for p in (*doc["points"], fresh):
         assert p["leakage_low"] <= p["leakage"] <= p["leakage_high"] and p["verdict"] in (
             "pass",

@@ -37,7 +37,7 @@ def _num(x: float | None) -> str:
 def _row(name: str, p: SweepPoint) -> list[str]:
     return [name, f"{p.forget_accuracy:.2f}/{p.retain_accuracy:.2f}/{p.test_accuracy:.2f}",
             f"{p.leakage:.2f} [{p.leakage_low:.2f}, {p.leakage_high:.2f}]", p.verdict, _num(p.average_gap),
-            _num(p.kl_forget), _num(p.detrimental_ratio), str(p.exit_code)]  # fmt: skip
+            _num(p.kl_forget), _num(p.detrimental_ratio), _num(p.klom), str(p.exit_code)]  # fmt: skip
 
 
 @cli_errors
@@ -79,7 +79,7 @@ def sweep_cmd(
         print_json(result.to_dict())
     else:
         console = stdout_console()
-        table = Table("point", "acc f/r/t", "leakage", "verdict", "avg gap", "KL(f)", "ratio", "exit")
+        table = Table("point", "acc f/r/t", "leakage", "verdict", "avg gap", "KL(f)", "ratio", "KLoM", "exit")
         swept = list(grid)
         for i, p in enumerate(result.points):
             table.add_row(*_row(point_label(p.params, swept) + (" (chosen)" if i == result.chosen else ""), p))

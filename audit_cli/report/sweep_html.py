@@ -68,8 +68,9 @@ def render_sweep_html(doc: dict) -> str:
     def cell(x: object) -> str:
         return "" if x is None else e(f"{x:.3f}" if isinstance(x, float) else str(x))
 
-    head = "<tr><th>point</th><th>forget acc</th><th>retain acc</th><th>test acc</th><th>leakage</th>" \
-           "<th>verdict</th><th>Average Gap</th><th>KL (forget)</th><th>detrimental ratio</th></tr>"  # fmt: skip
+    columns = ("point", "forget acc", "retain acc", "test acc", "leakage", "verdict", "Average Gap", "KL (forget)",
+               "detrimental ratio", "KLoM")  # fmt: skip
+    head = "<tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
     rows = []
     for i, p in enumerate([*points, doc["fresh"]]):
         name = "chosen, fresh seed" if i == len(points) else label(p["params"], swept)
@@ -78,7 +79,7 @@ def render_sweep_html(doc: dict) -> str:
                     f"</td><td>{cell(p['test_accuracy'])}</td><td>{cell(p['leakage'])} [{cell(p['leakage_low'])}, "
                     f"{cell(p['leakage_high'])}]</td><td class='{e(p['verdict'])}'>{e(p['verdict'])}</td>"
                     f"<td>{cell(p['average_gap'])}</td><td>{cell(p['kl_forget'])}</td>"
-                    f"<td>{cell(p['detrimental_ratio'])}</td></tr>")  # fmt: skip
+                    f"<td>{cell(p['detrimental_ratio'])}</td><td>{cell(p.get('klom'))}</td></tr>")  # fmt: skip
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Unlearning sweep: {e(doc["method"])}</title>
 <style>
