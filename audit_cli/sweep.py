@@ -3,7 +3,9 @@ unlearned and audited, then the chosen point audited again on a fresh seed.
 
 Each point is ``audit unlearn`` (the model given is the original) followed by ``audit run``
 with that original and the optional retrained model, so each point's shadows are unlearned
-with the point's own parameters; all points share one bank folder. Per point the sweep
+with the point's own parameters; all points share one bank folder, and the shadows, which
+the points train alike, are trained once and kept in memory for the others
+(audit_cli/shadows/reuse.py). Per point the sweep
 keeps forget, retain and test accuracy, the Average Gap and KL to the retrained model,
 the detrimental-unlearning ratio, and the leakage with its interval and verdict.
 
@@ -32,6 +34,7 @@ from audit_cli.inputs import check_power, prepare
 from audit_cli.pipeline import AuditConfig, run_audit
 from audit_cli.report import AuditReport
 from audit_cli.report.sweep_html import render_sweep_html
+from audit_cli.shadows.reuse import reuse_fitted_shadows
 from audit_cli.unlearn import get_method, parse_params
 from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
 
@@ -227,11 +230,13 @@ def sweep(request: SweepRequest, progress=None) -> SweepResult:
     out.mkdir(exist_ok=True)
     criterion = "average gap" if request.retrained is not None else "leakage"
     points = []
-    for i, params in enumerate(points_params):
-        point, _ = run_point(request, params, f"{i:02d}", request.seed)
-        points.append(point)
-        if progress is not None:
-            progress(i + 1, len(points_params) + 1)
+    # The points' shadows are trained alike and unlearned differently: train them once.
+    with reuse_fitted_shadows():
+        for i, params in enumerate(points_params):
+            point, _ = run_point(request, params, f"{i:02d}", request.seed)
+            points.append(point)
+            if progress is not None:
+                progress(i + 1, len(points_params) + 1)
     scores = [(p.average_gap if criterion == "average gap" else p.leakage) for p in points]
     chosen = min(range(len(points)), key=lambda i: (math.isnan(scores[i]), scores[i]))
     chosen_params = points_params[chosen]

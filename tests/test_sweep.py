@@ -109,3 +109,51 @@ def test_an_underpowered_sweep_is_refused_before_any_point_is_unlearned(runner, 
                     "lr=1e-4,1e-3", "--shadows", "8", "--bank", tmp_path / "bank", "-o", out)  # fmt: skip
     assert result.exit_code == 3 and "cannot decide" in result.stderr, result.stderr
     assert not out.exists() and not (tmp_path / "bank").exists()
+
+
+def test_reused_shadows_are_trained_once_and_give_the_audit_a_fresh_bank_gives(runner, trained, tmp_path):
+    from audit_cli.pipeline import AuditConfig, run_audit
+
+    root, model, forget, retrained = trained
+    out = tmp_path / "sweep"
+    result = invoke(runner, "sweep", "--model", model, "--forget", forget, "--retrained", retrained, "--method",
+                    "neggrad+", "--param", "lr=1e-3,0.05", "--param", "epochs=2", "--shadows", "8", "--bank",
+                    tmp_path / "bank", "--allow-underpowered", "-o", out, "--format", "json")  # fmt: skip
+    doc = json.loads(result.stdout)
+    # The second point's shadows came from memory; its audit must equal one on a fresh bank.
+    alone = run_audit(AuditConfig(model=out / "point-01.safetensors", forget=forget, original=model,
+                                  retrained=retrained, shadows=8, bank=tmp_path / "fresh-bank", device="cpu",
+                                  allow_underpowered=True))  # fmt: skip
+    leak = next(c for c in alone.checks if c.name == "leakage")
+    assert doc["points"][1]["leakage"] == pytest.approx(leak.score, abs=1e-12)
+    assert doc["points"][1]["average_gap"] == pytest.approx(
+        next(c.score for c in alone.checks if c.name == "average gap"), abs=1e-12
+    )
+
+
+def test_fitted_trains_once_inside_the_block_and_always_outside():
+    import numpy as np
+
+    from audit_cli.shadows.reuse import fitted, reuse_fitted_shadows
+    from audit_cli.training import Recipe, train_models
+
+    data = load_dataset("synthetic", {"n_samples": "120", "n_features": "4"})
+    recipe = Recipe(arch="logreg", epochs=1)
+    subsets = [data.train_ids[:40]]
+    calls = []
+
+    def fit(seeds=(1,)):
+        calls.append(seeds)
+        return train_models(data, recipe, subsets, list(seeds))
+
+    fitted(fit, data, recipe, subsets, [1], "cpu")
+    fitted(fit, data, recipe, subsets, [1], "cpu")
+    assert len(calls) == 2  # outside the block: nothing kept
+    with reuse_fitted_shadows():
+        first = fitted(fit, data, recipe, subsets, [1], "cpu")
+        again = fitted(fit, data, recipe, subsets, [1], "cpu")
+        other = fitted(lambda: fit((2,)), data, recipe, subsets, [2], "cpu")
+        assert again is first and other is not first and len(calls) == 4
+        assert fitted(fit, data, recipe, [np.sort(data.train_ids[1:41])], [1], "cpu") is not first
+    fitted(fit, data, recipe, subsets, [1], "cpu")
+    assert len(calls) == 6  # freed at the end of the block

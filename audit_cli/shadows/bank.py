@@ -24,6 +24,7 @@ from audit_cli.models.checkpoint import file_sha256
 from audit_cli.shadows.executors import run_local
 from audit_cli.shadows.lock import bank_lock
 from audit_cli.shadows.plan import BankSpec, ShadowPlan, plan_shadow
+from audit_cli.shadows.reuse import fitted
 from audit_cli.shadows.signals import BANK_KEY, MANIFEST, SignalBank, read_bank
 from audit_cli.unlearn import UnlearnTask, get_method, parse_params
 
@@ -126,14 +127,18 @@ class ShadowBank:
         plans = [plan_shadow(spec, k) for k in shadows]
         seeds = [p.seed for p in plans]
         c_forget = spec.forget_rule.forget_class
-        originals = family.fit(ds, spec.recipe, [p.trained for p in plans], seeds, device)
+        trained = [p.trained for p in plans]
+        originals = fitted(lambda: family.fit(ds, spec.recipe, trained, seeds, device), ds, spec.recipe, trained,
+                           seeds, device)  # fmt: skip
         before = family.logits(originals, ds, spec.recipe)
         after = before if spec.unlearning is None else self._unlearn(family, originals, before, plans, device)
         reference = None
         if c_forget is not None:
             # The twin sees the same subset minus the class, with the same seed: the pair
             # differs only in whether the class was learned and then unlearned.
-            twins = family.fit(ds, spec.recipe, [p.retain for p in plans], seeds, device)
+            retained = [p.retain for p in plans]
+            twins = fitted(lambda: family.fit(ds, spec.recipe, retained, seeds, device), ds, spec.recipe, retained,
+                           seeds, device)  # fmt: skip
             reference = family.logits(twins, ds, spec.recipe)
         n, c = len(ds.ids), ds.num_classes
         columns: dict[str, list[np.ndarray]] = {
