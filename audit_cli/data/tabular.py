@@ -141,12 +141,35 @@ def load_parquet_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: 
     return make_dataset(spec, x, y, is_train, class_names, "tabular", ids=ids)
 
 
+# What a Parquet dataset may unpack to, read from its footer before any column is
+# decoded: its pages' uncompressed bytes, and its cells at 8 bytes each (a run-length or
+# dictionary-encoded column of one repeated value is a few bytes of pages and gigabytes
+# of array). The same bounds as an .npz array.
+MAX_PARQUET_BYTES = 4 * 1024**3
+MAX_PARQUET_RATIO = 200
+
+
+def check_parquet_budget(path: Path, meta) -> None:
+    """Refuse, from the footer alone, a file that would decode to more than the budget."""
+    pages = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    cells = meta.num_rows * max(meta.num_columns, 1) * 8
+    size = path.stat().st_size
+    if max(pages, cells) > MAX_PARQUET_BYTES:
+        raise DatasetError(f"{path}: {meta.num_rows} rows x {meta.num_columns} columns would decode to about "
+                           f"{max(pages, cells)} bytes (limit {MAX_PARQUET_BYTES})")  # fmt: skip
+    if max(pages, cells) > 2**20 and max(pages, cells) > MAX_PARQUET_RATIO * size:
+        raise DatasetError(f"{path}: {size} bytes on disk would decode to {max(pages, cells)} "
+                           f"({max(pages, cells) // max(size, 1)}-fold, limit {MAX_PARQUET_RATIO}x): a "
+                           "decompression bomb, not a dataset")  # fmt: skip
+
+
 def read_parquet(path: Path) -> pa.Table:
     import pyarrow.parquet as pq
 
     # pyarrow >= 14.0.1 no longer unpickles "arrow.py_extension_type" columns on read
     # (CVE-2023-47248); the project requires pyarrow >= 15.
     try:
+        check_parquet_budget(path, pq.ParquetFile(path).metadata)
         return pq.read_table(path)
     except (pa.ArrowException, OSError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

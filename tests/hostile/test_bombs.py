@@ -56,3 +56,32 @@ def test_a_pt_whose_pickle_unpacks_past_the_limit_is_refused(tmp_path, monkeypat
     monkeypatch.setattr(checkpoint, "MAX_HEADER_BYTES", 100_000)
     with pytest.raises(CheckpointError, match="its pickle unpacks to .* over the 100000 limit"):
         load_checkpoint(path)
+
+
+def test_a_parquet_that_decodes_to_gigabytes_is_refused_from_its_footer(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "bomb.parquet"
+    n = 20_000_000  # one repeated value: 166 KB on disk, 320 MB of arrays once decoded
+    pq.write_table(pa.table({"x": pa.array(np.zeros(n, np.float32)), "label": pa.array(np.zeros(n, np.int64))}),
+                   path, compression="zstd")  # fmt: skip
+    assert path.stat().st_size < 300_000
+    with pytest.raises(DatasetError, match=r"would decode to 320000000 .*-fold, limit 200x\): a decompression bomb"):
+        load_dataset(str(path))
+
+
+def test_a_parquet_over_the_size_limit_is_refused(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import audit_cli.data.tabular as tabular
+
+    path = tmp_path / "big.parquet"
+    rng = np.random.default_rng(0)
+    pq.write_table(pa.table({"x": rng.normal(size=5000), "label": rng.integers(0, 2, 5000)}), path)
+    monkeypatch.setattr(tabular, "MAX_PARQUET_BYTES", 50_000)
+    with pytest.raises(DatasetError, match=r"5000 rows x 2 columns would decode to about 80000 bytes \(limit 50000\)"):
+        load_dataset(str(path))
+    monkeypatch.setattr(tabular, "MAX_PARQUET_BYTES", 4 * 1024**3)
+    assert load_dataset(str(path)).x.shape == (5000, 1)  # real data under the limit loads
