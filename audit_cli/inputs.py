@@ -152,16 +152,16 @@ def load_references(inputs: AuditInputs) -> tuple[ReferenceModel | None, Referen
         ref = load_reference(given, audited, inputs.dataset, config.strip_prefix)
         refs.append(ReferenceModel(ref, ref.view_logits(inputs.dataset, inputs.device)) if ref is not None else None)
     original, retrained = refs
-    if config.estimate_retrained is not None:
-        estimate = estimate_retrained(original.model, inputs.dataset, inputs.forget, inputs.retain,
-                                      config.forget_class, inputs.device, config.seed)  # fmt: skip
-        retrained = ReferenceModel(None, estimate.view_logits, estimated=estimate.details)
     if original is not None and meta.unlearning is not None and original.model.sha256 != meta.unlearning.parent_sha256:
         raise UsageError(
             f"{config.original} is not the model {config.model} was unlearned from (parent sha256 "
             f"{meta.unlearning.parent_sha256[:12]}...)",
             hint="pass the checkpoint audit unlearn started from as --original",
         )
+    if config.estimate_retrained is not None:  # after the parent check: the estimate starts from it
+        estimate = estimate_retrained(original.model, inputs.dataset, inputs.forget, inputs.retain,
+                                      config.forget_class, inputs.device, config.seed)  # fmt: skip
+        retrained = ReferenceModel(None, estimate.view_logits, estimated=estimate.details)
     return original, retrained
 
 

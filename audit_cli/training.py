@@ -318,6 +318,9 @@ def train_models(
         raise UsageError(
             f"augmentation {recipe.augmentation!r} needs image data; {dataset.name!r} is {dataset.modality}"
         )
+    if recipe.augmentation in POLICIES and dataset.pixel_stats is None:
+        raise UsageError(f"augmentation {recipe.augmentation!r} needs images with known pixel statistics",
+                         hint="crop+flip and flip work on any images")  # fmt: skip
     device = torch.device(device)
     rows = [dataset.rows(ids) for ids in train_ids]
     for k, r in enumerate(rows):

@@ -103,6 +103,12 @@ def test_a_torchvision_policy_trains_each_model_from_its_own_seed():
     assert max_param_diff(plain, 0, alone, 0) > 1e-3
 
 
+def test_a_policy_needs_pixel_statistics_and_says_so_before_training():
+    ds = tiny_images()  # images without recorded pixel statistics
+    with pytest.raises(UsageError, match="needs images with known pixel statistics"):
+        train_models(ds, Recipe(arch="mlp", augmentation="randaugment", epochs=1), [ds.train_ids], [0])
+
+
 def test_batchnorm_buffers_are_stacked_and_updated():
     ds = tiny_images(size=32)
     ds3 = make_dataset(DatasetSpec("rgb"), np.repeat(ds.x, 3, axis=1), ds.y, ds.is_train, ds.class_names, "image")
