@@ -12,6 +12,7 @@ left unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -46,8 +47,8 @@ class InfluenceParams:
         if self.form not in FORMS:
             raise ValueError(f"form must be one of {', '.join(FORMS)}, got {self.form!r}")
         check_positive(tol=self.tol, max_iter=self.max_iter, memory_gb=self.memory_gb)
-        if self.damping < 0:
-            raise ValueError(f"damping must be non-negative, got {self.damping}")
+        if not (self.damping >= 0 and math.isfinite(self.damping)):
+            raise ValueError(f"damping must be a non-negative number, got {self.damping}")
 
 
 def damping_for(params: InfluenceParams, task: UnlearnTask) -> float:

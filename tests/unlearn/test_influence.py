@@ -238,6 +238,7 @@ def test_the_method_stacks_like_every_method():
 
 def test_parameters_are_checked():
     for raw, pattern in (({"form": "kernel"}, "form must be one of"), ({"damping": "-1"}, "non-negative"),
+                         ({"damping": "nan"}, "non-negative number, got nan"),
                          ({"tol": "0"}, "tol must be a positive"), ({"memory_gb": "nan"}, "memory_gb")):  # fmt: skip
         with pytest.raises(UsageError, match=pattern):
             from audit_cli.unlearn import get_method, parse_params
