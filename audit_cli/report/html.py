@@ -19,14 +19,21 @@ from audit_cli.report import AuditReport
 WORDS = {0: ("PASS", "#1a7f37"), 1: ("FAIL", "#cf222e"), 3: ("INCONCLUSIVE", "#9a6700")}
 
 
-def _figures(report: AuditReport) -> list[tuple[str, str]]:
+def pyplot(what: str = "the HTML report"):
+    """matplotlib's pyplot on the Agg backend (no display in CI), or a usage error naming
+    the ``plots`` extra."""
     try:
         import matplotlib
 
-        matplotlib.use("Agg")  # no display in CI
+        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UsageError("the HTML report needs matplotlib", hint="pip install 'unlearning-audit[plots]'") from None
+        raise UsageError(f"{what} needs matplotlib", hint="pip install 'unlearning-audit[plots]'") from None
+    return plt
+
+
+def _figures(report: AuditReport) -> list[tuple[str, str]]:
+    plt = pyplot()
     out = []
     roc = report.curves.get("roc")
     if roc and len(roc["fpr"]) > 1:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import html
 
-from audit_cli.errors import UsageError
-from audit_cli.report.html import png_base64
+from audit_cli.report.html import png_base64, pyplot
 
 ILLUSION = ("The chosen point is the best of several noisy measurements, so its own figures flatter it "
             "(selection after the fact: the illusion the ascent paper warns of). The fresh-seed row, "
@@ -23,15 +22,7 @@ def swept_names(points: list[dict]) -> list[str]:
 
 
 def figure(doc: dict, swept: list[str]) -> str:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display in CI
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UsageError(
-            "the sweep's HTML page needs matplotlib", hint="pip install 'unlearning-audit[plots]'"
-        ) from None
+    plt = pyplot("the sweep's HTML page")
     points = doc["points"]
     xs = list(range(len(points)))
     gaps = [p["average_gap"] for p in points]
