@@ -26,6 +26,77 @@ MAX_EPOCHS = 10_000
 MAX_BATCH = 1_000_000
 TRAINING_AUGMENTATIONS = AUGMENTATIONS
 """What training applies: every word (``augment`` in the training loop)."""
+PARTITIONS = ("dirichlet", "iid")
+# Bounds of a federation (metadata is input: a million clients would allocate a million models).
+MAX_CLIENTS = 1_000
+MAX_ROUNDS = 10_000
+
+
+@dataclass(frozen=True)
+class Federation:
+    """How a federated model was trained (``audit fl train``): the clients, how the
+    training split was partitioned among them, and the rounds of FedAvg. The recipe around
+    it is each client's local training in one round (``epochs`` local epochs)."""
+
+    clients: int = 10
+    """Number of clients; client i holds partition i of the training split."""
+    partition: str = "dirichlet"
+    """dirichlet (label proportions per client drawn from Dir(alpha)) or iid (equal shares)."""
+    alpha: float = 0.3
+    """Dirichlet concentration: small values give clients few labels each."""
+    rounds: int = 20
+    """FedAvg rounds, every client in every round."""
+    seed: int = 0
+    """Seed of the partition and of the initial global model."""
+    excluded: tuple[int, ...] = ()
+    """Clients left out of training (a federation retrained without them)."""
+    forgotten: tuple[int, ...] = ()
+    """Clients unlearned since training (``audit unlearn --forget-client``), in request order."""
+
+    def __post_init__(self) -> None:
+        if self.partition not in PARTITIONS:
+            raise UsageError(f"unknown partition {self.partition!r}", hint=f"choose from {', '.join(PARTITIONS)}")
+        if not (isinstance(self.clients, int) and 2 <= self.clients <= MAX_CLIENTS):
+            raise UsageError(f"a federation has 2..{MAX_CLIENTS} clients, got {self.clients!r}")
+        if not (isinstance(self.rounds, int) and 1 <= self.rounds <= MAX_ROUNDS):
+            raise UsageError(f"rounds must lie in 1..{MAX_ROUNDS}, got {self.rounds!r}")
+        if not (self.alpha > 0 and math.isfinite(self.alpha)):
+            raise UsageError(f"alpha must be a positive number, got {self.alpha}")
+        for name in ("excluded", "forgotten"):
+            ids = tuple(getattr(self, name))
+            if any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < self.clients for i in ids):
+                raise UsageError(f"{name} clients must be client numbers in 0..{self.clients - 1}, got {list(ids)}")
+            if len(set(ids)) != len(ids):
+                raise UsageError(f"{name} clients repeat: {list(ids)}")
+            object.__setattr__(self, name, ids)
+        if len(set(self.excluded) | set(self.forgotten)) >= self.clients:
+            raise UsageError("no client would be left in the federation")
+
+    @property
+    def gone(self) -> tuple[int, ...]:
+        """Clients not in the federation now: left out of training or forgotten since."""
+        return self.excluded + self.forgotten
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "excluded": list(self.excluded), "forgotten": list(self.forgotten)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Federation:
+        if not isinstance(data, Mapping):
+            raise UsageError("federation is not a table")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"federation has unknown field {unknown[0]!r}")
+        data = dict(data)
+        for name in ("excluded", "forgotten"):
+            data[name] = tuple(data.get(name) or ())
+        return cls(**data)
+
+    def key_dict(self) -> dict:
+        """What shapes shadow federations: the rule, not this federation's draw (seed) or
+        which of its clients left (the audit says which examples were forgotten)."""
+        return {"clients": self.clients, "partition": self.partition, "alpha": self.alpha, "rounds": self.rounds}
 
 
 @dataclass(frozen=True)
@@ -54,6 +125,9 @@ class Recipe:
     """none, flip (horizontal) or crop+flip (4 px zero padding); images only."""
     seed: int = 0
     """Seed of a single model; shadows derive theirs from it."""
+    federation: Federation | None = None
+    """A federated model (``audit fl train``): the federation; the fields above are each
+    client's local training in one round. None: trained centrally."""
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -68,12 +142,19 @@ class Recipe:
             raise UsageError(f"learning rate must be a positive number, got {self.lr}")
         if self.weight_decay < 0:
             raise UsageError(f"weight decay must be non-negative, got {self.weight_decay}")
+        if self.federation is not None and self.schedule != "constant":
+            # Clients of one round take different numbers of steps; one schedule cannot serve them.
+            raise UsageError("federated local training uses a constant learning rate, not a schedule")
         # Normalise so that equal recipes compare and serialise equally.
         object.__setattr__(self, "arch_args", resolve_arch_args(self.arch, self.arch_args))
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["arch_args"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.arch_args.items()}
+        # Centrally trained models keep the recipe they always had (and their banks' keys).
+        del out["federation"]
+        if self.federation is not None:
+            out["federation"] = self.federation.to_dict()
         return out
 
     @classmethod
@@ -82,7 +163,10 @@ class Recipe:
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"recipe has unknown field {unknown[0]!r}")
-        return cls(**dict(data))
+        data = dict(data)
+        if data.get("federation") is not None:
+            data["federation"] = Federation.from_dict(data["federation"])
+        return cls(**data)
 
     def replace(self, **changes: object) -> Recipe:
         return replace(self, **changes)
@@ -90,7 +174,10 @@ class Recipe:
     def key_dict(self) -> dict:
         """What of the recipe shapes shadows (the bank key): all of it but the audited
         model's own seed (each shadow has its own)."""
-        return self.replace(seed=0).to_dict()
+        out = self.replace(seed=0, federation=None).to_dict()
+        if self.federation is not None:
+            out["federation"] = self.federation.key_dict()
+        return out
 
 
 def check_augmentation_name(name: str, applied: tuple[str, ...], what: str) -> None:
