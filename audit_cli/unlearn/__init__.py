@@ -24,6 +24,7 @@ from audit_cli.unlearn import (
     neggrad_plus,
     own,
     prune,
+    puf,
     random_label,
     retrain,
     salun,
@@ -54,7 +55,7 @@ def register(entry: MethodEntry) -> MethodEntry:
 
 
 for _module in (retrain, finetune, neggrad, neggrad_plus, random_label, salun, l1_sparse, scrub, prune, trw, mpru,
-                influence, own):  # fmt: skip
+                influence, puf, own):  # fmt: skip
     register(_module.ENTRY)
 
 

@@ -70,6 +70,9 @@ class UnlearnTask:
     """Augmentation policy for methods that accept one (images only)."""
     allow_plugin: bool = False
     """Whether retraining may import a plug-in architecture (only when the user named it)."""
+    clients: Sequence[Mapping[int, np.ndarray]] | None = None
+    """Federated models only: per model, the clients still in its federation (client number
+    -> its ids), the ones to forget among them. None: trained centrally."""
 
     def __post_init__(self) -> None:
         k = len(self.seeds)
@@ -79,6 +82,8 @@ class UnlearnTask:
         for f in self.forget_ids:
             if len(f) == 0:
                 raise UsageError("a forget set is empty: nothing to unlearn")
+        if self.clients is not None and len(self.clients) != k:
+            raise UsageError(f"{k} seeds but {len(self.clients)} federations")
 
     @property
     def kind(self) -> ForgetKind:
@@ -94,6 +99,7 @@ class UnlearnTask:
             forget_class=self.forget_class,
             augmentation=self.augmentation,
             allow_plugin=self.allow_plugin,
+            clients=None if self.clients is None else [self.clients[k] for k in models],
         )
 
 

@@ -57,7 +57,10 @@ FORGET_CLASS = 1
 KINDS = ("random", "class")
 # Registered methods whose output is not weights, and the suite that tests each.
 OTHER_SUITES = {"mpru": "test_mpru.py", "own": "test_own.py"}
-METHODS = {name: entry for name, entry in REGISTRY.items() if entry.produces == "weights"}
+# Weight methods that forget whole clients of a federated model, and the suite that tests each.
+FEDERATED_SUITES = {"puf": "test_puf.py"}
+METHODS = {name: entry for name, entry in REGISTRY.items()
+           if entry.produces == "weights" and name not in FEDERATED_SUITES}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,12 @@ def test_methods_that_produce_no_weights_have_their_own_suite_and_are_refused_he
         kind = sorted(entry.supports)[0]
         with pytest.raises(UsageError, match="does not update weights here"):
             unlearn_models(originals, tasks[kind], name)
+
+
+def test_federated_methods_have_their_own_suite():
+    for name, suite in FEDERATED_SUITES.items():
+        assert REGISTRY[name].produces == "weights"
+        assert (pathlib.Path(__file__).parent / suite).is_file(), suite
 
 
 def test_every_registered_method_has_expectations():
