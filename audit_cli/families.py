@@ -15,7 +15,7 @@ audited model, and the user's unlearning code (``--unlearner``) unlearns them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,6 +23,8 @@ import torch
 
 from audit_cli.data import Dataset
 from audit_cli.errors import UsageError
+from audit_cli.federated.fedavg import simulate
+from audit_cli.federated.partition import shadow_clients
 from audit_cli.models.model_file import model_logits
 from audit_cli.models.sklearn_model import SklearnRecipe, fit_sklearn, sklearn_logits
 from audit_cli.plugins import identity
@@ -34,8 +36,9 @@ class ModelFamily(Protocol):
     name: str
 
     def fit(self, dataset: Dataset, recipe: Any, train_ids: Sequence[np.ndarray], seeds: Sequence[int],
-            device: str | torch.device) -> Any:  # fmt: skip
-        """K models, model k fitted on ``train_ids[k]`` with seed ``seeds[k]``."""
+            device: str | torch.device, forget: Sequence[np.ndarray] | None = None) -> Any:  # fmt: skip
+        """K models, model k fitted on ``train_ids[k]`` with seed ``seeds[k]``; ``forget[k]``
+        is what model k will later be asked to forget (a federation holds it as a client)."""
 
     def logits(self, models: Any, dataset: Dataset, recipe: Any) -> np.ndarray:
         """Their logits on every example, (views, K, n, C) float32."""
@@ -54,7 +57,7 @@ class Networks:
 
     name: str = "network"
 
-    def fit(self, dataset, recipe: Recipe, train_ids, seeds, device):
+    def fit(self, dataset, recipe: Recipe, train_ids, seeds, device, forget=None):
         return train_models(dataset, recipe, train_ids, seeds, device=device)
 
     def logits(self, models, dataset, recipe: Recipe) -> np.ndarray:
@@ -77,7 +80,7 @@ class Estimators:
 
     name: str = "sklearn"
 
-    def fit(self, dataset, recipe: SklearnRecipe, train_ids, seeds, device):
+    def fit(self, dataset, recipe: SklearnRecipe, train_ids, seeds, device, forget=None):
         x = dataset.x.reshape(len(dataset.x), -1)
         return [
             fit_sklearn(recipe.arch, recipe.params, x[dataset.rows(ids)], dataset.y[dataset.rows(ids)], seed)
@@ -134,7 +137,7 @@ class UserCode:
     recipe: TrainerRecipe
     name: str = "own"
 
-    def fit(self, dataset, recipe, train_ids, seeds, device):
+    def fit(self, dataset, recipe, train_ids, seeds, device, forget=None):
         ids = [np.asarray(i, dtype=np.int64) for i in train_ids]
         models = list(self.recipe.train(dataset, ids, [int(s) for s in seeds]))
         if len(models) != len(ids):
@@ -162,11 +165,55 @@ class UserCode:
                 for m, f, r, s in zip(models, task.forget_ids, task.retain_ids, task.seeds, strict=True)]  # fmt: skip
 
 
-NETWORKS, ESTIMATORS = Networks(), Estimators()
+@dataclass(frozen=True)
+class Federations:
+    """Networks trained by federated averaging (``audit fl train``), K federations at once
+    (audit_cli/federated/fedavg.py). A shadow federation holds the examples it will forget
+    as one client (audit_cli/federated/partition.py), so PUF forgets a client there as it
+    did in the audited federation; exact unlearning trains the federation again without it."""
+
+    name: str = "federated"
+
+    def clients(self, dataset, recipe: Recipe, trained, forget, seed) -> dict[int, np.ndarray]:
+        parts = shadow_clients(dataset, recipe.federation, trained, forget, seed)
+        return dict(enumerate(parts))
+
+    def fit(self, dataset, recipe: Recipe, train_ids, seeds, device, forget=None):
+        forget = forget if forget is not None else [None] * len(train_ids)
+        clients = [self.clients(dataset, recipe, t, f, s) for t, f, s in zip(train_ids, forget, seeds, strict=True)]
+        return simulate(dataset, recipe, clients, seeds, device=device)
+
+    def logits(self, models, dataset, recipe: Recipe) -> np.ndarray:
+        return query_logits(models, dataset, recipe).numpy()
+
+    def check_method(self, entry: MethodEntry, recipe: Recipe) -> None:
+        if entry.name != "puf" and not entry.exact and entry.filter_outputs is None:
+            raise UsageError(f"{entry.name} unlearns a centrally trained network; a federated model is unlearned "
+                             "by puf or retrain")  # fmt: skip
+
+    def unlearn(self, models, task, entry, params, device):
+        self.check_method(entry, task.recipe)
+        if task.clients is None:
+            # Shadows: the federation fit() built from the same (subset, forget set, seed).
+            trained = [np.union1d(f, r) for f, r in zip(task.forget_ids, task.retain_ids, strict=True)]
+            clients = [self.clients(task.dataset, task.recipe, t, f, s)
+                       for t, f, s in zip(trained, task.forget_ids, task.seeds, strict=True)]  # fmt: skip
+            task = replace(task, clients=clients)
+        if entry.exact:
+            # The federation trained again from its seed without the forgotten clients.
+            kept = [{c: ids for c, ids in clients.items() if not np.isin(ids, f).all()}
+                    for clients, f in zip(task.clients, task.forget_ids, strict=True)]  # fmt: skip
+            return simulate(task.dataset, task.recipe, kept, task.seeds, device=device)
+        return unlearn_models(models, task, entry.name, params)
+
+
+NETWORKS, ESTIMATORS, FEDERATIONS = Networks(), Estimators(), Federations()
 
 
 def family_of(recipe: Recipe | SklearnRecipe | TrainerRecipe) -> ModelFamily:
     """The family a recipe trains."""
     if isinstance(recipe, TrainerRecipe):
         return UserCode(recipe)
+    if isinstance(recipe, Recipe) and recipe.federation is not None:
+        return FEDERATIONS
     return ESTIMATORS if isinstance(recipe, SklearnRecipe) else NETWORKS

@@ -128,8 +128,10 @@ class ShadowBank:
         seeds = [p.seed for p in plans]
         c_forget = spec.forget_rule.forget_class
         trained = [p.trained for p in plans]
-        originals = fitted(lambda: family.fit(ds, spec.recipe, trained, seeds, device), ds, spec.recipe, trained,
-                           seeds, device)  # fmt: skip
+        # What each shadow will forget shapes its training only in a federation (a client of its own).
+        forget = [p.forget for p in plans] if spec.unlearning is not None else None
+        originals = fitted(lambda: family.fit(ds, spec.recipe, trained, seeds, device, forget=forget), ds,
+                           spec.recipe, trained, seeds, device, forget=forget)  # fmt: skip
         before = family.logits(originals, ds, spec.recipe)
         after = before if spec.unlearning is None else self._unlearn(family, originals, before, plans, device)
         reference = None

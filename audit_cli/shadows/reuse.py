@@ -44,9 +44,12 @@ def reuse_fitted_shadows() -> Iterator[None]:
             _cache = None
 
 
-def _key(dataset: Dataset, recipe: Any, train_ids: Sequence[np.ndarray], seeds: Sequence[int], device) -> str:
+def _key(dataset: Dataset, recipe: Any, train_ids: Sequence[np.ndarray], seeds: Sequence[int], device,
+         forget: Sequence[np.ndarray] | None) -> str:  # fmt: skip
     doc = {"dataset": dataset.fingerprint, "recipe": recipe.key_dict(), "seeds": [int(s) for s in seeds],
-           "subsets": [fingerprint_ids(np.asarray(ids)) for ids in train_ids], "device": str(device)}  # fmt: skip
+           "subsets": [fingerprint_ids(np.asarray(ids)) for ids in train_ids], "device": str(device),
+           # A federation holds its forget set as a client: it shapes the training too.
+           "forget": None if forget is None else [fingerprint_ids(np.asarray(f)) for f in forget]}  # fmt: skip
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -55,11 +58,11 @@ def _nbytes(ens: Ensemble) -> int:
 
 
 def fitted(fit: Callable[[], Any], dataset: Dataset, recipe: Any, train_ids: Sequence[np.ndarray],
-           seeds: Sequence[int], device) -> Any:  # fmt: skip
+           seeds: Sequence[int], device, forget: Sequence[np.ndarray] | None = None) -> Any:  # fmt: skip
     """``fit()``, or the models an identical call inside ``reuse_fitted_shadows`` trained."""
     if _cache is None:
         return fit()
-    key = _key(dataset, recipe, train_ids, seeds, device)
+    key = _key(dataset, recipe, train_ids, seeds, device, forget)
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
