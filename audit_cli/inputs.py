@@ -25,6 +25,7 @@ from audit_cli.data import Dataset, fingerprint_ids
 from audit_cli.errors import InconclusiveError, UsageError
 from audit_cli.estimate import check_estimator, estimate_retrained
 from audit_cli.families import family_of
+from audit_cli.federated.partition import client_ids
 from audit_cli.gate import GATES, MAX_UNSCORABLE, MIN_EXAMPLES
 from audit_cli.models.metadata import CheckpointMeta
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank
@@ -53,6 +54,8 @@ class AuditConfig:
     filter: Path | None = None
     """An MPRU output filter (``audit unlearn --method mpru``) applied to the model's outputs."""
     forget_class: int | None = None
+    forget_clients: tuple[int, ...] = ()
+    """A federated model: the forgotten clients, whose examples are the forget set."""
     original: Path | None = None
     retrained: Path | None = None
     estimate_retrained: str | None = None
@@ -231,6 +234,8 @@ def prepare(config: AuditConfig) -> AuditInputs:
         if config.forget_class is not None and config.forget_class != output_filter.forget_class:
             raise UsageError(f"{config.filter} forgets class {output_filter.forget_class}, not {config.forget_class}")
         config = replace(config, forget_class=output_filter.forget_class, forget=None)
+    if config.forget_clients:
+        config = replace(config, forget=forgotten_clients_ids(config, audited.recipe, dataset))
     forget, retain = resolve_forget(dataset, config.forget, config.forget_class)
     if meta.unlearning is not None and meta.unlearning.forget_fingerprint != fingerprint_ids(forget):
         raise UsageError(
@@ -284,6 +289,17 @@ def prepare(config: AuditConfig) -> AuditInputs:
     )
     bank = ShadowBank(config.bank, spec, chunk_size=config.chunk_size)
     return AuditInputs(config, audited, dataset, forget, retain, test, unlearning, bank, device, output_filter)
+
+
+def forgotten_clients_ids(config: AuditConfig, recipe: Any, dataset: Dataset) -> np.ndarray:
+    """The examples of the forgotten clients of a federated model (``--forget-client``)."""
+    if config.forget is not None or config.forget_class is not None:
+        raise UsageError("give --forget-client or --forget/--forget-class, not both")
+    federation = getattr(recipe, "federation", None)
+    if federation is None:
+        raise UsageError(f"--forget-client audits a federated model; {config.model} was trained centrally",
+                         hint="pass --forget ids.txt")  # fmt: skip
+    return client_ids(dataset, federation, config.forget_clients)
 
 
 def check_bank_folder(bank: Path) -> None:

@@ -112,9 +112,9 @@ def train_checkpoint(request: TrainRequest, progress: Progress | None = None) ->
     )
     seconds = time.perf_counter() - start
     logits = predict_logits(ensemble, dataset.x)[0].numpy()
-    meta = _trained_meta(dataset, recipe.arch, recipe.arch_args, recipe, train_ids, exclusion, logits)
+    meta = trained_meta(dataset, recipe.arch, recipe.arch_args, recipe, train_ids, exclusion, logits)
     sha = save_checkpoint(out, ensemble.state_dict(0), meta, overwrite=request.overwrite)
-    return _result(out, sha, meta, exclusion, seconds)
+    return train_result(out, sha, meta, exclusion, seconds)
 
 
 def _train_sklearn(request: TrainRequest, recipe: SklearnRecipe) -> TrainResult:
@@ -132,12 +132,12 @@ def _train_sklearn(request: TrainRequest, recipe: SklearnRecipe) -> TrainResult:
     est = fit_sklearn(recipe.arch, recipe.params, dataset.x[rows_train], dataset.y[rows_train], recipe.seed)
     seconds = time.perf_counter() - start
     logits = sklearn_logits(est, dataset.x, dataset.num_classes)
-    meta = _trained_meta(dataset, recipe.arch, recipe.arch_args, None, train_ids, exclusion, logits)
+    meta = trained_meta(dataset, recipe.arch, recipe.arch_args, None, train_ids, exclusion, logits)
     sha = save_sklearn(est, meta, out, overwrite=request.overwrite)
-    return _result(out, sha, meta, exclusion, seconds)
+    return train_result(out, sha, meta, exclusion, seconds)
 
 
-def _trained_meta(
+def trained_meta(
     dataset: Dataset,
     arch: str,
     arch_args: Mapping[str, object],
@@ -171,7 +171,9 @@ def _trained_meta(
     )
 
 
-def _result(out: Path, sha: str, meta: CheckpointMeta, exclusion: Exclusion | None, seconds: float) -> TrainResult:
+def train_result(
+    out: Path, sha: str, meta: CheckpointMeta, exclusion: Exclusion | None, seconds: float
+) -> TrainResult:
     return TrainResult(
         path=out,
         sha256=sha,

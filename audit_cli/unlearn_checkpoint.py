@@ -18,6 +18,7 @@ from dataclasses import replace
 from audit_cli.data import fingerprint_ids
 from audit_cli.errors import UsageError
 from audit_cli.filter_checkpoint import fit_filter_checkpoint
+from audit_cli.fl_unlearn import unlearn_federated
 from audit_cli.models.architectures import is_plugin
 from audit_cli.models.checkpoint import (
     build_model_from_checkpoint,
@@ -66,9 +67,18 @@ def unlearn_checkpoint(request: UnlearnRequest) -> UnlearnResult:
     meta = parent.meta
     dataset = request_dataset(request, meta)
     check_dataset(meta, dataset, path=request.model)
+    recipe = meta.recipe if meta is not None and meta.recipe is not None else None
+    if recipe is not None and recipe.federation is not None:
+        # Before resolve_forget: a federated model names clients, not an id file.
+        model = build_model_from_checkpoint(parent, dataset=dataset)
+        originals = Ensemble.from_modules([model], recipe.arch, meta.arch_args, dataset.input_shape,
+                                          dataset.num_classes, device)  # fmt: skip
+        return unlearn_federated(request, entry, params, parent, dataset, recipe, originals)
+    if request.forget_clients or request.retrained is not None:
+        raise UsageError(f"--forget-client and --retrained forget clients of a federated model; {request.model} "
+                         "was trained centrally", hint="pass --forget ids.txt or --forget-class C")  # fmt: skip
     forget, retain = resolve_forget(dataset, request.forget, request.forget_class)
     check_trained_on_all(request.model, meta, dataset)
-    recipe = meta.recipe if meta is not None and meta.recipe is not None else None
     if request.recipe is not None:
         recipe = read_recipe_file(request.recipe)
     if recipe is None:

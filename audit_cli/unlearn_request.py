@@ -55,6 +55,11 @@ class UnlearnRequest:
     """Seed of the method's data order and random labels."""
     overwrite: bool = False
     device: str = "auto"
+    forget_clients: tuple[int, ...] = ()
+    """A federated model: the clients to forget (their examples are the forget set)."""
+    retrained: Path | None = None
+    """A federated model: the federation retrained without the clients; PUF's recovery
+    stops at its test accuracy."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,8 @@ class UnlearnResult:
     before: SplitAccuracy
     after: SplitAccuracy
     seconds: float
+    clients: Any = None
+    """A federated model: what forgetting the clients did (fl_unlearn.ClientForgetting)."""
 
 
 def resolve_forget(

@@ -53,8 +53,10 @@ def test_train_and_unlearn_take_output_and_print_a_json_result(runner, tmp_path)
     unlearned = tmp_path / "u.safetensors"
     doc = json_of(runner, "unlearn", "-m", model, "-o", unlearned, "--method", "finetune", "--param", "epochs=1",
                   "--forget", SAMPLES / "forget_random10.txt", "--device", "cpu", "--format", "json")  # fmt: skip
-    assert set(doc) == {"path", "sha256", "kind", "method", "params", "forget_class", "n_forget", "accuracy", "seconds"}
+    assert set(doc) == {"path", "sha256", "kind", "method", "params", "forget_class", "n_forget", "accuracy", "seconds",
+                            "clients"}
     assert doc["path"] == str(unlearned) and doc["kind"] == "checkpoint" and doc["method"] == "finetune"
+    assert doc["clients"] is None  # a centrally trained model forgets no clients
     assert doc["params"]["epochs"] == 1 and doc["n_forget"] == 135
     assert set(doc["accuracy"]) == {"forget", "retain", "test"} and doc["accuracy"]["forget"]["before"] == 1.0
 

@@ -16,6 +16,7 @@ from audit_cli.cli.bank import bank_app, bank_export_cmd, bank_import_cmd, bank_
 from audit_cli.cli.common import EXIT_CODES_HELP, FLAG, AuditCommand, AuditGroup
 from audit_cli.cli.datasets import datasets_cmd
 from audit_cli.cli.evaluate_attack import evaluate_attack_cmd
+from audit_cli.cli.fl import fl_app, fl_train_cmd
 from audit_cli.cli.forget_list import forget_list_cmd
 from audit_cli.cli.ids import ids_cmd
 from audit_cli.cli.inspect import inspect_cmd
@@ -78,6 +79,8 @@ bank_app.command("export", cls=AuditCommand)(bank_export_cmd)
 bank_app.command("import", cls=AuditCommand)(bank_import_cmd)
 bank_app.command("verify", cls=AuditCommand)(bank_verify_cmd)
 app.add_typer(bank_app, name="bank")
+fl_app.command("train", cls=AuditCommand)(fl_train_cmd)
+app.add_typer(fl_app, name="fl")
 
 
 def main() -> None:

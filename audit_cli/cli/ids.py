@@ -7,9 +7,21 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
-from audit_cli.cli.common import OutputFormat, cli_errors, data_opt_option, data_option, data_root_option, parse_pairs
+from audit_cli.cli.common import (
+    OutputFormat,
+    cli_errors,
+    data_opt_option,
+    data_option,
+    data_root_option,
+    parse_pairs,
+    stdout_console,
+)
 from audit_cli.data import load_dataset
+from audit_cli.errors import UsageError
+from audit_cli.federated.model import load_federated
+from audit_cli.federated.partition import client_ids, client_table
 from audit_cli.forget_list import split_ids
 
 
@@ -23,9 +35,43 @@ def ids_cmd(
     output_format: OutputFormat = typer.Option(
         OutputFormat.text, "--format", help="text (one id per line: an id file) or json."
     ),
+    model: Path | None = typer.Option(
+        None, "--model", "-m", metavar="FILE", help="A federated model (audit fl train): its clients' ids."
+    ),
+    client: list[int] | None = typer.Option(
+        None, "--client", metavar="CLIENT", help="With --model: this client's training ids (repeatable)."
+    ),
+    clients: bool = typer.Option(False, "--clients", help="With --model: the partition, one row per client."),
 ) -> None:
-    """Print a dataset split's ids (the ids id files and forget lists use)."""
+    """Print a dataset split's ids (the ids id files and forget lists use), or a federated model's clients'."""
+    if model is not None:
+        federated_ids(model, data_root, client or [], clients, output_format)
+        return
+    if client or clients:
+        raise UsageError("--client and --clients read a federated model's partition: pass --model FILE")
     ids = split_ids(load_dataset(data, parse_pairs(data_opt, "--data-opt"), data_root=data_root), split, forget_class)
+    if output_format is OutputFormat.json:
+        sys.stdout.write(json.dumps([int(i) for i in ids]) + "\n")
+    else:
+        sys.stdout.write("".join(f"{int(i)}\n" for i in ids))
+
+
+def federated_ids(model: Path, data_root: Path | None, client: list[int], table: bool, output_format) -> None:
+    """A federated model's clients: the ids of some (an id file), or the whole partition."""
+    if bool(client) == table:
+        raise UsageError("with --model, pass --client N (repeatable) or --clients")
+    _, dataset, federation = load_federated(model, data_root)
+    if table:
+        rows = client_table(dataset, federation)
+        if output_format is OutputFormat.json:
+            sys.stdout.write(json.dumps(rows) + "\n")
+            return
+        out = Table("client", "n", "status", *[str(c) for c in range(dataset.num_classes)], title="examples per class")
+        for row in rows:
+            out.add_row(str(row["client"]), str(row["n"]), row["status"], *map(str, row["per_class"]))
+        stdout_console().print(out)
+        return
+    ids = client_ids(dataset, federation, client)
     if output_format is OutputFormat.json:
         sys.stdout.write(json.dumps([int(i) for i in ids]) + "\n")
     else:

@@ -54,6 +54,10 @@ def run_cmd(
     forget_class: int | None = typer.Option(
         None, "--forget-class", metavar="CLASS", help="The forgotten class.", rich_help_panel=INPUTS
     ),
+    forget_client: list[int] | None = typer.Option(
+        None, "--forget-client", metavar="CLIENT", rich_help_panel=INPUTS,
+        help="A federated model: the forgotten client (repeatable); its examples are the forget set.",
+    ),
     output_filter: Path | None = typer.Option(
         None,
         "--filter",
@@ -186,6 +190,7 @@ def run_cmd(
         config_file=config_file,
         forget=forget,
         forget_class=forget_class,
+        forget_clients=tuple(forget_client or ()),
         output_filter=output_filter,
         original=original,
         retrained=retrained,

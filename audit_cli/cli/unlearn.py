@@ -51,10 +51,19 @@ def unlearn_summary(result: UnlearnResult, method: str, forget_class: int | None
     }
     if a.forget_class_test is not None:
         accuracy["forget_class_test"] = {"before": b.forget_class_test, "after": a.forget_class_test}
+    clients = result.clients
     return {
         "path": str(result.path),
         "sha256": result.sha256,
         "kind": "filter" if isinstance(result.meta, FilterSpec) else "checkpoint",
+        "clients": None if clients is None else {
+            "forgotten": list(clients.clients),
+            "unlearning_accuracy": {"before": 1 - b.forget, "after": 1 - a.forget},
+            "recovery_rounds": clients.recovery_rounds,
+            "target_accuracy": clients.target_accuracy,
+            "mia": {"svc": {"before": clients.mia_before.svc, "after": clients.mia_after.svc},
+                    "loss": {"before": clients.mia_before.loss, "after": clients.mia_after.loss}},
+        },
         "method": method,
         "params": dict(result.params),
         "forget_class": forget_class,
@@ -77,6 +86,14 @@ def unlearn_cmd(
     ),
     forget_class: int | None = typer.Option(
         None, "--forget-class", metavar="CLASS", help="Forget every example of this class."
+    ),
+    forget_client: list[int] | None = typer.Option(
+        None, "--forget-client", metavar="CLIENT", help="A federated model: forget this client (repeatable; puf)."
+    ),
+    retrained: Path | None = typer.Option(
+        None, "--retrained", metavar="FILE",
+        help="A federated model: the federation retrained without the clients; PUF recovery stops at its test "
+        "accuracy.",
     ),
     data: str | None = data_option(None, "Dataset override (default: from the checkpoint)."),
     data_opt: list[str] | None = data_opt_option(),
@@ -118,6 +135,8 @@ def unlearn_cmd(
             seed=seed,
             overwrite=overwrite,
             device=device,
+            forget_clients=tuple(forget_client or ()),
+            retrained=retrained,
         )
     )
     if output_format is OutputFormat.json:
@@ -125,14 +144,30 @@ def unlearn_cmd(
         return
     console = stdout_console()
     what = f"class {forget_class}" if forget_class is not None else f"{result.n_forget} examples"
+    if result.clients is not None:
+        what = f"client(s) {', '.join(map(str, result.clients.clients))} ({result.n_forget} examples)"
     console.print(f"unlearned {what} with {method} in {result.seconds:.2f}s")
     table = Table("accuracy", "before", "after")
     for name, before, after in accuracy_rows(result, forget_class):
         table.add_row(name, f"{before:.4f}", f"{after:.4f}")
     console.print(table)
+    if result.clients is not None:
+        print_client_forgetting(console, result)
     console.print("parameters: " + ", ".join(f"{k}={v}" for k, v in result.params.items()))
     if isinstance(result.meta, FilterSpec):
         console.print(f"wrote output filter {result.path} (sha256 {result.sha256[:16]}...); {model} is unchanged")
         console.print("apply it to the model's outputs with audit run --filter")
     else:
         console.print(f"wrote {result.path} (sha256 {result.sha256[:16]}...)")
+
+
+def print_client_forgetting(console, result: UnlearnResult) -> None:
+    """What the PUF paper reports: UA, recovery rounds and the attacks' member rates."""
+    c, b, a = result.clients, result.before, result.after
+    console.print(f"unlearning accuracy (1 - accuracy on the clients' data): {1 - b.forget:.4f} -> {1 - a.forget:.4f}")
+    if c.recovery_rounds is not None:
+        aim = f" (until test accuracy {c.target_accuracy:.4f}, the retrained federation's)" if c.target_accuracy else ""
+        console.print(f"recovery rounds: {c.recovery_rounds}{aim}")
+    console.print(f"members by the SVC attack: {c.mia_before.svc:.3f} -> {c.mia_after.svc:.3f}; "
+                  f"by the loss threshold: {c.mia_before.loss:.3f} -> {c.mia_after.loss:.3f} (share of the clients' "
+                  "examples)")  # fmt: skip
