@@ -1,0 +1,320 @@
+"""Flower (flwr >= 1.42, Message API): PUF unlearning in a real deployment.
+
+- ``PUFStrategy`` extends ``flwr.serverapp.strategy.FedAvg``. Unlearning requests (client
+  ids) arrive at runtime (``request_unlearning``) or on a schedule; the next round serves
+  them (regular: a round of every client with the forgotten clients' pseudo-gradients
+  negated and amplified; special: a round of the forgotten clients alone), then
+  ``recovery_rounds`` FedAvg rounds over the others. A forgotten client is never sampled
+  again. Clients report a stable id (``client-id``) in their metrics; the strategy keys
+  forgetting on it, not on the transport's node ids.
+- ``client_app(data, recipe)`` builds a ClientApp that trains the tool's architecture on
+  its partition of a dataset with the tool's local training (K = 1 of the vectorized
+  loop), seeded as the simulation seeds it.
+- ``LocalGrid`` runs real ClientApps in this process, no Ray and no network: CI tests the
+  strategy through it, and ``audit fl train`` and a Flower run with the same partition and
+  seed give the same global model up to float rounding.
+
+The aggregate is the simulation's (audit_cli/federated/fedavg.py): ``w + sum_k c_k
+(w_k - w)`` in float64, with FedAvg's ``c_k = n_k / N`` and PUF's negated weights.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+from flwr.supercore.run import Run
+from flwr.supercore.task_identity import TaskIdentity
+
+from audit_cli.data import Dataset, load_dataset
+from audit_cli.federated.fedavg import TRAINING, UNLEARNING, client_seed, train_local
+from audit_cli.federated.partition import federation_clients
+from audit_cli.models.recipe import Recipe
+from audit_cli.training import Ensemble, dataset_tensors, init_ensemble, predict_logits
+from audit_cli.unlearn.puf import DEFAULT_ETA, VARIANTS
+
+CLIENT_ID = "client-id"
+"""The metric every client reports: its stable id (its partition of the training split)."""
+EXAMPLES = "num-examples"
+
+
+# -- client side --------------------------------------------------------------------------
+
+
+def global_model(recipe: Recipe, dataset: Dataset) -> Ensemble:
+    """The initial global model of a federation (initialised from its seed, as audit fl train)."""
+    return init_ensemble(recipe.arch, recipe.arch_args, dataset.input_shape, dataset.num_classes,
+                         [recipe.federation.seed])  # fmt: skip
+
+
+def state_dict(ens: Ensemble) -> dict[str, torch.Tensor]:
+    return ens.state_dict(0)
+
+
+def load_state(ens: Ensemble, arrays: ArrayRecord) -> Ensemble:
+    """A K = 1 ensemble holding the weights of ``arrays``."""
+    state = arrays.to_torch_state_dict()
+    params = {n: state[n].detach().clone().float().unsqueeze(0) for n in ens.params}
+    buffers = {n: state[n].detach().clone().unsqueeze(0) for n in ens.buffers}
+    return Ensemble(ens.arch, ens.arch_args, ens.input_shape, ens.num_classes, params, buffers, ens.base)
+
+
+def client_app(data: str | Dataset, recipe: Recipe) -> ClientApp:
+    """A ClientApp that trains on partition ``node_config["partition-id"]`` of ``data``
+    with the recipe's local training, and reports ``client-id`` and ``num-examples``."""
+    dataset = data if isinstance(data, Dataset) else load_dataset(data)
+    parts = federation_clients(dataset, recipe.federation)
+    template = global_model(recipe, dataset)
+    tensors = dataset_tensors(dataset, "cpu")
+    app = ClientApp()
+
+    def partition_of(context: Context) -> int:
+        return int(context.node_config["partition-id"])
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        client = partition_of(context)
+        config = msg.content["config"]
+        seed = client_seed(int(config["seed"]), int(config["round"]), client, int(config["stream"]))
+        local = load_state(template, msg.content["arrays"])
+        train_local(local, *tensors, [dataset.rows(parts[client])], recipe, [seed], dataset.pixel_stats)
+        metrics = MetricRecord({EXAMPLES: len(parts[client]), CLIENT_ID: client})
+        return Message(RecordDict({"arrays": ArrayRecord(state_dict(local)), "metrics": metrics}), reply_to=msg)
+
+    @app.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        client = partition_of(context)
+        local = load_state(template, msg.content["arrays"])
+        rows = dataset.rows(parts[client])
+        logits = predict_logits(local, dataset.x[rows])[0]
+        acc = float((logits.argmax(-1).numpy() == dataset.y[rows]).mean())
+        metrics = MetricRecord({EXAMPLES: len(rows), CLIENT_ID: client, "accuracy": acc})
+        return Message(RecordDict({"metrics": metrics}), reply_to=msg)
+
+    return app
+
+
+# -- server side --------------------------------------------------------------------------
+
+
+@dataclass
+class Request:
+    """One unlearning request and how far it has been served."""
+
+    clients: tuple[int, ...]
+    served_in: int | None = None
+    """The server round of its unlearning round."""
+    recovery_left: int = 0
+
+
+class PUFStrategy(FedAvg):
+    """FedAvg that forgets clients on request with PUF, then recovers.
+
+    ``federation_seed`` seeds the clients' training rounds and ``unlearning_seed`` the
+    rounds of a request (as ``audit fl train --seed`` and ``audit unlearn --seed`` do).
+    ``schedule`` maps a server round to the clients whose request arrives before it.
+    """
+
+    def __init__(
+        self,
+        *,
+        variant: str = "regular",
+        eta: float = 0.0,
+        recovery_rounds: int = 5,
+        federation_seed: int = 0,
+        unlearning_seed: int = 0,
+        schedule: Mapping[int, Sequence[int]] | None = None,
+        **fedavg: object,
+    ) -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        fedavg.setdefault("fraction_evaluate", 0.0)
+        super().__init__(**fedavg)  # type: ignore[arg-type]
+        self.variant = variant
+        self.eta = eta or DEFAULT_ETA[variant]
+        self.recovery_rounds = recovery_rounds
+        self.federation_seed = federation_seed
+        self.unlearning_seed = unlearning_seed
+        self.schedule = {int(r): tuple(c) for r, c in (schedule or {}).items()}
+        self.forgotten: set[int] = set()
+        self.pending: list[int] = []
+        self.requests: list[Request] = []
+        self.node_client: dict[int, int] = {}
+        """Transport node id -> the client id it reported."""
+        self._global: ArrayRecord | None = None
+        self._round_kind: str = "train"
+        self._training_round = 0
+        self._recovery_round = 0
+
+    def request_unlearning(self, *clients: int) -> None:
+        """Forget these clients, starting with the next round."""
+        self.pending.extend(int(c) for c in clients if int(c) not in self.forgotten and int(c) not in self.pending)
+
+    def _nodes(self, grid: Grid, wanted: set[int] | None) -> list[int]:
+        """Nodes to send to: every node but forgotten clients' (``wanted``: only those clients';
+        a node whose client is not known yet is asked, and its reply sorted out later)."""
+        nodes = list(grid.get_node_ids())
+        if wanted is None:
+            return [n for n in nodes if self.node_client.get(n) not in self.forgotten]
+        return [n for n in nodes if self.node_client.get(n, -1) in wanted or n not in self.node_client]
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+                        ) -> Iterable[Message]:  # fmt: skip
+        for c in self.schedule.get(server_round, ()):
+            self.request_unlearning(c)
+        self._global = arrays
+        active = self.requests[-1] if self.requests else None
+        if self.pending:
+            request = Request(tuple(self.pending), served_in=server_round, recovery_left=self.recovery_rounds)
+            self.requests.append(request)
+            self.pending = []
+            self._recovery_round = 0
+            if self.variant == "natural":
+                self.forgotten.update(request.clients)
+                return self.configure_train_kind(server_round, arrays, config, grid, "recovery")
+            return self.configure_train_kind(server_round, arrays, config, grid, "unlearn")
+        if active is not None and active.recovery_left > 0:
+            return self.configure_train_kind(server_round, arrays, config, grid, "recovery")
+        return self.configure_train_kind(server_round, arrays, config, grid, "train")
+
+    def configure_train_kind(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid,
+                             kind: str) -> list[Message]:  # fmt: skip
+        self._round_kind = kind
+        config = ConfigRecord(dict(config))
+        config["server-round"] = server_round
+        if kind == "train":
+            self._training_round += 1
+            config.update({"seed": self.federation_seed, "round": self._training_round, "stream": TRAINING})
+            nodes = self._nodes(grid, None)
+        elif kind == "unlearn":
+            config.update({"seed": self.unlearning_seed, "round": 0, "stream": UNLEARNING})
+            request = self.requests[-1]
+            nodes = self._nodes(grid, set(request.clients)) if self.variant == "special" else list(grid.get_node_ids())
+            nodes = [n for n in nodes if self.node_client.get(n) not in self.forgotten]
+        else:
+            request = self.requests[-1]
+            request.recovery_left -= 1
+            self._recovery_round += 1
+            config.update({"seed": self.unlearning_seed, "round": self._recovery_round, "stream": UNLEARNING})
+            nodes = self._nodes(grid, None)
+        record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
+        return [Message(content=record, message_type="train", dst_node_id=n) for n in nodes]
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]
+                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:  # fmt: skip
+        valid, _ = self._check_and_log_replies(replies, is_train=True)
+        if not valid or self._global is None:
+            return None, None
+        reports = []
+        for msg in valid:
+            metrics = next(iter(msg.content.metric_records.values()))
+            client = int(metrics[CLIENT_ID])
+            self.node_client[msg.metadata.src_node_id] = client
+            reports.append((client, float(metrics[self.weighted_by_key]), msg.content[self.arrayrecord_key]))
+        kind = self._round_kind
+        if kind == "unlearn":
+            request = self.requests[-1]
+            gone = set(request.clients)
+            self.forgotten.update(gone)
+            if self.variant == "special":
+                reports = [r for r in reports if r[0] in gone]
+                total = sum(n for c, n, _ in reports)
+                weights = [-self.eta * n / total for c, n, _ in reports]
+            else:
+                total = sum(n for c, n, _ in reports)
+                weights = [(-self.eta if c in gone else 1.0) * n / total for c, n, _ in reports]
+        else:
+            reports = [r for r in reports if r[0] not in self.forgotten]
+            total = sum(n for c, n, _ in reports)
+            weights = [n / total for c, n, _ in reports]
+        arrays = pseudo_gradient_step(self._global, [a for _, _, a in reports], weights)
+        metrics = self.train_metrics_aggr_fn([msg.content for msg in valid], self.weighted_by_key)
+        return arrays, metrics
+
+
+def pseudo_gradient_step(global_: ArrayRecord, locals_: Sequence[ArrayRecord], weights: Sequence[float]) -> ArrayRecord:
+    """``w + sum_k weights[k] (w_k - w)``, accumulated in float64 (floats; integers keep w)."""
+    base = global_.to_torch_state_dict()
+    out = {}
+    states = [a.to_torch_state_dict() for a in locals_]
+    for name, w in base.items():
+        if not w.is_floating_point():
+            out[name] = w
+            continue
+        update = torch.zeros_like(w, dtype=torch.float64)
+        for state, c in zip(states, weights, strict=True):
+            update += c * (state[name].double() - w.double())
+        out[name] = (w.double() + update).to(w.dtype)
+    return ArrayRecord(out)
+
+
+# -- an in-process grid ------------------------------------------------------------------
+
+
+@dataclass
+class LocalGrid(Grid):
+    """Runs ClientApps in this process: node ``i`` holds partition ``i`` (``partition-id``
+    in its node config), as Flower's simulation engine does, without Ray or a SuperLink."""
+
+    app: ClientApp
+    partitions: int
+    run_config: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Messages take their run and sender from the process's task identity, which
+        # Flower's runtime sets for a ServerApp; in this process nothing has.
+        for name, value in (("run_id", 1), ("node_id", 0), ("task_id", 1)):
+            if getattr(TaskIdentity, f"_{name}") is None:
+                setattr(TaskIdentity, name, value)
+        self._run = Run.create_empty(run_id=1)
+        self._contexts = {
+            node: Context(run_id=1, node_id=node, node_config={"partition-id": node - 1, "num-partitions":
+                                                                self.partitions},
+                          state=RecordDict(), run_config=dict(self.run_config))
+            for node in range(1, self.partitions + 1)
+        }  # fmt: skip
+        self._replies: dict[str, Message] = {}
+
+    def set_run(self, run: Run) -> None:
+        self._run = run
+
+    @property
+    def run(self) -> Run:
+        return self._run
+
+    def create_message(self, content: RecordDict, message_type: str, dst_node_id: int, group_id: str,
+                       ttl: float | None = None) -> Message:  # fmt: skip
+        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return list(self._contexts)
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        ids = []
+        for msg in messages:
+            msg_id = uuid.uuid4().hex
+            msg.metadata.__dict__["_message_id"] = msg_id
+            msg.metadata.__dict__["_src_node_id"] = 0
+            reply = self.app(msg, self._contexts[msg.metadata.dst_node_id])
+            reply.metadata.__dict__["_src_node_id"] = msg.metadata.dst_node_id
+            self._replies[msg_id] = reply
+            ids.append(msg_id)
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return [self._replies.pop(i) for i in list(message_ids) if i in self._replies]
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
+        # Every ClientApp has run when push_messages returns: there is nothing to wait for.
+        return list(self.pull_messages(self.push_messages(messages)))
+
+
+def initial_arrays(recipe: Recipe, dataset: Dataset) -> ArrayRecord:
+    """The federation's initial global model as Flower arrays."""
+    return ArrayRecord(state_dict(global_model(recipe, dataset)))

@@ -1,0 +1,101 @@
+"""PUFStrategy on real ClientApps through the in-process grid (no Ray, no network): the
+same global model as the simulation, forgotten clients never asked again, runtime requests."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+pytest.importorskip("flwr", reason="the [flower] extra is not installed")  # CI installs it (the test extra)
+
+from audit_cli.data import load_dataset  # noqa: E402
+from audit_cli.federated.fedavg import simulate  # noqa: E402
+from audit_cli.federated.flower import LocalGrid, PUFStrategy, client_app, initial_arrays  # noqa: E402
+from audit_cli.federated.partition import federation_clients  # noqa: E402
+from audit_cli.models.recipe import Federation, Recipe  # noqa: E402
+from audit_cli.unlearn import UnlearnTask  # noqa: E402
+from audit_cli.unlearn.puf import PUFParams, puf  # noqa: E402
+
+FED = Federation(clients=5, alpha=0.3, rounds=3, seed=4)
+RECIPE = Recipe(arch="mlp", arch_args={"hidden": (32,)}, optimizer="sgd", lr=0.1, epochs=1, batch_size=16,
+                federation=FED)  # fmt: skip
+
+
+class CountingGrid(LocalGrid):
+    """The in-process grid, recording which partitions each training round asked."""
+
+    def push_messages(self, messages):
+        messages = list(messages)
+        if any(m.metadata.message_type == "train" for m in messages):
+            self.asked.append(sorted(self._contexts[m.metadata.dst_node_id].node_config["partition-id"]
+                                     for m in messages))  # fmt: skip
+        return super().push_messages(messages)
+
+
+@pytest.fixture(scope="module")
+def setting():
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    ds = load_dataset("digits")
+    clients = dict(enumerate(federation_clients(ds, FED)))
+    return ds, clients, simulate(ds, RECIPE, [clients], [FED.seed])
+
+
+def strategy(**kw) -> PUFStrategy:
+    return PUFStrategy(federation_seed=FED.seed, unlearning_seed=7, recovery_rounds=2, min_train_nodes=1,
+                       min_available_nodes=1, **kw)  # fmt: skip
+
+
+def grid(ds) -> CountingGrid:
+    g = CountingGrid(client_app(ds, RECIPE), partitions=FED.clients)
+    g.asked = []
+    return g
+
+
+def max_diff(arrays, ens) -> float:
+    got, want = arrays.to_torch_state_dict(), ens.state_dict(0)
+    return max(float((got[k] - want[k]).abs().max()) for k in want)
+
+
+def test_fedavg_rounds_equal_the_simulation(setting):
+    ds, _, simulated = setting
+    g = grid(ds)
+    result = strategy().start(grid=g, initial_arrays=initial_arrays(RECIPE, ds), num_rounds=FED.rounds)
+    assert max_diff(result.arrays, simulated) <= 1e-6
+    assert g.asked == [[0, 1, 2, 3, 4]] * 3
+
+
+@pytest.mark.parametrize("variant", ["regular", "special", "natural"])
+def test_scheduled_unlearning_equals_audit_unlearn_and_never_asks_the_client_again(setting, variant):
+    ds, clients, simulated = setting
+    forget = clients[2]
+    retain = np.sort(np.concatenate([p for c, p in clients.items() if c != 2]))
+    expected = puf(simulated, UnlearnTask(ds, [forget], [retain], RECIPE, [7], clients=[clients]),
+                   PUFParams(variant=variant, recovery_rounds=2)).models  # fmt: skip
+    g = grid(ds)
+    s = strategy(variant=variant, schedule={4: [2]})
+    rounds = FED.rounds + 2 + (variant != "natural")
+    result = s.start(grid=g, initial_arrays=initial_arrays(RECIPE, ds), num_rounds=rounds)
+    assert max_diff(result.arrays, expected) <= 1e-6
+    assert s.forgotten == {2} and s.node_client == {n: n - 1 for n in range(1, 6)}
+    unlearning = {"regular": [[0, 1, 2, 3, 4]], "special": [[2]], "natural": []}[variant]
+    assert g.asked[3:] == unlearning + [[0, 1, 3, 4]] * 2
+    assert max_diff(result.arrays, simulated) > 1e-3  # it did move away from the original
+
+
+def test_a_request_at_runtime_is_served_in_the_next_round(setting):
+    ds, _, _ = setting
+    g = grid(ds)
+    s = strategy(variant="special")
+
+    def evaluate(server_round, arrays):
+        if server_round == 1:
+            s.request_unlearning(0, 3)  # two clients at once: one round
+        return None
+
+    s.start(grid=g, initial_arrays=initial_arrays(RECIPE, ds), num_rounds=5, evaluate_fn=evaluate)
+    assert g.asked[1] == [0, 3] and all(0 not in a and 3 not in a for a in g.asked[2:])
+    assert s.forgotten == {0, 3} and [r.clients for r in s.requests] == [(0, 3)] and s.requests[0].served_in == 2
+    s.request_unlearning(3)  # already forgotten: nothing to do
+    assert s.pending == []
