@@ -17,7 +17,7 @@ are callables (or ``"package.module:function"``) following the protocols in docs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ def audit(
     data: str | Path | Dataset | None = None,
     forget: Any = None,
     forget_class: int | None = None,
+    forget_clients: Sequence[int] = (),
     trainer: str | Callable[..., Any] | None = None,
     unlearner: str | Callable[..., Any] | None = None,
     method: str | None = None,
@@ -66,6 +67,7 @@ def audit(
         model=Path(model) if isinstance(model, str) else model,
         forget=Path(forget) if isinstance(forget, str) else forget,
         forget_class=forget_class,
+        forget_clients=tuple(int(c) for c in forget_clients),
         original=Path(original) if isinstance(original, str) else original,
         retrained=Path(retrained) if isinstance(retrained, str) else retrained,
         estimate_retrained=estimate_retrained,

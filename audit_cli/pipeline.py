@@ -128,6 +128,7 @@ def _forget_section(inputs: AuditInputs, min_leakage: float) -> ForgetSection:
         forget_class=config.forget_class,
         n_test=len(inputs.test),
         min_decidable_leakage=min_leakage,
+        clients=tuple(config.forget_clients),
     )
 
 

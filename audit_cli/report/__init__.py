@@ -83,6 +83,23 @@ class ForgetSection:
     """Class forgetting: the class (``class`` in JSON)."""
     min_decidable_leakage: float | None = None
     """The smallest leakage threshold these counts decide (audit_cli/gate.py)."""
+    clients: tuple[int, ...] = ()
+    """A federated model: the forgotten clients whose examples are the forget set."""
+
+    def __post_init__(self) -> None:
+        # A saved report is input: a JSON list of client numbers, nothing else.
+        if not isinstance(self.clients, (list, tuple)) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in self.clients
+        ):
+            raise TypeError("ForgetSection.clients is not a list of client numbers")
+        object.__setattr__(self, "clients", tuple(self.clients))
+
+    @property
+    def label(self) -> str:
+        """"144 forget", or "144 forget (client 3)" for a federated model's clients."""
+        if not self.clients:
+            return f"{self.n} forget"
+        return f"{self.n} forget (client{'s' if len(self.clients) > 1 else ''} {', '.join(map(str, self.clients))})"
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def render_markdown(report: AuditReport) -> str:
         _cell(leak.sentence),
         "",
         f"{_cell(m.path)} ({_cell(m.kind)}{', ' + _cell(m.method) if m.method else ''}); "
-        f"{report.forget.n} forget vs {report.forget.n_test} test examples{report.power_note}; "
+        f"{report.forget.label} vs {report.forget.n_test} test examples{report.power_note}; "
         f"{report.shadows.n} shadows; mode {report.mode}.",
         "",
         "| check | score | interval | threshold | verdict | what it means |",

@@ -39,7 +39,7 @@ def render(report: AuditReport, console: Console, verbose: bool = False) -> None
     console.print(f"[{style}]{word}[/] {escape(head.name)}: {escape(head.sentence)}")
     console.print(
         f"[dim]{escape(m.path)} ({m.kind}{', ' + m.method if m.method else ''}), "
-        f"{report.forget.n} forget vs {report.forget.n_test} test examples{report.power_note}, "
+        f"{report.forget.label} vs {report.forget.n_test} test examples{report.power_note}, "
         f"{report.shadows.n} shadows ({report.shadows.trained_now} trained now), "
         f"mode {report.mode}, {report.seconds:.1f}s[/]"
     )

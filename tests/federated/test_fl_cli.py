@@ -1,0 +1,120 @@
+"""The federated commands end to end: audit fl train, audit ids --client, audit unlearn
+--forget-client and audit run --forget-client, and their refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from audit_cli.data import load_dataset, read_id_file
+from audit_cli.federated.partition import federation_clients
+from audit_cli.models.checkpoint import load_checkpoint
+from audit_cli.models.recipe import Federation
+from tests.helpers import assert_error, assert_ok, invoke
+
+FL = ("--data", "digits", "--arch-arg", "hidden=32", "--clients", "4", "--alpha", "0.5", "--rounds", "3", "--seed",
+      "2", "--device", "cpu", "-q")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fl")
+    runner = CliRunner()
+    assert_ok(invoke(runner, "fl", "train", "--out", d / "fl.safetensors", *FL))
+    assert_ok(invoke(runner, "fl", "train", "--out", d / "r1.safetensors", *FL, "--exclude-client", "1"))
+    return d, runner
+
+
+def test_fl_train_records_the_federation_and_the_retrained_one_leaves_the_client_out(federation):
+    d, _ = federation
+    meta = load_checkpoint(d / "fl.safetensors").meta
+    fed = meta.recipe.federation
+    assert (fed.clients, fed.alpha, fed.rounds, fed.seed, fed.excluded) == (4, 0.5, 3, 2, ())
+    assert meta.kind == "original" and meta.recipe.epochs == 1 and meta.recipe.optimizer == "sgd"
+    retrained = load_checkpoint(d / "r1.safetensors").meta
+    parts = federation_clients(load_dataset("digits"), Federation(clients=4, alpha=0.5, seed=2))
+    assert retrained.kind == "retrained" and retrained.recipe.federation.excluded == (1,)
+    assert retrained.excluded.n_ids == len(parts[1]) and retrained.n_trained == 1347 - len(parts[1])
+
+
+def test_ids_prints_a_client_and_the_partition(federation, tmp_path):
+    d, runner = federation
+    result = invoke(runner, "ids", "--model", d / "fl.safetensors", "--client", "1", "--client", "3")
+    assert_ok(result)
+    parts = federation_clients(load_dataset("digits"), Federation(clients=4, alpha=0.5, seed=2))
+    (tmp_path / "ids.txt").write_text(result.stdout)
+    assert np.array_equal(read_id_file(tmp_path / "ids.txt"), np.sort(np.concatenate([parts[1], parts[3]])))
+    rows = json.loads(invoke(runner, "ids", "-m", d / "r1.safetensors", "--clients", "--format", "json").stdout)
+    assert [r["status"] for r in rows] == ["member", "excluded", "member", "member"]
+    assert [r["n"] for r in rows] == [len(p) for p in parts]
+    assert_error(invoke(runner, "ids", "--client", "1"), "pass --model")
+    assert_error(invoke(runner, "ids", "-m", d / "fl.safetensors"), "--client N")
+    assert_error(invoke(runner, "ids", "-m", d / "fl.safetensors", "--client", "9"), "client 9 does not exist")
+
+
+@pytest.mark.slow
+def test_puf_unlearns_a_client_recovers_to_the_retrained_accuracy_and_is_audited(federation):
+    d, runner = federation
+    out = d / "u1.safetensors"
+    doc = json.loads(invoke(runner, "unlearn", "-m", d / "fl.safetensors", "--method", "puf", "--forget-client", "1",
+                            "--retrained", d / "r1.safetensors", "--param", "recovery_rounds=20", "--out", out,
+                            "--device", "cpu", "--format", "json").stdout)  # fmt: skip
+    clients = doc["clients"]
+    assert clients["forgotten"] == [1] and 0 <= clients["recovery_rounds"] <= 20
+    retrained_test = load_checkpoint(d / "r1.safetensors").meta.metrics["test_accuracy"]
+    assert clients["target_accuracy"] == pytest.approx(retrained_test)
+    if clients["recovery_rounds"] < 20:
+        assert doc["accuracy"]["test"]["after"] >= retrained_test - 1e-9
+    assert set(clients["mia"]) == {"svc", "loss"}
+    meta = load_checkpoint(out).meta
+    # What the shadows replay: the rounds run, no target of their own.
+    assert meta.unlearning.params["recovery_rounds"] == clients["recovery_rounds"]
+    assert meta.unlearning.params["target_accuracy"] == 0.0 and meta.recipe.federation.forgotten == (1,)
+    report = d / "audit.json"
+    result = invoke(runner, "run", "-m", out, "--forget-client", "1", "--original", d / "fl.safetensors",
+                    "--retrained", d / "r1.safetensors", "--shadows", "8", "--bank", d / "bank", "--device", "cpu",
+                    "--allow-underpowered", "-f", "json", "-o", report, "-q")  # fmt: skip
+    assert result.exit_code in (0, 1, 3), result.output
+    audit = json.loads(report.read_text())
+    assert audit["forget"]["n"] == meta.unlearning.n_forget and audit["forget"]["clients"] == [1]
+    assert audit["model"]["method"] == "puf"
+    # A second request, in a later round, forgets from the clients that remain.
+    assert_ok(invoke(runner, "unlearn", "-m", out, "--method", "puf", "--forget-client", "3", "--param",
+                     "variant=special", "--out", d / "u13.safetensors", "--device", "cpu"))  # fmt: skip
+    assert load_checkpoint(d / "u13.safetensors").meta.recipe.federation.forgotten == (1, 3)
+    assert_error(invoke(runner, "unlearn", "-m", d / "u13.safetensors", "--method", "puf", "--forget-client", "1",
+                        "--out", d / "x.safetensors"), "was forgotten already")  # fmt: skip
+
+
+def test_retrain_through_unlearn_is_the_excluded_federation(federation, tmp_path):
+    d, runner = federation
+    assert_ok(invoke(runner, "unlearn", "-m", d / "fl.safetensors", "--method", "retrain", "--forget-client", "1",
+                     "--out", tmp_path / "e1.safetensors", "--device", "cpu"))  # fmt: skip
+    a = load_checkpoint(tmp_path / "e1.safetensors").state_dict
+    b = load_checkpoint(d / "r1.safetensors").state_dict
+    assert all(np.allclose(a[k].numpy(), b[k].numpy(), atol=1e-6) for k in a)
+
+
+def test_refusals(federation, tmp_path):
+    d, runner = federation
+    fl = d / "fl.safetensors"
+    assert_error(invoke(runner, "unlearn", "-m", fl, "--method", "finetune", "--forget-client", "1", "--out",
+                        tmp_path / "x.safetensors"), "unlearned by puf or retrain")  # fmt: skip
+    assert_error(invoke(runner, "unlearn", "-m", fl, "--method", "puf", "--out", tmp_path / "x.safetensors"),
+                 "pass --forget-client")  # fmt: skip
+    assert_error(invoke(runner, "unlearn", "-m", fl, "--method", "puf", "--forget-client", "1", "--retrained",
+                        fl, "--out", tmp_path / "x.safetensors"), "not this federation retrained")  # fmt: skip
+    assert_error(invoke(runner, "unlearn", "-m", d / "r1.safetensors", "--method", "puf", "--forget-client", "1",
+                        "--out", tmp_path / "x.safetensors"), "left out of training")  # fmt: skip
+    central = tmp_path / "central.safetensors"
+    assert_ok(invoke(runner, "train", "--out", central, "--epochs", "1", "--device", "cpu", "-q"))
+    assert_error(invoke(runner, "unlearn", "-m", central, "--method", "puf", "--forget-client", "1", "--out",
+                        tmp_path / "x.safetensors"), "trained centrally")  # fmt: skip
+    assert_error(invoke(runner, "run", "-m", central, "--forget-client", "1"), "trained centrally")
+    assert_error(invoke(runner, "ids", "-m", central, "--client", "1"), "not a federated model")
+    assert_error(invoke(runner, "fl", "train", "--out", tmp_path / "y.safetensors", *FL, "--exclude-client", "7"),
+                 "client 7 does not exist")  # fmt: skip
+    assert_error(invoke(runner, "fl", "train", "--out", tmp_path / "y.safetensors", "--clients", "1"), "2..1000")
