@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
+import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -32,9 +34,12 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
-from audit_cli.data import Dataset, load_dataset
+from audit_cli.data import Dataset, fingerprint_ids, load_dataset
+from audit_cli.errors import UsageError
 from audit_cli.federated.fedavg import TRAINING, UNLEARNING, client_seed, train_local
 from audit_cli.federated.partition import federation_clients
+from audit_cli.models.checkpoint import file_sha256, save_checkpoint
+from audit_cli.models.metadata import CheckpointMeta, Unlearning
 from audit_cli.models.recipe import Recipe
 from audit_cli.training import Ensemble, dataset_tensors, init_ensemble, predict_logits
 from audit_cli.unlearn.puf import DEFAULT_ETA, VARIANTS
@@ -111,6 +116,13 @@ class Request:
     served_in: int | None = None
     """The server round of its unlearning round."""
     recovery_left: int = 0
+    trained_rounds: int = 0
+    """FedAvg training rounds before it was served."""
+    before: ArrayRecord | None = None
+    """The global model it was served on (the parent of the unlearned one)."""
+
+    def recovery_rounds_run(self, planned: int) -> int:
+        return planned - self.recovery_left
 
 
 class PUFStrategy(FedAvg):
@@ -171,7 +183,8 @@ class PUFStrategy(FedAvg):
         self._global = arrays
         active = self.requests[-1] if self.requests else None
         if self.pending:
-            request = Request(tuple(self.pending), served_in=server_round, recovery_left=self.recovery_rounds)
+            request = Request(tuple(self.pending), served_in=server_round, recovery_left=self.recovery_rounds,
+                              trained_rounds=self._training_round, before=arrays)  # fmt: skip
             self.requests.append(request)
             self.pending = []
             self._recovery_round = 0
@@ -313,6 +326,44 @@ class LocalGrid(Grid):
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
         # Every ClientApp has run when push_messages returns: there is nothing to wait for.
         return list(self.pull_messages(self.push_messages(messages)))
+
+
+def save_global_model(path: str | Path, arrays: ArrayRecord, recipe: Recipe, dataset: Dataset, *,
+                      strategy: PUFStrategy | None = None, parent: str | Path | None = None,
+                      overwrite: bool = False) -> str:  # fmt: skip
+    """Write a Flower run's global model as a checkpoint the audit reads; returns its sha256.
+
+    Without a served request: the federation as trained (``audit run`` audits it like
+    ``audit fl train``'s). After ``strategy``'s last request: an unlearned checkpoint that
+    records PUF with its variant, eta and recovery rounds, the forgotten clients, and
+    ``parent``, the checkpoint of the model the request was served on (write it from
+    ``strategy.requests[-1].before`` first). Save right after recovery: rounds trained
+    later are not part of what the audit's shadows replay.
+    """
+    fed = recipe.federation
+    clients = federation_clients(dataset, fed)
+    members = [c for c in range(fed.clients) if c not in fed.excluded]
+    trained = np.sort(np.concatenate([clients[c] for c in members]))
+    unlearning, rounds, forgotten = None, fed.rounds, fed.forgotten
+    request = strategy.requests[-1] if strategy is not None and strategy.requests else None
+    if request is not None:
+        if parent is None:
+            raise UsageError("an unlearned model names its parent: save requests[-1].before first and pass parent")
+        served = request.recovery_rounds_run(strategy.recovery_rounds)
+        forget = np.sort(np.concatenate([clients[c] for c in request.clients]))
+        rounds, forgotten = request.trained_rounds, tuple(request.clients)
+        params = {"variant": strategy.variant, "eta": float(strategy.eta), "recovery_rounds": served,
+                  "target_accuracy": 0.0, "seed": strategy.unlearning_seed}  # fmt: skip
+        unlearning = Unlearning(method="puf", params=params, forget_fingerprint=fingerprint_ids(forget),
+                                n_forget=len(forget), parent_sha256=file_sha256(parent))  # fmt: skip
+    recipe = recipe.replace(federation=replace(fed, rounds=rounds, forgotten=forgotten))
+    meta = CheckpointMeta(kind="unlearned" if unlearning else "original", arch=recipe.arch, arch_args=recipe.arch_args,
+                          num_classes=dataset.num_classes, input_shape=dataset.input_shape, dataset=dataset.spec,
+                          dataset_fingerprint=dataset.fingerprint, recipe=recipe,
+                          trained_ids_fingerprint=fingerprint_ids(trained), n_trained=len(trained),
+                          unlearning=unlearning)  # fmt: skip
+    state = {k: v.detach().contiguous() for k, v in arrays.to_torch_state_dict().items()}
+    return save_checkpoint(Path(path), state, meta, overwrite=overwrite)
 
 
 def initial_arrays(recipe: Recipe, dataset: Dataset) -> ArrayRecord:

@@ -10,11 +10,21 @@ import pytest
 
 pytest.importorskip("flwr", reason="the [flower] extra is not installed")  # CI installs it (the test extra)
 
+from flwr.app import ArrayRecord  # noqa: E402
+
 from audit_cli.data import load_dataset  # noqa: E402
 from audit_cli.federated.fedavg import simulate  # noqa: E402
-from audit_cli.federated.flower import LocalGrid, PUFStrategy, client_app, initial_arrays  # noqa: E402
+from audit_cli.federated.flower import (  # noqa: E402
+    LocalGrid,
+    PUFStrategy,
+    client_app,
+    initial_arrays,
+    save_global_model,
+)
 from audit_cli.federated.partition import federation_clients  # noqa: E402
+from audit_cli.models.checkpoint import load_checkpoint  # noqa: E402
 from audit_cli.models.recipe import Federation, Recipe  # noqa: E402
+from audit_cli.pipeline import AuditConfig, run_audit  # noqa: E402
 from audit_cli.unlearn import UnlearnTask  # noqa: E402
 from audit_cli.unlearn.puf import PUFParams, puf  # noqa: E402
 
@@ -99,3 +109,22 @@ def test_a_request_at_runtime_is_served_in_the_next_round(setting):
     assert s.forgotten == {0, 3} and [r.clients for r in s.requests] == [(0, 3)] and s.requests[0].served_in == 2
     s.request_unlearning(3)  # already forgotten: nothing to do
     assert s.pending == []
+
+
+def test_a_flower_run_saves_checkpoints_the_audit_reads(setting, tmp_path):
+    ds, _, simulated = setting
+    s = strategy(variant="special", schedule={4: [2]})
+    result = s.start(grid=grid(ds), initial_arrays=initial_arrays(RECIPE, ds), num_rounds=6)
+    parent = tmp_path / "parent.safetensors"
+    save_global_model(parent, s.requests[-1].before, RECIPE, ds)
+    unlearned = tmp_path / "unlearned.safetensors"
+    save_global_model(unlearned, result.arrays, RECIPE, ds, strategy=s, parent=parent)
+    meta = load_checkpoint(unlearned).meta
+    assert meta.kind == "unlearned" and meta.recipe.federation.forgotten == (2,) and meta.recipe.federation.rounds == 3
+    assert meta.unlearning.params == {"variant": "special", "eta": 2.0, "recovery_rounds": 2, "target_accuracy": 0.0,
+                                      "seed": 7}  # fmt: skip
+    # The parent is the simulated federation of 3 rounds (audit fl train), weight for weight.
+    assert max_diff(ArrayRecord(load_checkpoint(parent).state_dict), simulated) <= 1e-6
+    report = run_audit(AuditConfig(model=unlearned, forget_clients=(2,), original=parent, shadows=4,
+                                   bank=tmp_path / "bank", allow_underpowered=True, device="cpu"))  # fmt: skip
+    assert report.model.method == "puf" and report.forget.clients == (2,) and int(report.exit_code) in (0, 1, 3)
