@@ -14,6 +14,10 @@ seed), and the scenarios of one draw share it. Scenarios:
 - the original passed off as unlearned (``--method retrain`` on the original model) and a
   no-op (finetune, lr 1e-5, 1 epoch): the audit should never PASS them.
 - salun and random-label: the distribution of leakage.
+- federated (``fl-*``): a federation of 10 clients (Dirichlet alpha 0.3) trained with
+  ``audit fl train``; client ``draw % 10`` is forgotten and audited with ``--forget-client``:
+  retrained without it (exact), the original passed off as retrained, and PUF (regular,
+  special) and natural, each recovered to the retrained federation's test accuracy.
 
 Draws are appended to a JSON-lines file as they finish (an interrupted run keeps what it
 measured; a rerun skips draws already there). The table gives, per scenario, the rates
@@ -37,7 +41,9 @@ import torch
 from scipy.stats import beta
 
 from audit_cli.data import load_dataset, write_id_file
+from audit_cli.fl_train import FederatedTrainRequest, fl_train_checkpoint
 from audit_cli.gate import decide
+from audit_cli.models.recipe import Federation
 from audit_cli.pipeline import AuditConfig, run_audit
 from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
 from audit_cli.training import Recipe
@@ -47,6 +53,13 @@ RECIPES = {
     "digits": Recipe(arch="mlp", arch_args={"hidden": (256,)}, epochs=60),
     "mnist1d": Recipe(arch="mlp", arch_args={"hidden": (256, 256)}, epochs=30),
 }
+# Federations (audit fl train's defaults): 10 clients, Dirichlet alpha 0.3, one local SGD epoch a round.
+FL_RECIPES = {
+    "digits": Recipe(arch="mlp", arch_args={"hidden": (256,)}, optimizer="sgd", lr=0.1, epochs=1, batch_size=16,
+                     federation=Federation(clients=10, alpha=0.3, rounds=30)),
+    "mnist1d": Recipe(arch="mlp", arch_args={"hidden": (256, 256)}, optimizer="sgd", lr=0.1, epochs=1,
+                      batch_size=16, federation=Federation(clients=10, alpha=0.3, rounds=30)),
+}  # fmt: skip
 THRESHOLDS = (0.1, 0.15, 0.2, 0.3)
 
 
@@ -61,6 +74,9 @@ class Scenario:
     forget_class: int | None = None
     shadows: int = 64
     params: dict = field(default_factory=dict)
+    federated: bool = False
+    """Forget client ``draw % 10`` of a federation (FL_RECIPES); ``target`` is exact,
+    original, or a PUF variant (``params``)."""
 
 
 SCENARIOS = {
@@ -77,6 +93,12 @@ SCENARIOS = {
         Scenario("mnist1d-10-noop", "mnist1d", "finetune", 0.10, shadows=32, params={"lr": 1e-5, "epochs": 1}),
         Scenario("mnist1d-10-salun", "mnist1d", "salun", 0.10, shadows=32),
         Scenario("mnist1d-10-random-label", "mnist1d", "random-label", 0.10, shadows=32),
+        *(Scenario(f"fl-{data}-{name}", data, target, shadows=32, params=params, federated=True)
+          for data in ("digits", "mnist1d")
+          for name, target, params in (("exact", "exact", {}), ("original", "original", {}),
+                                       ("puf", "puf", {"variant": "regular"}),
+                                       ("puf-special", "puf", {"variant": "special"}),
+                                       ("natural", "puf", {"variant": "natural"}))),
     ]
 }
 
@@ -91,7 +113,43 @@ def original_model(data: str, work: Path, draw: int) -> Path:
     return path
 
 
+def federation(data: str, work: Path, draw: int, exclude: tuple[int, ...] = ()) -> Path:
+    """A draw's federation (its own seed: partition, initial model, clients' order), or the
+    same federation trained without some clients."""
+    path = work / f"fl-{data}-{draw}{''.join(f'-x{c}' for c in exclude)}.safetensors"
+    if not path.exists():
+        fed = FL_RECIPES[data].federation
+        recipe = FL_RECIPES[data].replace(seed=2000 + draw, federation=Federation(
+            clients=fed.clients, alpha=fed.alpha, rounds=fed.rounds, seed=2000 + draw))  # fmt: skip
+        fl_train_checkpoint(FederatedTrainRequest(TrainRequest(out=path, data=data, recipe=recipe, overwrite=True,
+                                                               device="cpu"), exclude_clients=exclude))  # fmt: skip
+    return path
+
+
+def run_federated_draw(s: Scenario, draw: int, work: Path) -> tuple[Path, str | None, tuple[int, ...], Path]:
+    """The audited model of a federated draw, its declared method, the clients, the original."""
+    client = (draw % 10,)
+    original, retrained = federation(s.data, work, draw), federation(s.data, work, draw, client)
+    if s.target == "exact":
+        return retrained, "retrain", client, original
+    if s.target == "original":
+        return original, "retrain", client, original
+    d = work / f"{s.name}-{draw}"
+    d.mkdir(parents=True, exist_ok=True)
+    model = d / "unlearned.safetensors"
+    unlearn_checkpoint(UnlearnRequest(model=original, out=model, method=s.target, params=s.params,
+                                      forget_clients=client, retrained=retrained, seed=1000 + draw,
+                                      overwrite=True, device="cpu"))  # fmt: skip
+    return model, None, client, original
+
+
 def run_draw(s: Scenario, draw: int, work: Path, threshold: float) -> dict:
+    if s.federated:
+        start = time.perf_counter()
+        model, method, clients, original = run_federated_draw(s, draw, work)
+        return audit_row(s, draw, threshold, start, AuditConfig(
+            model=model, forget_clients=clients, original=original, method=method, shadows=s.shadows,
+            bank=work / "banks", seed=draw, fail_above=threshold, allow_underpowered=True, device="cpu"))  # fmt: skip
     ds = load_dataset(s.data)
     original = original_model(s.data, work, draw)
     rng = np.random.default_rng([draw, 17])
@@ -119,22 +177,26 @@ def run_draw(s: Scenario, draw: int, work: Path, threshold: float) -> dict:
         unlearn_checkpoint(UnlearnRequest(model=original, out=model, method=s.target, params=s.params,
                                           forget=forget_path, forget_class=s.forget_class, seed=seed,
                                           overwrite=True, device="cpu"))  # fmt: skip
-    report = run_audit(
-        AuditConfig(
-            model=model,
-            forget=forget_path,
-            forget_class=s.forget_class,
-            original=original,
-            method=method,
-            shadows=s.shadows,
-            # Exact and original-as-unlearned draws with the same seed share a bank.
-            bank=work / "banks",
-            seed=draw,
-            fail_above=threshold,
-            allow_underpowered=True,
-            device="cpu",
-        )
+    config = AuditConfig(
+        model=model,
+        forget=forget_path,
+        forget_class=s.forget_class,
+        original=original,
+        method=method,
+        shadows=s.shadows,
+        # Exact and original-as-unlearned draws with the same seed share a bank.
+        bank=work / "banks",
+        seed=draw,
+        fail_above=threshold,
+        allow_underpowered=True,
+        device="cpu",
     )
+    return audit_row(s, draw, threshold, start, config)
+
+
+def audit_row(s: Scenario, draw: int, threshold: float, start: float, config: AuditConfig) -> dict:
+    """Run the audit of one draw and keep what the table reads."""
+    report = run_audit(config)
     gated = {c.name: {"verdict": c.verdict, "score": c.score, "low": c.low, "high": c.high}
              for c in report.checks if c.gated}  # fmt: skip
     leak = next(c for c in report.checks if c.name == "leakage")
