@@ -44,7 +44,7 @@ class Federation:
     """dirichlet (label proportions per client drawn from Dir(alpha)) or iid (equal shares)."""
     alpha: float = 0.3
     """Dirichlet concentration: small values give clients few labels each."""
-    rounds: int = 20
+    rounds: int = 30
     """FedAvg rounds, every client in every round."""
     seed: int = 0
     """Seed of the partition and of the initial global model."""
@@ -56,15 +56,21 @@ class Federation:
     def __post_init__(self) -> None:
         if self.partition not in PARTITIONS:
             raise UsageError(f"unknown partition {self.partition!r}", hint=f"choose from {', '.join(PARTITIONS)}")
-        if not (isinstance(self.clients, int) and 2 <= self.clients <= MAX_CLIENTS):
+        if not (_whole(self.clients) and 2 <= self.clients <= MAX_CLIENTS):
             raise UsageError(f"a federation has 2..{MAX_CLIENTS} clients, got {self.clients!r}")
-        if not (isinstance(self.rounds, int) and 1 <= self.rounds <= MAX_ROUNDS):
+        if not (_whole(self.rounds) and 1 <= self.rounds <= MAX_ROUNDS):
             raise UsageError(f"rounds must lie in 1..{MAX_ROUNDS}, got {self.rounds!r}")
-        if not (self.alpha > 0 and math.isfinite(self.alpha)):
-            raise UsageError(f"alpha must be a positive number, got {self.alpha}")
+        if not _whole(self.seed):
+            raise UsageError(f"the federation's seed must be a whole number, got {self.seed!r}")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not (
+            self.alpha > 0 and math.isfinite(self.alpha)
+        ):
+            raise UsageError(f"alpha must be a positive number, got {self.alpha!r}")
+        # 1 and 1.0 are one federation (and one bank key).
+        object.__setattr__(self, "alpha", float(self.alpha))
         for name in ("excluded", "forgotten"):
             ids = tuple(getattr(self, name))
-            if any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < self.clients for i in ids):
+            if any(not _whole(i) or not 0 <= i < self.clients for i in ids):
                 raise UsageError(f"{name} clients must be client numbers in 0..{self.clients - 1}, got {list(ids)}")
             if len(set(ids)) != len(ids):
                 raise UsageError(f"{name} clients repeat: {list(ids)}")
@@ -190,6 +196,11 @@ def check_augmentation_name(name: str, applied: tuple[str, ...], what: str) -> N
 
 
 RECIPE_FILE_FORMAT = 1
+
+
+def _whole(value: object) -> bool:
+    """An integer that is not a boolean (metadata is JSON: true is not a count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def read_recipe_file(path: str | Path) -> Recipe:

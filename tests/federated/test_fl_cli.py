@@ -7,11 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from audit_cli.data import load_dataset, read_id_file
 from audit_cli.federated.partition import federation_clients
-from audit_cli.models.checkpoint import load_checkpoint
+from audit_cli.models.checkpoint import METADATA_KEY, load_checkpoint
 from audit_cli.models.recipe import Federation
 from tests.helpers import assert_error, assert_ok, invoke
 
@@ -118,3 +119,23 @@ def test_refusals(federation, tmp_path):
     assert_error(invoke(runner, "fl", "train", "--out", tmp_path / "y.safetensors", *FL, "--exclude-client", "7"),
                  "client 7 does not exist")  # fmt: skip
     assert_error(invoke(runner, "fl", "train", "--out", tmp_path / "y.safetensors", "--clients", "1"), "2..1000")
+
+
+@pytest.mark.parametrize("edit,pattern", [
+    ({"clients": 10**6}, "2..1000 clients"),
+    ({"forgotten": [7]}, "client numbers in 0..3"),
+    ({"alpha": -1}, "alpha must be a positive number"),
+    ({"rounds": True}, "rounds must lie in"),
+    ({"shards": 3}, "unknown field 'shards'"),
+])  # fmt: skip
+def test_a_tampered_federation_is_refused_before_any_work(federation, tmp_path, edit, pattern):
+    d, runner = federation
+    checkpoint = load_checkpoint(d / "fl.safetensors")
+    doc = checkpoint.meta.to_dict()
+    doc["recipe"]["federation"].update(edit)
+    bad = tmp_path / "bad.safetensors"
+    save_file(dict(checkpoint.state_dict), str(bad), metadata={METADATA_KEY: json.dumps(doc)})
+    for args in (("ids", "-m", bad, "--clients"), ("run", "-m", bad, "--forget-client", "1", "--bank", tmp_path),
+                 ("unlearn", "-m", bad, "--method", "puf", "--forget-client", "1", "-o", tmp_path / "u.safetensors")):  # fmt: skip
+        assert_error(invoke(runner, *args), pattern, code=2)
+    assert not (tmp_path / "u.safetensors").exists()
