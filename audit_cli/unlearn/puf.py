@@ -43,7 +43,8 @@ MAX_RECOVERY = 1_000
 class PUFParams:
     variant: str = "regular"
     """regular (folded into a round of every client), special (a round of the forgotten
-    clients alone) or natural (no unlearning round: recovery only)."""
+    clients alone) or natural (no unlearning round: recovery only; with a target the
+    model already meets, nothing at all)."""
     eta: float = 0.0
     """Amplification of the forgotten clients' negated pseudo-gradients; 0 = the paper's
     (20 regular, 2 special)."""
@@ -61,8 +62,6 @@ class PUFParams:
             raise ValueError(f"recovery_rounds must lie in 0..{MAX_RECOVERY}, got {self.recovery_rounds}")
         if not 0 <= self.target_accuracy <= 1:
             raise ValueError(f"target_accuracy must lie in [0, 1], got {self.target_accuracy}")
-        if self.variant == "natural" and self.recovery_rounds == 0:
-            raise ValueError("natural unlearning is recovery rounds alone: recovery_rounds must be at least 1")
 
     @property
     def amplification(self) -> float:

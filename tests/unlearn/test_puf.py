@@ -89,6 +89,9 @@ def test_unlearning_lowers_accuracy_on_the_client_and_recovery_restores_the_test
 
 def test_natural_is_fedavg_without_the_client(setting):
     ds, clients, original, task = setting
+    # With a target the original already meets, natural unlearning runs no round at all.
+    untouched = puf(original, task, PUFParams(variant="natural", recovery_rounds=5, target_accuracy=0.01))
+    assert untouched.recovery_rounds == [0] and torch.equal(flat(untouched.models), flat(original))
     out = puf(original, task, PUFParams(variant="natural", recovery_rounds=2))
     kept = {c: p for c, p in clients.items() if c != FORGOTTEN}
     # FedAvg rounds 1..2 of the kept clients, seeded from the request's seed, from the original.
@@ -114,8 +117,7 @@ def test_a_forget_set_that_is_not_whole_clients_is_refused(setting):
 
 def test_parameters_are_checked():
     for bad, match in (({"variant": "eager"}, "variant"), ({"eta": "-1"}, "eta"),
-                       ({"recovery_rounds": "-1"}, "recovery_rounds"), ({"target_accuracy": "2"}, "target_accuracy"),
-                       ({"variant": "natural", "recovery_rounds": "0"}, "recovery rounds alone")):  # fmt: skip
+                       ({"recovery_rounds": "-1"}, "recovery_rounds"), ({"target_accuracy": "2"}, "target_accuracy")):  # fmt: skip
         with pytest.raises(UsageError, match=match):
             parse_params(ENTRY, bad)
     assert PUFParams().amplification == 20.0 and PUFParams(variant="special").amplification == 2.0
