@@ -105,9 +105,9 @@ def run(out: Path, work: Path, datasets: list[str]) -> None:
                           flush=True)  # fmt: skip
 
 
-def mean_sd(values) -> str:
+def mean_sd(values, digits: int = 3) -> str:
     v = np.array([x for x in values if x is not None], dtype=float)
-    return "-" if len(v) == 0 else f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0:.3f}"
+    return "-" if len(v) == 0 else f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0:.{digits}f}"
 
 
 def markdown(rows: list[dict]) -> str:
@@ -117,8 +117,8 @@ def markdown(rows: list[dict]) -> str:
         if not got:
             continue
         first = got[0]
-        out += [f"**{data}** (original federation: test accuracy {first['test_original']:.3f}; mean over the "
-                f"{len({r['client'] for r in got})} clients forgotten in turn, ± sd)", "",
+        out += [f"**{data}** (original federation: test accuracy {first['test_original']:.3f}; mean ± sd over "
+                f"{len({r['client'] for r in got})} clients, each forgotten in turn)", "",
                 "| method | UA | test accuracy | SVC members | loss members | recovery rounds | leakage | "
                 "leakage fail / pass / inconclusive at 0.1 |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         base = [r for r in got if r["method"] == "retrain"]
@@ -134,7 +134,7 @@ def markdown(rows: list[dict]) -> str:
             rounds = [r["recovery_rounds"] for r in rs]
             out.append(f"| {name} | {mean_sd(r['ua'] for r in rs)} | {mean_sd(r['test'] for r in rs)} | "
                        f"{mean_sd(r['mia_svc'] for r in rs)} | {mean_sd(r['mia_loss'] for r in rs)} | "
-                       f"{mean_sd(rounds) if name != 'retrain' else '-'} | {mean_sd(r['leakage'] for r in rs)} | "
+                       f"{mean_sd(rounds, 1) if name != 'retrain' else '-'} | {mean_sd(r['leakage'] for r in rs)} | "
                        f"{tally} |")  # fmt: skip
         out.append("")
     return "\n".join(out)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from logging import WARNING
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
+from flwr.supercore import log
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
@@ -219,6 +221,12 @@ class PUFStrategy(FedAvg):
         record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
         return [Message(content=record, message_type="train", dst_node_id=n) for n in nodes]
 
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+                           ) -> Iterable[Message]:  # fmt: skip
+        """FedAvg's evaluation round, never sent to a forgotten client."""
+        messages = super().configure_evaluate(server_round, arrays, config, grid)
+        return [m for m in messages if self.node_client.get(m.metadata.dst_node_id) not in self.forgotten]
+
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:  # fmt: skip
         valid, _ = self._check_and_log_replies(replies, is_train=True)
@@ -237,6 +245,10 @@ class PUFStrategy(FedAvg):
             self.forgotten.update(gone)
             if self.variant == "special":
                 reports = [r for r in reports if r[0] in gone]
+                if not reports:
+                    # None of the clients answered: nothing of theirs to negate this round.
+                    log(WARNING, "PUF: no forgotten client replied; the special round leaves the model as it was")
+                    return self._global, None
                 total = sum(n for c, n, _ in reports)
                 weights = [-self.eta * n / total for c, n, _ in reports]
             else:

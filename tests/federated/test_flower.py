@@ -38,9 +38,11 @@ class CountingGrid(LocalGrid):
 
     def push_messages(self, messages):
         messages = list(messages)
+        partitions = sorted(self._contexts[m.metadata.dst_node_id].node_config["partition-id"] for m in messages)
         if any(m.metadata.message_type == "train" for m in messages):
-            self.asked.append(sorted(self._contexts[m.metadata.dst_node_id].node_config["partition-id"]
-                                     for m in messages))  # fmt: skip
+            self.asked.append(partitions)
+        elif messages:
+            self.evaluated.append(partitions)
         return super().push_messages(messages)
 
 
@@ -59,7 +61,7 @@ def strategy(**kw) -> PUFStrategy:
 
 def grid(ds) -> CountingGrid:
     g = CountingGrid(client_app(ds, RECIPE), partitions=FED.clients)
-    g.asked = []
+    g.asked, g.evaluated = [], []
     return g
 
 
@@ -97,15 +99,18 @@ def test_scheduled_unlearning_equals_audit_unlearn_and_never_asks_the_client_aga
 def test_a_request_at_runtime_is_served_in_the_next_round(setting):
     ds, _, _ = setting
     g = grid(ds)
-    s = strategy(variant="special")
+    s = strategy(variant="special", fraction_evaluate=1.0, min_evaluate_nodes=1)
 
     def evaluate(server_round, arrays):
         if server_round == 1:
             s.request_unlearning(0, 3)  # two clients at once: one round
         return None
 
-    s.start(grid=g, initial_arrays=initial_arrays(RECIPE, ds), num_rounds=5, evaluate_fn=evaluate)
+    result = s.start(grid=g, initial_arrays=initial_arrays(RECIPE, ds), num_rounds=5, evaluate_fn=evaluate)
     assert g.asked[1] == [0, 3] and all(0 not in a and 3 not in a for a in g.asked[2:])
+    # Federated evaluation on the clients' own data: every client in round 1, then never the forgotten.
+    assert g.evaluated == [[0, 1, 2, 3, 4]] + [[1, 2, 4]] * 4
+    assert 0.0 <= float(result.evaluate_metrics_clientapp[5]["accuracy"]) <= 1.0
     assert s.forgotten == {0, 3} and [r.clients for r in s.requests] == [(0, 3)] and s.requests[0].served_in == 2
     s.request_unlearning(3)  # already forgotten: nothing to do
     assert s.pending == []
@@ -128,3 +133,15 @@ def test_a_flower_run_saves_checkpoints_the_audit_reads(setting, tmp_path):
     report = run_audit(AuditConfig(model=unlearned, forget_clients=(2,), original=parent, shadows=4,
                                    bank=tmp_path / "bank", allow_underpowered=True, device="cpu"))  # fmt: skip
     assert report.model.method == "puf" and report.forget.clients == (2,) and int(report.exit_code) in (0, 1, 3)
+
+
+def test_a_request_for_a_client_that_never_answers_leaves_the_model_alone(setting):
+    ds, _, _ = setting
+    s = strategy(variant="special", schedule={2: [7]})  # no node holds client 7
+    g = grid(ds)
+    before = s.start(grid=g, initial_arrays=initial_arrays(RECIPE, ds), num_rounds=1).arrays
+    after = strategy(variant="special", schedule={2: [7]}).start(grid=grid(ds), initial_arrays=initial_arrays(RECIPE, ds),
+                                                                 num_rounds=2)  # fmt: skip
+    assert g.asked == [[0, 1, 2, 3, 4]]
+    got, want = after.arrays.to_torch_state_dict(), before.to_torch_state_dict()
+    assert all(bool((got[k] == want[k]).all()) for k in want)
