@@ -81,3 +81,9 @@ def test_only_the_command_line_imports_the_command_line():
     leaks = {a for a, deps in edges.items() if any(d.startswith("audit_cli.cli") or d == "audit_cli.app" for d in deps)
              and not (a.startswith("audit_cli.cli") or a in entry_points)}  # fmt: skip
     assert not leaks
+
+
+def test_nothing_in_the_tool_imports_the_optional_flower_module():
+    """flwr is an optional extra: the tool must import and run without it."""
+    edges = graph()
+    assert not {a for a, deps in edges.items() if "audit_cli.federated.flower" in deps}
