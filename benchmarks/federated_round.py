@@ -10,7 +10,9 @@ other (ratios are comparable on a noisy shared machine, absolute seconds are not
 - vectorized: ``run_round`` with every client in one ensemble, grouped by steps per epoch
   (what ``audit fl train``, PUF and the audit's shadow federations run);
 - loop: the same round with one client at a time (``group_size=1``, the K = 1 path a
-  Flower ClientApp runs; the same arithmetic, so the models agree to float rounding).
+  Flower ClientApp runs; the same arithmetic, so after one round the models agree to float
+  rounding, ``max_weight_diff_1_round``; over several rounds of SGD at lr 0.1 some
+  federations amplify that rounding, ``max_weight_diff``).
 
 With ``--federations 16`` the audit's case is timed too: 16 shadow federations' rounds
 (160 local models) in one ensemble against the loop over their 160 clients.
@@ -60,12 +62,15 @@ def main() -> None:
         recipe = Recipe(arch="mlp", arch_args={"hidden": HIDDEN[data]}, optimizer="sgd", lr=0.1, epochs=1,
                         batch_size=16, federation=Federation(clients=10, alpha=0.3, rounds=args.rounds))  # fmt: skip
         for federations in args.federations or [1, 16]:
-            timed_rounds(ds, recipe, federations, 1, 256)  # warm-up
+            _, one_vec = timed_rounds(ds, recipe, federations, 1, 256)  # also the warm-up
+            _, one_loop = timed_rounds(ds, recipe, federations, 1, 1)
             vec, w_vec = timed_rounds(ds, recipe, federations, args.rounds, 256)
             loop, w_loop = timed_rounds(ds, recipe, federations, args.rounds, 1)
             row = {"data": data, "federations": federations, "local_models": 10 * federations,
                    "vectorized_s_per_round": round(vec, 4), "loop_s_per_round": round(loop, 4),
-                   "speedup": round(loop / vec, 2), "max_weight_diff": float((w_vec - w_loop).abs().max())}  # fmt: skip
+                   "speedup": round(loop / vec, 2),
+                   "max_weight_diff_1_round": float((one_vec - one_loop).abs().max()),
+                   "max_weight_diff": float((w_vec - w_loop).abs().max())}  # fmt: skip
             out.append(row)
             print(json.dumps(row), flush=True)
 

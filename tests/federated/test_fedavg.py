@@ -9,10 +9,10 @@ import torch
 
 from audit_cli.data import load_dataset
 from audit_cli.errors import UsageError
-from audit_cli.federated.fedavg import Participant, client_seed, run_round, simulate, train_local
+from audit_cli.federated.fedavg import Participant, PrefixOptimizer, client_seed, run_round, simulate, train_local
 from audit_cli.federated.partition import federation_clients
 from audit_cli.models.recipe import Federation, Recipe
-from audit_cli.training import accuracy, dataset_tensors, init_ensemble, predict_logits
+from audit_cli.training import accuracy, dataset_tensors, init_ensemble, make_optimizer, predict_logits
 
 FED = Federation(clients=4, alpha=0.5, rounds=2, seed=5)
 RECIPE = Recipe(arch="mlp", arch_args={"hidden": (32,)}, optimizer="sgd", lr=0.1, epochs=1, batch_size=16,
@@ -48,15 +48,53 @@ def test_a_round_is_the_weighted_sum_of_pseudo_gradients(digits):
     assert not torch.allclose(flat(moved), w)  # the round moved the model
 
 
-def test_padding_carries_no_gradient(digits):
-    """A 20-example client (a 4-example last batch, padded to 16) trains in a group with a
-    30-example client as it trains alone."""
+def test_padding_carries_no_gradient_and_a_finished_client_stands_still(digits):
+    """A 20-example client (2 steps, a 4-example last batch padded to 16) trains stacked
+    with a 60-example client (4 steps) as it trains alone, over two epochs."""
     start = init_ensemble("mlp", {"hidden": (32,)}, digits.input_shape, digits.num_classes, [2])
-    small, large = digits.train_ids[:20], digits.train_ids[100:130]
-    together = start.select([0, 0])
-    train_local(together, *dataset_tensors(digits, "cpu"), [digits.rows(small), digits.rows(large)], RECIPE, [7, 8])
-    assert torch.allclose(flat(together, 0), flat(trained_alone(digits, start, small, 7)), atol=1e-6)
-    assert torch.allclose(flat(together, 1), flat(trained_alone(digits, start, large, 8)), atol=1e-6)
+    small, large = digits.train_ids[:20], digits.train_ids[100:160]
+    for recipe in (RECIPE.replace(epochs=2), RECIPE.replace(epochs=2, optimizer="adam", lr=1e-3, weight_decay=1e-3)):
+        together = start.select([0, 0])
+        train_local(together, *dataset_tensors(digits, "cpu"), [digits.rows(small), digits.rows(large)], recipe,
+                    [7, 8])  # fmt: skip
+        for k, (ids, seed) in enumerate(((small, 7), (large, 8))):
+            alone = start.select([0])
+            train_local(alone, *dataset_tensors(digits, "cpu"), [digits.rows(ids)], recipe, [seed])
+            assert torch.allclose(flat(together, k), flat(alone), atol=1e-6), (recipe.optimizer, k)
+
+
+@pytest.mark.parametrize("optimizer,kw", [("sgd", {"momentum": 0.9, "weight_decay": 1e-3}), ("sgd", {"momentum": 0.0}),
+                                          ("adam", {"weight_decay": 1e-3}), ("adamw", {"weight_decay": 1e-2})])  # fmt: skip
+def test_the_prefix_optimizer_follows_torch_and_idle_models_keep_weights_and_state(optimizer, kw):
+    torch.manual_seed(0)
+    recipe = Recipe(optimizer=optimizer, lr=0.05, **kw)
+    w0 = torch.randn(2, 5, 3)
+    ours = w0.clone()
+    opt = PrefixOptimizer(recipe, [ours])
+    theirs = w0[0].clone().requires_grad_(True)
+    reference = make_optimizer(optimizer, [theirs], lr=0.05, momentum=recipe.momentum,
+                               weight_decay=recipe.weight_decay)  # fmt: skip
+    grads = [torch.randn(5, 3) for _ in range(6)]
+    for i, g in enumerate(grads):
+        # Model 1 steps with model 0 for 3 steps, then stands still (it finished its epoch).
+        n = 2 if i < 3 else 1
+        opt.step([torch.stack([g, -g])[:n]], n)
+        theirs.grad = g.clone()
+        reference.step()
+        assert torch.allclose(ours[0], theirs.detach(), atol=1e-6), i
+        if i == 2:
+            held = ours[1].clone()
+    assert torch.equal(ours[1], held)
+    # Model 1's three steps, replayed alone from its start, end where it stood; and its
+    # state was kept: a fourth step from there equals a fourth step alone.
+    alone = w0[1:2].clone()
+    replay = PrefixOptimizer(recipe, [alone])
+    for g in grads[:3]:
+        replay.step([-g[None]], 1)
+    assert torch.allclose(alone[0], held, atol=1e-7)
+    opt.step([torch.stack([grads[0], grads[1]])], 2)
+    replay.step([grads[1][None]], 1)
+    assert torch.allclose(ours[1], alone[0], atol=1e-7)
 
 
 def test_vectorized_federations_equal_the_loop_and_do_not_mix(digits):
