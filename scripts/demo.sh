@@ -4,7 +4,8 @@
 # a class), repair the original with two unlearning methods, then audit: the retrained
 # sample model (refused at 0.1 for power, then at 0.2), the original passed off as
 # exactly unlearned, the SalUn model, the TRW model (class forgetting), and a
-# gradient-boosted tree repaired with an MPRU output filter.
+# gradient-boosted tree repaired with an MPRU output filter; last, a federation of 10
+# clients whose client 3 is forgotten with PUF.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AUDIT=.venv/bin/audit
@@ -84,3 +85,14 @@ $AUDIT unlearn --model "$OUT/tree.skops" --forget-class 3 --method mpru --out "$
 # 322 forgotten vs 107 test examples of the class decide leakage thresholds from 0.17.
 audit_run --shadows 16 --model "$OUT/tree.skops" --filter "$OUT/tree_mpru.safetensors" \
   --retrained "$OUT/tree_retrained_class3.skops" --fail-above 0.2
+
+echo "== federated: 10 clients (Dirichlet alpha 0.3), client 3 forgotten with PUF and audited"
+$AUDIT fl train --data digits --clients 10 --alpha 0.3 --rounds 30 --out "$OUT/fl.safetensors" --overwrite -q
+$AUDIT fl train --data digits --clients 10 --alpha 0.3 --rounds 30 --exclude-client 3 \
+  --out "$OUT/fl_without3.safetensors" --overwrite -q
+$AUDIT ids --model "$OUT/fl.safetensors" --clients
+$AUDIT unlearn --model "$OUT/fl.safetensors" --method puf --forget-client 3 --retrained "$OUT/fl_without3.safetensors" \
+  --param recovery_rounds=30 --out "$OUT/fl_puf3.safetensors" --overwrite
+# A client is a few hundred examples: the counts decide leakage thresholds from about 0.15.
+audit_run --model "$OUT/fl_puf3.safetensors" --forget-client 3 --shadows 16 --fail-above 0.2 \
+  --original "$OUT/fl.safetensors" --retrained "$OUT/fl_without3.safetensors"
