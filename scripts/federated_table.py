@@ -15,7 +15,7 @@ retrained federation itself. Reported: UA (1 - accuracy on the client's data), t
 accuracy, the SVC and loss-threshold attacks' member rates on the client's data, the
 recovery rounds, and ``audit run --forget-client c --original --retrained`` with 16
 shadow federations: its leakage score with interval and its verdict at 0.1. The shadows
-of one client are trained once and unlearned four ways (``reuse_fitted_shadows``).
+of one client are trained once and unlearned five ways (``reuse_fitted_shadows``).
 Rows are appended as they finish; a rerun skips (dataset, client, method) rows present.
 Runs alone: never beside the tests or a benchmark.
 """
@@ -42,10 +42,12 @@ from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
 
 DATASETS = {"digits": (256,), "mnist1d": (256, 256)}
 CLIENTS, ALPHA, ROUNDS, SEED = 10, 0.3, 30, 0
-METHODS = {"puf regular": ("puf", {"variant": "regular", "recovery_rounds": 30}),
-           "puf special": ("puf", {"variant": "special", "recovery_rounds": 30}),
-           "natural": ("puf", {"variant": "natural", "recovery_rounds": 30}),
-           "retrain": ("retrain", {})}  # fmt: skip
+# name: (method, parameters, whether recovery stops at the retrained federation's test accuracy)
+METHODS = {"puf regular": ("puf", {"variant": "regular", "recovery_rounds": 30}, True),
+           "puf special": ("puf", {"variant": "special", "recovery_rounds": 30}, True),
+           "natural": ("puf", {"variant": "natural", "recovery_rounds": 30}, True),
+           "natural, 6 rounds": ("puf", {"variant": "natural", "recovery_rounds": 6}, False),
+           "retrain": ("retrain", {}, False)}  # fmt: skip
 SHADOWS, THRESHOLD = 16, 0.1
 
 
@@ -63,12 +65,13 @@ def federation(data: str, work: Path, exclude: tuple[int, ...] = ()) -> Path:
 
 
 def row(data: str, client: int, name: str, work: Path) -> dict:
-    method, params = METHODS[name]
+    method, params, to_target = METHODS[name]
     original, retrained = federation(data, work), federation(data, work, (client,))
-    model = work / f"{data}-{client}-{name.replace(' ', '-')}.safetensors"
+    model = work / f"{data}-{client}-{name.replace(' ', '-').replace(',', '')}.safetensors"
     start = time.perf_counter()
     result = unlearn_checkpoint(UnlearnRequest(model=original, out=model, method=method, params=params,
-                                               forget_clients=(client,), retrained=retrained, seed=client,
+                                               forget_clients=(client,), retrained=retrained if to_target else None,
+                                               seed=client,
                                                overwrite=True, device="cpu"))  # fmt: skip
     seconds = time.perf_counter() - start
     report = run_audit(AuditConfig(model=model, forget_clients=(client,), original=original, retrained=retrained,
@@ -92,7 +95,7 @@ def run(out: Path, work: Path, datasets: list[str]) -> None:
         done = {(r["data"], r["client"], r["method"]) for r in map(json.loads, out.read_text().splitlines())}
     for data in datasets:
         for client in range(CLIENTS):
-            # The client's shadow federations are trained once and unlearned four ways.
+            # The client's shadow federations are trained once and unlearned every way.
             with reuse_fitted_shadows():
                 for name in METHODS:
                     if (data, client, name) in done:
