@@ -106,6 +106,11 @@ def load_audited(config: AuditConfig) -> tuple[AuditedModel, Dataset]:
         recipe, source = file_recipe, f"recipe file {config.recipe}"
     else:
         recipe, source = opened.recipe, "checkpoint"
+    if config.arch is not None and meta is not None and meta.kind != "imported" and config.arch != meta.arch:
+        # Before anything trains: the weights would be built as another architecture
+        # (and a plug-in imported) only after the whole bank.
+        raise UsageError(f"--arch {config.arch} but {opened.path} is a {meta.arch} model (its metadata says so)",
+                         hint="drop --arch: a checkpoint the tool wrote names its own architecture")  # fmt: skip
     if file_recipe is not None and config.arch is not None and config.arch != file_recipe.arch:
         raise UsageError(f"--arch {config.arch} but {config.recipe} trains {file_recipe.arch}: the shadows would "
                          "not be the audited model's architecture")  # fmt: skip

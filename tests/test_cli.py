@@ -20,7 +20,9 @@ from typer.testing import CliRunner
 from audit_cli import __version__
 from audit_cli.app import app
 from audit_cli.data import fingerprint_ids
+from audit_cli.errors import UsageError
 from audit_cli.models.architectures import ARCHITECTURES
+from audit_cli.pipeline import AuditConfig, run_audit
 from tests.helpers import assert_error, assert_ok, inspect_json, invoke
 
 N_TRAIN = 1347  # digits: 1,797 examples, 25% stratified test split
@@ -408,3 +410,14 @@ def test_no_arguments_shows_help(runner):
     result = invoke(runner)
     assert "Traceback" not in result.output
     assert "Usage" in result.output and "Exit codes" in result.output
+
+
+def test_an_arch_flag_that_contradicts_the_checkpoint_is_refused_before_any_shadow(tmp_path):
+    """--arch on a checkpoint the tool wrote would build its weights as another (maybe
+    plug-in) architecture only after the whole bank was trained."""
+    samples = Path(__file__).resolve().parents[1] / "sample_models"
+    with pytest.raises(UsageError, match="is a mlp model"):
+        run_audit(AuditConfig(model=samples / "digits_mlp_retrained_random10.safetensors", arch="os:system",
+                              forget=samples / "forget_random10.txt", method="retrain", shadows=4,
+                              bank=tmp_path / "bank", allow_underpowered=True, device="cpu"))  # fmt: skip
+    assert not (tmp_path / "bank").exists()
