@@ -60,10 +60,6 @@ def global_model(recipe: Recipe, dataset: Dataset) -> Ensemble:
                          [recipe.federation.seed])  # fmt: skip
 
 
-def state_dict(ens: Ensemble) -> dict[str, torch.Tensor]:
-    return ens.state_dict(0)
-
-
 def load_state(ens: Ensemble, arrays: ArrayRecord) -> Ensemble:
     """A K = 1 ensemble holding the weights of ``arrays``."""
     state = arrays.to_torch_state_dict()
@@ -92,7 +88,7 @@ def client_app(data: str | Dataset, recipe: Recipe) -> ClientApp:
         local = load_state(template, msg.content["arrays"])
         train_local(local, *tensors, [dataset.rows(parts[client])], recipe, [seed], dataset.pixel_stats)
         metrics = MetricRecord({EXAMPLES: len(parts[client]), CLIENT_ID: client})
-        return Message(RecordDict({"arrays": ArrayRecord(state_dict(local)), "metrics": metrics}), reply_to=msg)
+        return Message(RecordDict({"arrays": ArrayRecord(local.state_dict(0)), "metrics": metrics}), reply_to=msg)
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
@@ -380,4 +376,4 @@ def save_global_model(path: str | Path, arrays: ArrayRecord, recipe: Recipe, dat
 
 def initial_arrays(recipe: Recipe, dataset: Dataset) -> ArrayRecord:
     """The federation's initial global model as Flower arrays."""
-    return ArrayRecord(state_dict(global_model(recipe, dataset)))
+    return ArrayRecord(global_model(recipe, dataset).state_dict(0))
