@@ -25,9 +25,15 @@ from attacks.client_mia import ClientMIA, client_mia
 from audit_cli.data import Dataset, fingerprint_ids
 from audit_cli.errors import UsageError
 from audit_cli.families import FEDERATIONS
-from audit_cli.federated.model import load_federated
+from audit_cli.federated.model import federation_of
 from audit_cli.federated.partition import federation_clients
-from audit_cli.models.checkpoint import Checkpoint, build_model_from_checkpoint, save_checkpoint
+from audit_cli.models.checkpoint import (
+    Checkpoint,
+    build_model_from_checkpoint,
+    check_dataset,
+    load_checkpoint,
+    save_checkpoint,
+)
 from audit_cli.models.metadata import CheckpointMeta, Unlearning
 from audit_cli.models.recipe import Recipe
 from audit_cli.training import Ensemble, accuracy, predict_logits
@@ -68,18 +74,18 @@ def forget_clients(dataset: Dataset, recipe: Recipe, clients: tuple[int, ...]
     return members, forget, retain
 
 
-def retrained_accuracy(request: UnlearnRequest, dataset: Dataset, recipe: Recipe, forget: np.ndarray) -> float:
+def retrained_accuracy(request: UnlearnRequest, dataset: Dataset, recipe: Recipe) -> float:
     """Test accuracy of the federation retrained without the clients (``--retrained``)."""
-    checkpoint, _, fed = load_federated(request.retrained, request.data_root)
+    checkpoint = load_checkpoint(request.retrained)
     meta = checkpoint.meta
+    fed = federation_of(meta, request.retrained)
+    check_dataset(meta, dataset, path=request.retrained)
     gone = set(fed.excluded)
     wanted = set(recipe.federation.gone) | set(request.forget_clients)
     if fed.key_dict() != recipe.federation.key_dict() or fed.seed != recipe.federation.seed or gone != wanted:
         raise UsageError(f"{request.retrained} is not this federation retrained without client(s) "
                          f"{sorted(wanted)} (it leaves out {sorted(gone)})",
                          hint="train it with audit fl train and the same options plus --exclude-client")  # fmt: skip
-    if meta.dataset_fingerprint != dataset.fingerprint:
-        raise UsageError(f"{request.retrained} was trained on another dataset")
     model = build_model_from_checkpoint(checkpoint, dataset=dataset)
     ens = Ensemble.from_modules([model], meta.arch, meta.arch_args, dataset.input_shape, dataset.num_classes)
     rows = dataset.rows(dataset.test_ids)
@@ -98,7 +104,7 @@ def unlearn_federated(request: UnlearnRequest, entry: MethodEntry, params, paren
     if meta.trained_ids_fingerprint not in (None, fingerprint_ids(np.union1d(forget, retain)),
                                             fingerprint_ids(dataset.train_ids)):  # fmt: skip
         raise UsageError(f"{request.model} was not trained on its federation's clients (it is {meta.kind})")
-    target = retrained_accuracy(request, dataset, recipe, forget) if request.retrained is not None else None
+    target = retrained_accuracy(request, dataset, recipe) if request.retrained is not None else None
     test_rows = dataset.rows(dataset.test_ids)
     rows_f, rows_r = dataset.rows(forget), dataset.rows(retain)
     before_logits = predict_logits(originals, dataset.x)[0].numpy()
