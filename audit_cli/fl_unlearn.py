@@ -99,7 +99,7 @@ def unlearn_federated(request: UnlearnRequest, entry: MethodEntry, params, paren
         raise UsageError("a federated model forgets whole clients: pass --forget-client N, not --forget")
     FEDERATIONS.check_method(entry, recipe)
     meta: CheckpointMeta = parent.meta
-    clients = tuple(request.forget_clients)
+    clients = tuple(dict.fromkeys(request.forget_clients))  # a client named twice is forgotten once
     members, forget, retain = forget_clients(dataset, recipe, clients)
     if meta.trained_ids_fingerprint not in (None, fingerprint_ids(np.union1d(forget, retain)),
                                             fingerprint_ids(dataset.train_ids)):  # fmt: skip

@@ -186,9 +186,7 @@ def run_round(
     for first in range(0, len(participants), group_size):
         members = participants[first : first + group_size]
         fed = torch.tensor([p.federation for p in members], dtype=torch.long, device=device)
-        local = globals_.select(fed.cpu().tolist())
-        local = replace(local, params={n: t.to(device) for n, t in local.params.items()},
-                        buffers={n: t.to(device) for n, t in local.buffers.items()})  # fmt: skip
+        local = globals_.select(fed.tolist())
         train_local(local, x_all, y_all, [dataset.rows(p.ids) for p in members], recipe,
                     [p.seed for p in members], dataset.pixel_stats)  # fmt: skip
         coef = torch.tensor([p.weight for p in members], dtype=torch.float64, device=device)

@@ -60,11 +60,12 @@ def federation_clients(dataset: Dataset, federation: Federation) -> list[np.ndar
 
 def client_ids(dataset: Dataset, federation: Federation, clients: tuple[int, ...] | list[int]) -> np.ndarray:
     """The training ids the given clients hold, sorted (a client-level forget set)."""
-    parts = federation_clients(dataset, federation)
     for c in clients:
         if not 0 <= c < federation.clients:
             raise UsageError(f"client {c} does not exist: the federation has clients 0..{federation.clients - 1}")
-    return np.sort(np.concatenate([parts[c] for c in clients]))
+    parts = federation_clients(dataset, federation)
+    # A client named twice is one client: its ids once.
+    return np.sort(np.concatenate([parts[c] for c in sorted(set(clients))]))
 
 
 def shadow_clients(dataset: Dataset, federation: Federation, trained: np.ndarray, forget: np.ndarray | None,

@@ -75,7 +75,8 @@ class PUFOutcome:
     models: Ensemble
     recovery_rounds: list[int]
     test_accuracy: list[list[float]]
-    """Per model: test accuracy after the unlearning round and after each recovery round."""
+    """Per model, with a target: test accuracy after the unlearning round and after each
+    recovery round (empty without one)."""
 
 
 def split_clients(task: UnlearnTask) -> list[tuple[dict[int, np.ndarray], dict[int, np.ndarray]]]:
@@ -124,22 +125,24 @@ def puf(ens: Ensemble, task: UnlearnTask, params: PUFParams) -> PUFOutcome:
     def test_accuracy(models: Ensemble) -> list[float]:
         return [float(a) for a in accuracy(predict_logits(models, torch.from_numpy(x_test)), y_test)]
 
-    history = [[a] for a in test_accuracy(ens)]
+    # Test accuracy decides when recovery stops; without a target (the shadows) it is not computed.
+    aiming = params.target_accuracy > 0
+    history = [[a] for a in test_accuracy(ens)] if aiming else [[] for _ in range(ens.size)]
     rounds = [0] * ens.size
-    active = [not (params.target_accuracy and history[k][-1] >= params.target_accuracy) for k in range(ens.size)]
+    active = [not (aiming and history[k][-1] >= params.target_accuracy) for k in range(ens.size)]
     for r in range(1, params.recovery_rounds + 1):
         if not any(active):
             break
         participants = [p for k, (_, kept) in enumerate(split) if active[k]
                         for p in fedavg_participants(k, kept, task.seeds[k], r, UNLEARNING)]  # fmt: skip
         ens = run_round(ens, task.dataset, task.recipe, participants)
-        now = test_accuracy(ens)
+        now = test_accuracy(ens) if aiming else None
         for k in range(ens.size):
             if active[k]:
                 rounds[k] = r
-                history[k].append(now[k])
-                if params.target_accuracy and now[k] >= params.target_accuracy:
-                    active[k] = False
+                if aiming:
+                    history[k].append(now[k])
+                    active[k] = now[k] < params.target_accuracy
     return PUFOutcome(ens, rounds, history)
 
 

@@ -139,3 +139,12 @@ def test_a_tampered_federation_is_refused_before_any_work(federation, tmp_path, 
                  ("unlearn", "-m", bad, "--method", "puf", "--forget-client", "1", "-o", tmp_path / "u.safetensors")):  # fmt: skip
         assert_error(invoke(runner, *args), pattern, code=2)
     assert not (tmp_path / "u.safetensors").exists()
+
+
+def test_a_client_named_twice_is_one_client(federation, tmp_path):
+    d, runner = federation
+    once = invoke(runner, "ids", "-m", d / "fl.safetensors", "--client", "1").stdout
+    assert invoke(runner, "ids", "-m", d / "fl.safetensors", "--client", "1", "--client", "1").stdout == once
+    assert_ok(invoke(runner, "unlearn", "-m", d / "fl.safetensors", "--method", "puf", "--forget-client", "1",
+                     "--forget-client", "1", "--out", tmp_path / "u.safetensors", "--device", "cpu"))  # fmt: skip
+    assert load_checkpoint(tmp_path / "u.safetensors").meta.recipe.federation.forgotten == (1,)
