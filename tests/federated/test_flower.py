@@ -65,6 +65,13 @@ def grid(ds) -> CountingGrid:
     return g
 
 
+# A Flower client trains its model alone, the simulation trains every client in one stack:
+# on some CPUs the stacked and the single matmul round differently (CI's machine: 3.1e-6
+# after a regular PUF request, whose eta of 20 multiplies the difference). A wrong formula
+# or a wrong client moves weights by more than 1e-3 (asserted below).
+ROUNDING = 1e-4
+
+
 def max_diff(arrays, ens) -> float:
     got, want = arrays.to_torch_state_dict(), ens.state_dict(0)
     return max(float((got[k] - want[k]).abs().max()) for k in want)
@@ -74,7 +81,7 @@ def test_fedavg_rounds_equal_the_simulation(setting):
     ds, _, simulated = setting
     g = grid(ds)
     result = strategy().start(grid=g, initial_arrays=initial_arrays(RECIPE, ds), num_rounds=FED.rounds)
-    assert max_diff(result.arrays, simulated) <= 1e-6
+    assert max_diff(result.arrays, simulated) <= ROUNDING
     assert g.asked == [[0, 1, 2, 3, 4]] * 3
 
 
@@ -89,7 +96,7 @@ def test_scheduled_unlearning_equals_audit_unlearn_and_never_asks_the_client_aga
     s = strategy(variant=variant, schedule={4: [2]})
     rounds = FED.rounds + 2 + (variant != "natural")
     result = s.start(grid=g, initial_arrays=initial_arrays(RECIPE, ds), num_rounds=rounds)
-    assert max_diff(result.arrays, expected) <= 1e-6
+    assert max_diff(result.arrays, expected) <= ROUNDING
     assert s.forgotten == {2} and s.node_client == {n: n - 1 for n in range(1, 6)}
     unlearning = {"regular": [[0, 1, 2, 3, 4]], "special": [[2]], "natural": []}[variant]
     assert g.asked[3:] == unlearning + [[0, 1, 3, 4]] * 2
@@ -129,7 +136,7 @@ def test_a_flower_run_saves_checkpoints_the_audit_reads(setting, tmp_path):
     assert meta.unlearning.params == {"variant": "special", "eta": 2.0, "recovery_rounds": 2, "target_accuracy": 0.0,
                                       "seed": 7}  # fmt: skip
     # The parent is the simulated federation of 3 rounds (audit fl train), weight for weight.
-    assert max_diff(ArrayRecord(load_checkpoint(parent).state_dict), simulated) <= 1e-6
+    assert max_diff(ArrayRecord(load_checkpoint(parent).state_dict), simulated) <= ROUNDING
     report = run_audit(AuditConfig(model=unlearned, forget_clients=(2,), original=parent, shadows=4,
                                    bank=tmp_path / "bank", allow_underpowered=True, device="cpu"))  # fmt: skip
     assert report.model.method == "puf" and report.forget.clients == (2,) and int(report.exit_code) in (0, 1, 3)
