@@ -44,7 +44,7 @@ def test_a_round_is_the_weighted_sum_of_pseudo_gradients(digits):
     w = flat(start)
     by_hand = w + weights[0] * (flat(trained_alone(digits, start, a, 11)) - w) \
         + weights[1] * (flat(trained_alone(digits, start, b, 12)) - w)
-    assert torch.allclose(flat(moved), by_hand, atol=1e-6)
+    assert torch.allclose(flat(moved), by_hand, atol=1e-5)  # a stack and one model may round apart
     assert not torch.allclose(flat(moved), w)  # the round moved the model
 
 
@@ -60,7 +60,7 @@ def test_padding_carries_no_gradient_and_a_finished_client_stands_still(digits):
         for k, (ids, seed) in enumerate(((small, 7), (large, 8))):
             alone = start.select([0])
             train_local(alone, *dataset_tensors(digits, "cpu"), [digits.rows(ids)], recipe, [seed])
-            assert torch.allclose(flat(together, k), flat(alone), atol=1e-6), (recipe.optimizer, k)
+            assert torch.allclose(flat(together, k), flat(alone), atol=1e-5), (recipe.optimizer, k)
 
 
 @pytest.mark.parametrize("optimizer,kw", [("sgd", {"momentum": 0.9, "weight_decay": 1e-3}), ("sgd", {"momentum": 0.0}),
