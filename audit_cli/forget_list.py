@@ -16,6 +16,7 @@ import numpy as np
 from audit_cli.atomic import check_output_path
 from audit_cli.data import Dataset, fingerprint_ids, write_id_file
 from audit_cli.errors import UsageError
+from audit_cli.models.recipe import check_seed
 
 Split = Literal["train", "test", "all"]
 SPLITS = ("train", "test", "all")
@@ -55,6 +56,7 @@ def draw_forget_list(
     """A uniform random sample of the training ids (of ``forget_class``'s, if given), written
     to ``out`` as an id file. Exactly one of ``fraction`` (0 < f < 1) and ``count``."""
     out = check_output_path(out, overwrite=overwrite, suffix=None)
+    check_seed(seed)
     if (fraction is None) == (count is None):
         raise UsageError("give exactly one of --fraction and --count")
     pool = split_ids(dataset, "train", forget_class)

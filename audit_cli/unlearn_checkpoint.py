@@ -29,7 +29,7 @@ from audit_cli.models.checkpoint import (
     strip_prefix,
 )
 from audit_cli.models.metadata import CheckpointMeta, Unlearning
-from audit_cli.models.recipe import read_recipe_file
+from audit_cli.models.recipe import check_seed, read_recipe_file
 from audit_cli.training import Ensemble, resolve_device
 from audit_cli.unlearn import UnlearnTask, get_method, params_dict, parse_params, unlearn_models
 from audit_cli.unlearn_request import (
@@ -50,6 +50,7 @@ __all__ = ["SplitAccuracy", "UnlearnRequest", "UnlearnResult", "resolve_forget",
 def unlearn_checkpoint(request: UnlearnRequest) -> UnlearnResult:
     # Fail on the output path before spending minutes on the work.
     out = check_output_path(request.out, overwrite=request.overwrite)
+    check_seed(request.seed)
     entry = get_method(request.method)
     params = parse_params(entry, request.params)
     if entry.produces == "filter":

@@ -129,7 +129,8 @@ def test_recipe_validation_and_roundtrip():
     r = Recipe(arch="mlp", arch_args={"hidden": "128,64"}, epochs=3)
     assert r.arch_args == {"hidden": (128, 64)}
     assert Recipe.from_dict(r.to_dict()) == r
-    for bad in ({"optimizer": "rmsprop"}, {"epochs": 0}, {"lr": -1.0}, {"augmentation": "mixup"}):
+    for bad in ({"optimizer": "rmsprop"}, {"epochs": 0}, {"lr": -1.0}, {"augmentation": "mixup"}, {"seed": -1},
+                {"seed": 2**32}, {"seed": True}):
         with pytest.raises(UsageError):
             Recipe(**bad)
     with pytest.raises(UsageError, match="unknown field"):

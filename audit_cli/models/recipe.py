@@ -30,6 +30,8 @@ PARTITIONS = ("dirichlet", "iid")
 # Bounds of a federation (metadata is input: a million clients would allocate a million models).
 MAX_CLIENTS = 1_000
 MAX_ROUNDS = 10_000
+# numpy's seed sequences take 0..2**32-1.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,7 @@ class Federation:
             raise UsageError(f"a federation has 2..{MAX_CLIENTS} clients, got {self.clients!r}")
         if not (_whole(self.rounds) and 1 <= self.rounds <= MAX_ROUNDS):
             raise UsageError(f"rounds must lie in 1..{MAX_ROUNDS}, got {self.rounds!r}")
-        if not _whole(self.seed):
-            raise UsageError(f"the federation's seed must be a whole number, got {self.seed!r}")
+        check_seed(self.seed, "the federation's seed")
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not (
             self.alpha > 0 and math.isfinite(self.alpha)
         ):
@@ -146,6 +147,7 @@ class Recipe:
                              f"{self.epochs} and {self.batch_size}")  # fmt: skip
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise UsageError(f"learning rate must be a positive number, got {self.lr}")
+        check_seed(self.seed, "the recipe's seed")
         if self.weight_decay < 0:
             raise UsageError(f"weight decay must be non-negative, got {self.weight_decay}")
         if self.federation is not None and self.schedule != "constant":
@@ -196,6 +198,13 @@ def check_augmentation_name(name: str, applied: tuple[str, ...], what: str) -> N
 
 
 RECIPE_FILE_FORMAT = 1
+
+
+def check_seed(seed: object, what: str = "--seed") -> int:
+    """A seed numpy's seed sequences take (a negative one was an internal error)."""
+    if not (_whole(seed) and 0 <= seed <= MAX_SEED):
+        raise UsageError(f"{what} must be a whole number in 0..{MAX_SEED}, got {seed!r}")
+    return seed
 
 
 def _whole(value: object) -> bool:

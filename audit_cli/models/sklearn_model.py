@@ -33,6 +33,7 @@ import numpy as np
 from audit_cli.atomic import atomic_path, check_output_path
 from audit_cli.errors import CheckpointError, UnsafeArtifactError, UsageError
 from audit_cli.models.metadata import CheckpointMeta
+from audit_cli.models.recipe import check_seed
 
 # The registry is part of this module's interface too (callers import it from here).
 from audit_cli.models.sklearn_params import (  # noqa: F401
@@ -132,6 +133,7 @@ class SklearnRecipe:
     def __post_init__(self) -> None:
         if "random_state" in self.params:
             raise UsageError("set the random_state of a scikit-learn model with --seed, not --arch-arg")
+        check_seed(self.seed, "the estimator's seed (random_state)")
         object.__setattr__(self, "params", resolve_sklearn_params(self.arch, self.params))
 
     def key_dict(self) -> dict:

@@ -119,6 +119,11 @@ def test_refusals(federation, tmp_path):
     assert_error(invoke(runner, "fl", "train", "--out", tmp_path / "y.safetensors", *FL, "--exclude-client", "7"),
                  "client 7 does not exist")  # fmt: skip
     assert_error(invoke(runner, "fl", "train", "--out", tmp_path / "y.safetensors", "--clients", "1"), "2..1000")
+    # numpy's seed sequences refuse a negative seed: a usage error, not an internal one.
+    for args in (("fl", "train", "--out", tmp_path / "y.safetensors"), ("train", "--out", tmp_path / "y.safetensors"),
+                 ("unlearn", "-m", d / "fl.safetensors", "--method", "puf", "--forget-client", "1", "-o",
+                  tmp_path / "x.safetensors")):  # fmt: skip
+        assert_error(invoke(runner, *args, "--seed", "-1"), r"seed.* must be a whole number in 0\.\.4294967295, got -1")
 
 
 @pytest.mark.parametrize("edit,pattern", [
@@ -126,6 +131,7 @@ def test_refusals(federation, tmp_path):
     ({"forgotten": [7]}, "client numbers in 0..3"),
     ({"alpha": -1}, "alpha must be a positive number"),
     ({"rounds": True}, "rounds must lie in"),
+    ({"seed": -1}, "seed must be a whole number in 0..4294967295"),
     ({"shards": 3}, "unknown field 'shards'"),
 ])  # fmt: skip
 def test_a_tampered_federation_is_refused_before_any_work(federation, tmp_path, edit, pattern):
