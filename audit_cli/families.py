@@ -203,7 +203,7 @@ class Federations:
             # The federation trained again from its seed without the forgotten clients.
             kept = [{c: ids for c, ids in clients.items() if not np.isin(ids, f).all()}
                     for clients, f in zip(task.clients, task.forget_ids, strict=True)]  # fmt: skip
-            return simulate(task.dataset, task.recipe, kept, task.seeds, device=device)
+            return simulate(task.dataset, task.recipe, kept, task.seeds, device=device, allow_plugin=task.allow_plugin)
         return unlearn_models(models, task, entry.name, params)
 
 

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 
 from attacks.client_mia import ClientMIA, client_mia
 from audit_cli.data import Dataset, fingerprint_ids
@@ -37,7 +38,7 @@ from audit_cli.models.checkpoint import (
 from audit_cli.models.metadata import CheckpointMeta, Unlearning
 from audit_cli.models.recipe import Recipe
 from audit_cli.training import Ensemble, accuracy, predict_logits
-from audit_cli.unlearn import MethodEntry, UnlearnTask, params_dict
+from audit_cli.unlearn import DivergedError, MethodEntry, UnlearnTask, params_dict
 from audit_cli.unlearn.puf import puf
 from audit_cli.unlearn_request import UnlearnRequest, UnlearnResult, split_accuracy_from_logits
 
@@ -55,9 +56,24 @@ class ClientForgetting:
     mia_after: ClientMIA
 
 
-def forget_clients(dataset: Dataset, recipe: Recipe, clients: tuple[int, ...]
-                   ) -> tuple[dict[int, np.ndarray], np.ndarray, np.ndarray]:  # fmt: skip
-    """(the federation's members now, the clients' ids, the remaining members' ids)."""
+@dataclass(frozen=True)
+class ClientSplit:
+    """A federation's examples around a request to forget some of its clients."""
+
+    members: dict[int, np.ndarray]
+    """The clients still in the federation (neither left out of training nor forgotten)."""
+    forget: np.ndarray
+    """The forgotten clients' ids."""
+    retain: np.ndarray
+    """The remaining members' ids."""
+    trained: np.ndarray
+    """What the federation was trained on: every client but those left out of training (a
+    client forgotten by an earlier request was trained on, and its parent's fingerprint
+    counts it)."""
+
+
+def forget_clients(dataset: Dataset, recipe: Recipe, clients: tuple[int, ...]) -> ClientSplit:
+    """Split the federation's clients for a request to forget ``clients``."""
     fed = recipe.federation
     if not clients:
         raise UsageError("a federated model forgets whole clients: pass --forget-client N (repeatable)")
@@ -71,7 +87,8 @@ def forget_clients(dataset: Dataset, recipe: Recipe, clients: tuple[int, ...]
     members = {c: ids for c, ids in enumerate(parts) if c not in fed.gone}
     forget = np.sort(np.concatenate([members[c] for c in clients]))
     retain = np.sort(np.concatenate([ids for c, ids in members.items() if c not in clients]))
-    return members, forget, retain
+    trained = np.sort(np.concatenate([ids for c, ids in enumerate(parts) if c not in fed.excluded]))
+    return ClientSplit(members, forget, retain, trained)
 
 
 def retrained_accuracy(request: UnlearnRequest, dataset: Dataset, recipe: Recipe) -> float:
@@ -86,7 +103,7 @@ def retrained_accuracy(request: UnlearnRequest, dataset: Dataset, recipe: Recipe
         raise UsageError(f"{request.retrained} is not this federation retrained without client(s) "
                          f"{sorted(wanted)} (it leaves out {sorted(gone)})",
                          hint="train it with audit fl train and the same options plus --exclude-client")  # fmt: skip
-    model = build_model_from_checkpoint(checkpoint, dataset=dataset)
+    model = build_model_from_checkpoint(checkpoint, arch=request.arch, dataset=dataset)
     ens = Ensemble.from_modules([model], meta.arch, meta.arch_args, dataset.input_shape, dataset.num_classes)
     rows = dataset.rows(dataset.test_ids)
     return float(accuracy(predict_logits(ens, dataset.x[rows]), dataset.y[rows])[0])
@@ -100,9 +117,9 @@ def unlearn_federated(request: UnlearnRequest, entry: MethodEntry, params, paren
     FEDERATIONS.check_method(entry, recipe)
     meta: CheckpointMeta = parent.meta
     clients = tuple(dict.fromkeys(request.forget_clients))  # a client named twice is forgotten once
-    members, forget, retain = forget_clients(dataset, recipe, clients)
-    if meta.trained_ids_fingerprint not in (None, fingerprint_ids(np.union1d(forget, retain)),
-                                            fingerprint_ids(dataset.train_ids)):  # fmt: skip
+    split = forget_clients(dataset, recipe, clients)
+    members, forget, retain = split.members, split.forget, split.retain
+    if meta.trained_ids_fingerprint not in (None, fingerprint_ids(split.trained)):
         raise UsageError(f"{request.model} was not trained on its federation's clients (it is {meta.kind})")
     target = retrained_accuracy(request, dataset, recipe) if request.retrained is not None else None
     test_rows = dataset.rows(dataset.test_ids)
@@ -112,7 +129,8 @@ def unlearn_federated(request: UnlearnRequest, entry: MethodEntry, params, paren
     rounds = None
     if entry.exact:
         # The federation again from its own seed, without the clients: audit fl train --exclude-client.
-        task = UnlearnTask(dataset, [forget], [retain], recipe, [recipe.federation.seed], clients=[members])
+        task = UnlearnTask(dataset, [forget], [retain], recipe, [recipe.federation.seed], clients=[members],
+                           allow_plugin=request.arch is not None)  # fmt: skip
         device = next(iter(originals.params.values())).device
         unlearned = FEDERATIONS.unlearn(originals, task, entry, params, device)
         used = params_dict(params)
@@ -125,6 +143,10 @@ def unlearn_federated(request: UnlearnRequest, entry: MethodEntry, params, paren
         # What the audit's shadows replay: the rounds this request ran, no target of their own.
         used = params_dict(replace(params, recovery_rounds=rounds, target_accuracy=0.0))
     seconds = time.perf_counter() - start
+    if not all(bool(torch.isfinite(t).all()) for t in unlearned.params.values()):
+        # A large eta can push the negated round past what float32 holds.
+        raise DivergedError(f"{entry.name} diverged: the unlearned model has NaN or infinite weights",
+                            hint="lower eta (--param eta=...) or use --param variant=special")  # fmt: skip
     after_logits = predict_logits(unlearned, dataset.x)[0].numpy()
     before = split_accuracy_from_logits(before_logits, dataset, forget, retain, None)
     after = split_accuracy_from_logits(after_logits, dataset, forget, retain, None)

@@ -71,7 +71,9 @@ def unlearn_checkpoint(request: UnlearnRequest) -> UnlearnResult:
     recipe = meta.recipe if meta is not None and meta.recipe is not None else None
     if recipe is not None and recipe.federation is not None:
         # Before resolve_forget: a federated model names clients, not an id file.
-        model = build_model_from_checkpoint(parent, dataset=dataset)
+        if request.arch is not None and request.arch != recipe.arch:
+            raise UsageError(f"--arch {request.arch} but the recipe trains {recipe.arch}")
+        model = build_model_from_checkpoint(parent, arch=request.arch, dataset=dataset)
         originals = Ensemble.from_modules([model], recipe.arch, meta.arch_args, dataset.input_shape,
                                           dataset.num_classes, device)  # fmt: skip
         return unlearn_federated(request, entry, params, parent, dataset, recipe, originals)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import uuid
 
 import numpy as np
 import pytest
@@ -154,3 +156,52 @@ def test_a_client_named_twice_is_one_client(federation, tmp_path):
     assert_ok(invoke(runner, "unlearn", "-m", d / "fl.safetensors", "--method", "puf", "--forget-client", "1",
                      "--forget-client", "1", "--out", tmp_path / "u.safetensors", "--device", "cpu"))  # fmt: skip
     assert load_checkpoint(tmp_path / "u.safetensors").meta.recipe.federation.forgotten == (1,)
+
+
+def test_a_federation_trained_without_a_client_takes_two_requests(federation, tmp_path):
+    """The parent's fingerprint counts the clients forgotten before (they were trained on)
+    and not the one left out of training: a second request is served, not refused."""
+    d, runner = federation
+    first, second = tmp_path / "u2.safetensors", tmp_path / "u23.safetensors"
+    for model, client, out in ((d / "r1.safetensors", "2", first), (first, "3", second)):
+        assert_ok(invoke(runner, "unlearn", "-m", model, "--method", "puf", "--forget-client", client, "--param",
+                         "variant=special", "--param", "recovery_rounds=1", "--out", out, "--device", "cpu"))  # fmt: skip
+    fed = load_checkpoint(second).meta.recipe.federation
+    assert fed.excluded == (1,) and fed.forgotten == (2, 3)
+
+
+def test_a_diverged_puf_writes_nothing(federation, tmp_path):
+    d, runner = federation
+    out = tmp_path / "u.safetensors"
+    result = invoke(runner, "unlearn", "-m", d / "fl.safetensors", "--method", "puf", "--forget-client", "1",
+                    "--param", "eta=1e38", "--out", out, "--device", "cpu")  # fmt: skip
+    assert_error(result, "puf diverged: the unlearned model has NaN or infinite weights", code=result.exit_code,
+                 hint="lower eta")  # fmt: skip
+    assert result.exit_code != 0 and not out.exists()
+
+
+def test_a_plugin_architecture_named_with_arch_is_unlearned(tmp_path, monkeypatch):
+    name = f"audit_fl_plugin_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(
+        "from torch import nn\n"
+        "def build(input_shape, num_classes, **kwargs):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], 8), nn.ReLU(), nn.Linear(8, num_classes))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    runner, arch = CliRunner(), f"{name}:build"
+    fl = ("--data", "digits", "--clients", "3", "--rounds", "1", "--device", "cpu", "-q")
+    try:
+        assert_ok(invoke(runner, "fl", "train", "--arch", arch, "--out", tmp_path / "p.safetensors", *fl))
+        assert_ok(invoke(runner, "fl", "train", "--arch", arch, "--out", tmp_path / "r.safetensors", *fl,
+                         "--exclude-client", "0"))  # fmt: skip
+        unlearn = ("unlearn", "-m", tmp_path / "p.safetensors", "--forget-client", "0", "--device", "cpu")
+        # Named only in the checkpoint, the plug-in is not imported; named with --arch, it is.
+        assert_error(invoke(runner, *unlearn, "--method", "puf", "--out", tmp_path / "u.safetensors"),
+                     "plug-in architecture", code=4, hint="--arch")  # fmt: skip
+        for method in ("puf", "retrain"):
+            assert_ok(invoke(runner, *unlearn, "--arch", arch, "--method", method, "--retrained", tmp_path / "r.safetensors",
+                             "--out", tmp_path / f"{method}.safetensors"))  # fmt: skip
+        assert_error(invoke(runner, *unlearn, "--arch", "mlp", "--method", "puf", "--out", tmp_path / "x.safetensors"),
+                     "but the recipe trains")  # fmt: skip
+    finally:
+        sys.modules.pop(name, None)
