@@ -32,6 +32,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy.strategy_utils import sample_nodes
 from flwr.supercore import log
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
@@ -144,6 +145,9 @@ class PUFStrategy(FedAvg):
     ) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        if float(fedavg.get("fraction_train", 1.0)) != 1.0:  # type: ignore[arg-type]
+            # The simulation and the audit's shadows train every remaining client each round.
+            raise ValueError("PUF rounds are full participation: fraction_train must be 1.0")
         fedavg.setdefault("fraction_evaluate", 0.0)
         super().__init__(**fedavg)  # type: ignore[arg-type]
         self.variant = variant
@@ -166,13 +170,14 @@ class PUFStrategy(FedAvg):
         """Forget these clients, starting with the next round."""
         self.pending.extend(int(c) for c in clients if int(c) not in self.forgotten and int(c) not in self.pending)
 
-    def _nodes(self, grid: Grid, wanted: set[int] | None) -> list[int]:
-        """Nodes to send to: every node but forgotten clients' (``wanted``: only those clients';
-        a node whose client is not known yet is asked, and its reply sorted out later)."""
-        nodes = list(grid.get_node_ids())
-        if wanted is None:
-            return [n for n in nodes if self.node_client.get(n) not in self.forgotten]
-        return [n for n in nodes if self.node_client.get(n, -1) in wanted or n not in self.node_client]
+    def _nodes(self, grid: Grid, wanted: set[int] | None, skip: set[int]) -> list[int]:
+        """Nodes to send to, once FedAvg's minimum of nodes is connected: every node but the
+        ``skip`` clients' (``wanted``: only those clients'). A node whose client is not known
+        yet is asked, and its reply sorted out by the client id it reports."""
+        # PUF's rounds are full participation, as the simulation and the audit's shadows run them.
+        _, nodes = sample_nodes(grid, max(self.min_available_nodes, self.min_train_nodes), 0)
+        return [n for n in nodes if self.node_client.get(n) not in skip
+                and (wanted is None or self.node_client.get(n, -1) in wanted or n not in self.node_client)]  # fmt: skip
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
                         ) -> Iterable[Message]:  # fmt: skip
@@ -186,10 +191,10 @@ class PUFStrategy(FedAvg):
             self.requests.append(request)
             self.pending = []
             self._recovery_round = 0
-            if self.variant == "natural":
-                self.forgotten.update(request.clients)
-                return self.configure_train_kind(server_round, arrays, config, grid, "recovery")
-            return self.configure_train_kind(server_round, arrays, config, grid, "unlearn")
+            # Forgotten from now on, whatever the unlearning round's replies turn out to be.
+            self.forgotten.update(request.clients)
+            kind = "recovery" if self.variant == "natural" else "unlearn"
+            return self.configure_train_kind(server_round, arrays, config, grid, kind)
         if active is not None and active.recovery_left > 0:
             return self.configure_train_kind(server_round, arrays, config, grid, "recovery")
         return self.configure_train_kind(server_round, arrays, config, grid, "train")
@@ -202,18 +207,17 @@ class PUFStrategy(FedAvg):
         if kind == "train":
             self._training_round += 1
             config.update({"seed": self.federation_seed, "round": self._training_round, "stream": TRAINING})
-            nodes = self._nodes(grid, None)
+            nodes = self._nodes(grid, None, self.forgotten)
         elif kind == "unlearn":
             config.update({"seed": self.unlearning_seed, "round": 0, "stream": UNLEARNING})
-            request = self.requests[-1]
-            nodes = self._nodes(grid, set(request.clients)) if self.variant == "special" else list(grid.get_node_ids())
-            nodes = [n for n in nodes if self.node_client.get(n) not in self.forgotten]
+            request = set(self.requests[-1].clients)
+            nodes = self._nodes(grid, request if self.variant == "special" else None, self.forgotten - request)
         else:
             request = self.requests[-1]
             request.recovery_left -= 1
             self._recovery_round += 1
             config.update({"seed": self.unlearning_seed, "round": self._recovery_round, "stream": UNLEARNING})
-            nodes = self._nodes(grid, None)
+            nodes = self._nodes(grid, None, self.forgotten)
         record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
         return [Message(content=record, message_type="train", dst_node_id=n) for n in nodes]
 
@@ -236,14 +240,15 @@ class PUFStrategy(FedAvg):
             reports.append((client, float(metrics[self.weighted_by_key]), msg.content[self.arrayrecord_key]))
         kind = self._round_kind
         if kind == "unlearn":
-            request = self.requests[-1]
-            gone = set(request.clients)
-            self.forgotten.update(gone)
+            gone = set(self.requests[-1].clients)
+            # A client forgotten by an earlier request that came back as a new node is not heard.
+            reports = [r for r in reports if r[0] in gone or r[0] not in self.forgotten]
+            if not any(c in gone for c, _, _ in reports):
+                # None of the clients answered: nothing of theirs to negate this round.
+                log(WARNING, "PUF: no forgotten client replied; the unlearning round negates nothing")
             if self.variant == "special":
                 reports = [r for r in reports if r[0] in gone]
                 if not reports:
-                    # None of the clients answered: nothing of theirs to negate this round.
-                    log(WARNING, "PUF: no forgotten client replied; the special round leaves the model as it was")
                     return self._global, None
                 total = sum(n for c, n, _ in reports)
                 weights = [-self.eta * n / total for c, n, _ in reports]
@@ -252,6 +257,8 @@ class PUFStrategy(FedAvg):
                 weights = [(-self.eta if c in gone else 1.0) * n / total for c, n, _ in reports]
         else:
             reports = [r for r in reports if r[0] not in self.forgotten]
+            if not reports:
+                return self._global, None
             total = sum(n for c, n, _ in reports)
             weights = [n / total for c, n, _ in reports]
         arrays = pseudo_gradient_step(self._global, [a for _, _, a in reports], weights)
@@ -359,7 +366,9 @@ def save_global_model(path: str | Path, arrays: ArrayRecord, recipe: Recipe, dat
             raise UsageError("an unlearned model names its parent: save requests[-1].before first and pass parent")
         served = request.recovery_rounds_run(strategy.recovery_rounds)
         forget = np.sort(np.concatenate([clients[c] for c in request.clients]))
-        rounds, forgotten = request.trained_rounds, tuple(request.clients)
+        # Every request this run served, after those the recipe's federation had already served.
+        served_clients = [c for r in strategy.requests for c in r.clients]
+        rounds, forgotten = request.trained_rounds, tuple(dict.fromkeys(fed.forgotten + tuple(served_clients)))
         params = {"variant": strategy.variant, "eta": float(strategy.eta), "recovery_rounds": served,
                   "target_accuracy": 0.0, "seed": strategy.unlearning_seed}  # fmt: skip
         unlearning = Unlearning(method="puf", params=params, forget_fingerprint=fingerprint_ids(forget),

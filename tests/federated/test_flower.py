@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("flwr", reason="the [flower] extra is not installed")  # CI installs it (the test extra)
 
-from flwr.app import ArrayRecord  # noqa: E402
+from flwr.app import ArrayRecord, Context, RecordDict  # noqa: E402
 
 from audit_cli.data import load_dataset  # noqa: E402
 from audit_cli.federated.fedavg import simulate  # noqa: E402
@@ -152,3 +152,82 @@ def test_a_request_for_a_client_that_never_answers_leaves_the_model_alone(settin
     assert g.asked == [[0, 1, 2, 3, 4]]
     got, want = after.arrays.to_torch_state_dict(), before.to_torch_state_dict()
     assert all(bool((got[k] == want[k]).all()) for k in want)
+
+
+def test_full_participation_only():
+    with pytest.raises(ValueError, match="fraction_train must be 1.0"):
+        strategy(fraction_train=0.5)
+
+
+def test_a_round_waits_for_the_minimum_of_nodes(setting):
+    """FedAvg's min_available_nodes holds: a round with too few nodes connected waits."""
+    ds, _, simulated = setting
+
+    class LateGrid(CountingGrid):
+        calls = 0
+
+        def get_node_ids(self):
+            self.calls += 1
+            return super().get_node_ids()[: 2 if self.calls == 1 else None]  # 2 of 5 at first
+
+    g = LateGrid(client_app(ds, RECIPE), partitions=FED.clients)
+    g.asked, g.evaluated = [], []
+    s = PUFStrategy(federation_seed=FED.seed, unlearning_seed=7, min_available_nodes=5)
+    result = s.start(grid=g, initial_arrays=initial_arrays(RECIPE, ds), num_rounds=FED.rounds)
+    assert g.asked == [[0, 1, 2, 3, 4]] * 3 and max_diff(result.arrays, simulated) <= ROUNDING
+
+
+def test_a_request_served_in_a_round_nobody_answers_still_forgets(setting):
+    ds, _, _ = setting
+
+    class SilentGrid(CountingGrid):
+        def push_messages(self, messages):
+            ids = list(super().push_messages(messages))
+            if len(self.asked) == 4:  # the unlearning round: every reply is lost
+                for i in ids:
+                    self._replies.pop(i)
+            return ids
+
+    g = SilentGrid(client_app(ds, RECIPE), partitions=FED.clients)
+    g.asked, g.evaluated = [], []
+    s = strategy(variant="regular", schedule={4: [2]})
+    s.start(grid=g, initial_arrays=initial_arrays(RECIPE, ds), num_rounds=FED.rounds + 3)
+    assert s.forgotten == {2} and g.asked[3:] == [[0, 1, 2, 3, 4]] + [[0, 1, 3, 4]] * 2
+
+
+def test_a_forgotten_client_that_comes_back_as_a_new_node_is_not_heard(setting):
+    """Client 2 is forgotten in round 4 and reconnects under a new node id before a second
+    request (client 3, round 7): its reply is discarded, in that regular round too, and
+    the global model is the one of a run where it never came back."""
+    ds, _, _ = setting
+
+    class ReconnectingGrid(CountingGrid):
+        def push_messages(self, messages):
+            if len(self.asked) == 6 and 99 not in self._contexts:
+                held = self._contexts[3]  # node 3 held client 2
+                self._contexts[99] = Context(run_id=1, node_id=99, node_config=dict(held.node_config),
+                                             state=RecordDict(), run_config={})  # fmt: skip
+            return super().push_messages(messages)
+
+    runs = []
+    for cls in (CountingGrid, ReconnectingGrid):
+        g = cls(client_app(ds, RECIPE), partitions=FED.clients)
+        g.asked, g.evaluated = [], []
+        s = strategy(variant="regular", schedule={4: [2], 7: [3]})
+        runs.append((g, s, s.start(grid=g, initial_arrays=initial_arrays(RECIPE, ds), num_rounds=9).arrays))
+    (_, _, alone), (g, s, back) = runs
+    assert g.asked[6] == [0, 1, 2, 3, 4]  # the new node, not known yet, is asked once...
+    assert all(a.count(2) == 0 for a in g.asked[7:]) and s.node_client[99] == 2  # ...and never again
+    assert s.forgotten == {2, 3}
+    a, b = alone.to_torch_state_dict(), back.to_torch_state_dict()
+    assert all(bool((a[k] == b[k]).all()) for k in a)
+
+
+def test_a_saved_model_lists_every_client_the_run_forgot(setting, tmp_path):
+    ds, _, _ = setting
+    s = strategy(variant="special", schedule={4: [2], 7: [3]})
+    result = s.start(grid=grid(ds), initial_arrays=initial_arrays(RECIPE, ds), num_rounds=9)
+    parent = tmp_path / "parent.safetensors"
+    save_global_model(parent, s.requests[-1].before, RECIPE, ds)
+    save_global_model(tmp_path / "u.safetensors", result.arrays, RECIPE, ds, strategy=s, parent=parent)
+    assert load_checkpoint(tmp_path / "u.safetensors").meta.recipe.federation.forgotten == (2, 3)
