@@ -169,8 +169,10 @@ class UserCode:
 class Federations:
     """Networks trained by federated averaging (``audit fl train``), K federations at once
     (audit_cli/federated/fedavg.py). A shadow federation holds the examples it will forget
-    as one client (audit_cli/federated/partition.py), so PUF forgets a client there as it
-    did in the audited federation; exact unlearning trains the federation again without it."""
+    as the request's clients (audit_cli/federated/partition.py), so PUF forgets clients
+    there as it did in the audited federation; exact unlearning trains the federation again
+    without them. The recipe's federation is the one the request was served on
+    (``request_federation``, audit_cli/inputs.py)."""
 
     name: str = "federated"
 

@@ -99,7 +99,7 @@ def retrained_accuracy(request: UnlearnRequest, dataset: Dataset, recipe: Recipe
     check_dataset(meta, dataset, path=request.retrained)
     gone = set(fed.excluded)
     wanted = set(recipe.federation.gone) | set(request.forget_clients)
-    if fed.key_dict() != recipe.federation.key_dict() or fed.seed != recipe.federation.seed or gone != wanted:
+    if fed.rule() != recipe.federation.rule() or gone != wanted:
         raise UsageError(f"{request.retrained} is not this federation retrained without client(s) "
                          f"{sorted(wanted)} (it leaves out {sorted(gone)})",
                          hint="train it with audit fl train and the same options plus --exclude-client")  # fmt: skip

@@ -25,7 +25,7 @@ from audit_cli.data import Dataset, fingerprint_ids
 from audit_cli.errors import InconclusiveError, UsageError
 from audit_cli.estimate import check_estimator, estimate_retrained
 from audit_cli.families import family_of
-from audit_cli.federated.partition import client_ids
+from audit_cli.federated.partition import client_ids, federation_clients, request_federation
 from audit_cli.gate import GATES, MAX_UNSCORABLE, MIN_EXAMPLES
 from audit_cli.models.metadata import CheckpointMeta
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank
@@ -277,15 +277,25 @@ def prepare(config: AuditConfig) -> AuditInputs:
                 "examples with",
                 hint="use a test split that holds examples of the class",
             )
+    recipe, train_size = audited.recipe, original_train_size(meta, dataset)
+    if config.forget_clients:
+        # The shadows replay the federation the request was served on: its members then, the
+        # request's clients as many clients, and the examples those members held.
+        fed = recipe.federation
+        before = set(fed.gone) - set(config.forget_clients)
+        train_size = sum(len(ids) for c, ids in enumerate(federation_clients(dataset, fed)) if c not in before)
+        recipe = recipe.replace(federation=request_federation(fed, config.forget_clients))
+    elif getattr(recipe, "federation", None) is not None:
+        recipe = recipe.replace(federation=recipe.federation.rule())  # a forget list: one forgotten client
     spec = BankSpec(
         dataset=dataset,
-        recipe=audited.recipe,
+        recipe=recipe,
         unlearning=unlearning,
         forget_rule=ForgetRule(forget_class=config.forget_class)
         if config.forget_class is not None
         else ForgetRule(forget_ids=tuple(int(i) for i in forget), negatives=tuple(int(i) for i in test)),
         seed=config.seed,
-        train_size=original_train_size(meta, dataset),
+        train_size=train_size,
     )
     bank = ShadowBank(config.bank, spec, chunk_size=config.chunk_size)
     return AuditInputs(config, audited, dataset, forget, retain, test, unlearning, bank, device, output_filter)

@@ -7,8 +7,10 @@ permutation cut into near-equal shares. Both are functions of (ids, labels, seed
 so ``audit fl train``, ``audit ids --client``, ``audit unlearn`` and the Flower clients
 agree on every client's examples without storing them.
 
-Shadow federations (the audit's) hold the shadow's forget set as client 0, the client the
-PUF replay forgets, and partition the rest of their training subset among the other
+Shadow federations (the audit's) replay the federation a request was served on
+(``request_federation``): as many members as it had then, the shadow's forget set split
+at random among as many clients as the request named (clients 0..m-1, the ones the PUF
+replay forgets), and the rest of their training subset partitioned among the other
 clients by the same rule.
 """
 
@@ -68,15 +70,28 @@ def client_ids(dataset: Dataset, federation: Federation, clients: tuple[int, ...
     return np.sort(np.concatenate([parts[c] for c in sorted(set(clients))]))
 
 
+def request_federation(federation: Federation, clients: tuple[int, ...] | list[int]) -> Federation:
+    """The federation a request to forget ``clients`` was served on, numbered as the shadows
+    number theirs: its members then (clients left out of training or forgotten by an earlier
+    request were not), the request's clients first, recorded as ``forgotten``."""
+    request = set(clients)
+    before = len(set(federation.gone) - request)
+    return Federation(clients=federation.clients - before, partition=federation.partition, alpha=federation.alpha,
+                      rounds=federation.rounds, seed=federation.seed, forgotten=tuple(range(len(request))))  # fmt: skip
+
+
 def shadow_clients(dataset: Dataset, federation: Federation, trained: np.ndarray, forget: np.ndarray | None,
                    seed: int) -> list[np.ndarray]:  # fmt: skip
-    """A shadow federation's clients: its forget set as client 0, the rest of its training
-    subset partitioned among the other clients; without a forget set, all of it."""
+    """A shadow federation's clients: its forget set split at random among the request's
+    clients (``federation.forgotten``, at least one), the rest of its training subset
+    partitioned among the other clients; without a forget set, all of it."""
     if forget is None or len(forget) == 0:
         return partition(dataset, trained, federation, seed)
+    request = max(1, len(federation.forgotten))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 37]))
+    forgotten = [np.sort(part) for part in np.array_split(rng.permutation(np.asarray(forget, dtype=np.int64)), request)]
     rest = np.setdiff1d(trained, forget)
-    return [np.sort(np.asarray(forget, dtype=np.int64)), *partition(dataset, rest, federation, seed,
-                                                                    clients=federation.clients - 1)]
+    return [*forgotten, *partition(dataset, rest, federation, seed, clients=federation.clients - request)]
 
 
 def client_table(dataset: Dataset, federation: Federation) -> list[dict]:

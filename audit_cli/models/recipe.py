@@ -102,8 +102,17 @@ class Federation:
 
     def key_dict(self) -> dict:
         """What shapes shadow federations: the rule, not this federation's draw (seed) or
-        which of its clients left (the audit says which examples were forgotten)."""
-        return {"clients": self.clients, "partition": self.partition, "alpha": self.alpha, "rounds": self.rounds}
+        which of its clients left (the audit says which examples were forgotten). A request
+        of several clients splits each shadow's forget set among as many (their count keys
+        the bank; one is the shape every single-client request had before)."""
+        key = {"clients": self.clients, "partition": self.partition, "alpha": self.alpha, "rounds": self.rounds}
+        if len(self.forgotten) > 1:
+            key["forgotten"] = len(self.forgotten)
+        return key
+
+    def rule(self) -> Federation:
+        """This federation before any client left: its clients, partition, rounds and seed."""
+        return replace(self, excluded=(), forgotten=())
 
 
 @dataclass(frozen=True)

@@ -205,3 +205,25 @@ def test_a_plugin_architecture_named_with_arch_is_unlearned(tmp_path, monkeypatc
                      "but the recipe trains")  # fmt: skip
     finally:
         sys.modules.pop(name, None)
+
+
+@pytest.mark.slow
+def test_the_shadows_replay_the_federation_a_request_was_served_on(federation, tmp_path):
+    """Two clients forgotten in one request: each shadow forgets two clients; a request on a
+    federation that had lost clients: shadows of as many members as it had then."""
+    d, runner = federation
+    models = {"u02": (d / "fl.safetensors", ("0", "2")), "u2": (d / "r1.safetensors", ("2",))}
+    expected = {"u02": (4, 2, 1347), "u2": (3, None, 1347 - len(federation_clients(
+        load_dataset("digits"), Federation(clients=4, alpha=0.5, seed=2))[1]))}  # fmt: skip
+    for name, (parent, clients) in models.items():
+        out = tmp_path / f"{name}.safetensors"
+        flags = [f for c in clients for f in ("--forget-client", c)]
+        assert_ok(invoke(runner, "unlearn", "-m", parent, "--method", "puf", *flags, "--param", "variant=special",
+                         "--param", "recovery_rounds=1", "--out", out, "--device", "cpu"))  # fmt: skip
+        result = invoke(runner, "run", "-m", out, *flags, "--shadows", "4", "--bank", tmp_path / name, "--device",
+                        "cpu", "--allow-underpowered", "-q", "-f", "json")  # fmt: skip
+        assert result.exit_code in (0, 1, 3), result.output
+        (manifest,) = (tmp_path / name).rglob("manifest.json")
+        spec = json.loads(manifest.read_text())["spec"]
+        fed = spec["recipe"]["federation"]  # the bank's key: the count of the request's clients when several
+        assert (fed["clients"], fed.get("forgotten"), spec["train_size"]) == expected[name], spec

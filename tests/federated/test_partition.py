@@ -7,7 +7,14 @@ import pytest
 
 from audit_cli.data import load_dataset
 from audit_cli.errors import UsageError
-from audit_cli.federated.partition import client_ids, client_table, federation_clients, partition, shadow_clients
+from audit_cli.federated.partition import (
+    client_ids,
+    client_table,
+    federation_clients,
+    partition,
+    request_federation,
+    shadow_clients,
+)
 from audit_cli.models.recipe import Federation, Recipe
 
 
@@ -64,6 +71,24 @@ def test_a_shadow_federation_holds_its_forget_set_as_client_zero(digits):
     assert len(parts) == 6 and np.array_equal(parts[0], np.sort(forget))
     assert np.array_equal(np.sort(np.concatenate(parts)), np.sort(trained))
     assert len(shadow_clients(digits, fed, trained, None, seed=9)) == 6
+    # The other clients are the rest partitioned by the federation's rule.
+    assert all(np.array_equal(a, b) for a, b in zip(parts[1:], partition(digits, np.setdiff1d(trained, forget), fed,
+                                                                         9, clients=5), strict=True))  # fmt: skip
+
+
+def test_a_request_of_two_clients_is_replayed_as_two_clients_of_the_federation_it_was_served_on(digits):
+    # 10 clients; client 2 left out of training, client 5 forgotten by an earlier request,
+    # then a request to forget clients 7 and 8: it was served on a federation of 8 members.
+    fed = Federation(clients=10, alpha=0.3, rounds=4, seed=3, excluded=(2,), forgotten=(5, 7, 8))
+    served_on = request_federation(fed, (7, 8))
+    assert (served_on.clients, served_on.forgotten, served_on.excluded, served_on.rounds) == (8, (0, 1), (), 4)
+    assert request_federation(Federation(clients=10, excluded=(3,)), (3,)).clients == 10  # the retrained stand-in
+    assert served_on.key_dict()["forgotten"] == 2 and "forgotten" not in request_federation(fed, (8,)).key_dict()
+    trained, forget = digits.train_ids[:800], digits.train_ids[:800:7]
+    parts = shadow_clients(digits, served_on, trained, forget, seed=9)
+    assert len(parts) == 8 and abs(len(parts[0]) - len(parts[1])) <= 1
+    assert np.array_equal(np.sort(np.concatenate(parts[:2])), np.sort(forget))
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.sort(trained))
 
 
 def test_federation_metadata_is_checked_and_round_trips():
