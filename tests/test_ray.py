@@ -3,6 +3,7 @@ format and manifest as a local build, and the signals are equal bit for bit."""
 
 import numpy as np
 import pytest
+import torch
 
 from audit_cli.data import load_dataset
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, read_bank
@@ -21,15 +22,19 @@ def test_a_bank_built_on_ray_equals_the_local_one(tmp_path):
     rule = ForgetRule(forget_ids=forget, negatives=tuple(int(i) for i in data.test_ids))
     unlearning = resolve_unlearning(get_method("finetune"), {"epochs": "1"}, "none", data)
     spec = BankSpec(data, recipe, unlearning, rule)
-    local = ShadowBank(tmp_path / "local", spec, chunk_size=2)
-    assert local.build(6) == 6
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    # More driver threads than the cluster's node has CPUs: the tasks must still be scheduled.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
     try:
+        local = ShadowBank(tmp_path / "local", spec, chunk_size=2)
+        assert local.build(6) == 6
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         remote = ShadowBank(tmp_path / "ray", spec, chunk_size=2)
         assert remote.build(6, run=executor("ray")) == 6
         assert remote.build(6, run=executor("ray")) == 0  # complete: nothing is sent again
     finally:
         ray.shutdown()
+        torch.set_num_threads(threads)
     assert sorted(p.name for p in remote.path.iterdir()) == sorted(p.name for p in local.path.iterdir())
     a, b = read_bank(local.path), read_bank(remote.path)
     for name in ("states", "phi_before", "phi_after", "logits_after"):

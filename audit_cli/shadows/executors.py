@@ -23,8 +23,9 @@ def run_local(fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[
 
 
 def run_on_ray(fn: Callable[[Any], Any], items: Sequence[Any], address: str | None = None) -> Iterator[tuple[Any, Any]]:
-    """(item, fn(item)) as Ray tasks finish, one CPU each; connects to ``address`` (or
-    RAY_ADDRESS), or starts a local Ray when neither names a cluster."""
+    """(item, fn(item)) as Ray tasks finish, each asking for the driver's torch threads in
+    CPUs (at most a node's); connects to ``address`` (or RAY_ADDRESS), or starts a local
+    Ray when neither names a cluster."""
     try:
         import ray
     except ImportError:
@@ -41,7 +42,12 @@ def run_on_ray(fn: Callable[[Any], Any], items: Sequence[Any], address: str | No
 
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    remote = ray.remote(num_cpus=threads)(task)
+    # A task asking for more CPUs than any node has would wait forever: ask for at most the
+    # largest node's (the task still runs the driver's thread count).
+    largest = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node.get("Alive")), default=0)
+    if largest < 1:
+        raise UsageError("the Ray cluster has no node with a CPU to build shadows on")
+    remote = ray.remote(num_cpus=min(threads, int(largest)))(task)
     pending = {remote.remote(item): item for item in items}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
