@@ -60,7 +60,11 @@ def test_regular_round_negates_and_amplifies_the_forgotten_client(setting):
     total = sum(n.values())
     expected = flat(original) + sum((-20.0 if c == FORGOTTEN else 1.0) * n[c] / total * delta(ds, original, p, c)
                                     for c, p in clients.items())  # fmt: skip
-    assert torch.allclose(flat(out.models), expected, atol=1e-5)
+    # Clients trained in one stack against each alone: float rounding, times eta's 20 (CI's
+    # CPU rounded a stack apart from one model by 3e-6 after such a round). A wrong sign or
+    # weight is off by far more than 1e-4.
+    assert torch.allclose(flat(out.models), expected, atol=1e-4)
+    assert not torch.allclose(flat(out.models), flat(original), atol=1e-2)
     assert out.recovery_rounds == [0]
 
 
