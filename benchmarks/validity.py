@@ -17,7 +17,9 @@ seed), and the scenarios of one draw share it. Scenarios:
 - federated (``fl-*``): a federation of 10 clients (Dirichlet alpha 0.3) trained with
   ``audit fl train``; client ``draw % 10`` is forgotten and audited with ``--forget-client``:
   retrained without it (exact), the original passed off as retrained, and PUF (regular,
-  special) and natural, each recovered to the retrained federation's test accuracy.
+  special) and natural, each recovered to the retrained federation's test accuracy. The
+  ``-2clients`` scenarios forget clients ``draw % 10`` and ``(draw + 5) % 10`` in one request
+  (each shadow splits its forget set between two clients).
 
 Draws are appended to a JSON-lines file as they finish (an interrupted run keeps what it
 measured; a rerun skips draws already there). The table gives, per scenario, the rates
@@ -77,6 +79,8 @@ class Scenario:
     federated: bool = False
     """Forget client ``draw % 10`` of a federation (FL_RECIPES); ``target`` is exact,
     original, or a PUF variant (``params``)."""
+    clients: int = 1
+    """Federated: clients forgotten in the request (the second is ``(draw + 5) % 10``)."""
 
 
 SCENARIOS = {
@@ -99,6 +103,10 @@ SCENARIOS = {
                                        ("puf", "puf", {"variant": "regular"}),
                                        ("puf-special", "puf", {"variant": "special"}),
                                        ("natural", "puf", {"variant": "natural"}))),
+        *(Scenario(f"fl-digits-{name}-2clients", "digits", target, shadows=32, params=params, federated=True,
+                   clients=2)
+          for name, target, params in (("exact", "exact", {}), ("original", "original", {}),
+                                       ("puf", "puf", {"variant": "regular"}))),
     ]
 }
 
@@ -128,7 +136,7 @@ def federation(data: str, work: Path, draw: int, exclude: tuple[int, ...] = ()) 
 
 def run_federated_draw(s: Scenario, draw: int, work: Path) -> tuple[Path, str | None, tuple[int, ...], Path]:
     """The audited model of a federated draw, its declared method, the clients, the original."""
-    client = (draw % 10,)
+    client = (draw % 10, (draw + 5) % 10)[: s.clients]
     original, retrained = federation(s.data, work, draw), federation(s.data, work, draw, client)
     if s.target == "exact":
         return retrained, "retrain", client, original
