@@ -19,7 +19,7 @@ from pathlib import Path
 from audit_cli.checks.registry import THRESHOLDS
 from audit_cli.errors import UsageError
 from audit_cli.files import read_user_bytes
-from audit_cli.options import coerce
+from audit_cli.options import MAX_SEED, coerce
 
 DEFAULTS: dict[str, object] = {
     "fail_above": 0.1,
@@ -49,7 +49,7 @@ GATED_CHECKS = THRESHOLDS
 
 # Documented ranges: a setting outside its range is a usage error, not hours of work or an
 # allocation that kills the process (shadows = 1e12 in AUDIT_SHADOWS).
-LIMITS: dict[str, tuple[int, int]] = {"shadows": (2, 100_000), "seed": (0, 2**32 - 1)}
+LIMITS: dict[str, tuple[int, int]] = {"shadows": (2, 100_000), "seed": (0, MAX_SEED)}
 
 
 @dataclass(frozen=True)

@@ -143,10 +143,12 @@ def unlearn_federated(request: UnlearnRequest, entry: MethodEntry, params, paren
         # What the audit's shadows replay: the rounds this request ran, no target of their own.
         used = params_dict(replace(params, recovery_rounds=rounds, target_accuracy=0.0))
     seconds = time.perf_counter() - start
-    if not all(bool(torch.isfinite(t).all()) for t in unlearned.params.values()):
+    state = [*unlearned.params.values(), *(b for b in unlearned.buffers.values() if b.is_floating_point())]
+    if not all(bool(torch.isfinite(t).all()) for t in state):
         # A large eta can push the negated round past what float32 holds.
-        raise DivergedError(f"{entry.name} diverged: the unlearned model has NaN or infinite weights",
-                            hint="lower eta (--param eta=...) or use --param variant=special")  # fmt: skip
+        hint = "lower eta (--param eta=...) or use --param variant=special" if not entry.exact else \
+            "lower the local learning rate of the federation's recipe"
+        raise DivergedError(f"{entry.name} diverged: the unlearned model has NaN or infinite weights", hint=hint)
     after_logits = predict_logits(unlearned, dataset.x)[0].numpy()
     before = split_accuracy_from_logits(before_logits, dataset, forget, retain, None)
     after = split_accuracy_from_logits(after_logits, dataset, forget, retain, None)

@@ -16,7 +16,7 @@ import numpy as np
 from audit_cli.atomic import check_output_path
 from audit_cli.data import Dataset, fingerprint_ids, write_id_file
 from audit_cli.errors import UsageError
-from audit_cli.models.recipe import check_seed
+from audit_cli.options import check_seed
 
 Split = Literal["train", "test", "all"]
 SPLITS = ("train", "test", "all")

@@ -25,7 +25,7 @@ from audit_cli.data import Dataset, fingerprint_ids
 from audit_cli.errors import InconclusiveError, UsageError
 from audit_cli.estimate import check_estimator, estimate_retrained
 from audit_cli.families import family_of
-from audit_cli.federated.partition import client_ids, federation_clients, request_federation
+from audit_cli.federated.partition import client_ids, federation_clients, request_federation, whole_clients
 from audit_cli.gate import GATES, MAX_UNSCORABLE, MIN_EXAMPLES
 from audit_cli.models.metadata import CheckpointMeta
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank
@@ -237,6 +237,10 @@ def prepare(config: AuditConfig) -> AuditInputs:
     if config.forget_clients:
         config = replace(config, forget=forgotten_clients_ids(config, audited.recipe, dataset))
     forget, retain = resolve_forget(dataset, config.forget, config.forget_class)
+    if config.forget is not None and not config.forget_clients and getattr(audited.recipe, "federation", None):
+        # An id file holding whole clients of a federation is those clients: the same shadows
+        # (and report) as --forget-client.
+        config = replace(config, forget_clients=whole_clients(dataset, audited.recipe.federation, forget))
     if meta.unlearning is not None and meta.unlearning.forget_fingerprint != fingerprint_ids(forget):
         raise UsageError(
             f"{config.model} was unlearned with another forget set than the one given",

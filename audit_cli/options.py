@@ -11,7 +11,16 @@ from __future__ import annotations
 from audit_cli.errors import UsageError
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+# numpy's seed sequences take 0..2**32-1.
+MAX_SEED = 2**32 - 1
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def check_seed(seed: object, what: str = "--seed") -> int:
+    """A seed numpy's seed sequences take (a negative one was an internal error)."""
+    if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED):
+        raise UsageError(f"{what} must be a whole number in 0..{MAX_SEED}, got {seed!r}")
+    return seed
 
 
 def coerce(name: str, value: object, default: object, *, what: str = "option") -> object:

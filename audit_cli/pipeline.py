@@ -114,7 +114,8 @@ def _model_section(inputs: AuditInputs) -> ModelSection:
         kind=audited.meta.kind,
         method=inputs.method,
         method_params=inputs.params,
-        recipe=audited.recipe.key_dict(),
+        # The shadows' recipe (a federated request's is the federation it was served on).
+        recipe=inputs.bank.spec.recipe.key_dict(),
         recipe_source=audited.recipe_source,
     )
 

@@ -29,7 +29,8 @@ from audit_cli.models.checkpoint import (
     strip_prefix,
 )
 from audit_cli.models.metadata import CheckpointMeta, Unlearning
-from audit_cli.models.recipe import check_seed, read_recipe_file
+from audit_cli.models.recipe import read_recipe_file
+from audit_cli.options import check_seed
 from audit_cli.training import Ensemble, resolve_device
 from audit_cli.unlearn import UnlearnTask, get_method, params_dict, parse_params, unlearn_models
 from audit_cli.unlearn_request import (

@@ -174,8 +174,10 @@ class PUFStrategy(FedAvg):
         """Nodes to send to, once FedAvg's minimum of nodes is connected: every node but the
         ``skip`` clients' (``wanted``: only those clients'). A node whose client is not known
         yet is asked, and its reply sorted out by the client id it reports."""
-        # PUF's rounds are full participation, as the simulation and the audit's shadows run them.
-        _, nodes = sample_nodes(grid, max(self.min_available_nodes, self.min_train_nodes), 0)
+        # PUF's rounds are full participation, as the simulation and the audit's shadows run
+        # them. A forgotten client's node may leave: the minimum counts the members left.
+        least = max(1, max(self.min_available_nodes, self.min_train_nodes) - len(self.forgotten))
+        _, nodes = sample_nodes(grid, least, 0)
         return [n for n in nodes if self.node_client.get(n) not in skip
                 and (wanted is None or self.node_client.get(n, -1) in wanted or n not in self.node_client)]  # fmt: skip
 

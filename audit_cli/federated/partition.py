@@ -70,6 +70,16 @@ def client_ids(dataset: Dataset, federation: Federation, clients: tuple[int, ...
     return np.sort(np.concatenate([parts[c] for c in sorted(set(clients))]))
 
 
+def whole_clients(dataset: Dataset, federation: Federation, ids: np.ndarray) -> tuple[int, ...]:
+    """The clients whose examples ``ids`` are exactly (an id file ``audit ids --client``
+    wrote), or () when they are not a union of whole clients."""
+    ids = np.unique(np.asarray(ids, dtype=np.int64))
+    parts = federation_clients(dataset, federation)
+    inside = [c for c, part in enumerate(parts) if len(part) and np.isin(part, ids).all()]
+    covered = np.concatenate([parts[c] for c in inside]) if inside else np.array([], dtype=np.int64)
+    return tuple(inside) if len(covered) == len(ids) else ()
+
+
 def request_federation(federation: Federation, clients: tuple[int, ...] | list[int]) -> Federation:
     """The federation a request to forget ``clients`` was served on, numbered as the shadows
     number theirs: its members then (clients left out of training or forgotten by an earlier

@@ -13,6 +13,7 @@ from pathlib import Path
 from audit_cli.errors import UsageError
 from audit_cli.files import read_user_bytes
 from audit_cli.models.architectures import resolve_arch_args
+from audit_cli.options import check_seed
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -30,8 +31,6 @@ PARTITIONS = ("dirichlet", "iid")
 # Bounds of a federation (metadata is input: a million clients would allocate a million models).
 MAX_CLIENTS = 1_000
 MAX_ROUNDS = 10_000
-# numpy's seed sequences take 0..2**32-1.
-MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -207,13 +206,6 @@ def check_augmentation_name(name: str, applied: tuple[str, ...], what: str) -> N
 
 
 RECIPE_FILE_FORMAT = 1
-
-
-def check_seed(seed: object, what: str = "--seed") -> int:
-    """A seed numpy's seed sequences take (a negative one was an internal error)."""
-    if not (_whole(seed) and 0 <= seed <= MAX_SEED):
-        raise UsageError(f"{what} must be a whole number in 0..{MAX_SEED}, got {seed!r}")
-    return seed
 
 
 def _whole(value: object) -> bool:

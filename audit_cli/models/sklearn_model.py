@@ -33,7 +33,6 @@ import numpy as np
 from audit_cli.atomic import atomic_path, check_output_path
 from audit_cli.errors import CheckpointError, UnsafeArtifactError, UsageError
 from audit_cli.models.metadata import CheckpointMeta
-from audit_cli.models.recipe import check_seed
 
 # The registry is part of this module's interface too (callers import it from here).
 from audit_cli.models.sklearn_params import (  # noqa: F401
@@ -43,6 +42,7 @@ from audit_cli.models.sklearn_params import (  # noqa: F401
     resolve_sklearn_params,
 )
 from audit_cli.models.sklearn_trees import check_trees
+from audit_cli.options import check_seed
 
 # Every type a skops file of a registered estimator names (measured over binary and
 # multi-class fits, early stopping, class weights, bootstrap/oob, int/str/float labels

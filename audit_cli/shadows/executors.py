@@ -43,11 +43,10 @@ def run_on_ray(fn: Callable[[Any], Any], items: Sequence[Any], address: str | No
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     # A task asking for more CPUs than any node has would wait forever: ask for at most the
-    # largest node's (the task still runs the driver's thread count).
+    # largest node's (the task still runs the driver's thread count). No node with a CPU yet
+    # (an autoscaling cluster's workers start from zero): one CPU, which any worker has.
     largest = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node.get("Alive")), default=0)
-    if largest < 1:
-        raise UsageError("the Ray cluster has no node with a CPU to build shadows on")
-    remote = ray.remote(num_cpus=min(threads, int(largest)))(task)
+    remote = ray.remote(num_cpus=min(threads, int(largest)) if largest >= 1 else 1)(task)
     pending = {remote.remote(item): item for item in items}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)

@@ -175,9 +175,8 @@ def test_a_diverged_puf_writes_nothing(federation, tmp_path):
     out = tmp_path / "u.safetensors"
     result = invoke(runner, "unlearn", "-m", d / "fl.safetensors", "--method", "puf", "--forget-client", "1",
                     "--param", "eta=1e38", "--out", out, "--device", "cpu")  # fmt: skip
-    assert_error(result, "puf diverged: the unlearned model has NaN or infinite weights", code=result.exit_code,
-                 hint="lower eta")  # fmt: skip
-    assert result.exit_code != 0 and not out.exists()
+    assert_error(result, "puf diverged: the unlearned model has NaN or infinite weights", hint="lower eta")
+    assert not out.exists()
 
 
 def test_a_plugin_architecture_named_with_arch_is_unlearned(tmp_path, monkeypatch):
@@ -227,3 +226,14 @@ def test_the_shadows_replay_the_federation_a_request_was_served_on(federation, t
         spec = json.loads(manifest.read_text())["spec"]
         fed = spec["recipe"]["federation"]  # the bank's key: the count of the request's clients when several
         assert (fed["clients"], fed.get("forgotten"), spec["train_size"]) == expected[name], spec
+        # The report's recipe is the shadows'.
+        assert json.loads(result.stdout)["model"]["recipe"] == spec["recipe"]
+        # An id file holding exactly those clients' examples is the same request: same bank, same report.
+        ids = tmp_path / f"{name}.txt"
+        ids.write_text(invoke(runner, "ids", "-m", parent, *[f.replace("forget-", "") for f in flags]).stdout)
+        by_file = invoke(runner, "run", "-m", out, "--forget", ids, "--shadows", "4", "--bank", tmp_path / name,
+                         "--device", "cpu", "--allow-underpowered", "-q", "-f", "json")  # fmt: skip
+        assert by_file.exit_code == result.exit_code, by_file.output
+        report = json.loads(by_file.stdout)
+        assert report["forget"]["clients"] == [int(c) for c in clients] and len(list((tmp_path / name).rglob(
+            "manifest.json"))) == 1  # fmt: skip

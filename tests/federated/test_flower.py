@@ -231,3 +231,21 @@ def test_a_saved_model_lists_every_client_the_run_forgot(setting, tmp_path):
     save_global_model(parent, s.requests[-1].before, RECIPE, ds)
     save_global_model(tmp_path / "u.safetensors", result.arrays, RECIPE, ds, strategy=s, parent=parent)
     assert load_checkpoint(tmp_path / "u.safetensors").meta.recipe.federation.forgotten == (2, 3)
+
+
+def test_a_forgotten_client_that_leaves_does_not_stall_the_rounds(setting):
+    """min_available_nodes counts the members left: with client 2 forgotten and its node
+    gone, the remaining four carry on (FedAvg's wait would hold the round forever)."""
+    ds, _, _ = setting
+
+    class LeavingGrid(CountingGrid):
+        def get_node_ids(self):
+            nodes = super().get_node_ids()
+            return [n for n in nodes if n != 3] if len(self.asked) >= 4 else nodes  # node 3 held client 2
+
+    g = LeavingGrid(client_app(ds, RECIPE), partitions=FED.clients)
+    g.asked, g.evaluated = [], []
+    s = PUFStrategy(federation_seed=FED.seed, unlearning_seed=7, recovery_rounds=2, variant="special",
+                    schedule={4: [2]}, min_available_nodes=5)  # fmt: skip
+    s.start(grid=g, initial_arrays=initial_arrays(RECIPE, ds), num_rounds=6)
+    assert g.asked[3:] == [[2], [0, 1, 3, 4], [0, 1, 3, 4]]
