@@ -76,14 +76,16 @@ def test_original_is_flagged_as_under_forgetting(models):
 
 
 def test_retrained_passes_where_the_counts_can_decide_and_the_bank_is_reused(models):
-    # 60 forget and 100 test examples decide leakage thresholds from about 0.25 up; retrains
-    # of this tiny noisy recipe differ by about 0.06 in accuracy from seed to seed.
-    report = audit(models, "retrained", retrained=models / "retrained.safetensors", fail_above=0.35,
+    # 60 forget and 100 test examples decide leakage thresholds from about 0.25 up, and 16
+    # shadows widen a pass bound to 0.36 (measured: 0.28 and halves of the bank with sd
+    # 0.05); retrains of this tiny noisy recipe differ by about 0.06 in accuracy.
+    report = audit(models, "retrained", retrained=models / "retrained.safetensors", fail_above=0.4,
                    utility_drop_above=0.25)  # fmt: skip
     utility = next(c for c in report.checks if c.name == "utility")
     assert 0.03 < utility.details["model_sd"] < 0.1 and utility.verdict == "pass"
     check = leakage(report)
-    assert check.verdict == "pass" and check.low == 0.0 and check.high <= 0.35
+    assert check.verdict == "pass" and check.low == 0.0 and check.high <= check.details["pass_bound"] <= 0.4
+    assert check.details["half_bank_leakage"]["sd"] > 0
     assert 0.2 < report.forget.min_decidable_leakage < 0.3
     assert int(report.exit_code) == 0
     assert report.shadows.trained_now == 0, "same recipe and forget rule: the bank from the first audit"
@@ -220,6 +222,35 @@ def test_the_leakage_gate_has_three_outcomes_and_says_what_would_decide():
     assert unscored.verdict == "inconclusive" and "20%" in unscored.sentence
 
 
+def test_a_pass_allows_for_the_shadows_the_bank_drew_and_for_more_of_them():
+    from attacks.metrics import SeparationReport
+    from audit_cli.checks.leakage import leakage_result
+    from audit_cli.gate import GROWTH_FACTOR
+
+    config = AuditConfig(model=Path("m.safetensors"), fail_above=0.1)
+    sep = SeparationReport(Interval(0.52, 0.49, 0.545), Interval(0.6, 0.5, 0.7), (), 100, 100, 0)  # 0.04 in [0, 0.09]
+
+    def check(half):
+        return leakage_result(sep, "under-forgetting", (0.0, 0.0), "u-lira", config, 0.05, half=half, shadows=64)
+
+    # Halves that agree with the whole bank: the example interval's upper end decides.
+    steady = check((0.04, 0.0))
+    assert steady.verdict == "pass" and steady.details["pass_bound"] == pytest.approx(0.09)
+    # Spread across halves widens the upper half-width (0.05) in quadrature: 0.04 + hypot(0.05, 1.96 * 0.02).
+    spread = check((0.04, 0.02))
+    assert spread.details["pass_bound"] == pytest.approx(0.04 + (0.05**2 + (1.96 * 0.02) ** 2) ** 0.5)
+    assert spread.verdict == "inconclusive" and "--shadows 128" in spread.sentence
+    # Halves reading less: the attack still gains from shadows, extrapolated.
+    gaining = check((0.03, 0.0))
+    assert gaining.details["pass_bound"] == pytest.approx(0.09 + GROWTH_FACTOR * 0.01)
+    assert gaining.verdict == "inconclusive" and gaining.high == pytest.approx(0.09)  # the interval is unchanged
+    # Halves reading more never lower the bound, and failing is untouched.
+    assert check((0.2, 0.0)).details["pass_bound"] == pytest.approx(0.09) and check((0.2, 0.0)).verdict == "pass"
+    strong = SeparationReport(Interval(0.8, 0.75, 0.85), Interval(0.6, 0.5, 0.7), (), 100, 100, 0)
+    assert leakage_result(strong, "under-forgetting", (0.0, 0.0), "u-lira", config, 0.05, half=(0.1, 0.1),
+                          shadows=64).verdict == "fail"  # fmt: skip
+
+
 def test_a_model_audited_as_unlearned_without_its_original_never_passes(models):
     # Without --original nothing shows that unlearning changed the model: a gated
     # inconclusive, even at a threshold the leakage passes.
@@ -277,7 +308,7 @@ def test_cli_exit_codes_and_json(models, tmp_path):
     )
     assert result.exit_code == 3 and "INCONCLUSIVE" in result.stdout, result.output
     result = runner.invoke(app, [*args, "--model", str(models / "retrained.safetensors"), "--forget",
-                                 str(models / "forget.txt"), "--fail-above", "0.3"])  # fmt: skip
+                                 str(models / "forget.txt"), "--fail-above", "0.4"])  # fmt: skip
     assert result.exit_code == 0 and "PASS" in result.stdout
     result = runner.invoke(
         app,

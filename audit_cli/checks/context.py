@@ -7,18 +7,19 @@ bank, and keeps the rows of the forget, retain and test examples. Checks only re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from attacks.lira import lira_online, resolve_variance, ulira, ulira_class
-from attacks.metrics import SeparationReport, separation
+from attacks.metrics import SeparationReport, auc_score, separation
 from attacks.mia_nn import neighbor_classes_from_reference
 from attacks.population import threshold_scores
 from attacks.signals import IN, OUT, UNLEARNED, augmented_confidence
 from audit_cli.errors import InconclusiveError, UsageError
+from audit_cli.gate import HALF_BANK_DRAWS
 from audit_cli.unlearn.mpru import apply_filter
 
 if TYPE_CHECKING:
@@ -114,10 +115,43 @@ class AuditContext:
         return None
 
     @cached_property
+    def half_bank_leakage(self) -> tuple[float, float] | None:
+        """The headline attack's leakage on random halves of the bank (same variance mode):
+        their mean (how much the attack still gains from more shadows) and standard
+        deviation (how much the reading depends on which shadows the bank drew). None when
+        a half is too small to fit."""
+        k = self.signals.n_shadows // 2
+        if k < 2:
+            return None
+        rng = np.random.default_rng(np.random.SeedSequence([self.config.seed, 41]))
+        config = replace(self.config, variance=self.variance)
+        rows, labels, values = np.r_[self.f_rows, self.t_rows], self.labels, []
+        for _ in range(HALF_BANK_DRAWS):
+            half = np.sort(rng.choice(self.signals.n_shadows, k, replace=False))
+            scores = attack_scores(shadow_subset(self.signals, half), self.dataset, self.target_phi, self.method,
+                                   config)[0][rows]  # fmt: skip
+            keep = ~np.isnan(scores)
+            if labels[keep].all() or not labels[keep].any():
+                return None
+            values.append(2 * abs(auc_score(scores[keep], labels[keep]) - 0.5))
+        return float(np.mean(values)), float(np.std(values, ddof=1))
+
+    @cached_property
     def class_neighbors(self) -> tuple[np.ndarray, np.ndarray]:
         """Class mode: the classes retrained twins send the class to, and their shares."""
         rows = np.r_[self.f_rows, self.t_rows]
         return neighbor_classes_from_reference(self.signals.logits_reference[:, rows], self.forget_class, NEIGHBORS)
+
+
+def shadow_subset(signals: SignalBank, rows: np.ndarray) -> SignalBank:
+    """The bank's signals of some of its shadows."""
+    def pick(a):
+        return None if a is None else a[rows]
+
+    return replace(signals, states=signals.states[rows], phi_before=signals.phi_before[rows],
+                   phi_after=signals.phi_after[rows], logits_after=pick(signals.logits_after),
+                   phi_reference=pick(signals.phi_reference),
+                   logits_reference=pick(signals.logits_reference))  # fmt: skip
 
 
 def attack_scores(signals: SignalBank, dataset: Dataset, target_phi: np.ndarray, method: str | None,

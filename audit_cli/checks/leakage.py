@@ -5,10 +5,20 @@ Three outcomes (audit_cli/gate.py): fail when the interval lies above ``fail_abo
 only when it lies at or below it, inconclusive otherwise, with what would decide it.
 Also inconclusive whatever the interval: too few examples, or too many the shadows could
 not score (the scored ones may not represent the set).
+
+The attack's reading depends on the bank: it varies with which shadows were drawn, and it
+is weaker with fewer of them (each example's Gaussians rest on fewer values). A pass
+therefore needs a bound that allows for both, measured on random halves of the bank
+(audit_cli/gate.py): the upper half-width widened in quadrature by the halves' spread, plus
+what the attack gained from half the shadows to all of them, extrapolated. A bank that
+cannot show the leakage below the threshold that way says "use more shadows" rather than
+pass. Failing needs no such care: a weakened attack that still shows leakage above the
+threshold understates it.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,7 +27,7 @@ from attacks.gap import shift_direction
 from attacks.metrics import Interval, SeparationReport, roc_curve
 from audit_cli.checks.base import Check, CheckName
 from audit_cli.checks.context import AuditContext
-from audit_cli.gate import MAX_AUC_WIDTH, MAX_UNSCORABLE, MIN_EXAMPLES, decide, what_would_decide
+from audit_cli.gate import GROWTH_FACTOR, MAX_AUC_WIDTH, MAX_UNSCORABLE, MIN_EXAMPLES, decide, what_would_decide
 from audit_cli.report import CheckResult
 
 if TYPE_CHECKING:
@@ -40,7 +50,8 @@ def run(ctx: AuditContext) -> list[CheckResult]:
     f_phi, t_phi = ctx.target_phi[ctx.f_rows], ctx.target_phi[ctx.t_rows]
     direction, _ = shift_direction(f_phi, t_phi, seed=ctx.config.seed)
     unscorable = (float(np.isnan(ctx.scores[ctx.f_rows]).mean()), float(np.isnan(ctx.scores[ctx.t_rows]).mean()))
-    return [leakage_result(ctx.separation, direction, unscorable, ctx.mode, ctx.config, ctx.min_leakage)]
+    return [leakage_result(ctx.separation, direction, unscorable, ctx.mode, ctx.config, ctx.min_leakage,
+                           half=ctx.half_bank_leakage, shadows=ctx.signals.n_shadows)]  # fmt: skip
 
 
 def leakage_result(
@@ -50,12 +61,21 @@ def leakage_result(
     mode: str,
     config: AuditConfig,
     min_leakage: float,
+    *,
+    half: tuple[float, float] | None = None,
+    shadows: int | None = None,
 ) -> CheckResult:
     """The gated leakage row from the headline attack's separation: ``direction`` says which
     way the forget set leans, ``unscorable`` the shares of forget and test examples the
-    shadows could not score."""
+    shadows could not score, ``half`` the mean and spread of the leakage read from random
+    halves of the ``shadows`` (None: not measured)."""
     threshold = config.fail_above
     leak = leakage_interval(sep.auc)
+    pass_bound = leak.high
+    if half is not None:
+        growth = GROWTH_FACTOR * max(0.0, leak.value - half[0])
+        width = math.hypot(leak.high - leak.value, 1.96 * half[1])
+        pass_bound = min(1.0, max(leak.high, leak.value + width + growth))
     details = {
         "direction": direction,
         "auc": sep.auc.value,
@@ -67,6 +87,8 @@ def leakage_result(
         "unscorable": {"forget": unscorable[0], "test": unscorable[1]},
         "min_decidable": min_leakage,
         "gate": config.gate,
+        "half_bank_leakage": None if half is None else {"mean": half[0], "sd": half[1]},
+        "pass_bound": pass_bound,
     }
     common = dict(score=leak.value, low=leak.low, high=leak.high, threshold=threshold, gated=True, details=details)
     signed = f"AUC - 0.5 = {sep.auc.value - 0.5:+.3f}"
@@ -86,6 +108,12 @@ def leakage_result(
             **common,
         )
     verdict = decide(leak.low, leak.high, threshold, config.gate)
+    if verdict == "pass" and config.gate == "decide" and pass_bound > threshold:
+        more = f" (--shadows {2 * shadows})" if shadows else ""
+        return CheckResult(name, "inconclusive", (
+            f"leakage {leak.value:.3f} is at most {leak.high:.3f} on this bank's examples, but halves of the bank read "
+            f"{half[0]:.3f} (sd {half[1]:.3f}): allowing for other shadows and more of them, up to {pass_bound:.3f} "
+            f"> {threshold} ({signed}); use more shadows{more}"), **common)  # fmt: skip
     if verdict == "fail":
         which = f" ({direction})" if direction != "undetermined" else ""
         sentence = (
@@ -93,7 +121,9 @@ def leakage_result(
             f"{leak.value:.3f}, at least {leak.low:.3f} > {threshold} ({signed})"
         )
     elif verdict == "pass" and leak.high <= threshold:
-        sentence = f"leakage {leak.value:.3f} is shown to be at most {leak.high:.3f} <= {threshold} ({signed})"
+        gained = f", {pass_bound:.3f} allowing for other and more shadows" if pass_bound > leak.high else ""
+        sentence = (f"leakage {leak.value:.3f} is shown to be at most {leak.high:.3f}{gained} <= {threshold} "
+                    f"({signed})")
     elif verdict == "pass":
         sentence = (
             f"no leakage above {threshold} can be shown (--gate evidence): {leak.value:.3f} in "
