@@ -268,7 +268,7 @@ def retrain_accuracy_sd(correct: np.ndarray, unseen: np.ndarray, *, min_examples
     ``p(1 - p) / n_k * (1 - n_k / N)`` (drawn without replacement from the N); what the
     spread across models exceeds that by is the models' own (method of moments, floored at
     0). Models with fewer than ``min_examples`` unseen examples are left out; fewer than 3
-    usable models give 0 (no estimate)."""
+    usable models give NaN (no estimate: not a spread of zero)."""
     correct = np.asarray(correct, dtype=bool)
     unseen = np.asarray(unseen, dtype=bool)
     if correct.shape != unseen.shape or correct.ndim != 2:
@@ -277,7 +277,7 @@ def retrain_accuracy_sd(correct: np.ndarray, unseen: np.ndarray, *, min_examples
     n = unseen.sum(axis=1)
     usable = n >= min_examples
     if usable.sum() < 3:
-        return 0.0
+        return float("nan")
     n = n[usable]
     acc = (correct & unseen).sum(axis=1)[usable] / n
     sampling = np.mean(acc * (1 - acc) / n * (1 - n / big_n))

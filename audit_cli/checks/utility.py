@@ -45,16 +45,19 @@ def run(ctx: AuditContext) -> list[CheckResult]:
     y = ctx.dataset.y[rows]
     ours, theirs = ctx.logits[rows].argmax(-1) == y, ctx.retrained.logits[rows].argmax(-1) == y
     model_sd = model_accuracy_sd(ctx, rows)
-    drop = paired_accuracy_difference(theirs, ours, model_sd=model_sd)
+    unsized = not np.isfinite(model_sd)
+    drop = paired_accuracy_difference(theirs, ours, model_sd=0.0 if unsized else model_sd)
     threshold = config.utility_drop_above
     n = len(rows)
-    verdict = decide(drop.low, drop.high, threshold, config.gate) if n >= MIN_EXAMPLES else "inconclusive"
+    # Without the seed-to-seed spread the interval is too narrow to claim anything.
+    decidable = n >= MIN_EXAMPLES and not unsized
+    verdict = decide(drop.low, drop.high, threshold, config.gate) if decidable else "inconclusive"
     sentence = (
         f"test accuracy {ours.mean():.3f} against {theirs.mean():.3f} for the {ctx.retrained_label} model: drop "
         f"{drop.value:.3f} in [{drop.low:.3f}, {drop.high:.3f}]"
     )
     details = {"accuracy": float(ours.mean()), "retrained_accuracy": float(theirs.mean()), "n_test": n,
-               "model_sd": model_sd}  # fmt: skip
+               "model_sd": None if unsized else model_sd}  # fmt: skip
     if ctx.retrained.estimated:
         # An estimate informs; only a real retrained model may fail a CI job.
         sentence += f" (information only: an estimate does not gate; the utility threshold is {threshold})"
@@ -63,6 +66,9 @@ def run(ctx: AuditContext) -> list[CheckResult]:
                             details=details)]  # fmt: skip
     if verdict == "fail":
         sentence += f" > {threshold} (over-forgetting: the model lost what it should keep)"
+    elif unsized:
+        sentence += ("; fewer than 3 shadows left enough of these test examples unseen to size how much two "
+                     "retrains differ by their seeds; use more shadows")
     elif verdict == "inconclusive" and n >= MIN_EXAMPLES:
         # Two retrains differ by their seeds alone: more test examples do not narrow that.
         floor = float(norm.ppf(0.975) * np.sqrt(2) * model_sd)

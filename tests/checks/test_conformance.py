@@ -254,3 +254,20 @@ def test_an_estimated_retrained_model_is_labelled_and_never_gates(digits):
                          min_decidable_leakage(len(inputs.forget), len(inputs.test)))  # fmt: skip
     real_utility = next(r for r in run_checks(real)[0] if r.name == "utility")
     assert real_utility.gated and real_utility.verdict in ("pass", "fail", "inconclusive")
+
+
+def test_utility_without_a_measurable_seed_spread_claims_nothing(digits, monkeypatch):
+    """When fewer than 3 shadows leave enough test examples unseen, how much two retrains
+    differ by their seeds is unknown: the utility row is inconclusive (it used to take the
+    spread as zero and could pass on a too-narrow interval)."""
+    import audit_cli.checks.utility as utility_check
+
+    inputs, signals, original, _ = synthetic_inputs(digits, 0)
+    c = build_context(inputs, signals, original, ReferenceModel(None, np.asarray(inputs.model.view_logits(None, None))),
+                      min_decidable_leakage(len(inputs.forget), len(inputs.test)))  # fmt: skip
+    same = next(r for r in run_checks(c)[0] if r.name == "utility")
+    assert same.verdict == "pass"  # the model is its own retrained reference
+    monkeypatch.setattr(utility_check, "model_accuracy_sd", lambda ctx, rows: float("nan"))
+    unsized = next(r for r in run_checks(c)[0] if r.name == "utility")
+    assert unsized.gated and unsized.verdict == "inconclusive" and unsized.details["model_sd"] is None
+    assert "use more shadows" in unsized.sentence
