@@ -99,7 +99,7 @@ def resolve_bank(path: str | Path) -> Path:
     listing = "; ".join(b.summary() for b in banks)
     raise UsageError(
         f"{path} holds {len(banks)} banks: {listing}",
-        hint=f"name one: --bank {path / banks[0].name} (audit bank ls {path} describes them)",
+        hint=f"name one, such as {path / banks[0].name} (audit bank ls {path} describes them)",
     )
 
 
@@ -119,6 +119,10 @@ class AttackStrength:
 def evaluate_attack(signals: SignalBank, *, targets: int = 8, variance: str = "auto") -> AttackStrength:
     """Each of ``targets`` shadows in turn is the target, the others its reference; scored
     on the signals before unlearning, when every trained-on example is a member."""
+    if variance not in ("auto", "global", "per-example"):
+        raise UsageError(f"--variance must be auto, global or per-example, got {variance!r}")
+    if not 1 <= targets <= signals.n_shadows:
+        raise UsageError(f"--targets must lie in 1..{signals.n_shadows} (the bank's shadows), got {targets}")
     states = np.where(signals.states == UNLEARNED, IN, signals.states)
     reports = leave_one_out(signals.phi_before, states, targets=targets, variance=variance)
     return AttackStrength(tuple(reports), signals.n_shadows)

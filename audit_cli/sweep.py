@@ -27,10 +27,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from audit_cli.atomic import atomic_write_text
-from audit_cli.config import DEFAULTS
+from audit_cli.config import DEFAULTS, LIMITS
 from audit_cli.errors import UsageError
 from audit_cli.gate import min_decidable_leakage
 from audit_cli.inputs import check_power, prepare
+from audit_cli.options import MAX_SEED, check_seed
 from audit_cli.pipeline import AuditConfig, run_audit
 from audit_cli.report import AuditReport
 from audit_cli.report.sweep_html import render_sweep_html
@@ -221,6 +222,10 @@ def run_point(
 
 
 def sweep(request: SweepRequest, progress=None) -> SweepResult:
+    check_seed(request.seed)
+    low, high = LIMITS["shadows"]
+    if not low <= request.shadows <= high:
+        raise UsageError(f"--shadows {request.shadows} is outside {low}..{high}")
     points_params = grid_points(request.method, request.grid, request.fixed)
     out = check_out_folder(request.out, request.overwrite)
     if not request.allow_underpowered:
@@ -240,7 +245,7 @@ def sweep(request: SweepRequest, progress=None) -> SweepResult:
     scores = [(p.average_gap if criterion == "average gap" else p.leakage) for p in points]
     chosen = min(range(len(points)), key=lambda i: (math.isnan(scores[i]), scores[i]))
     chosen_params = points_params[chosen]
-    fresh, _ = run_point(request, chosen_params, "fresh", request.seed + FRESH_SEED_OFFSET)
+    fresh, _ = run_point(request, chosen_params, "fresh", (request.seed + FRESH_SEED_OFFSET) % (MAX_SEED + 1))
     if progress is not None:
         progress(len(points_params) + 1, len(points_params) + 1)
     result = SweepResult(request.method, criterion, tuple(points), chosen, fresh, str(out))

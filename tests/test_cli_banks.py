@@ -13,7 +13,7 @@ import pytest
 from audit_cli.data import load_dataset, write_id_file
 from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
 from audit_cli.training import Recipe
-from tests.helpers import invoke
+from tests.helpers import assert_error, invoke
 
 DATA, OPTIONS = "synthetic", {"n_samples": "200", "n_features": "6", "n_classes": "3", "flip_y": "0.2"}
 # A recipe small enough that the 16 shadows of one chunk train in seconds on one core.
@@ -90,6 +90,9 @@ def test_evaluate_attack_and_export_take_the_parent(runner, built, tmp_path):
         assert 0.0 <= doc["mean_auc"] <= 1.0
     text = invoke(runner, "evaluate-attack", "--bank", parent, "--targets", "2")
     assert text.exit_code == 0 and "mean AUC over 2 targets" in text.stdout
+    for flags, message in ((("--variance", "foo"), "--variance must be"), (("--targets", "0"), "--targets must lie in"),
+                           (("--targets", str(SHADOWS + 1)), "--targets must lie in")):  # fmt: skip
+        assert_error(invoke(runner, "evaluate-attack", "--bank", parent, *flags), message)
     out = tmp_path / "bank.csv"
     export = invoke(runner, "bank", "export", parent, "-o", out)
     assert export.exit_code == 0 and out.is_file() and f"to {out}" in export.stdout
@@ -107,7 +110,7 @@ def test_a_parent_with_several_banks_is_an_error_listing_them(runner, built, tmp
         assert result.exit_code == 2 and result.stdout == "", result.output
         first, hint = result.stderr.strip().split("\n")
         assert first.startswith(f"error: {parent} holds 2 banks: aaaa (method none, {SHADOWS} shadows, dataset ")
-        assert "; bbbb (" in first and hint.startswith(f"hint: name one: --bank {parent / 'aaaa'}")
+        assert "; bbbb (" in first and hint.startswith(f"hint: name one, such as {parent / 'aaaa'}")
     assert not (tmp_path / "x.csv").exists()
     assert invoke(runner, "evaluate-attack", "--bank", parent / "bbbb", "--targets", "2").exit_code == 0
     nothing = invoke(runner, "evaluate-attack", "--bank", tmp_path)

@@ -29,6 +29,20 @@ def test_internal_error_is_70_with_one_line_and_no_traceback(monkeypatch):
     assert result.exit_code == 70 and "Traceback" in result.stderr
 
 
+def test_a_path_the_system_refuses_is_a_one_line_usage_error(monkeypatch, tmp_path):
+    """A write the system refuses (no such folder, /proc, a full disk) is the user's to fix:
+    exit 2 and one line naming the path, not 'internal error'."""
+    import audit_cli.inspection as inspection
+
+    def refused(path):
+        raise OSError(28, "No space left on device", str(tmp_path / "report.json"))
+
+    monkeypatch.setattr(inspection, "load_checkpoint", refused)
+    result = CliRunner().invoke(app, ["inspect", "sample_models/digits_mlp_original.safetensors"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr == f"error: No space left on device: {tmp_path / 'report.json'}\n"
+
+
 def test_interrupt_is_130_and_writes_nothing(monkeypatch, tmp_path):
     import audit_cli.train_checkpoint as train_checkpoint
 

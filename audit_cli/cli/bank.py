@@ -25,6 +25,7 @@ from audit_cli.cli.common import (
 )
 from audit_cli.config import DEFAULTS
 from audit_cli.data import load_dataset
+from audit_cli.inputs import check_bank_folder
 from audit_cli.shadows import export_long, read_bank
 from audit_cli.shadows.imported import import_bank
 
@@ -86,6 +87,7 @@ def bank_import_cmd(
     output_format: OutputFormat = format_option(),
 ) -> None:
     """Validate shadows trained elsewhere and store them as a bank audit run --shadows-from scores."""
+    check_bank_folder(bank)  # before reading the table: a file or /proc is no place for banks
     dataset = load_dataset(data, parse_pairs(data_opt, "--data-opt"), data_root=data_root)
     folder = import_bank(table, dataset, bank)
     info = read_bank_info(folder)

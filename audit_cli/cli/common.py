@@ -63,6 +63,12 @@ def cli_errors(fn: F) -> F:
         except KeyboardInterrupt:
             err.print("interrupted; nothing partial was written")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except OSError as exc:
+            # The system refused a path the user named (no such folder, /proc, a full disk):
+            # the user's to fix, not a bug. Writes are atomic, so nothing partial was left.
+            where = f": {exc.filename}" if exc.filename else ""
+            err.print(f"[bold red]error:[/] {escape((exc.strerror or str(exc)) + str(where))}")
+            raise typer.Exit(int(ExitCode.USAGE)) from None
         except Exception as exc:  # a bug: say so plainly, details on request
             err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}")
             if os.environ.get("AUDIT_DEBUG"):
