@@ -24,7 +24,7 @@ from audit_cli.federated.fedavg import simulate
 from audit_cli.federated.partition import federation_clients
 from audit_cli.models.checkpoint import check_output_path, save_checkpoint
 from audit_cli.models.metadata import Exclusion
-from audit_cli.train_checkpoint import TrainRequest, TrainResult, train_result, trained_meta
+from audit_cli.train_checkpoint import TrainRequest, TrainResult, check_finite, train_result, trained_meta
 from audit_cli.training import Progress, predict_logits, resolve_device
 
 
@@ -65,6 +65,7 @@ def fl_train_checkpoint(request: FederatedTrainRequest, progress: Progress | Non
     ensemble = simulate(dataset, recipe, [clients], [fed.seed], device=device, progress=progress,
                         allow_plugin=True)  # fmt: skip
     seconds = time.perf_counter() - start
+    check_finite(ensemble)
     logits = predict_logits(ensemble, dataset.x)[0].numpy()
     meta = trained_meta(dataset, recipe.arch, recipe.arch_args, recipe, train_ids, exclusion, logits)
     sha = save_checkpoint(out, ensemble.state_dict(0), meta, overwrite=base.overwrite)

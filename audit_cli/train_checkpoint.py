@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from audit_cli.data import Dataset, fingerprint_ids, load_dataset, read_id_file
 from audit_cli.errors import IdFileError, UsageError
 from audit_cli.models.checkpoint import check_output_path, save_checkpoint
 from audit_cli.models.metadata import CheckpointMeta, Exclusion
 from audit_cli.models.sklearn_model import SklearnRecipe, fit_sklearn, save_sklearn, sklearn_logits
-from audit_cli.training import Progress, Recipe, predict_logits, resolve_device, train_models
+from audit_cli.training import Ensemble, Progress, Recipe, predict_logits, resolve_device, train_models
 
 
 @dataclass(frozen=True)
@@ -111,10 +112,19 @@ def train_checkpoint(request: TrainRequest, progress: Progress | None = None) ->
         dataset, recipe, [train_ids], [recipe.seed], device=device, progress=progress, allow_plugin=True
     )
     seconds = time.perf_counter() - start
+    check_finite(ensemble)
     logits = predict_logits(ensemble, dataset.x)[0].numpy()
     meta = trained_meta(dataset, recipe.arch, recipe.arch_args, recipe, train_ids, exclusion, logits)
     sha = save_checkpoint(out, ensemble.state_dict(0), meta, overwrite=request.overwrite)
     return train_result(out, sha, meta, exclusion, seconds)
+
+
+def check_finite(ensemble: Ensemble) -> None:
+    """Refuse to save a model whose training diverged (NaN or infinite weights or statistics)."""
+    state = [*ensemble.params.values(), *(b for b in ensemble.buffers.values() if b.is_floating_point())]
+    if not all(bool(torch.isfinite(t).all()) for t in state):
+        raise UsageError("training diverged: the model has NaN or infinite weights; nothing was written",
+                         hint="lower --lr (or --momentum)")  # fmt: skip
 
 
 def _train_sklearn(request: TrainRequest, recipe: SklearnRecipe) -> TrainResult:

@@ -43,6 +43,14 @@ def test_a_path_the_system_refuses_is_a_one_line_usage_error(monkeypatch, tmp_pa
     assert result.stderr == f"error: No space left on device: {tmp_path / 'report.json'}\n"
 
 
+def test_a_diverged_training_is_a_usage_error_and_writes_nothing(tmp_path):
+    out = tmp_path / "nan.safetensors"
+    result = CliRunner().invoke(app, ["train", "--optimizer", "sgd", "--lr", "1e30", "--epochs", "1", "--out",
+                                      str(out), "-q", "--device", "cpu"])  # fmt: skip
+    assert result.exit_code == 2 and result.stderr.startswith("error: training diverged"), result.output
+    assert not out.exists()
+
+
 def test_interrupt_is_130_and_writes_nothing(monkeypatch, tmp_path):
     import audit_cli.train_checkpoint as train_checkpoint
 

@@ -130,7 +130,7 @@ def test_recipe_validation_and_roundtrip():
     assert r.arch_args == {"hidden": (128, 64)}
     assert Recipe.from_dict(r.to_dict()) == r
     for bad in ({"optimizer": "rmsprop"}, {"epochs": 0}, {"lr": -1.0}, {"augmentation": "mixup"}, {"seed": -1},
-                {"seed": 2**32}, {"seed": True}):
+                {"seed": 2**32}, {"seed": True}, {"momentum": 1.0}, {"momentum": -0.1}):
         with pytest.raises(UsageError):
             Recipe(**bad)
     with pytest.raises(UsageError, match="unknown field"):

@@ -156,6 +156,9 @@ class Recipe:
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise UsageError(f"learning rate must be a positive number, got {self.lr}")
         check_seed(self.seed, "the recipe's seed")
+        if not 0 <= self.momentum < 1:
+            # Momentum of 1 or more makes SGD's steps grow without bound (a NaN model).
+            raise UsageError(f"momentum must lie in [0, 1), got {self.momentum}")
         if self.weight_decay < 0:
             raise UsageError(f"weight decay must be non-negative, got {self.weight_decay}")
         if self.federation is not None and self.schedule != "constant":
