@@ -51,7 +51,9 @@ def run(ctx: AuditContext) -> list[CheckResult]:
     direction, _ = shift_direction(f_phi, t_phi, seed=ctx.config.seed)
     unscorable = (float(np.isnan(ctx.scores[ctx.f_rows]).mean()), float(np.isnan(ctx.scores[ctx.t_rows]).mean()))
     return [leakage_result(ctx.separation, direction, unscorable, ctx.mode, ctx.config, ctx.min_leakage,
-                           half=ctx.half_bank_leakage, shadows=ctx.signals.n_shadows)]  # fmt: skip
+                           # An imported bank's size is not --shadows': no flag to suggest.
+                           half=ctx.half_bank_leakage,
+                           shadows=None if ctx.config.shadows_from is not None else ctx.signals.n_shadows)]  # fmt: skip
 
 
 def leakage_result(
