@@ -236,6 +236,14 @@ def rate(k: int, n: int) -> str:
     return f"{k}/{n} = {k / n:.0%} [{low:.0%}, {high:.0%}]"
 
 
+def pass_bound(leak: dict) -> float:
+    """What a draw's leakage had to be under to pass: rows measured before the pass bound
+    existed pass on the interval's upper end; a bound that could not be measured, never."""
+    if "pass_bound" not in leak:
+        return leak["high"]
+    return 1.0 if leak["pass_bound"] is None else leak["pass_bound"]
+
+
 def table(rows: list[dict]) -> str:
     """Markdown: per scenario, exit-code rates and the leakage gate at other thresholds."""
     out = [
@@ -254,9 +262,7 @@ def table(rows: list[dict]) -> str:
         cells = [name, str(n), rate(codes.count(1), n), rate(codes.count(0), n), rate(codes.count(3), n),
                  f"{aucs.mean():.3f} ({aucs.std(ddof=1) if n > 1 else 0:.3f})"]  # fmt: skip
         for t in THRESHOLDS:
-            # Rows measured before the pass bound existed pass on the interval's upper end.
-            verdicts = [decide(r["gated"]["leakage"]["low"], r["gated"]["leakage"].get("pass_bound", r["gated"]
-                               ["leakage"]["high"]), t) for r in got]  # fmt: skip
+            verdicts = [decide(r["gated"]["leakage"]["low"], pass_bound(r["gated"]["leakage"]), t) for r in got]
             cells.append(f"{verdicts.count('fail')} / {verdicts.count('pass')}")
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)

@@ -1,6 +1,7 @@
 """audit run end to end on a tiny dataset where models memorise (strong membership signal)."""
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -246,6 +247,9 @@ def test_a_pass_allows_for_the_shadows_the_bank_drew_and_for_more_of_them():
     assert gaining.verdict == "inconclusive" and gaining.high == pytest.approx(0.09)  # the interval is unchanged
     # Halves reading more never lower the bound, and failing is untouched.
     assert check((0.2, 0.0)).details["pass_bound"] == pytest.approx(0.09) and check((0.2, 0.0)).verdict == "pass"
+    unmeasured = check((math.nan, math.nan))  # halves too small to fit: no pass
+    assert unmeasured.verdict == "inconclusive" and unmeasured.details["pass_bound"] is None
+    assert "too few shadows" in unmeasured.sentence
     strong = SeparationReport(Interval(0.8, 0.75, 0.85), Interval(0.6, 0.5, 0.7), (), 100, 100, 0)
     assert leakage_result(strong, "under-forgetting", (0.0, 0.0), "u-lira", config, 0.05, half=(0.1, 0.1),
                           shadows=64).verdict == "fail"  # fmt: skip

@@ -52,7 +52,8 @@ def run(ctx: AuditContext) -> list[CheckResult]:
     unscorable = (float(np.isnan(ctx.scores[ctx.f_rows]).mean()), float(np.isnan(ctx.scores[ctx.t_rows]).mean()))
     return [leakage_result(ctx.separation, direction, unscorable, ctx.mode, ctx.config, ctx.min_leakage,
                            # An imported bank's size is not --shadows': no flag to suggest.
-                           half=ctx.half_bank_leakage,
+                           # Halves that cannot be fitted leave the bank's share unmeasured: no pass.
+                           half=ctx.half_bank_leakage or (math.nan, math.nan),
                            shadows=None if ctx.config.shadows_from is not None else ctx.signals.n_shadows)]  # fmt: skip
 
 
@@ -70,11 +71,13 @@ def leakage_result(
     """The gated leakage row from the headline attack's separation: ``direction`` says which
     way the forget set leans, ``unscorable`` the shares of forget and test examples the
     shadows could not score, ``half`` the mean and spread of the leakage read from random
-    halves of the ``shadows`` (None: not measured)."""
+    halves of the ``shadows`` (None: not asked for; NaN: the halves could not be fitted, so
+    no pass)."""
     threshold = config.fail_above
     leak = leakage_interval(sep.auc)
     pass_bound = leak.high
-    if half is not None:
+    unmeasured = half is not None and not all(math.isfinite(v) for v in half)
+    if half is not None and not unmeasured:
         growth = GROWTH_FACTOR * max(0.0, leak.value - half[0])
         width = math.hypot(leak.high - leak.value, 1.96 * half[1])
         pass_bound = min(1.0, max(leak.high, leak.value + width + growth))
@@ -89,8 +92,8 @@ def leakage_result(
         "unscorable": {"forget": unscorable[0], "test": unscorable[1]},
         "min_decidable": min_leakage,
         "gate": config.gate,
-        "half_bank_leakage": None if half is None else {"mean": half[0], "sd": half[1]},
-        "pass_bound": pass_bound,
+        "half_bank_leakage": None if half is None or unmeasured else {"mean": half[0], "sd": half[1]},
+        "pass_bound": None if unmeasured else pass_bound,
     }
     common = dict(score=leak.value, low=leak.low, high=leak.high, threshold=threshold, gated=True, details=details)
     signed = f"AUC - 0.5 = {sep.auc.value - 0.5:+.3f}"
@@ -110,6 +113,11 @@ def leakage_result(
             **common,
         )
     verdict = decide(leak.low, leak.high, threshold, config.gate)
+    if verdict == "pass" and config.gate == "decide" and unmeasured:
+        return CheckResult(name, "inconclusive", (
+            f"leakage {leak.value:.3f} is at most {leak.high:.3f} on this bank's examples, but the bank has too few "
+            f"shadows to measure how much the reading depends on them ({signed}); use more shadows"),
+            **common)  # fmt: skip
     if verdict == "pass" and config.gate == "decide" and pass_bound > threshold:
         more = f" (--shadows {2 * shadows})" if shadows else ""
         return CheckResult(name, "inconclusive", (
