@@ -51,9 +51,9 @@ def run(ctx: AuditContext) -> list[CheckResult]:
     direction, _ = shift_direction(f_phi, t_phi, seed=ctx.config.seed)
     unscorable = (float(np.isnan(ctx.scores[ctx.f_rows]).mean()), float(np.isnan(ctx.scores[ctx.t_rows]).mean()))
     return [leakage_result(ctx.separation, direction, unscorable, ctx.mode, ctx.config, ctx.min_leakage,
-                           # An imported bank's size is not --shadows': no flag to suggest.
                            # Halves that cannot be fitted leave the bank's share unmeasured: no pass.
                            half=ctx.half_bank_leakage or (math.nan, math.nan),
+                           # An imported bank's size is not --shadows': no flag to suggest.
                            shadows=None if ctx.config.shadows_from is not None else ctx.signals.n_shadows)]  # fmt: skip
 
 
