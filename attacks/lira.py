@@ -40,6 +40,7 @@ from attacks.metrics import SeparationReport, separation
 from attacks.signals import IN, OUT, UNLEARNED
 
 Variance = Literal["auto", "per-example", "global"]
+VARIANCES = ("auto", "global", "per-example")
 Spread = Literal["shared", "separate"]
 # Per-example spreads need this many observations per state (LiRA's paper: 64 shadows,
 # half IN and half OUT); below it a pooled spread is less noisy.
@@ -84,7 +85,7 @@ def _moments(phi: np.ndarray, states: np.ndarray, state: int) -> _Moments:
 def resolve_variance(variance: Variance, *counts: np.ndarray) -> Literal["per-example", "global"]:
     """``auto`` -> per-example when the median example observed in every state has at
     least ``PER_EXAMPLE_MIN_OBS`` observations in each; otherwise global."""
-    if variance not in ("auto", "global", "per-example"):
+    if variance not in VARIANCES:
         raise ValueError(f"variance must be auto, global or per-example, got {variance!r}")
     if variance != "auto":
         return variance

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attacks.lira import IN, UNLEARNED, leave_one_out
+from attacks.lira import IN, UNLEARNED, VARIANCES, leave_one_out
 from attacks.metrics import SeparationReport
 from audit_cli.errors import InputError, UsageError
 from audit_cli.shadows import MANIFEST, SignalBank
@@ -119,7 +119,7 @@ class AttackStrength:
 def evaluate_attack(signals: SignalBank, *, targets: int = 8, variance: str = "auto") -> AttackStrength:
     """Each of ``targets`` shadows in turn is the target, the others its reference; scored
     on the signals before unlearning, when every trained-on example is a member."""
-    if variance not in ("auto", "global", "per-example"):
+    if variance not in VARIANCES:
         raise UsageError(f"--variance must be auto, global or per-example, got {variance!r}")
     if not 1 <= targets <= signals.n_shadows:
         raise UsageError(f"--targets must lie in 1..{signals.n_shadows} (the bank's shadows), got {targets}")

@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass, replace
 
 import numpy as np
-import torch
 
 from attacks.client_mia import ClientMIA, client_mia
 from audit_cli.data import Dataset, fingerprint_ids
@@ -143,8 +142,7 @@ def unlearn_federated(request: UnlearnRequest, entry: MethodEntry, params, paren
         # What the audit's shadows replay: the rounds this request ran, no target of their own.
         used = params_dict(replace(params, recovery_rounds=rounds, target_accuracy=0.0))
     seconds = time.perf_counter() - start
-    state = [*unlearned.params.values(), *(b for b in unlearned.buffers.values() if b.is_floating_point())]
-    if not all(bool(torch.isfinite(t).all()) for t in state):
+    if not unlearned.finite():
         # A large eta can push the negated round past what float32 holds.
         hint = "lower eta (--param eta=...) or use --param variant=special" if not entry.exact else \
             "lower the local learning rate of the federation's recipe"

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from attacks.lira import VARIANCES
 from audit_cli.audited import AuditedModel, load_audited, load_reference
 from audit_cli.checks.registry import THRESHOLDS
 from audit_cli.config import DEFAULTS, Setting
@@ -208,7 +209,7 @@ def prepare(config: AuditConfig) -> AuditInputs:
     for name in THRESHOLDS.values():
         if not 0 <= getattr(config, name) <= 1:
             raise UsageError(f"{name.replace('_', '-')} is a score in [0, 1], got {getattr(config, name)}")
-    if config.variance not in ("auto", "global", "per-example"):
+    if config.variance not in VARIANCES:
         raise UsageError(f"--variance must be auto, global or per-example, got {config.variance!r}")
     if config.gate not in GATES:
         raise UsageError(f"--gate must be {' or '.join(GATES)}, got {config.gate!r}")

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from audit_cli.data import Dataset, fingerprint_ids, load_dataset, read_id_file
 from audit_cli.errors import IdFileError, UsageError
@@ -121,8 +120,7 @@ def train_checkpoint(request: TrainRequest, progress: Progress | None = None) ->
 
 def check_finite(ensemble: Ensemble) -> None:
     """Refuse to save a model whose training diverged (NaN or infinite weights or statistics)."""
-    state = [*ensemble.params.values(), *(b for b in ensemble.buffers.values() if b.is_floating_point())]
-    if not all(bool(torch.isfinite(t).all()) for t in state):
+    if not ensemble.finite():
         raise UsageError("training diverged: the model has NaN or infinite weights; nothing was written",
                          hint="lower --lr (or --momentum)")  # fmt: skip
 

@@ -96,6 +96,11 @@ class Ensemble:
         out.update({n: t[k].detach().to("cpu", copy=True).contiguous() for n, t in self.buffers.items()})
         return out
 
+    def finite(self) -> bool:
+        """Whether every weight and floating-point statistic is finite (a diverged run's are not)."""
+        state = [*self.params.values(), *(b for b in self.buffers.values() if b.is_floating_point())]
+        return all(bool(torch.isfinite(t).all()) for t in state)
+
     def select(self, models: Sequence[int]) -> Ensemble:
         """A new ensemble of the given models (copies: training it leaves this one alone)."""
         idx = torch.as_tensor(list(models), dtype=torch.long)
