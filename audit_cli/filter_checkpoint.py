@@ -11,6 +11,7 @@ filtered outputs, on the same splits as for weight-producing methods.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,10 @@ import numpy as np
 
 from audit_cli.data import Dataset, fingerprint_ids
 from audit_cli.errors import UsageError
-from audit_cli.models.checkpoint import check_dataset
+from audit_cli.models.checkpoint import check_dataset, strip_prefix
 from audit_cli.models.metadata import CheckpointMeta
 from audit_cli.models.model_file import load_model
+from audit_cli.models.recipe import read_recipe_file
 from audit_cli.models.sklearn_model import class_columns
 from audit_cli.training import resolve_device
 from audit_cli.unlearn import MethodEntry, params_dict
@@ -43,6 +45,9 @@ def fit_filter_checkpoint(request: UnlearnRequest, entry: MethodEntry, params: M
         raise UsageError(f"{entry.name} forgets a class: pass --forget-class C")
     if request.augmentation != "none":
         raise UsageError(f"method {entry.name!r} takes no augmentation policy (finetune, random-label and salun do)")
+    if request.forget_clients or request.retrained is not None:
+        raise UsageError(f"{entry.name} forgets a class of a centrally trained model; --forget-client and "
+                         "--retrained are for a federated model's puf")  # fmt: skip
     forget_class = int(request.forget_class)
 
     logits, meta, sha256, dataset = model_outputs(request)
@@ -89,12 +94,20 @@ def model_outputs(request: UnlearnRequest) -> tuple[np.ndarray, CheckpointMeta |
     """
     path = Path(request.model)
     model = load_model(path)
-    if model.sklearn is not None and request.arch is not None:
-        raise UsageError(f"{path} is a scikit-learn model; --arch is for torch checkpoints without metadata")
+    if model.sklearn is not None:
+        for given, name in ((request.arch, "--arch"), (request.strip_prefix, "--strip-prefix"),
+                            (request.recipe, "--recipe")):  # fmt: skip
+            if given is not None:
+                raise UsageError(f"{path} is a scikit-learn model; {name} is for torch checkpoints")
+    elif request.strip_prefix:
+        ckpt = model.checkpoint
+        model = replace(model, checkpoint=replace(ckpt, state_dict=strip_prefix(ckpt.state_dict, request.strip_prefix)))
+    # A recipe file tells weights without metadata their architecture's arguments.
+    recipe = read_recipe_file(request.recipe) if request.recipe is not None else None
     dataset = request_dataset(request, model.meta)
     check_dataset(model.meta, dataset, path=path)
     if model.sklearn is not None:
         # A user's own model has no metadata: its classes must be labels of the --data dataset.
         class_columns(model.sklearn.estimator, dataset.num_classes)
-    logits = model.view_logits(dataset, resolve_device(request.device), arch=request.arch)[0]
+    logits = model.view_logits(dataset, resolve_device(request.device), arch=request.arch, recipe=recipe)[0]
     return logits, model.meta, model.sha256, dataset

@@ -382,6 +382,34 @@ def test_unlearn_checkpoint_fits_a_filter_for_a_torch_model(tmp_path):
     assert result.after.test >= result.before.test
 
 
+def test_weights_saved_through_a_wrapper_get_the_same_filter_with_strip_prefix(tmp_path):
+    """--strip-prefix and --recipe reach the filter fit: a DataParallel-style checkpoint
+    without metadata, its architecture's arguments from a recipe file, fits the filter the
+    original checkpoint fits."""
+    import torch
+    from safetensors.torch import load_file
+
+    original = SAMPLES / "digits_mlp_original.safetensors"
+    weights = load_file(original)
+    torch.save({f"module.{k}": v for k, v in weights.items()}, tmp_path / "ddp.pt")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('format = 1\narch = "mlp"\n[arch_args]\nhidden = [256]\n')
+    fitted = {}
+    for name, changes in {"plain": dict(model=original),
+                          "wrapped": dict(model=tmp_path / "ddp.pt", strip_prefix="module.", recipe=recipe,
+                                          arch="mlp", data="digits")}.items():  # fmt: skip
+        out = tmp_path / f"{name}.safetensors"
+        unlearn_checkpoint(UnlearnRequest(out=out, method="mpru", forget_class=3, device="cpu", **changes))
+        fitted[name] = load_filter(out)
+    assert np.array_equal(fitted["plain"].bias, fitted["wrapped"].bias)
+    drop = lambda metrics: {k: v for k, v in metrics.items() if k != "seconds"}  # noqa: E731
+    assert drop(fitted["plain"].metrics) == drop(fitted["wrapped"].metrics)
+    with pytest.raises(CheckpointError, match="does not start with it"):
+        unlearn_checkpoint(UnlearnRequest(model=tmp_path / "ddp.pt", out=tmp_path / "x.safetensors", method="mpru",
+                                          forget_class=3, strip_prefix="model.", recipe=recipe, arch="mlp",
+                                          data="digits"))  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "changes,match",
     [
@@ -389,6 +417,10 @@ def test_unlearn_checkpoint_fits_a_filter_for_a_torch_model(tmp_path):
         ({"forget_class": None}, "pass --forget-class"),
         ({"augmentation": "crop+flip"}, "takes no augmentation"),
         ({"arch": "mlp"}, "--arch is for torch"),
+        ({"strip_prefix": "module."}, "--strip-prefix is for torch"),
+        ({"recipe": SAMPLES / "recipe.toml"}, "--recipe is for torch"),
+        ({"forget_clients": (0,)}, "--forget-client and --retrained are for a federated"),
+        ({"retrained": SAMPLES / "digits_mlp_retrained.safetensors"}, "--forget-client and --retrained"),
         ({"forget_class": 9}, "class 9 does not exist"),
     ],
 )
