@@ -252,8 +252,13 @@ def prepare(config: AuditConfig) -> AuditInputs:
     # Your own unlearning code is the method "own" (audit methods).
     method = config.method or declared or ("own" if config.unlearner is not None else None)
     unlearning = None
+    if method is None and config.method_params:
+        raise UsageError(f"--param sets an unlearning method's parameters; {config.model} declares no method",
+                         hint="pass --method NAME with it (audit methods)")  # fmt: skip
     if method is not None:
-        params = dict(config.method_params or (declared_params if not config.method else {}))
+        # --param overrides the declared parameters name by name; another method than the
+        # declared one starts from its own defaults.
+        params = dict(declared_params if method == declared else {}) | dict(config.method_params or {})
         params.pop("seed", None)
         # Shadows replay the augmentation too (it changes what unlearning does); it travels
         # beside the method's own parameters, as in the checkpoint.

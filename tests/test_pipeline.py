@@ -98,6 +98,25 @@ def test_retrained_passes_where_the_counts_can_decide_and_the_bank_is_reused(mod
     assert gap.score == pytest.approx(0.0, abs=1e-9)  # the model is its own reference
 
 
+def test_param_overrides_the_declared_parameters_name_by_name(models):
+    """--param changes the named parameters of the method the model declares and keeps the
+    others; another --method starts from that method's defaults."""
+    from audit_cli.errors import UsageError
+    from audit_cli.pipeline import prepare
+
+    config = AuditConfig(model=models / "ascent.safetensors", forget=models / "forget.txt", bank=models / "bank",
+                         device="cpu")  # fmt: skip
+    declared = prepare(config).bank.spec.unlearning.params
+    assert declared["lr"] == 0.05 and declared["epochs"] == 5
+    for same in (None, "neggrad"):
+        changed = prepare(replace(config, method=same, method_params={"epochs": "2"})).bank.spec.unlearning.params
+        assert changed == declared | {"epochs": 2}
+    other = prepare(replace(config, method="finetune", method_params={"epochs": "2"})).bank.spec.unlearning.params
+    assert other["epochs"] == 2 and other["lr"] != 0.05
+    with pytest.raises(UsageError, match="declares no method"):
+        prepare(replace(config, model=models / "original.safetensors", method_params={"epochs": "2"}))
+
+
 def test_gradient_ascent_is_audited_with_its_own_method_and_found_detrimental(models):
     report = audit(
         models, "ascent", original=models / "original.safetensors", retrained=models / "retrained.safetensors"

@@ -85,7 +85,9 @@ def run_cmd(
         help="Override the unlearning method in the checkpoint.",
         rich_help_panel=INPUTS,
     ),
-    param: list[str] | None = param_option("Method parameter name=value (with --method).", INPUTS),
+    param: list[str] | None = param_option(
+        "Method parameter name=value, overriding the declared one (repeatable).", INPUTS
+    ),
     fail_above: float = typer.Option(
         DEFAULTS["fail_above"],
         "--fail-above",

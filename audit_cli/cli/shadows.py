@@ -70,7 +70,7 @@ def shadows_cmd(
     method: str | None = typer.Option(
         None, "--method", metavar="NAME", help="Override the unlearning method in the checkpoint."
     ),
-    param: list[str] | None = param_option("Method parameter name=value (with --method)."),
+    param: list[str] | None = param_option("Method parameter name=value, overriding the declared one (repeatable)."),
     shadows: int = shadows_option("How many shadows the bank should hold."),
     bank: Path = bank_option(),
     seed: int = typer.Option(DEFAULTS["seed"], "--seed", metavar="INT", help="Seed of shadow splits."),
