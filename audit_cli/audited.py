@@ -26,6 +26,7 @@ from audit_cli.models.metadata import CheckpointMeta
 from audit_cli.models.model_file import InMemoryModel, ModelFile, load_model
 from audit_cli.models.recipe import Recipe, read_recipe_file
 from audit_cli.models.sklearn_model import SklearnRecipe
+from audit_cli.options import check_data_options
 from audit_cli.plugins import identity, resolve_callable
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ def load_audited(config: AuditConfig) -> tuple[AuditedModel, Dataset]:
             f"{opened.path} does not say how it was trained, and shadows must be trained like it",
             hint="pass " + "; ".join(missing) + " (docs/api.md)",
         )
+    check_data_options(config.data, config.data_options)
     if isinstance(config.data, Dataset):  # from Python
         dataset = config.data
     elif config.data:

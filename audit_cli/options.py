@@ -23,6 +23,14 @@ def check_seed(seed: object, what: str = "--seed") -> int:
     return seed
 
 
+def check_data_options(data: object, data_options: object) -> None:
+    """``--data-opt`` refines ``--data``: alone it would be ignored (the checkpoint records
+    its dataset, options included), so it is refused."""
+    if (data is None or data == "") and data_options:
+        raise UsageError("--data-opt refines --data; without --data the dataset is the one the checkpoint records, "
+                         "options included", hint="pass --data NAME with it, or drop --data-opt")  # fmt: skip
+
+
 def coerce(name: str, value: object, default: object, *, what: str = "option") -> object:
     """``value`` as the type of ``default`` (bool, int, float, tuple of ints, str)."""
     try:

@@ -17,6 +17,7 @@ import torch
 from audit_cli.data import Dataset, as_ids, fingerprint_ids, load_dataset, read_id_file
 from audit_cli.errors import IdFileError, UsageError
 from audit_cli.models.metadata import CheckpointMeta
+from audit_cli.options import check_data_options
 from audit_cli.training import Ensemble, accuracy, predict_logits
 from audit_cli.unlearn.mpru import FilterSpec
 
@@ -148,6 +149,7 @@ def request_dataset(request: UnlearnRequest, meta: CheckpointMeta | None) -> Dat
     """The dataset of the request (--data), else the one the model's metadata records."""
     if request.data is None and meta is None:
         raise UsageError(f"{request.model} carries no metadata", hint="pass --data (and --arch) to say what it is")
+    check_data_options(request.data, request.data_options)
     if request.data is not None:
         return load_dataset(request.data, request.data_options, data_root=request.data_root, download=request.download)
     return load_dataset(meta.dataset, data_root=request.data_root, download=request.download)

@@ -1,5 +1,7 @@
 """Every exit code of DESIGN.md's table, reached through the CLI (CliRunner)."""
 
+from dataclasses import replace
+
 import pytest
 from typer.testing import CliRunner
 
@@ -118,6 +120,20 @@ def test_shadows_replay_the_declared_augmentation(tmp_path):
     assert plain.unlearning.augmentation == "none" and plain.n_train == 1347
     with pytest.raises(UsageError, match="needs image data"):
         prepare(replace(config, method_params={"augmentation": "crop+flip", "epochs": "1"}))
+    assert not any(tmp_path.iterdir())
+
+
+def test_data_options_without_data_are_refused_not_ignored(tmp_path):
+    """The checkpoint records its dataset with its options; --data-opt alone changed nothing."""
+    from audit_cli.errors import UsageError
+    from audit_cli.pipeline import AuditConfig, prepare
+
+    config = AuditConfig(model="sample_models/digits_mlp_original.safetensors",
+                         forget="sample_models/forget_random10.txt", bank=tmp_path,
+                         data_options={"test_fraction": "0.5"})  # fmt: skip
+    with pytest.raises(UsageError, match="--data-opt refines --data"):
+        prepare(config)
+    assert prepare(replace(config, data="digits", data_options={})).bank.spec.n_train == 1347
     assert not any(tmp_path.iterdir())
 
 

@@ -175,6 +175,11 @@ ERRORS = {
         None,
     ),
     "class out of range": (["--forget-class", "10", "--method", "trw"], "class 10 does not exist", None),
+    "data options without data": (
+        ["--forget-class", "3", "--method", "trw", "--data-opt", "test_fraction=0.5"],
+        "--data-opt refines --data",
+        "pass --data NAME",
+    ),
     "missing id file": (["--forget", "no-such-ids.txt", "--method", "finetune"], "id file not found", None),
     "diverged": (
         ["--forget-class", "3", "--method", "neggrad", "--param", "lr=1e6"],
