@@ -27,10 +27,10 @@ from audit_cli.forget_list import split_ids
 
 @cli_errors
 def ids_cmd(
-    data: str = data_option("digits", "Dataset registry name or a .parquet / .npz file."),
+    data: str | None = data_option(None, "Dataset registry name or a .parquet / .npz file (default: digits)."),
     data_opt: list[str] | None = data_opt_option(),
     data_root: Path | None = data_root_option(),
-    split: str = typer.Option("train", "--split", metavar="train|test|all", help="Which split."),
+    split: str | None = typer.Option(None, "--split", metavar="train|test|all", help="Which split (default: train)."),
     forget_class: int | None = typer.Option(None, "--class", metavar="CLASS", help="Only this class's ids."),
     output_format: OutputFormat = typer.Option(
         OutputFormat.text, "--format", help="text (one id per line: an id file) or json."
@@ -45,11 +45,18 @@ def ids_cmd(
 ) -> None:
     """Print a dataset split's ids (the ids id files and forget lists use), or a federated model's clients'."""
     if model is not None:
+        # The model records its dataset, and its clients hold training examples of every class.
+        given = [name for name, value in (("--data", data), ("--data-opt", data_opt), ("--split", split),
+                                          ("--class", forget_class)) if value not in (None, [])]  # fmt: skip
+        if given:
+            raise UsageError(f"with --model, {given[0]} does not apply: a federated model's ids are its clients' "
+                             "training ids, of the dataset it records")  # fmt: skip
         federated_ids(model, data_root, client or [], clients, output_format)
         return
     if client or clients:
         raise UsageError("--client and --clients read a federated model's partition: pass --model FILE")
-    ids = split_ids(load_dataset(data, parse_pairs(data_opt, "--data-opt"), data_root=data_root), split, forget_class)
+    dataset = load_dataset(data or "digits", parse_pairs(data_opt, "--data-opt"), data_root=data_root)
+    ids = split_ids(dataset, split or "train", forget_class)
     if output_format is OutputFormat.json:
         sys.stdout.write(json.dumps([int(i) for i in ids]) + "\n")
     else:

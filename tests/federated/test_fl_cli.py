@@ -55,6 +55,9 @@ def test_ids_prints_a_client_and_the_partition(federation, tmp_path):
     assert [r["n"] for r in rows] == [len(p) for p in parts]
     assert_error(invoke(runner, "ids", "--client", "1"), "pass --model")
     assert_error(invoke(runner, "ids", "-m", d / "fl.safetensors"), "--client N")
+    for extra in (["--class", "0"], ["--split", "test"], ["--data", "digits"], ["--data-opt", "test_fraction=0.5"]):
+        assert_error(invoke(runner, "ids", "-m", d / "fl.safetensors", "--client", "1", *extra),
+                     f"with --model, {extra[0]} does not apply")  # fmt: skip
     assert_error(invoke(runner, "ids", "-m", d / "fl.safetensors", "--client", "9"), "client 9 does not exist")
 
 
