@@ -137,6 +137,15 @@ def test_data_options_without_data_are_refused_not_ignored(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("flag", [["--shadows", "16"], ["--executor", "ray"], ["--bank", "elsewhere"],
+                                  ["--ray-address", "auto"]])
+def test_an_imported_bank_refuses_options_that_only_training_reads(tmp_path, flag):
+    args = ["run", "--model", "sample_models/digits_mlp_original.safetensors", "--forget",
+            "sample_models/forget_random10.txt", "--shadows-from", str(tmp_path), *flag]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and f"{flag[0]} does not apply" in result.stderr
+
+
 def test_few_forget_ids_are_scored_against_a_sample_of_four_test_ids_each(tmp_path):
     """With 10,000 test ids and 100 forget ids a candidate would be unlearned in almost no
     shadow; the negatives are a seeded sample of 4 per forget example instead."""

@@ -33,7 +33,7 @@ from audit_cli.cli.common import (
 from audit_cli.cli.outputs import parse_formats, prepare_targets, write_report
 from audit_cli.cli.settings import audit_config, bank_option, setting_flags, shadows_option
 from audit_cli.config import DEFAULTS
-from audit_cli.errors import ExitCode
+from audit_cli.errors import ExitCode, UsageError
 from audit_cli.pipeline import run_audit
 
 INPUTS, GATE, SHADOWS, OUTPUT, DATA, EXECUTION = "Inputs", "Gate", "Shadows", "Output", "Data", "Execution"
@@ -186,6 +186,13 @@ def run_cmd(
                                 "exit_zero": exit_zero, "shadows": shadows, "bank": str(bank), "variance": variance,
                                 "seed": seed, "deterministic": deterministic, "device": device, "executor": executor,
                                 "ray_address": ray_address})  # fmt: skip
+    if shadows_from is not None:
+        # An imported bank is scored whole, as it is: nothing trains.
+        trains = [f"--{k.replace('_', '-')}" for k in ("shadows", "bank", "executor", "ray_address")
+                  if flags.get(k) is not None]
+        if trains:
+            raise UsageError(f"--shadows-from scores an imported bank whole and trains nothing; {trains[0]} does "
+                             "not apply", hint="drop it, or drop --shadows-from to build a bank")  # fmt: skip
     config, settings = audit_config(
         model=model,
         flags=flags,
