@@ -11,6 +11,7 @@ from audit_cli.cli.common import (
     PAIR,
     AuditGroup,
     OutputFormat,
+    check_momentum,
     cli_errors,
     data_opt_option,
     data_option,
@@ -27,6 +28,7 @@ from audit_cli.cli.common import (
     stdout_console,
 )
 from audit_cli.cli.train import AUGMENT_HELP, print_result, train_summary
+from audit_cli.errors import UsageError
 from audit_cli.fl_train import FederatedTrainRequest, fl_train_checkpoint
 from audit_cli.models.recipe import PARTITIONS, Federation
 from audit_cli.train_checkpoint import TrainRequest
@@ -50,7 +52,9 @@ def fl_train_cmd(
     partition: str = typer.Option(
         "dirichlet", "--partition", metavar="|".join(PARTITIONS), help="How the training split is shared out."
     ),
-    alpha: float = typer.Option(0.3, "--alpha", metavar="FLOAT", help="Dirichlet concentration (small: non-iid)."),
+    alpha: float = typer.Option(
+        Federation.alpha, "--alpha", metavar="FLOAT", help="Dirichlet concentration (small: non-iid)."
+    ),
     rounds: int = typer.Option(30, "--rounds", metavar="INT", help="FedAvg rounds."),
     exclude_client: list[int] | None = typer.Option(
         None, "--exclude-client", metavar="CLIENT", help="Train without this client (repeatable): the gold standard."
@@ -58,7 +62,8 @@ def fl_train_cmd(
     optimizer: str = typer.Option("sgd", "--optimizer", metavar="|".join(OPTIMIZERS), help="Optimizer.",
                                   rich_help_panel=LOCAL),  # fmt: skip
     lr: float = typer.Option(0.1, "--lr", metavar="FLOAT", help="Learning rate.", rich_help_panel=LOCAL),
-    momentum: float = typer.Option(0.9, "--momentum", metavar="FLOAT", help="SGD momentum.", rich_help_panel=LOCAL),
+    momentum: float = typer.Option(Recipe.momentum, "--momentum", metavar="FLOAT", help="SGD momentum.",
+                                   rich_help_panel=LOCAL),  # fmt: skip
     weight_decay: float = typer.Option(0.0, "--weight-decay", metavar="FLOAT", help="Weight decay.",
                                        rich_help_panel=LOCAL),  # fmt: skip
     local_epochs: int = typer.Option(1, "--local-epochs", metavar="INT", help="Epochs per round.",
@@ -74,6 +79,10 @@ def fl_train_cmd(
 ) -> None:
     """Simulate a federation with FedAvg and write its global model; every client of a round trains in one
     vectorized ensemble."""
+    check_momentum(optimizer, momentum, Recipe.momentum)
+    if partition == "iid" and alpha != Federation.alpha:
+        raise UsageError("--alpha is the Dirichlet partition's; --partition iid shares the examples out equally",
+                         hint="drop --alpha, or pass --partition dirichlet")  # fmt: skip
     federation = Federation(clients=clients, partition=partition, alpha=alpha, rounds=rounds, seed=seed)
     recipe = Recipe(arch=arch, arch_args=parse_pairs(arch_arg, "--arch-arg"), optimizer=optimizer, lr=lr,
                     momentum=momentum, weight_decay=weight_decay, epochs=local_epochs, batch_size=batch_size,

@@ -12,6 +12,7 @@ from audit_cli.cli.common import (
     FLAG,
     PAIR,
     OutputFormat,
+    check_momentum,
     cli_errors,
     data_opt_option,
     data_option,
@@ -54,6 +55,8 @@ def training_recipe(
                 hint="set its parameters with --arch-arg name=value",
             )
         return SklearnRecipe(arch=arch, params=dict(arch_args), seed=seed)
+    check_momentum(str(network.get("optimizer", RECIPE_DEFAULTS["optimizer"])),
+                   network.get("momentum", RECIPE_DEFAULTS["momentum"]), RECIPE_DEFAULTS["momentum"])  # fmt: skip
     return Recipe(arch=arch, arch_args=dict(arch_args), seed=seed, **network)  # type: ignore[arg-type]
 
 

@@ -127,7 +127,7 @@ class Recipe:
     lr: float = 1e-3
     """Learning rate (peak rate under a schedule)."""
     momentum: float = 0.9
-    """SGD momentum; ignored by adam."""
+    """SGD momentum; adam and adamw take none (the command line and recipe files refuse it)."""
     weight_decay: float = 0.0
     """L2 penalty (adam, sgd) or decoupled decay (adamw)."""
     schedule: str = "constant"
@@ -233,6 +233,9 @@ def read_recipe_file(path: str | Path) -> Recipe:
     if "arch_args" in data and not isinstance(data["arch_args"], dict):
         raise UsageError(f"{path}: arch_args must be a table")
     data["arch_args"] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.get("arch_args", {}).items()}
+    if "momentum" in data and data.get("optimizer", Recipe.optimizer) != "sgd":
+        raise UsageError(f"{path}: momentum is sgd's; optimizer {data.get('optimizer', Recipe.optimizer)!r} "
+                         "takes none", hint="drop momentum, or set optimizer = \"sgd\"")  # fmt: skip
     try:
         return Recipe.from_dict(data)
     except (TypeError, ValueError) as exc:

@@ -124,6 +124,14 @@ def test_refusals(federation, tmp_path):
     assert_error(invoke(runner, "fl", "train", "--out", tmp_path / "y.safetensors", *FL, "--exclude-client", "7"),
                  "client 7 does not exist")  # fmt: skip
     assert_error(invoke(runner, "fl", "train", "--out", tmp_path / "y.safetensors", "--clients", "1"), "2..1000")
+    # Options the chosen partition or optimizer does not read are refused, not ignored.
+    fl_train = ("fl", "train", "--out", tmp_path / "y.safetensors")
+    assert_error(invoke(runner, *fl_train, "--partition", "iid", "--alpha", "5"), "--alpha is the Dirichlet",
+                 hint="--partition dirichlet")  # fmt: skip
+    for args in (fl_train, ("train", "--out", tmp_path / "y.safetensors")):
+        assert_error(invoke(runner, *args, "--optimizer", "adam", "--momentum", "0.5"), "--momentum is sgd's",
+                     hint="--optimizer sgd")  # fmt: skip
+    assert not (tmp_path / "y.safetensors").exists()
     # numpy's seed sequences refuse a negative seed: a usage error, not an internal one.
     for args in (("fl", "train", "--out", tmp_path / "y.safetensors"), ("train", "--out", tmp_path / "y.safetensors"),
                  ("unlearn", "-m", d / "fl.safetensors", "--method", "puf", "--forget-client", "1", "-o",

@@ -139,6 +139,11 @@ def test_a_recipe_file_is_versioned_and_checked(tmp_path):
     path.write_text('format = 1\narch = "mlp"\nlearning_rate = 0.1\n')
     with pytest.raises(UsageError, match="unknown field 'learning_rate'"):
         read_recipe_file(path)
+    path.write_text('format = 1\narch = "mlp"\nmomentum = 0.5\n')  # adam, the default optimizer, takes none
+    with pytest.raises(UsageError, match="momentum is sgd's; optimizer 'adam' takes none"):
+        read_recipe_file(path)
+    path.write_text('format = 1\narch = "mlp"\noptimizer = "sgd"\nmomentum = 0.5\n')
+    assert read_recipe_file(path).momentum == 0.5
 
 
 def test_a_bare_checkpoint_with_a_recipe_file_is_audited_and_the_report_says_who_said_so(runner, bare, tmp_path):
