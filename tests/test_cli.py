@@ -274,11 +274,26 @@ def test_train_refuses_to_overwrite(runner, tmp_path, trained):
     assert inspect_json(runner, out)["metadata"]["recipe"]["seed"] == 5
 
 
-def test_train_missing_required_option(runner):
-    result = invoke(runner, "train", "-q")
-    assert result.exit_code == 2
-    assert "Traceback" not in result.output
-    assert "--out" in result.output
+@pytest.mark.parametrize(
+    "args,pattern,hint",
+    [
+        (["train", "-q"], r"Missing option '--output'", r"see audit train --help"),
+        (["run", "--model", "m.pt", "--shadows", "many"], r"'--shadows': 'many' is not a valid integer", r"audit run"),
+        (["run", "--bogus"], r"No such option '--bogus'", r"audit run --help"),
+        (["runn"], r"No such command 'runn'\. Did you mean 'run'\?$", r"see audit --help"),
+        (["bank", "ls", "--nope"], r"No such option '--nope'", r"audit bank ls --help"),
+        (["fl", "train", "--clients", "x"], r"'--clients': 'x' is not a valid integer", r"audit fl train --help"),
+    ],
+)
+def test_parse_errors_are_one_line_like_every_usage_error(runner, args, pattern, hint):
+    """click's own errors (a bad value, an unknown option or command) follow the error
+    contract too: exit 2, one line and a hint on stderr, no boxed panel."""
+    assert_error(invoke(runner, *args), pattern, hint=hint)
+
+
+def test_no_arguments_print_the_help_and_exit_2(runner):
+    result = invoke(runner)
+    assert result.exit_code == 2 and "Usage: audit" in result.stdout and "run" in result.stdout
 
 
 PLUGIN_SOURCE = """

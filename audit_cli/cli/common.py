@@ -12,12 +12,15 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -146,13 +149,36 @@ class AuditCommand(TyperCommand):
 
 
 class AuditGroup(TyperGroup):
-    """A command group whose ``--help`` flag shows no ``<bool>`` placeholder."""
+    """A command group whose ``--help`` flag shows no ``<bool>`` placeholder, and whose
+    parse errors (a bad value, an unknown option or command, a missing option) are one
+    line on stderr like every other usage error, not a boxed panel."""
 
     def get_help_option(self, ctx):  # type: ignore[no-untyped-def]
         option = super().get_help_option(ctx)
         if option is not None:
             option.metavar = ""
         return option
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError:
+            sys.exit(int(ExitCode.USAGE))  # the help is already printed
+        except click.ClickException as exc:
+            # click repeats its suggestion for a mistyped command ("Did you mean 'run'?" twice).
+            message = re.sub(r"( Did you mean [^?]*\?)\1+", r"\1", exc.format_message())
+            err = stderr_console()
+            err.print(f"[bold red]error:[/] {escape(message)}")
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None:
+                err.print(f"[dim]hint:[/] see {escape(ctx.command_path)} --help")
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:  # end of input where input was read
+            stderr_console().print("interrupted; nothing partial was written")
+            sys.exit(int(ExitCode.INTERRUPTED))
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def literal(text: str) -> str:
