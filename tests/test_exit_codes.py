@@ -146,6 +146,16 @@ def test_an_imported_bank_refuses_options_that_only_training_reads(tmp_path, fla
     assert result.exit_code == 2 and f"{flag[0]} does not apply" in result.stderr
 
 
+@pytest.mark.parametrize("flag,env", [(["--fail-above", "1.0"], {}), (["--fail-above", "-0.1"], {}),
+                                      ([], {"AUDIT_UTILITY_DROP_ABOVE": "1"}), ([], {"AUDIT_MIA_NN_ABOVE": "2"})])
+def test_a_threshold_no_score_can_cross_is_refused(flag, env):
+    """Scores lie in [0, 1]: a gate at 1 would pass every model, so it is refused before any work."""
+    args = ["run", "--model", "sample_models/digits_mlp_original.safetensors", "--forget",
+            "sample_models/forget_random10.txt", *flag]  # fmt: skip
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 2 and "must lie in [0, 1)" in result.stderr, result.output
+
+
 def test_few_forget_ids_are_scored_against_a_sample_of_four_test_ids_each(tmp_path):
     """With 10,000 test ids and 100 forget ids a candidate would be unlearned in almost no
     shadow; the negatives are a seeded sample of 4 per forget example instead."""
