@@ -53,6 +53,12 @@ def decide(low: float, high: float, threshold: float, gate: Gate = "decide") -> 
     return "inconclusive"
 
 
+def evidence_caveat(high: float, threshold: float) -> str:
+    """What a pass under ``--gate evidence`` leaves open when the interval reaches above the
+    threshold: said in the check's sentence, so that it never reads as a shown pass."""
+    return f"; not shown at or below {threshold}: up to {high:.3f} is not ruled out (--gate evidence passes it)"
+
+
 def what_would_decide(value: float, low: float, high: float, threshold: float, *, floor: float = 0.0) -> str:
     """For an interval that straddles the threshold: how much more data would settle it at
     this estimate (the interval narrows as one over the square root of the sample size).

@@ -94,6 +94,12 @@ def test_retrained_passes_where_the_counts_can_decide_and_the_bank_is_reused(mod
     strict = audit(models, "retrained", fail_above=0.1)
     assert leakage(strict).verdict == "inconclusive" and int(strict.exit_code) == 3
     assert "as many examples" in leakage(strict).sentence
+    # The evidence reading passes an interval that reaches above the threshold, and says so.
+    lenient = audit(models, "retrained", retrained=models / "retrained.safetensors", fail_above=0.4,
+                    utility_drop_above=0.01, gate="evidence")  # fmt: skip
+    utility = next(c for c in lenient.checks if c.name == "utility")
+    assert utility.verdict == "pass" and utility.high > 0.01
+    assert f"up to {utility.high:.3f} is not ruled out (--gate evidence" in utility.sentence
     gap = next(c for c in report.checks if c.name == "average gap")
     assert gap.score == pytest.approx(0.0, abs=1e-9)  # the model is its own reference
 

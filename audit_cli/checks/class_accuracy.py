@@ -8,7 +8,7 @@ from attacks.gap import wilson_interval
 from attacks.metrics import Interval
 from audit_cli.checks.base import CLASS, Check, CheckName
 from audit_cli.checks.context import AuditContext
-from audit_cli.gate import MIN_EXAMPLES, decide, what_would_decide
+from audit_cli.gate import MIN_EXAMPLES, decide, evidence_caveat, what_would_decide
 from audit_cli.report import CheckResult
 
 
@@ -30,6 +30,8 @@ def run(ctx: AuditContext) -> list[CheckResult]:
         sentence += f" > {threshold}"
     elif verdict == "inconclusive" and enough:
         sentence += "; " + what_would_decide(excess.value, excess.low, excess.high, threshold)
+    elif verdict == "pass" and excess.high > threshold:
+        sentence += evidence_caveat(excess.high, threshold)
     return [
         CheckResult(
             CheckName.FORGET_CLASS_ACCURACY.value,

@@ -18,7 +18,7 @@ from attacks.signals import OUT
 from audit_cli.checks.base import Check, CheckName, Outcome, Skip
 from audit_cli.checks.context import AuditContext
 from audit_cli.data import fingerprint_ids
-from audit_cli.gate import decide, what_would_decide
+from audit_cli.gate import decide, evidence_caveat, what_would_decide
 from audit_cli.report import CheckResult
 
 NAME = CheckName.UNLEARNING_EFFECT.value
@@ -103,6 +103,8 @@ def effect(ctx: AuditContext) -> CheckResult:
         sentence += f", at least {missing.low:.3f} > {threshold} (unlearning did not do what it claims)"
     elif verdict == "inconclusive":
         sentence += "; " + what_would_decide(missing.value, missing.low, missing.high, threshold)
+    elif missing.high > threshold:
+        sentence += evidence_caveat(missing.high, threshold)
     return CheckResult(NAME, verdict, sentence, score=missing.value, low=missing.low, high=missing.high,
                        threshold=threshold, gated=True, details=details)  # fmt: skip
 

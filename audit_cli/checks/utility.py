@@ -17,7 +17,7 @@ from attacks.gap import paired_accuracy_difference, retrain_accuracy_sd
 from attacks.signals import OUT
 from audit_cli.checks.base import Check, CheckName
 from audit_cli.checks.context import AuditContext
-from audit_cli.gate import MIN_EXAMPLES, decide, what_would_decide
+from audit_cli.gate import MIN_EXAMPLES, decide, evidence_caveat, what_would_decide
 from audit_cli.report import CheckResult
 
 
@@ -73,6 +73,8 @@ def run(ctx: AuditContext) -> list[CheckResult]:
         # Two retrains differ by their seeds alone: more test examples do not narrow that.
         floor = float(norm.ppf(0.975) * np.sqrt(2) * model_sd)
         sentence += "; " + what_would_decide(drop.value, drop.low, drop.high, threshold, floor=floor)
+    elif verdict == "pass" and drop.high > threshold:
+        sentence += evidence_caveat(drop.high, threshold)
     return [CheckResult(CheckName.UTILITY.value, verdict, sentence, score=drop.value, low=drop.low, high=drop.high,
                         threshold=threshold, gated=True, details=details)]  # fmt: skip
 
