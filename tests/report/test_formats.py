@@ -106,13 +106,18 @@ def test_json_round_trips_and_keeps_the_exit_code():
 
 
 def test_junit_parses_back_with_one_testcase_per_gated_check():
-    for verdict, failures, skipped in (("fail", 1, 0), ("pass", 0, 0), ("inconclusive", 0, 1)):
+    for verdict, failures, errors in (("fail", 1, 0), ("pass", 0, 0), ("inconclusive", 0, 1)):
         suite = ET.fromstring(FORMATS["junit"](fixed_report(verdict)))
         assert suite.tag == "testsuite" and suite.get("tests") == "1"
-        assert int(suite.get("failures")) == failures and int(suite.get("skipped")) == skipped
+        assert int(suite.get("failures")) == failures and int(suite.get("errors")) == errors
+        assert suite.get("skipped") is None  # an inconclusive check is not a skipped test
         case = suite.find("testcase")
         assert case.get("name") == "leakage"
         assert (case.find("failure") is not None) == (verdict == "fail")
+        error = case.find("error")
+        assert (error is not None) == (verdict == "inconclusive")
+        if error is not None:
+            assert error.get("type") == "inconclusive" and error.text == case.find("system-out").text
 
 
 def test_markdown_escapes_table_pipes():
