@@ -17,7 +17,7 @@ import numpy as np
 from attacks.lira import IN, UNLEARNED, VARIANCES, leave_one_out
 from attacks.metrics import SeparationReport
 from audit_cli.errors import InputError, UsageError
-from audit_cli.shadows import MANIFEST, SignalBank
+from audit_cli.shadows import BANK_FORMAT, MANIFEST, SignalBank
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,17 @@ class BankInfo:
     forget: str
     """``class C`` or ``N ids``."""
     seed: int
+    bank_format: int | None = BANK_FORMAT
+    """The bank format its manifest records (None: an imported bank); only the current one is read."""
+
+    @property
+    def current(self) -> bool:
+        return self.bank_format in (None, BANK_FORMAT)
 
     def to_dict(self) -> dict:
         return {"path": str(self.path), "name": self.name, "method": self.method, "shadows": self.shadows,
                 "dataset_fingerprint": self.dataset_fingerprint, "model": self.model, "forget": self.forget,
-                "seed": self.seed}  # fmt: skip
+                "seed": self.seed, "bank_format": self.bank_format}  # fmt: skip
 
     def summary(self) -> str:
         return (f"{self.name} (method {self.method or 'none'}, {self.shadows} shadows, "
@@ -74,7 +80,7 @@ def read_bank_info(folder: Path) -> BankInfo:
     trainer = recipe.get("trainer") or {}
     model = str(recipe.get("arch") or recipe.get("sklearn") or (trainer.get("name") if trainer else None) or "?")
     return BankInfo(folder, folder.name, spec.get("method"), n, str(spec.get("dataset_fingerprint", "")), model,
-                    forget, int(spec.get("seed", 0)))  # fmt: skip
+                    forget, int(spec.get("seed", 0)), spec.get("bank_format"))  # fmt: skip
 
 
 def list_banks(parent: str | Path) -> list[BankInfo]:

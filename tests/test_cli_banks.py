@@ -67,7 +67,8 @@ def test_bank_ls_lists_the_banks_of_a_parent(runner, built):
     doc = json.loads(invoke(runner, "bank", "ls", parent, "--format", "json").stdout)
     assert [b["name"] for b in doc] == [leaf.name]
     assert doc[0]["shadows"] == SHADOWS and doc[0]["method"] is None and doc[0]["forget"] == "any forget list"  # plain LiRA
-    assert set(doc[0]) == {"path", "name", "method", "shadows", "dataset_fingerprint", "model", "forget", "seed"}
+    assert set(doc[0]) == {"path", "name", "method", "shadows", "dataset_fingerprint", "model", "forget", "seed",
+                           "bank_format"} and doc[0]["bank_format"] == 4
     assert json.loads(invoke(runner, "bank", "ls", leaf, "--format", "json").stdout) == doc  # a leaf lists itself
     empty = root / "empty"
     empty.mkdir(exist_ok=True)
@@ -97,6 +98,46 @@ def test_evaluate_attack_and_export_take_the_parent(runner, built, tmp_path):
     export = invoke(runner, "bank", "export", parent, "-o", out)
     assert export.exit_code == 0 and out.is_file() and f"to {out}" in export.stdout
     assert invoke(runner, "bank", "export", leaf, "--out", tmp_path / "b.parquet").exit_code == 0  # the older name
+
+
+def test_bank_commands_look_where_run_builds(runner, built, monkeypatch, tmp_path):
+    """Without a folder typed, the bank commands read the bank setting as audit run does
+    (AUDIT_BANK, then audit.toml): here audit.toml's ci-bank, not .audit-bank."""
+    root, _ = built
+    leaf = next((root / "ci-bank").iterdir())
+    monkeypatch.chdir(root)
+    listed = json.loads(invoke(runner, "bank", "ls", "--format", "json").stdout)
+    assert [b["name"] for b in listed] == [leaf.name]
+    verified = invoke(runner, "bank", "verify", "--format", "json")
+    assert verified.exit_code == 0 and json.loads(verified.stdout)["shadows"] == SHADOWS
+    attack = invoke(runner, "evaluate-attack", "--targets", "2", "--format", "json")
+    assert attack.exit_code == 0 and json.loads(attack.stdout)["bank"] == str(Path("ci-bank") / leaf.name)
+    assert invoke(runner, "bank", "export", "-o", tmp_path / "e.csv").exit_code == 0
+    # The environment outranks the file, the command line both.
+    elsewhere = invoke(runner, "bank", "ls", "--format", "json", env={"AUDIT_BANK": str(tmp_path / "none")})
+    assert elsewhere.exit_code == 2 and "bank folder not found" in elsewhere.stderr
+    typed = json.loads(invoke(runner, "bank", "ls", root / "ci-bank", "--format", "json",
+                              env={"AUDIT_BANK": str(tmp_path / "none")}).stdout)  # fmt: skip
+    assert [b["name"] for b in typed] == [leaf.name]
+
+
+def test_a_bank_of_an_older_format_is_named_as_such_not_as_altered(runner, built, tmp_path):
+    """Format 3 recorded no checksums: read as format 4, every chunk looked altered."""
+    root, _ = built
+    old = tmp_path / "banks" / "old"
+    shutil.copytree(next((root / "ci-bank").iterdir()), old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest["spec"]["bank_format"] = 3
+    for chunk in manifest["chunks"]:
+        del chunk["sha256"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    for args in (["bank", "verify", old], ["evaluate-attack", "--bank", old], ["bank", "export", old, "-o",
+                                                                               tmp_path / "x.csv"]):  # fmt: skip
+        assert_error(invoke(runner, *args), "a format-3 bank, built by another version of the tool; this one reads "
+                     "format 4", hint="delete the folder")  # fmt: skip
+    listed = invoke(runner, "bank", "ls", tmp_path / "banks")
+    assert listed.exit_code == 0 and "old: format 3, built by another version" in listed.stdout
+    assert json.loads(invoke(runner, "bank", "ls", old, "--format", "json").stdout)[0]["bank_format"] == 3
 
 
 def test_a_parent_with_several_banks_is_an_error_listing_them(runner, built, tmp_path):

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from audit_cli.banks import AttackStrength, evaluate_attack, resolve_bank
 from audit_cli.cli.common import OutputFormat, cli_errors, format_option, print_json, stdout_console
-from audit_cli.cli.settings import bank_option
+from audit_cli.cli.settings import bank_option, resolved
 from audit_cli.config import DEFAULTS
 from audit_cli.shadows import read_bank
 
@@ -35,6 +35,7 @@ def attack_strength_dict(bank: Path, strength: AttackStrength) -> dict:
 
 @cli_errors
 def evaluate_attack_cmd(
+    ctx: typer.Context,
     bank: Path = bank_option(),
     targets: int = typer.Option(8, "--targets", metavar="N", help="How many shadows take a turn as the target."),
     variance: str = typer.Option(
@@ -43,6 +44,9 @@ def evaluate_attack_cmd(
     output_format: OutputFormat = format_option(),
 ) -> None:
     """Leave-one-shadow-out LiRA: how strong the membership attack is on this recipe."""
+    # Where `audit run` builds, with its spread: the command line, AUDIT_*, then audit.toml.
+    settings = resolved(ctx, {"bank": str(bank), "variance": variance})
+    bank, variance = Path(str(settings["bank"])), str(settings["variance"])
     path = resolve_bank(bank)
     strength = evaluate_attack(read_bank(path), targets=targets, variance=variance)
     if output_format is OutputFormat.json:

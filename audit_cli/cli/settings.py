@@ -83,6 +83,14 @@ def setting_flags(ctx: typer.Context, values: dict[str, object]) -> dict[str, ob
     return {k: (v if given_on_command_line(ctx, k) else None) for k, v in values.items() if k in SETTINGS}
 
 
+def resolved(ctx: typer.Context, values: dict[str, object]) -> dict[str, object]:
+    """These settings as `audit run` resolves them: typed on the command line, else from
+    ``AUDIT_*``, audit.toml or pyproject.toml, else the default. Commands that only read
+    banks use it, so that they look where `audit run` builds."""
+    settings = resolve_settings(setting_flags(ctx, values))
+    return {k: settings[k].value for k in values}
+
+
 def shadows_option(help: str, panel: str | None = None) -> object:
     return typer.Option(DEFAULTS["shadows"], "--shadows", metavar="N", help=help, rich_help_panel=panel)
 

@@ -15,14 +15,10 @@ from audit_cli.errors import UsageError
 from audit_cli.families import TrainerRecipe
 from audit_cli.models.recipe import Recipe
 from audit_cli.models.sklearn_model import SklearnRecipe
+from audit_cli.shadows.signals import BANK_FORMAT
 from audit_cli.unlearn import UnlearningSpec
 from audit_cli.version import __version__
 
-# 2: class-mode banks carry reference (retrained without the class) signals.
-# 3: shadows train on as many examples as the audited model and forget scored candidates
-#    (forget and test ids) at one rate; augmentation is replayed.
-# 4: every chunk's sha256 in the manifest and its bank's key in the chunk; verified on reading.
-BANK_FORMAT = 4
 # What a bank of shadows that forget nothing (plain LiRA) records as its forget rule.
 SHADOWS_FORGET_NOTHING = {"kind": "none", "rule": "shadows are not unlearned: any forget list"}
 # How a bank of shadows that are not unlearned (LiRA only) records its unlearning.

@@ -17,6 +17,12 @@ import pyarrow.parquet as pq
 from audit_cli.atomic import atomic_path
 from audit_cli.errors import InputError, UsageError
 
+# 2: class-mode banks carry reference (retrained without the class) signals.
+# 3: shadows train on as many examples as the audited model and forget scored candidates
+#    (forget and test ids) at one rate; augmentation is replayed.
+# 4: every chunk's sha256 in the manifest and its bank's key in the chunk; verified on reading.
+BANK_FORMAT = 4
+
 MANIFEST = "manifest.json"
 # The Parquet schema metadata key under which an exported table names its dataset.
 FINGERPRINT_KEY = "unlearning_audit_dataset_fingerprint"
@@ -67,8 +73,14 @@ def read_bank(path: str | Path, *, logits: bool = True, n_shadows: int | None = 
     try:
         manifest = json.loads(file.read_text())
         chunks = sorted(manifest["chunks"], key=lambda c: c["first"])
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        version = manifest["spec"].get("bank_format")  # imported banks record none
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(f"{file}: unreadable bank manifest ({exc})") from None
+    if version not in (None, BANK_FORMAT):
+        # Older formats record no checksums: read as this one, every chunk would look altered.
+        raise InputError(f"{path}: a format-{version} bank, built by another version of the tool; this one reads "
+                         f"format {BANK_FORMAT}", hint="delete the folder: audit run or audit shadows builds a "
+                         "current bank")  # fmt: skip
     complete, expected = [], 0
     for c in chunks:
         if not isinstance(c.get("file"), str) or not CHUNK_NAME.fullmatch(c["file"]):
