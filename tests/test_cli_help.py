@@ -51,6 +51,9 @@ def test_help_shows_every_default_and_no_placeholder(path, columns):
         default = shown_default(param)
         if default is not None:
             assert f"[default: {default}]" in text, (param.name, text)
+        if not param.hidden:  # every option and positional argument says what it is
+            assert param.help, (path, param.name)
+            assert flat(param.help)[:30] in text, (param.name, text)
 
 
 def test_run_help_groups_its_options_and_keeps_bracketed_text():

@@ -37,7 +37,8 @@ def bank_argument() -> object:
     return typer.Argument(
         Path(str(DEFAULTS["bank"])),
         metavar="BANK",
-        help="Parent folder of banks (as audit run --bank); a bank's own folder works too.",
+        help="Parent folder of banks (as audit run --bank; not given: AUDIT_BANK or audit.toml's bank, as for "
+        "audit run); a bank's own folder works too.",
     )
 
 

@@ -10,6 +10,7 @@ default cannot drift between them.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import re
@@ -26,6 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperCommand, TyperGroup
+from typer.models import ArgumentInfo
 
 from audit_cli.config import DEFAULTS
 from audit_cli.errors import AuditError, ExitCode, UsageError
@@ -139,7 +141,21 @@ def given_on_command_line(ctx: typer.Context, name: str) -> bool:
 
 
 class AuditCommand(TyperCommand):
-    """A command whose ``--help`` flag shows no ``<bool>`` placeholder."""
+    """A command whose ``--help`` flag shows no ``<bool>`` placeholder, and whose
+    positional arguments show their help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # click 8.5's Parameter sets ``help`` itself, after typer (0.20) set an argument's:
+        # it came out None and ``--help`` listed arguments bare. Put it back from the
+        # command's signature (typer's callback wraps ours and keeps its signature).
+        if self.callback is None:
+            return
+        declared = {name: p.default for name, p in inspect.signature(self.callback).parameters.items()}
+        for param in self.params:
+            info = declared.get(param.name)
+            if isinstance(info, ArgumentInfo) and info.help and not getattr(param, "help", None):
+                param.help = info.help
 
     def get_help_option(self, ctx):  # type: ignore[no-untyped-def]
         option = super().get_help_option(ctx)
