@@ -353,28 +353,80 @@ def save_global_model(path: str | Path, arrays: ArrayRecord, recipe: Recipe, dat
     Without a served request: the federation as trained (``audit run`` audits it like
     ``audit fl train``'s). After ``strategy``'s last request: an unlearned checkpoint that
     records PUF with its variant, eta and recovery rounds, the forgotten clients, and
-    ``parent``, the checkpoint of the model the request was served on (write it from
-    ``strategy.requests[-1].before`` first). Save right after recovery: rounds trained
-    later are not part of what the audit's shadows replay.
+    ``parent``, the checkpoint of the model the request was served on. ``save_run`` writes
+    both, and every model between the requests of a run that served several. Save right
+    after recovery: rounds trained later are not part of what the audit's shadows replay.
     """
+    fed = recipe.federation
+    request = strategy.requests[-1] if strategy is not None and strategy.requests else None
+    if request is None:
+        return _save(path, arrays, recipe, dataset, fed.rounds, fed.forgotten, None, overwrite)
+    if parent is None:
+        raise UsageError("an unlearned model names its parent: save requests[-1].before first and pass parent "
+                         "(save_run writes both)")  # fmt: skip
+    return _save_unlearned(path, arrays, recipe, dataset, strategy, len(strategy.requests) - 1, parent, overwrite)
+
+
+def save_run(folder: str | Path, arrays: ArrayRecord, strategy: PUFStrategy, recipe: Recipe, dataset: Dataset, *,
+             overwrite: bool = False) -> list[Path]:  # fmt: skip
+    """Write every model of a run that served requests, as checkpoints the audit reads:
+    ``original.safetensors``, the model the first request was served on, and
+    ``unlearned-<i>.safetensors`` after request i (the last one is ``arrays``), each naming
+    the one before as its parent. Audit request i with ``--model unlearned-<i>`` and
+    ``--original`` the one before it. Returns the paths written, in order.
+
+    A model between two requests is only what its metadata says when the later request
+    came right after the earlier one's recovery (no FedAvg round in between): otherwise
+    it is refused before anything is written.
+    """
+    requests = strategy.requests
+    if not requests:
+        raise UsageError("the run served no unlearning request: save its global model with save_global_model")
+    for i, (a, b) in enumerate(zip(requests, requests[1:], strict=False), start=1):
+        if a.recovery_left or b.trained_rounds != a.trained_rounds:
+            when = "during the recovery of" if a.recovery_left else "after FedAvg rounds that followed"
+            raise UsageError(f"request {i + 1} was served {when} request {i}: the model in between is none the "
+                             "audit can describe", hint="serve a request right after the previous one's recovery")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / "original.safetensors"] + [folder / f"unlearned-{i}.safetensors" for i in
+                                                 range(1, len(requests) + 1)]  # fmt: skip
+    if not overwrite:
+        for path in paths:  # all or nothing: refused before the first is written
+            if path.exists():
+                raise UsageError(f"{path} exists; not overwriting it", hint="pass overwrite=True")
+    fed = recipe.federation
+    _save(paths[0], requests[0].before, recipe, dataset, requests[0].trained_rounds, fed.forgotten, None, overwrite)
+    for i in range(len(requests)):
+        model = requests[i + 1].before if i + 1 < len(requests) else arrays
+        _save_unlearned(paths[i + 1], model, recipe, dataset, strategy, i, paths[i], overwrite)
+    return paths
+
+
+def _save_unlearned(path: str | Path, arrays: ArrayRecord, recipe: Recipe, dataset: Dataset, strategy: PUFStrategy,
+                    index: int, parent: str | Path, overwrite: bool) -> str:  # fmt: skip
+    """The model after ``strategy.requests[index]``: PUF's record of that request, and
+    every client forgotten by then (the recipe's federation's, then this run's)."""
+    fed = recipe.federation
+    request = strategy.requests[index]
+    clients = federation_clients(dataset, fed)
+    forget = np.sort(np.concatenate([clients[c] for c in request.clients]))
+    served = [c for r in strategy.requests[: index + 1] for c in r.clients]
+    forgotten = tuple(dict.fromkeys(fed.forgotten + tuple(served)))
+    params = {"variant": strategy.variant, "eta": float(strategy.eta),
+              "recovery_rounds": request.recovery_rounds_run(strategy.recovery_rounds), "target_accuracy": 0.0,
+              "seed": strategy.unlearning_seed}  # fmt: skip
+    unlearning = Unlearning(method="puf", params=params, forget_fingerprint=fingerprint_ids(forget),
+                            n_forget=len(forget), parent_sha256=file_sha256(parent))  # fmt: skip
+    return _save(path, arrays, recipe, dataset, request.trained_rounds, forgotten, unlearning, overwrite)
+
+
+def _save(path: str | Path, arrays: ArrayRecord, recipe: Recipe, dataset: Dataset, rounds: int,
+          forgotten: tuple[int, ...], unlearning: Unlearning | None, overwrite: bool) -> str:  # fmt: skip
     fed = recipe.federation
     clients = federation_clients(dataset, fed)
     members = [c for c in range(fed.clients) if c not in fed.excluded]
     trained = np.sort(np.concatenate([clients[c] for c in members]))
-    unlearning, rounds, forgotten = None, fed.rounds, fed.forgotten
-    request = strategy.requests[-1] if strategy is not None and strategy.requests else None
-    if request is not None:
-        if parent is None:
-            raise UsageError("an unlearned model names its parent: save requests[-1].before first and pass parent")
-        served = request.recovery_rounds_run(strategy.recovery_rounds)
-        forget = np.sort(np.concatenate([clients[c] for c in request.clients]))
-        # Every request this run served, after those the recipe's federation had already served.
-        served_clients = [c for r in strategy.requests for c in r.clients]
-        rounds, forgotten = request.trained_rounds, tuple(dict.fromkeys(fed.forgotten + tuple(served_clients)))
-        params = {"variant": strategy.variant, "eta": float(strategy.eta), "recovery_rounds": served,
-                  "target_accuracy": 0.0, "seed": strategy.unlearning_seed}  # fmt: skip
-        unlearning = Unlearning(method="puf", params=params, forget_fingerprint=fingerprint_ids(forget),
-                                n_forget=len(forget), parent_sha256=file_sha256(parent))  # fmt: skip
     recipe = recipe.replace(federation=replace(fed, rounds=rounds, forgotten=forgotten))
     meta = CheckpointMeta(kind="unlearned" if unlearning else "original", arch=recipe.arch, arch_args=recipe.arch_args,
                           num_classes=dataset.num_classes, input_shape=dataset.input_shape, dataset=dataset.spec,

@@ -13,6 +13,7 @@ pytest.importorskip("flwr", reason="the [flower] extra is not installed")  # CI 
 from flwr.app import ArrayRecord, Context, RecordDict  # noqa: E402
 
 from audit_cli.data import load_dataset  # noqa: E402
+from audit_cli.errors import UsageError  # noqa: E402
 from audit_cli.federated.fedavg import simulate  # noqa: E402
 from audit_cli.federated.flower import (  # noqa: E402
     LocalGrid,
@@ -20,6 +21,7 @@ from audit_cli.federated.flower import (  # noqa: E402
     client_app,
     initial_arrays,
     save_global_model,
+    save_run,
 )
 from audit_cli.federated.partition import federation_clients  # noqa: E402
 from audit_cli.models.checkpoint import load_checkpoint  # noqa: E402
@@ -231,6 +233,58 @@ def test_a_saved_model_lists_every_client_the_run_forgot(setting, tmp_path):
     save_global_model(parent, s.requests[-1].before, RECIPE, ds)
     save_global_model(tmp_path / "u.safetensors", result.arrays, RECIPE, ds, strategy=s, parent=parent)
     assert load_checkpoint(tmp_path / "u.safetensors").meta.recipe.federation.forgotten == (2, 3)
+
+
+def test_save_run_writes_every_model_of_a_run_each_naming_its_parent(setting, tmp_path):
+    """Two requests in one run: the model the second was served on is the first's unlearned
+    model (client 2 forgotten), not an original; each checkpoint says so and names its parent."""
+    import hashlib
+
+    ds, _, simulated = setting
+    s = strategy(variant="special", schedule={4: [2], 7: [3]})
+    result = s.start(grid=grid(ds), initial_arrays=initial_arrays(RECIPE, ds), num_rounds=9)
+    paths = save_run(tmp_path / "run", result.arrays, s, RECIPE, ds)
+    assert [p.name for p in paths] == ["original.safetensors", "unlearned-1.safetensors", "unlearned-2.safetensors"]
+    metas = [load_checkpoint(p).meta for p in paths]
+    assert [m.kind for m in metas] == ["original", "unlearned", "unlearned"]
+    assert [m.recipe.federation.forgotten for m in metas] == [(), (2,), (2, 3)]
+    assert all(m.recipe.federation.rounds == 3 for m in metas)
+    sha = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    assert [m.unlearning.parent_sha256 for m in metas[1:]] == sha[:2]
+    assert metas[1].unlearning.params["recovery_rounds"] == 2
+    assert max_diff(ArrayRecord(load_checkpoint(paths[0]).state_dict), simulated) <= ROUNDING
+    weights = [load_checkpoint(p).state_dict for p in paths[1:]]
+    for got, want in zip(weights, (s.requests[1].before, result.arrays), strict=True):
+        assert all(bool((got[k] == v).all()) for k, v in want.to_torch_state_dict().items())
+    report = run_audit(AuditConfig(model=paths[2], forget_clients=(3,), original=paths[1], shadows=4,
+                                   bank=tmp_path / "bank", allow_underpowered=True, device="cpu"))  # fmt: skip
+    assert report.model.method == "puf" and int(report.exit_code) in (0, 1, 3)
+    with pytest.raises(UsageError, match="exists; not overwriting it"):
+        save_run(tmp_path / "run", result.arrays, s, RECIPE, ds)
+
+
+def test_save_run_records_the_rounds_trained_before_the_request(setting, tmp_path):
+    """A request served before the recipe's last round: the original is the federation of
+    the rounds trained until then (the recipe says 3, the run trained 2)."""
+    ds, clients, _ = setting
+    s = strategy(variant="special", schedule={3: [2]})
+    result = s.start(grid=grid(ds), initial_arrays=initial_arrays(RECIPE, ds), num_rounds=5)
+    original, unlearned = save_run(tmp_path, result.arrays, s, RECIPE, ds)
+    assert load_checkpoint(original).meta.recipe.federation.rounds == 2
+    assert load_checkpoint(unlearned).meta.recipe.federation.rounds == 2
+    two = RECIPE.replace(federation=Federation(clients=5, alpha=0.3, rounds=2, seed=4))
+    assert max_diff(ArrayRecord(load_checkpoint(original).state_dict), simulate(ds, two, [clients], [FED.seed])) <= ROUNDING
+
+
+def test_save_run_refuses_a_model_between_requests_it_cannot_describe(setting, tmp_path):
+    ds, _, _ = setting
+    s = strategy(variant="special", schedule={4: [2], 5: [3]})  # the second during the first's recovery
+    result = s.start(grid=grid(ds), initial_arrays=initial_arrays(RECIPE, ds), num_rounds=7)
+    with pytest.raises(UsageError, match="request 2 was served during the recovery of request 1"):
+        save_run(tmp_path / "run", result.arrays, s, RECIPE, ds)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(UsageError, match="served no unlearning request"):
+        save_run(tmp_path / "run", result.arrays, strategy(variant="special"), RECIPE, ds)
 
 
 def test_a_forgotten_client_that_leaves_does_not_stall_the_rounds(setting):
