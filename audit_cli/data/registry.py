@@ -82,7 +82,16 @@ def load_dataset(
     download: bool = False,
 ) -> Dataset:
     """Load a registered dataset or a data file into memory."""
-    spec = data if isinstance(data, DatasetSpec) else resolve_spec(data, options)
+    if isinstance(data, DatasetSpec):
+        # A spec read from a file (a checkpoint's metadata) is checked like options typed on
+        # the command line: a malformed option is the file's error, not a crash. A missing one
+        # takes its default (the dataset fingerprint, compared next, catches another dataset).
+        try:
+            spec = resolve_spec(data.name, data.options) if data.name in DATASETS else data
+        except UsageError as exc:
+            raise DatasetError(f"the recorded dataset {data.name!r}: {exc.message}", hint=exc.hint) from None
+    else:
+        spec = resolve_spec(data, options)
     entry = DATASETS.get(spec.name)
     if entry is None:
         raise UsageError(f"unknown dataset {spec.name!r}")

@@ -159,6 +159,17 @@ def four_classes(doc: dict) -> None:
     doc["num_classes"] = 4
 
 
+def dataset_option(value: object) -> Callable[[dict], None]:
+    def change(doc: dict) -> None:
+        doc["dataset"]["options"] = {"test_fraction": value}
+
+    return change
+
+
+def unknown_dataset_option(doc: dict) -> None:
+    doc["dataset"]["options"]["bogus"] = 1
+
+
 CHECKPOINTS = {
     "pt-os-system": (pt_system, 4, "needs code to load"),
     "pt-exec": (pt_exec, 4, "needs code to load"),
@@ -173,6 +184,11 @@ CHECKPOINTS = {
     "inf-weights": (with_weights(set_inf), 2, "NaN or infinite"),
     "wrong-shapes": (with_weights(wrong_shape), 2, r"1\.weight is \(128, 64\) in the checkpoint"),
     "class-count-mismatch": (with_weights(no_change, four_classes), 2, "predicts 4 classes"),
+    # The metadata's dataset options are the file's word, checked like typed options.
+    "dataset-option-not-a-number": (with_weights(no_change, dataset_option("abc")), 2,
+                                    "recorded dataset 'digits': option test_fraction='abc': expected float"),
+    "dataset-option-out-of-range": (with_weights(no_change, dataset_option(5.0)), 2, "test_fraction must lie"),
+    "dataset-option-unknown": (with_weights(no_change, unknown_dataset_option), 2, "has no option 'bogus'"),
 }
 
 
