@@ -56,6 +56,8 @@ def data_file(name: str, options: Mapping[str, object]) -> Path:
 
 def encode_labels(path: Path, what: str, values: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Labels as stored -> int64 labels in 0..C-1 and the class names."""
+    if values.size == 0:
+        raise DatasetError(f"{path}: {what} is empty: the dataset has no rows")
     if values.dtype.kind == "f":
         if not np.isfinite(values).all() or (values != np.round(values)).any():
             bad = values[~np.isfinite(values) | (values != np.round(values))][0]
@@ -90,6 +92,24 @@ def split_stratified(path: Path, y: np.ndarray, options: Mapping[str, object], s
         return stratified_is_train(y, float(options["test_fraction"]), int(options["seed"]))
     except ValueError as exc:  # scikit-learn: a class too small to appear in both splits
         raise DatasetError(f"{path}: cannot draw a stratified split: {exc}", hint=split_hint) from None
+
+
+# Models compute in float32: a finite float64 feature beyond its range would become inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_feature_values(path: Path, values: np.ndarray, where: str = "") -> None:
+    """Numeric features the models can take: finite, and within float32's range."""
+    if values.dtype.kind != "f":
+        return  # integers and booleans are finite, and int64 rounds into float32's range
+    bad = int(np.count_nonzero(~np.isfinite(values)))
+    if bad:
+        raise DatasetError(f"{path}: {bad} missing or non-finite feature value(s) (null, NaN or inf){where}",
+                           hint="drop or impute them before auditing")  # fmt: skip
+    huge = int(np.count_nonzero(np.abs(values) > FLOAT32_MAX))
+    if huge:
+        raise DatasetError(f"{path}: {huge} feature value(s) beyond float32's range (about 3.4e38){where}",
+                           hint="rescale the features")  # fmt: skip
 
 
 def standardize_features(x: np.ndarray, is_train: np.ndarray) -> np.ndarray:
@@ -281,7 +301,9 @@ def column_features(path: Path, table: pa.Table, names: list[str]) -> np.ndarray
         if bad and first_missing is None:
             first_missing = name
         missing += bad
-        x[:, j] = values
+        if not bad:
+            check_feature_values(path, values, f" in column {name!r}")
+            x[:, j] = values
     if missing:
         raise DatasetError(
             f"{path}: {missing} missing or non-finite feature value(s) (null, NaN or inf), "
@@ -317,12 +339,7 @@ def list_features(path: Path, table: pa.Table, name: str) -> np.ndarray:
     if width == 0:
         raise DatasetError(f"{path}: features column {name!r} holds empty lists")
     values = pc.list_flatten(lists).cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
-    bad = int(np.count_nonzero(~np.isfinite(values)))
-    if bad:
-        raise DatasetError(
-            f"{path}: {bad} missing or non-finite feature value(s) (null, NaN or inf) in column {name!r}",
-            hint="drop or impute them before auditing",
-        )
+    check_feature_values(path, values, f" in column {name!r}")
     return values.astype(np.float32).reshape(table.num_rows, width)
 
 
@@ -359,6 +376,7 @@ def load_npz_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: Load
         is_train = np.arange(len(y)) < len(arrays["y_train"])
         ids = None
 
+    check_feature_values(path, x)
     y, class_names = encode_labels(path, "'y'", y)
     if is_train is None:
         is_train = split_stratified(path, y, options, "add an 'is_train' boolean array")

@@ -268,6 +268,17 @@ def pickled_npz(d: Path, marker: Path) -> Path:
     return d / "data.npz"
 
 
+def npz(**arrays: np.ndarray) -> Callable[[Path, Path], Path]:
+    def build(d: Path, marker: Path) -> Path:
+        np.savez(d / "data.npz", **arrays)
+        return d / "data.npz"
+
+    return build
+
+
+X40 = np.random.default_rng(0).normal(size=(40, 3))
+
+
 def corrupt_parquet(d: Path, marker: Path) -> Path:
     (d / "data.parquet").write_bytes(b"PAR1 not really parquet PAR1")
     return d / "data.parquet"
@@ -281,6 +292,12 @@ DATASETS = {
     "parquet-extension-column": (extension_column, 2, "extension"),
     "parquet-corrupt": (corrupt_parquet, 2, "not a readable Parquet file"),
     "npz-pickled-objects": (pickled_npz, 4, "pickled objects"),
+    "npz-no-rows": (npz(x=np.zeros((0, 3)), y=np.zeros(0, dtype=int)), 2, "no rows"),
+    "npz-inf-feature": (npz(x=np.where(np.arange(40)[:, None] == 3, np.inf, X40), y=np.array(LABELS)), 2,
+                        "3 missing or non-finite"),
+    "npz-beyond-float32": (npz(x=X40 * 1e300, y=np.array(LABELS)), 2, "beyond float32's range"),
+    "parquet-beyond-float32": (parquet(pa.table({"label": LABELS, "f": [1e300] + [1.0] * 39})), 2,
+                               "1 feature value\\(s\\) beyond float32's range .* in column 'f'"),
 }
 
 CONFIGS = {
