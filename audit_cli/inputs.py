@@ -156,6 +156,8 @@ def load_references(inputs: AuditInputs) -> tuple[ReferenceModel | None, Referen
         ref = load_reference(given, audited, inputs.dataset, config.strip_prefix)
         refs.append(ReferenceModel(ref, ref.view_logits(inputs.dataset, inputs.device)) if ref is not None else None)
     original, retrained = refs
+    if retrained is not None:
+        check_retrained_without(retrained.model.meta, config.retrained, meta, inputs.dataset, inputs.forget)
     if original is not None and meta.unlearning is not None and original.model.sha256 != meta.unlearning.parent_sha256:
         raise UsageError(
             f"{config.original} is not the model {config.model} was unlearned from (parent sha256 "
@@ -167,6 +169,23 @@ def load_references(inputs: AuditInputs) -> tuple[ReferenceModel | None, Referen
                                       config.forget_class, inputs.device, config.seed)  # fmt: skip
         retrained = ReferenceModel(None, estimate.view_logits, estimated=estimate.details)
     return original, retrained
+
+
+def check_retrained_without(ref: CheckpointMeta, path: object, audited: CheckpointMeta, dataset: Dataset,
+                            forget: np.ndarray) -> None:  # fmt: skip
+    """A --retrained model must have been trained on the audited model's training set
+    without the forget set: utility and the reference metrics compare with it. Checked by
+    the recorded fingerprints when both models record the ids they trained on (the tool's
+    checkpoints; a federation's members and imported weights are not checked)."""
+    whole = fingerprint_ids(dataset.train_ids)
+    without = np.setdiff1d(dataset.train_ids, forget)
+    if ref.trained_ids_fingerprint is None or audited.trained_ids_fingerprint not in (whole, fingerprint_ids(without)):
+        return
+    if ref.trained_ids_fingerprint != fingerprint_ids(without):
+        raise UsageError(f"{path} was not trained on the training split without the forget set ({ref.n_trained} "
+                         f"examples; retrained without these {len(forget)} it would have {len(without)})",
+                         hint="pass the model audit train --exclude <forget list> (or --exclude-class) writes, or "
+                         "--estimate-retrained influence")  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)

@@ -123,6 +123,19 @@ def test_param_overrides_the_declared_parameters_name_by_name(models):
         prepare(replace(config, model=models / "original.safetensors", method_params={"epochs": "2"}))
 
 
+def test_a_retrained_model_without_another_set_is_refused_as_the_reference(models):
+    """Utility and the reference metrics compare with --retrained: a model retrained without
+    other ids than the forget set would answer another question. Refused before any shadow."""
+    from audit_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="was not trained on the training split without the forget set"):
+        audit(models, "original", forget=models / "tiny.txt", retrained=models / "retrained.safetensors",
+              bank=models / "no-bank")  # fmt: skip
+    with pytest.raises(UsageError, match="without these 60 it would have"):
+        audit(models, "original", retrained=models / "original.safetensors", bank=models / "no-bank")
+    assert not (models / "no-bank").exists()
+
+
 def test_gradient_ascent_is_audited_with_its_own_method_and_found_detrimental(models):
     report = audit(
         models, "ascent", original=models / "original.safetensors", retrained=models / "retrained.safetensors"
