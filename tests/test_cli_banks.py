@@ -181,3 +181,10 @@ def test_report_folders_are_created_and_paths_checked_before_any_shadow(runner, 
             refused.output
         )
         assert not fresh.exists(), "refused before any shadow trained"
+    # An input of the audit is never a report file, --overwrite or not.
+    for args, name in ([("-f", f"json={root / 'model.safetensors'}"), "model.safetensors"],
+                       [("-f", f"markdown={root / 'forget.txt'}"), "forget.txt"]):  # fmt: skip
+        before = (root / name).read_bytes()
+        refused = invoke(runner, *base, "--bank", fresh, *args, "--overwrite")
+        assert refused.exit_code == 2 and "is an input of this audit" in refused.stderr, refused.output
+        assert (root / name).read_bytes() == before and not fresh.exists()

@@ -7,6 +7,7 @@ typo does not cost a run; files are written only once the report is complete.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -36,18 +37,25 @@ def parse_formats(formats: list[str] | None, output: Path | None) -> list[Target
     return targets
 
 
-def prepare_targets(targets: list[Target], output: Path | None = None, *, overwrite: bool = False) -> list[Target]:
+def prepare_targets(targets: list[Target], output: Path | None = None, *, overwrite: bool = False,
+                    inputs: Sequence[Path | None] = ()) -> list[Target]:  # fmt: skip
     """Check every report file before any shadow trains, and create its missing folders.
 
     A path that is a folder, a device or FIFO, an existing file without ``--overwrite``, a
-    parent that cannot be created or written, two formats to one file, or an ``--output``
-    that no ``-f FORMAT`` goes to is a usage error now, not after an hour of shadows.
+    parent that cannot be created or written, two formats to one file, an ``--output``
+    that no ``-f FORMAT`` goes to, or one of the run's ``inputs`` (the model, the forget
+    list: ``--overwrite`` would replace them) is a usage error now, not after an hour of
+    shadows.
     """
     if output is not None and not any(path == output for _, path in targets):
         raise UsageError(f"--output {output} receives nothing", hint="name the format too: -f json -o PATH")
     files = [path for _, path in targets if path is not None]
     if len({p.resolve() for p in files}) != len(files):
         raise UsageError("two report formats go to the same file")
+    read = {Path(p).resolve() for p in inputs if isinstance(p, (str, Path))}
+    for name, path in targets:
+        if path is not None and path.resolve() in read:
+            raise UsageError(f"-f {name}: {path} is an input of this audit; the report would replace it")
     for name, path in targets:
         if path is not None:
             _check_writable(path, f"-f {name}", overwrite)

@@ -43,6 +43,6 @@ def report_cmd(
     """Re-render a saved report without recomputing anything; exits with its exit code."""
     targets = parse_formats(formats, output)
     report = load_report(saved)
-    prepare_targets(targets, output, overwrite=overwrite)
+    prepare_targets(targets, output, overwrite=overwrite, inputs=[saved])
     write_report(report, targets, verbose=verbose)
     raise typer.Exit(int(report.exit_code))

@@ -217,7 +217,9 @@ def run_cmd(
         shadows_from=shadows_from,
     )
     # Before the audit: a typo or an unwritable path must not cost the shadows.
-    targets = prepare_targets(parse_formats(formats, output), output, overwrite=overwrite)
+    inputs = [model, forget, output_filter, original, retrained, recipe, config_file, config.config_file,
+              Path(data) if data and Path(data).is_file() else None]
+    targets = prepare_targets(parse_formats(formats, output), output, overwrite=overwrite, inputs=inputs)
     with progress_bar("shadow bank", quiet, unit="shadows") as update:
         report = run_audit(config, progress=update)
     write_report(report, targets, verbose=verbose)
