@@ -52,6 +52,7 @@ def prepare_targets(targets: list[Target], output: Path | None = None, *, overwr
     files = [path for _, path in targets if path is not None]
     if len({p.resolve() for p in files}) != len(files):
         raise UsageError("two report formats go to the same file")
+    check_step_summary()
     read = {Path(p).resolve() for p in inputs if isinstance(p, (str, Path))}
     for name, path in targets:
         if path is not None and path.resolve() in read:
@@ -100,5 +101,25 @@ def write_report(report: AuditReport, targets: list[Target], *, verbose: bool = 
             typer.echo(text, nl=False)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(render_markdown(report))
+        # A side channel: the verdict and its exit code stand whatever happens to it (the
+        # path was checked before the audit started).
+        try:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(render_markdown(report))
+        except OSError as exc:
+            Console(stderr=True, highlight=False).print(
+                f"warning: GITHUB_STEP_SUMMARY {summary}: {exc.strerror or exc}; the step summary was not written",
+                markup=False)  # fmt: skip
+
+
+def check_step_summary() -> None:
+    """GITHUB_STEP_SUMMARY, when set, must be a file the report can be appended to: said
+    before the audit, not after it."""
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not summary:
+        return
+    path = Path(summary)
+    if path.is_dir() or not (path.parent.is_dir() and os.access(path.parent, os.W_OK | os.X_OK)) or (
+            path.exists() and not os.access(path, os.W_OK)):  # fmt: skip
+        raise UsageError(f"GITHUB_STEP_SUMMARY={summary} is not a file the Markdown report can be appended to",
+                         hint="unset it, or point it at a writable file")  # fmt: skip

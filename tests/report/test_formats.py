@@ -140,6 +140,25 @@ def test_audit_report_rerenders_a_saved_report(tmp_path, monkeypatch):
     passing = tmp_path / "pass.json"
     passing.write_text(FORMATS["json"](fixed_report("pass", 0.0)))
     assert runner.invoke(app, ["report", str(passing)]).exit_code == 0
+    # A step summary that cannot be written is said before the work; the saved report is
+    # never a report file either.
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path))
+    refused = runner.invoke(app, ["report", str(passing), "-f", f"json={tmp_path / 'x.json'}"])
+    assert refused.exit_code == 2 and "GITHUB_STEP_SUMMARY" in refused.stderr and not (tmp_path / "x.json").exists()
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY")
+    same = runner.invoke(app, ["report", str(passing), "-f", f"markdown={passing}", "--overwrite"])
+    assert same.exit_code == 2 and "is an input of this audit" in same.stderr
+    assert passing.read_text() == FORMATS["json"](fixed_report("pass", 0.0))
+
+
+def test_a_step_summary_that_fails_late_keeps_the_verdict(tmp_path, monkeypatch):
+    """Removed between the check and the write: a warning, and the report's exit code."""
+    from audit_cli.cli import outputs
+
+    summary = tmp_path / "gone" / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    outputs.write_report(fixed_report("pass", 0.0), [("json", tmp_path / "r.json")])
+    assert (tmp_path / "r.json").is_file() and not summary.exists()
 
 
 @pytest.mark.parametrize(
