@@ -30,7 +30,7 @@ from audit_cli.atomic import atomic_write_text
 from audit_cli.config import DEFAULTS, LIMITS
 from audit_cli.errors import UsageError
 from audit_cli.gate import min_decidable_leakage
-from audit_cli.inputs import check_power, prepare
+from audit_cli.inputs import check_power, load_references, prepare
 from audit_cli.options import MAX_SEED, check_seed
 from audit_cli.pipeline import AuditConfig, run_audit
 from audit_cli.report import AuditReport
@@ -228,9 +228,12 @@ def sweep(request: SweepRequest, progress=None) -> SweepResult:
         raise UsageError(f"--shadows {request.shadows} is outside {low}..{high}")
     points_params = grid_points(request.method, request.grid, request.fixed)
     out = check_out_folder(request.out, request.overwrite)
+    # Every point's audit has the same settings, forget set and references: what would
+    # stop one (a threshold, the bank folder, a retrained model, too few examples) stops the
+    # sweep before its first checkpoint is written.
+    inputs = prepare(audit_config(request, request.model, request.seed))
+    load_references(inputs)
     if not request.allow_underpowered:
-        # Every point's audit has the same counts: refuse an undecidable one before any work.
-        inputs = prepare(audit_config(request, request.model, request.seed))
         check_power(inputs, min_decidable_leakage(len(inputs.forget), len(inputs.test)))
     out.mkdir(exist_ok=True)
     criterion = "average gap" if request.retrained is not None else "leakage"

@@ -100,7 +100,11 @@ def test_sweep_refuses_a_bad_grid_without_touching_the_output(runner, trained, t
                     "lr=1e-4,oops", "-o", out)  # fmt: skip
     assert_error(result, "lr")
     assert not out.exists()
-    for flags, message in ((("--seed", "-1"), "--seed must be a whole number"), (("--shadows", "200000"), "2..100000")):
+    (tmp_path / "a-file").write_text("")
+    for flags, message in ((("--seed", "-1"), "--seed must be a whole number"), (("--shadows", "200000"), "2..100000"),
+                           (("--fail-above", "2", "--allow-underpowered"), "must lie in \\[0, 1\\)"),
+                           (("--bank", tmp_path / "a-file", "--allow-underpowered"), "a-file"),
+                           (("--retrained", model, "--allow-underpowered"), "without the forget set")):  # fmt: skip
         result = invoke(runner, "sweep", "--model", model, "--forget", forget, "--method", "neggrad", "--param",
                         "lr=1e-4,1e-3", "-o", out, *flags)  # fmt: skip
         assert_error(result, message)
