@@ -299,6 +299,18 @@ def dataset_tensors(dataset: Dataset, device: torch.device | str) -> tuple[torch
     return torch.from_numpy(dataset.x).to(device), torch.from_numpy(dataset.y).to(device)
 
 
+def check_recipe_data(recipe: Recipe, dataset: Dataset) -> None:
+    """The recipe's training augmentation can run on this dataset (images, and for the
+    learned policies images with known pixel statistics)."""
+    if recipe.augmentation != "none" and dataset.modality != "image":
+        raise UsageError(
+            f"augmentation {recipe.augmentation!r} needs image data; {dataset.name!r} is {dataset.modality}"
+        )
+    if recipe.augmentation in POLICIES and dataset.pixel_stats is None:
+        raise UsageError(f"augmentation {recipe.augmentation!r} needs images with known pixel statistics",
+                         hint="crop+flip and flip work on any images")  # fmt: skip
+
+
 def train_models(
     dataset: Dataset,
     recipe: Recipe,
@@ -319,13 +331,7 @@ def train_models(
         raise UsageError(f"{len(train_ids)} training subsets but {len(seeds)} seeds")
     if len(train_ids) == 0:
         raise UsageError("no models to train")
-    if recipe.augmentation != "none" and dataset.modality != "image":
-        raise UsageError(
-            f"augmentation {recipe.augmentation!r} needs image data; {dataset.name!r} is {dataset.modality}"
-        )
-    if recipe.augmentation in POLICIES and dataset.pixel_stats is None:
-        raise UsageError(f"augmentation {recipe.augmentation!r} needs images with known pixel statistics",
-                         hint="crop+flip and flip work on any images")  # fmt: skip
+    check_recipe_data(recipe, dataset)
     device = torch.device(device)
     rows = [dataset.rows(ids) for ids in train_ids]
     for k, r in enumerate(rows):

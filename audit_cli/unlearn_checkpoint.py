@@ -31,7 +31,7 @@ from audit_cli.models.checkpoint import (
 from audit_cli.models.metadata import CheckpointMeta, Unlearning
 from audit_cli.models.recipe import read_recipe_file
 from audit_cli.options import check_seed
-from audit_cli.training import Ensemble, resolve_device
+from audit_cli.training import Ensemble, check_recipe_data, resolve_device
 from audit_cli.unlearn import UnlearnTask, get_method, params_dict, parse_params, unlearn_models
 from audit_cli.unlearn_request import (
     SplitAccuracy,
@@ -85,6 +85,8 @@ def unlearn_checkpoint(request: UnlearnRequest) -> UnlearnResult:
     check_trained_on_all(request.model, meta, dataset)
     if request.recipe is not None:
         recipe = read_recipe_file(request.recipe)
+        # Recorded in the unlearned checkpoint, the recipe trains its audit's shadows.
+        check_recipe_data(recipe, dataset)
     if recipe is None:
         # Never invent one: a default recipe would be written into the unlearned checkpoint
         # as if the model had been trained with it, and its audit would train shadows unlike it.

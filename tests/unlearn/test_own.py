@@ -124,6 +124,11 @@ def test_unlearning_a_bare_checkpoint_never_invents_a_recipe(runner, bare, tmp_p
     assert not out.exists()
     assert_error(runner.invoke(app, ["unlearn", *args[1:9], "--method", "own", "--forget", str(bare / "forget.txt"),
                                      "-o", str(out)]), "your own unlearning code")  # fmt: skip
+    # A recipe given is recorded and trains the audit's shadows: checked against the data now.
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('format = 1\narch = "mlp"\naugmentation = "flip"\n')
+    assert_error(runner.invoke(app, [*args, "--recipe", str(recipe)]), r"augmentation 'flip' needs image data")
+    assert not out.exists()
 
 
 def test_a_recipe_file_is_versioned_and_checked(tmp_path):
