@@ -32,7 +32,7 @@ from audit_cli.models.metadata import CheckpointMeta
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank
 from audit_cli.shadows.executors import executor
 from audit_cli.training import resolve_device
-from audit_cli.unlearn import UnlearningSpec, get_method, resolve_unlearning
+from audit_cli.unlearn import UnlearningSpec, check_inert, get_method, parse_params, resolve_unlearning
 from audit_cli.unlearn.mpru import FilterSpec, check_filter_parent, load_filter
 from audit_cli.unlearn_request import resolve_forget
 
@@ -287,6 +287,7 @@ def prepare(config: AuditConfig) -> AuditInputs:
         augmentation = str(params.pop("augmentation", "none"))
         entry = get_method(method)
         unlearning = resolve_unlearning(entry, params, augmentation, dataset)
+        check_inert(entry, parse_params(entry, unlearning.params), config.method_params or {})
         if output_filter is not None and entry.produces != "filter":
             raise UsageError(f"--filter audits an output filter; {method} changes weights (drop --method)")
         if output_filter is None and entry.produces == "filter":

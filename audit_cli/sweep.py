@@ -36,7 +36,7 @@ from audit_cli.pipeline import AuditConfig, run_audit
 from audit_cli.report import AuditReport
 from audit_cli.report.sweep_html import render_sweep_html
 from audit_cli.shadows.reuse import reuse_fitted_shadows
-from audit_cli.unlearn import get_method, parse_params
+from audit_cli.unlearn import check_inert, get_method, parse_params
 from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
 
 MAX_POINTS = 64
@@ -138,7 +138,7 @@ def grid_points(method: str, grid: Mapping[str, Sequence[str]], fixed: Mapping[s
         raise UsageError(f"the grid has {count} points; at most {MAX_POINTS} (each trains a bank of shadows)")
     points = [dict(fixed) | dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
     for point in points:
-        parse_params(entry, point)
+        check_inert(entry, parse_params(entry, point), point)
     return points
 
 

@@ -32,7 +32,7 @@ from audit_cli.models.metadata import CheckpointMeta, Unlearning
 from audit_cli.models.recipe import read_recipe_file
 from audit_cli.options import check_seed
 from audit_cli.training import Ensemble, check_recipe_data, resolve_device
-from audit_cli.unlearn import UnlearnTask, get_method, params_dict, parse_params, unlearn_models
+from audit_cli.unlearn import UnlearnTask, check_inert, get_method, params_dict, parse_params, unlearn_models
 from audit_cli.unlearn_request import (
     SplitAccuracy,
     UnlearnRequest,
@@ -54,6 +54,7 @@ def unlearn_checkpoint(request: UnlearnRequest) -> UnlearnResult:
     check_seed(request.seed)
     entry = get_method(request.method)
     params = parse_params(entry, request.params)
+    check_inert(entry, params, request.params)
     if entry.produces == "filter":
         return fit_filter_checkpoint(request, entry, params)
     if entry.external:

@@ -15,7 +15,7 @@ an entry has.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
@@ -187,6 +187,16 @@ def parse_params(entry: MethodEntry, raw: Mapping[str, object] | None) -> Any:
         return entry.params(**typed)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"method {entry.name!r}: {exc}") from None
+
+
+def check_inert(entry: MethodEntry, params: Any, given: Iterable[str]) -> None:
+    """Refuse a parameter the user set that the others make do nothing (momentum with
+    adam, say): recorded, it would read as if it had acted. A parameter dataclass says
+    which of its fields are inert, and why, with ``inert()``."""
+    inert = params.inert() if hasattr(params, "inert") else {}
+    for name in given:
+        if name in inert:
+            raise UsageError(f"method {entry.name!r}: {name} does nothing {inert[name]}", hint=f"drop {name}")
 
 
 def params_dict(params: Any) -> dict[str, object]:

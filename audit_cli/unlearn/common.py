@@ -29,6 +29,9 @@ class OptimParams:
         if self.batch_size < 0 or self.weight_decay < 0:
             raise ValueError("batch_size and weight_decay must be non-negative")
 
+    def inert(self) -> dict[str, str]:
+        return {"momentum": f"with optimizer {self.optimizer} (it is sgd's)"} if self.optimizer != "sgd" else {}
+
     def loop_kwargs(self) -> dict:
         return {
             "optimizer": self.optimizer,

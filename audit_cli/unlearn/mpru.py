@@ -67,6 +67,10 @@ class MPRUParams:
         if not (math.isfinite(self.l2) and self.l2 >= 0):
             raise ValueError(f"l2 must be a non-negative number, got {self.l2}")
 
+    def inert(self) -> dict[str, str]:
+        why = "with fit renormalize (it fits nothing)"
+        return {"sample": why, "l2": why} if self.fit == "renormalize" else {}
+
 
 def _check_logits(logits: np.ndarray, forget_class: int) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)

@@ -63,6 +63,9 @@ class PUFParams:
         if not 0 <= self.target_accuracy <= 1:
             raise ValueError(f"target_accuracy must lie in [0, 1], got {self.target_accuracy}")
 
+    def inert(self) -> dict[str, str]:
+        return {"eta": "with variant natural (it has no unlearning round)"} if self.variant == "natural" else {}
+
     @property
     def amplification(self) -> float:
         return self.eta or DEFAULT_ETA[self.variant]

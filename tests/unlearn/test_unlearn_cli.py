@@ -175,6 +175,11 @@ ERRORS = {
         None,
     ),
     "class out of range": (["--forget-class", "10", "--method", "trw"], "class 10 does not exist", None),
+    "momentum with adam": (
+        ["--forget-class", "3", "--method", "finetune", "--param", "optimizer=adam", "--param", "momentum=0.5"],
+        "momentum does nothing with optimizer adam",
+        "drop momentum",
+    ),
     "data options without data": (
         ["--forget-class", "3", "--method", "trw", "--data-opt", "test_fraction=0.5"],
         "--data-opt refines --data",
@@ -267,3 +272,23 @@ def test_a_safetensors_file_whose_header_length_starts_with_0x80_reads_back(tmp_
     loaded = load_checkpoint(path)
     assert loaded.meta.metrics == metrics
     assert all(torch.equal(loaded.state_dict[n], t) for n, t in parent.state_dict.items())
+
+
+@pytest.mark.parametrize(
+    "method,given,inert",
+    [("finetune", {"optimizer": "adamw", "momentum": "0.5"}, "momentum"),
+     ("mpru", {"fit": "renormalize", "sample": "7"}, "sample"),
+     ("puf", {"variant": "natural", "eta": "5"}, "eta")],
+)
+def test_a_parameter_the_others_make_inert_is_refused_only_when_given(method, given, inert):
+    """Given, it would be recorded as if it had acted; at its default (as the checkpoint's
+    declared parameters carry it) it is left alone."""
+    from audit_cli.errors import UsageError
+    from audit_cli.unlearn import check_inert, get_method, parse_params
+
+    entry = get_method(method)
+    params = parse_params(entry, given)
+    with pytest.raises(UsageError, match=f"{inert} does nothing"):
+        check_inert(entry, params, given)
+    check_inert(entry, params, [k for k in given if k != inert])
+    check_inert(entry, parse_params(entry, {k: v for k, v in given.items() if k != inert}), given.keys() - {inert})
