@@ -69,7 +69,12 @@ def _read_file(path: Path) -> dict[str, object]:
         data = data.get("tool", {}).get("unlearning-audit", {})
     if not isinstance(data, dict):
         raise UsageError(f"{path}: [tool.unlearning-audit] must be a table")
-    settings = {str(k).replace("-", "_"): v for k, v in data.items()}
+    settings: dict[str, object] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name in settings:  # fail-above and fail_above: one would silently win
+            raise UsageError(f"{path}: {key!r} is given twice (with dashes and with underscores)")
+        settings[name] = value
     thresholds = settings.pop("thresholds", None)
     if thresholds is not None:
         # Per-check thresholds, by check name (dashes or underscores); each is another name

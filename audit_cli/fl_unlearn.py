@@ -112,7 +112,8 @@ def unlearn_federated(request: UnlearnRequest, entry: MethodEntry, params, paren
                       recipe: Recipe, originals: Ensemble) -> UnlearnResult:  # fmt: skip
     """Forget ``request.forget_clients`` from a federated model and write the result."""
     if request.forget is not None or request.forget_class is not None:
-        raise UsageError("a federated model forgets whole clients: pass --forget-client N, not --forget")
+        given = "--forget" if request.forget is not None else "--forget-class"
+        raise UsageError(f"a federated model forgets whole clients: pass --forget-client N, not {given}")
     FEDERATIONS.check_method(entry, recipe)
     meta: CheckpointMeta = parent.meta
     clients = tuple(dict.fromkeys(request.forget_clients))  # a client named twice is forgotten once

@@ -97,11 +97,12 @@ def excluded_training_ids(
 
 def train_checkpoint(request: TrainRequest, progress: Progress | None = None) -> TrainResult:
     """Load the data, train one model with the recipe, evaluate it and save it."""
+    # A device name is checked for every model (a scikit-learn one trains on the CPU).
+    device = resolve_device(request.device)
     if isinstance(request.recipe, SklearnRecipe):
         return _train_sklearn(request, request.recipe)
     # Fail on the output path before spending minutes on the work.
     out = check_output_path(request.out, overwrite=request.overwrite)
-    device = resolve_device(request.device)
     dataset = load_dataset(request.data, request.data_options, data_root=request.data_root, download=request.download)
     train_ids, exclusion = excluded_training_ids(dataset, request.exclude_ids, request.exclude_class)
     recipe = request.recipe

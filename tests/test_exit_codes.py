@@ -156,6 +156,19 @@ def test_a_threshold_no_score_can_cross_is_refused(flag, env):
     assert result.exit_code == 2 and "must lie in [0, 1)" in result.stderr, result.output
 
 
+def test_options_the_run_would_ignore_are_refused(tmp_path):
+    """--ray-address without the ray executor, and a device name a scikit-learn model would ignore."""
+    run = ["run", "--model", "sample_models/digits_mlp_original.safetensors", "--forget",
+           "sample_models/forget_random10.txt", "--bank", str(tmp_path / "bank"), "--ray-address", "auto"]  # fmt: skip
+    result = CliRunner().invoke(app, run)
+    assert result.exit_code == 2 and "--ray-address is where --executor ray sends" in result.stderr
+    train = ["train", "--arch", "decision-tree", "--data", "synthetic", "--device", "bogus", "-o",
+             str(tmp_path / "t.skops")]  # fmt: skip
+    result = CliRunner().invoke(app, train)
+    assert result.exit_code == 2 and "bogus" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
 def test_few_forget_ids_are_scored_against_a_sample_of_four_test_ids_each(tmp_path):
     """With 10,000 test ids and 100 forget ids a candidate would be unlearned in almost no
     shadow; the negatives are a seeded sample of 4 per forget example instead."""

@@ -55,8 +55,8 @@ def ids_cmd(
         return
     if client or clients:
         raise UsageError("--client and --clients read a federated model's partition: pass --model FILE")
-    dataset = load_dataset(data or "digits", parse_pairs(data_opt, "--data-opt"), data_root=data_root)
-    ids = split_ids(dataset, split or "train", forget_class)
+    dataset = load_dataset("digits" if data is None else data, parse_pairs(data_opt, "--data-opt"), data_root=data_root)
+    ids = split_ids(dataset, "train" if split is None else split, forget_class)
     if output_format is OutputFormat.json:
         sys.stdout.write(json.dumps([int(i) for i in ids]) + "\n")
     else:

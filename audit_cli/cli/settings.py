@@ -15,6 +15,7 @@ import typer
 
 from audit_cli.cli.common import given_on_command_line
 from audit_cli.config import DEFAULTS, Setting, find_config_file, resolve_settings
+from audit_cli.errors import UsageError
 from audit_cli.inputs import AuditConfig, config_from_settings
 
 
@@ -71,6 +72,9 @@ def audit_config(
         unlearner=unlearner,
         shadows_from=shadows_from,
     )
+    if flags.get("ray_address") is not None and config.executor != "ray":
+        raise UsageError(f"--ray-address is where --executor ray sends its tasks; the executor is {config.executor}",
+                         hint="add --executor ray, or drop --ray-address")  # fmt: skip
     return config, settings
 
 

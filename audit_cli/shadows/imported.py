@@ -52,6 +52,18 @@ def read_long_table(path: Path) -> pa.Table:
     raise UsageError(f"import a .parquet or .csv table, not {path.suffix or 'no extension'!r}")
 
 
+def whole_numbers(table: pa.Table, column: str, path: Path) -> np.ndarray:
+    """A column of shadow numbers or ids as int64; a CSV reads whole numbers written as
+    floats (1.0) as floats, which are taken, but 0.5 is refused rather than truncated."""
+    values = table[column].to_numpy(zero_copy_only=False)
+    if values.dtype.kind == "f":
+        if not (np.isfinite(values).all() and (values == np.round(values)).all()):
+            raise InputError(f"{path}: column {column!r} holds values that are not whole numbers")
+    elif values.dtype.kind not in "iu":
+        raise TypeError(f"column {column!r} is {values.dtype}, not numbers")
+    return values.astype(np.int64)
+
+
 def validate(table: pa.Table, dataset: Dataset, path: Path) -> SignalBank:
     """The table's signals as a SignalBank, or an InputError naming what is wrong."""
     missing = [c for c in REQUIRED if c not in table.column_names]
@@ -62,8 +74,7 @@ def validate(table: pa.Table, dataset: Dataset, path: Path) -> SignalBank:
         raise InputError(f"{path} holds signals of another dataset (fingerprint {declared.decode()[:12]}, "
                          f"{dataset.name!r} is {dataset.fingerprint[:12]})")  # fmt: skip
     try:
-        shadow = table["shadow"].to_numpy().astype(np.int64)
-        ids = table["example_id"].to_numpy().astype(np.int64)
+        shadow, ids = (whole_numbers(table, c, path) for c in ("shadow", "example_id"))
         phi = {c: np.asarray(pc.cast(table[c], pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
                for c in ("phi_before", "phi_after")}  # fmt: skip
         state_text = np.asarray(pc.cast(table["state"], pa.string()).to_numpy(zero_copy_only=False), dtype=object)
@@ -143,10 +154,13 @@ def load_imported(folder: str | Path, dataset: Dataset, unlearned: bool) -> tupl
     folder = Path(folder)
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
-        origin = manifest["spec"]["imported"]
-        fingerprint = manifest["spec"]["dataset_fingerprint"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise InputError(f"{folder} is not an imported bank (audit bank import writes one): {exc}") from None
+        spec = manifest["spec"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        raise InputError(f"{folder} is not a shadow bank (no readable {MANIFEST})") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("imported"), dict):
+        raise InputError(f"{folder} is not an imported bank (audit bank import writes one)",
+                         hint="a bank this tool built is found by audit run --bank; drop --shadows-from")  # fmt: skip
+    origin, fingerprint = spec["imported"], spec.get("dataset_fingerprint")
     if fingerprint != dataset.fingerprint:
         raise InputError(f"{folder} holds signals of another dataset than {dataset.name!r}")
     signals = read_bank(folder)

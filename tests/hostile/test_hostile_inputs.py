@@ -305,6 +305,7 @@ CONFIGS = {
     "toml-unknown-key": (b"fail_abov = 0.2\n", 2, "unknown setting 'fail_abov'"),
     "toml-wrong-type": (b'shadows = "many"\n', 2, "expected int"),
     "toml-unknown-threshold": (b"[thresholds]\nmia = 0.1\n", 2, "no gated check 'mia'"),
+    "toml-key-twice": (b"fail-above = 0.2\nfail_above = 0.3\n", 2, "'fail_above' is given twice"),
 }
 
 

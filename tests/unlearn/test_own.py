@@ -270,6 +270,10 @@ def test_a_bank_exported_and_imported_scores_the_same_and_says_where_it_came_fro
     refused(table.set_column(table.column_names.index("state"), "state", pa.array(["maybe"] + states[1:])),
             r"unknown state 'maybe'")
     refused(table.replace_schema_metadata({b"unlearning_audit_dataset_fingerprint": b"0" * 64}), r"another dataset")
+    halves = table["shadow"].to_numpy().astype(np.float64)
+    halves[5] = 0.5  # truncated to shadow 0 once
+    refused(table.set_column(table.column_names.index("shadow"), "shadow", pa.array(halves)),
+            r"column 'shadow' holds values that are not whole numbers", suffix=".csv")
     refused(table.drop_columns(["phi_after"]), r"missing column 'phi_after'", suffix=".csv")
     phi = table["phi_before"].to_numpy().copy()
     phi[3] = np.inf
