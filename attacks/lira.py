@@ -56,7 +56,7 @@ class GaussianFit:
     mu: np.ndarray
     sigma: np.ndarray
     count: np.ndarray
-    """Observations per example."""
+    """Observations per example (shadows in the state that could score it)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,9 @@ def _moments(phi: np.ndarray, states: np.ndarray, state: int) -> _Moments:
     mask = np.asarray(states) == state
     if phi.shape != mask.shape:
         raise ValueError(f"phi {phi.shape} and states {mask.shape} differ in shape")
+    # A shadow that cannot score an example (NaN phi) is no observation of it: counted, it
+    # would add a degree of freedom and shrink the spread.
+    mask &= ~np.isnan(phi)
     obs = np.where(mask, phi, np.nan)
     count = mask.sum(axis=0)
     with np.errstate(all="ignore"), _quiet_nan_warnings():

@@ -85,6 +85,24 @@ def test_examples_without_observations_are_not_scored():
         fit_state(phi, states[:2], IN, "global")
 
 
+def test_a_shadow_that_cannot_score_an_example_is_no_observation_of_it():
+    """NaN phi (an overflowed logit, or an imported bank's gap) must not count as a degree
+    of freedom: counted, it shrank the pooled spread from 1.03 to 0.68 here."""
+    rng = np.random.default_rng(5)
+    phi = rng.normal(0, 1, (16, 200))
+    states = np.full(phi.shape, OUT)
+    gappy = phi.copy()
+    gappy[:8] = np.nan  # half the shadows scored nothing
+    for variance in ("global", "per-example"):
+        fit = fit_state(gappy, states, OUT, variance)
+        naive = fit_state(phi[8:], states[8:], OUT, variance)
+        assert np.allclose(fit.sigma, naive.sigma) and np.allclose(fit.mu, naive.mu) and (fit.count == 8).all()
+    # One IN observation left: no spread to fit, so the example is unscorable (it scored -5e9).
+    scores = lira_online(np.array([[1.0], [np.nan], [-1.0], [0.0]]), np.array([[IN], [IN], [OUT], [OUT]]),
+                         np.array([0.5]), variance="per-example", spread="separate")
+    assert np.isnan(scores[0])
+
+
 def test_leave_one_out_measures_attack_strength():
     rng = np.random.default_rng(3)
     _, phi, states = bank(rng)
