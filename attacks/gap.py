@@ -85,6 +85,12 @@ def difference_interval(s_a: int, n_a: int, s_b: int, n_b: int, level: float = 0
 
 
 def compare_distributions(a: np.ndarray, b: np.ndarray) -> DistributionTest:
+    """KS and Mann-Whitney between the values of ``a`` and ``b`` that exist: an example a
+    model cannot score (NaN) is left out; with it scipy's p-values are NaN, and a NaN
+    p-value read as "no shift"."""
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if len(a) == 0 or len(b) == 0:
+        return DistributionTest(np.nan, np.nan, np.nan, np.nan)
     ks = ks_2samp(a, b)
     mwu = mannwhitneyu(a, b, alternative="two-sided")
     return DistributionTest(
@@ -123,15 +129,21 @@ def gap_check(
     test = difference_interval(s_a, n_a, s_b, n_b, level=1 - each)
     loss = compare_distributions(np.asarray(loss_a, float), np.asarray(loss_b, float))
     phi = compare_distributions(np.asarray(phi_a, float), np.asarray(phi_b, float))
+    # Examples a model cannot score have no phi: too few left and phi says nothing.
+    scored = min(int(np.count_nonzero(~np.isnan(np.asarray(v, float)))) for v in (phi_a, phi_b))
+    shifted = scored >= MIN_EXAMPLES and phi.mwu_pvalue < each
     if min(n_a, n_b) < MIN_EXAMPLES:
         verdict: Verdict = "inconclusive"
         reason = f"{min(n_a, n_b)} examples in the smaller set; at least {MIN_EXAMPLES} are needed"
-    elif test.low > 0 or (phi.mwu_pvalue < each and phi.prob_a_greater > 0.5):
+    elif test.low > 0 or (shifted and phi.prob_a_greater > 0.5):
         verdict = "memorization"
         reason = "forget examples are fitted better than test examples"
-    elif test.high < 0 or (phi.mwu_pvalue < each and phi.prob_a_greater < 0.5):
+    elif test.high < 0 or (shifted and phi.prob_a_greater < 0.5):
         verdict = "over-forgetting"
         reason = "forget examples are fitted worse than test examples"
+    elif scored < MIN_EXAMPLES:
+        verdict = "inconclusive"
+        reason = f"phi exists for {scored} examples of the smaller set; at least {MIN_EXAMPLES} are needed"
     else:
         verdict = "consistent"
         reason = (

@@ -1,6 +1,7 @@
-"""Forget-versus-test gap without shadows: accuracy, loss and confidence of the forget set
-against test examples (attacks/gap.py, Bonferroni over the three). A forget set the model
-still fits better than unseen data is a warning even where the attack is weak."""
+"""Forget-versus-test gap without shadows: accuracy and confidence (phi) of the forget set
+against test examples, each tested at half the level (attacks/gap.py, Bonferroni over the
+two; the loss comparison is reported, not tested). A forget set the model still fits
+better than unseen data is a warning even where the attack is weak."""
 
 from __future__ import annotations
 

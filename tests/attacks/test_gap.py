@@ -44,6 +44,19 @@ def test_verdicts():
     assert small.verdict == "inconclusive" and "at least 20" in small.reason
 
 
+def test_examples_a_model_cannot_score_are_left_out_not_read_as_no_shift():
+    """A NaN phi made scipy's p-values NaN, and the verdict fell through to consistent."""
+    rng = np.random.default_rng(7)
+    correct_a, loss_a, phi_a, correct_b, loss_b, phi_b = sets(rng, 300, 0.9, 3.0)
+    phi_a[0] = np.nan
+    check = gap_check("f", correct_a, loss_a, phi_a, correct_b, loss_b, phi_b)
+    assert check.verdict == "memorization" and check.phi.mwu_pvalue < 1e-20
+    assert compare_distributions(phi_a, phi_b) == compare_distributions(phi_a[1:], phi_b)
+    phi_a[:290] = np.nan  # ten left: too few for a claim about phi
+    scarce = gap_check("f", correct_b[:300], loss_a, phi_a, correct_b, loss_b, phi_b)  # accuracy alike
+    assert scarce.verdict == "inconclusive" and "phi exists for 10 examples" in scarce.reason
+
+
 def test_phi_shift_alone_is_detected_and_effect_direction_reported():
     rng = np.random.default_rng(1)
     check = gap_check("f", *sets(rng, 300, 0.9, 0.5))
