@@ -67,19 +67,27 @@ def exact_unlearning_drops(
     """
     before = np.asarray(phi_before, dtype=np.float64)
     trained = np.asarray(trained, dtype=bool)
+    # A shadow that cannot score an example (NaN phi) is left out of that example's means
+    # and spread, not allowed to turn them NaN.
+    seen = np.isfinite(before)
     with np.errstate(all="ignore"):
-        mu_trained = np.where(trained, before, 0).sum(0) / trained.sum(0)
-        mu_unseen = np.where(~trained, before, 0).sum(0) / (~trained).sum(0)
-        ss = np.where(trained, (before - mu_trained) ** 2, 0).sum(0) + np.where(
-            ~trained, (before - mu_unseen) ** 2, 0
-        ).sum(0)
-        spread = np.maximum(np.sqrt(ss / max(before.shape[0] - 2, 1)), 1e-6)
+        mu_trained = _mean_where(before, trained & seen)
+        mu_unseen = _mean_where(before, ~trained & seen)
+        ss = (np.where(trained & seen, before - mu_trained, 0) ** 2
+              + np.where(~trained & seen, before - mu_unseen, 0) ** 2)  # fmt: skip
+        spread = np.maximum(np.sqrt(ss.sum(0) / np.maximum(seen.sum(0) - 2, 1)), 1e-6)
         if phi_twins is None:
             return ExactDrops(mu_trained - mu_unseen, np.zeros(before.shape[1]), spread)
         change = before - np.asarray(phi_twins, dtype=np.float64)
-        to_twin_trained = np.where(trained, change, 0).sum(0) / trained.sum(0)
-        to_twin_unseen = np.where(~trained, change, 0).sum(0) / (~trained).sum(0)
+        moved = np.isfinite(change)
+        to_twin_trained = _mean_where(change, trained & moved)
+        to_twin_unseen = _mean_where(change, ~trained & moved)
     return ExactDrops(to_twin_trained, to_twin_unseen, spread)
+
+
+def _mean_where(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Column means over the rows ``mask`` selects (NaN for a column it selects none of)."""
+    return np.where(mask, values, 0).sum(0) / mask.sum(0)
 
 
 def unlearning_effect(

@@ -18,7 +18,7 @@ from attacks.signals import OUT
 from audit_cli.checks.base import Check, CheckName, Outcome, Skip
 from audit_cli.checks.context import AuditContext
 from audit_cli.data import fingerprint_ids
-from audit_cli.gate import decide, evidence_caveat, what_would_decide
+from audit_cli.gate import MAX_UNSCORABLE, MIN_EXAMPLES, decide, evidence_caveat, what_would_decide
 from audit_cli.report import CheckResult
 
 NAME = CheckName.UNLEARNING_EFFECT.value
@@ -73,6 +73,15 @@ def effect(ctx: AuditContext) -> CheckResult:
         report = unlearning_effect(drop[f_rows], drop[ref_rows], expected_f, expected_t, seed=config.seed)
     except ValueError as exc:  # too few finite examples: no claim, not a crash
         return CheckResult(NAME, "inconclusive", f"no claim: {exc}", threshold=threshold, gated=True)
+    # As for leakage: the examples measured must be enough, and stand for the sets.
+    unscored = max(1 - report.n_forget / len(f_rows), 1 - report.n_test / len(ref_rows))
+    if min(report.n_forget, report.n_test) < MIN_EXAMPLES or unscored > MAX_UNSCORABLE:
+        return CheckResult(NAME, "inconclusive", (
+            f"the effect could be measured on {report.n_forget} of {len(f_rows)} forget and {report.n_test} of "
+            f"{len(ref_rows)} reference examples (the rest have no finite confidence in the models or shadows); "
+            f"a claim needs at least {MIN_EXAMPLES} of each and at most {MAX_UNSCORABLE:.0%} left out"),
+            threshold=threshold, gated=True,
+            details={"n_forget": report.n_forget, "n_test": report.n_test})  # fmt: skip
     got, exp = report.achieved, report.expected
     details = {
         "achieved": [got.value, got.low, got.high],

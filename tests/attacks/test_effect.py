@@ -70,3 +70,21 @@ def test_exact_unlearning_drops_from_a_bank():
     twins = phi - 3.0 - 1.0 * trained
     drops = exact_unlearning_drops(phi, trained, twins)
     assert np.allclose(drops.trained, 4.0) and np.allclose(drops.unseen, 3.0)
+
+
+def test_a_shadow_without_phi_is_left_out_of_the_expected_drop():
+    """One NaN shadow value used to make the example's expected drop NaN (the example was
+    then dropped from the effect); it is left out of that example's means and spread."""
+    from attacks.effect import exact_unlearning_drops
+
+    rng = np.random.default_rng(9)
+    trained = rng.random((40, 5)) < 0.5
+    phi = 1.5 * trained + rng.normal(0, 0.5, (40, 5))
+    gappy = phi.copy()
+    gappy[3, 0] = np.nan
+    got = exact_unlearning_drops(gappy, trained)
+    keep = np.arange(40) != 3
+    alone = exact_unlearning_drops(phi[keep][:, :1], trained[keep][:, :1])
+    assert np.isfinite(got.trained).all()
+    assert got.trained[0] == pytest.approx(alone.trained[0]) and got.spread[0] == pytest.approx(alone.spread[0])
+    assert np.allclose(got.trained[1:], exact_unlearning_drops(phi, trained).trained[1:])

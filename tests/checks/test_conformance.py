@@ -162,6 +162,23 @@ def test_missing_inputs_are_skipped_with_a_reason(digits):
     assert not names & {"forget-class-accuracy", "mia-nn", "where the class goes"}
 
 
+def test_the_unlearning_effect_reads_past_unscored_shadows_and_needs_the_sets_measured(digits):
+    """A shadow without phi for an example is left out of its expected drop (one such shadow
+    used to drop the example); and an effect measured on a remnant of the forget set is no
+    claim, as for leakage."""
+    from audit_cli.checks.effect import effect
+
+    c = context(digits, nan_share=0.05)
+    result = effect(c)
+    assert result.details["n_forget"] == len(c.f_rows) and result.details["n_test"] == len(c.t_rows)
+    blank = c.original_phi.copy()
+    blank[c.f_rows[: len(c.f_rows) // 2]] = np.nan  # half the forget set unmeasured
+    c.__dict__["original_phi"] = blank
+    remnant = effect(c)
+    assert remnant.verdict == "inconclusive" and remnant.gated
+    assert f"measured on {len(c.f_rows) - len(c.f_rows) // 2} of {len(c.f_rows)} forget" in remnant.sentence
+
+
 def test_point_scores_do_not_depend_on_the_order_of_the_shadows(digits):
     order = np.random.default_rng(7).permutation(SHADOWS)
     for kind in ("random", "class"):
