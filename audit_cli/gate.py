@@ -94,6 +94,9 @@ def min_decidable_leakage(n_positive: int, n_negative: int, level: float = 0.95)
     At AUC 0.5 the estimate's error is about N(0, sd); the leakage interval's upper bound is
     ``2(|error| + z sd)``, whose median is ``2(z_0.75 + z) sd``. Below that threshold most
     exact unlearners come out inconclusive, so the audit says so before training shadows.
+    It is a floor: the leakage pass bound adds the bank's own noise, known only once the
+    shadows exist, so at this threshold an exact unlearner passes somewhat less than half
+    the time.
     """
     if min(n_positive, n_negative) < 1:
         return float("inf")
