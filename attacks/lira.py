@@ -24,7 +24,8 @@ original two spreads.
 Spreads are per example, or one pooled within-example standard deviation ("global"),
 which the LiRA paper finds better with few shadows. ``variance="auto"`` decides by the
 observations an example has in each state (not by the shadow count): per example when
-the median scored example has at least ``PER_EXAMPLE_MIN_OBS`` in each. An example
+the median example observed in both states (every such column of the bank, not only the
+scored ones) has at least ``PER_EXAMPLE_MIN_OBS`` in each. An example
 without an observation in a state gets a NaN score (it cannot be scored, not "0").
 """
 
