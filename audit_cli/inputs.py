@@ -157,7 +157,7 @@ def load_references(inputs: AuditInputs) -> tuple[ReferenceModel | None, Referen
         refs.append(ReferenceModel(ref, ref.view_logits(inputs.dataset, inputs.device)) if ref is not None else None)
     original, retrained = refs
     if retrained is not None:
-        check_retrained_without(retrained.model.meta, config.retrained, meta, inputs.dataset, inputs.forget)
+        check_retrained_without(retrained.model.meta, config.retrained, audited, inputs.dataset, inputs.forget)
     if original is not None and meta.unlearning is not None and original.model.sha256 != meta.unlearning.parent_sha256:
         raise UsageError(
             f"{config.original} is not the model {config.model} was unlearned from (parent sha256 "
@@ -171,19 +171,27 @@ def load_references(inputs: AuditInputs) -> tuple[ReferenceModel | None, Referen
     return original, retrained
 
 
-def check_retrained_without(ref: CheckpointMeta, path: object, audited: CheckpointMeta, dataset: Dataset,
+def check_retrained_without(ref: CheckpointMeta, path: object, audited: AuditedModel, dataset: Dataset,
                             forget: np.ndarray) -> None:  # fmt: skip
-    """A --retrained model must have been trained on the audited model's training set
-    without the forget set: utility and the reference metrics compare with it. Checked by
-    the recorded fingerprints when both models record the ids they trained on (the tool's
-    checkpoints; a federation's members and imported weights are not checked)."""
-    whole = fingerprint_ids(dataset.train_ids)
-    without = np.setdiff1d(dataset.train_ids, forget)
-    if ref.trained_ids_fingerprint is None or audited.trained_ids_fingerprint not in (whole, fingerprint_ids(without)):
+    """A --retrained model must be the model retrained without the forget set: utility and
+    the reference metrics compare with it. Checked where the checkpoints say what it left
+    out: a centrally trained model written by ``audit train --exclude`` (or
+    ``--exclude-class``), or by ``audit unlearn --method retrain``; and an original, which
+    left out nothing, is refused. A federation's (its clients, earlier requests) and
+    imported weights are not checked."""
+    if getattr(audited.recipe, "federation", None) is not None or len(forget) == 0:
         return
-    if ref.trained_ids_fingerprint != fingerprint_ids(without):
-        raise UsageError(f"{path} was not trained on the training split without the forget set ({ref.n_trained} "
-                         f"examples; retrained without these {len(forget)} it would have {len(without)})",
+    if ref.kind == "retrained" and ref.excluded is not None:
+        left_out = ref.excluded.ids_fingerprint
+    elif ref.unlearning is not None and ref.unlearning.method == "retrain":
+        left_out = ref.unlearning.forget_fingerprint
+    elif ref.kind == "original" and ref.trained_ids_fingerprint == fingerprint_ids(dataset.train_ids):
+        left_out = fingerprint_ids(np.empty(0, dtype=np.int64))
+    else:
+        return
+    if left_out != fingerprint_ids(forget):
+        what = "is an original that left out nothing" if ref.kind == "original" else "was retrained without another set"
+        raise UsageError(f"{path} {what}, not without the {len(forget)} forget ids",
                          hint="pass the model audit train --exclude <forget list> (or --exclude-class) writes, or "
                          "--estimate-retrained influence")  # fmt: skip
 

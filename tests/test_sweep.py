@@ -104,7 +104,7 @@ def test_sweep_refuses_a_bad_grid_without_touching_the_output(runner, trained, t
     for flags, message in ((("--seed", "-1"), "--seed must be a whole number"), (("--shadows", "200000"), "2..100000"),
                            (("--fail-above", "2", "--allow-underpowered"), "must lie in \\[0, 1\\)"),
                            (("--bank", tmp_path / "a-file", "--allow-underpowered"), "a-file"),
-                           (("--retrained", model, "--allow-underpowered"), "without the forget set")):  # fmt: skip
+                           (("--retrained", model, "--allow-underpowered"), "an original that left out nothing")):  # fmt: skip
         result = invoke(runner, "sweep", "--model", model, "--forget", forget, "--method", "neggrad", "--param",
                         "lr=1e-4,1e-3", "-o", out, *flags)  # fmt: skip
         assert_error(result, message)
