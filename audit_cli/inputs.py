@@ -234,11 +234,16 @@ def prepare(config: AuditConfig) -> AuditInputs:
     """Load and check everything an audit needs; nothing is trained yet."""
     device = resolve_device(config.device)
     for name in THRESHOLDS.values():
-        if not 0 <= getattr(config, name) < 1:
-            # Scores lie in [0, 1]: a threshold of 1 can never be crossed, and would pass every model.
-            raise UsageError(f"{name.replace('_', '-')} is a threshold on a score in [0, 1] and must lie in [0, 1), "
-                             f"got {getattr(config, name)}", hint="a score never exceeds 1: at 1 the check "
-                             "could not fail")  # fmt: skip
+        value = getattr(config, name)
+        if name == "missing_effect_above":
+            # The missing share exceeds 1 when unlearning raised the forget set's confidence:
+            # a threshold of 1 fails exactly that.
+            if not 0 <= value <= 1:
+                raise UsageError(f"missing-effect-above is a share and must lie in [0, 1], got {value}")
+        elif not 0 <= value < 1:
+            # These scores never exceed 1: at 1 the check could not fail, and would pass every model.
+            raise UsageError(f"{name.replace('_', '-')} must lie in [0, 1), got {value}",
+                             hint="its score never exceeds 1: at 1 the check could not fail")  # fmt: skip
     if config.variance not in VARIANCES:
         raise UsageError(f"--variance must be auto, global or per-example, got {config.variance!r}")
     if config.gate not in GATES:

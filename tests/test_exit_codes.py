@@ -147,13 +147,23 @@ def test_an_imported_bank_refuses_options_that_only_training_reads(tmp_path, fla
 
 
 @pytest.mark.parametrize("flag,env", [(["--fail-above", "1.0"], {}), (["--fail-above", "-0.1"], {}),
-                                      ([], {"AUDIT_UTILITY_DROP_ABOVE": "1"}), ([], {"AUDIT_MIA_NN_ABOVE": "2"})])
+                                      ([], {"AUDIT_UTILITY_DROP_ABOVE": "1"}), ([], {"AUDIT_MIA_NN_ABOVE": "2"}),
+                                      ([], {"AUDIT_MISSING_EFFECT_ABOVE": "1.5"})])
 def test_a_threshold_no_score_can_cross_is_refused(flag, env):
     """Scores lie in [0, 1]: a gate at 1 would pass every model, so it is refused before any work."""
     args = ["run", "--model", "sample_models/digits_mlp_original.safetensors", "--forget",
             "sample_models/forget_random10.txt", *flag]  # fmt: skip
     result = CliRunner().invoke(app, args, env=env)
-    assert result.exit_code == 2 and "must lie in [0, 1)" in result.stderr, result.output
+    assert result.exit_code == 2 and "must lie in [0, 1" in result.stderr, result.output
+
+
+
+def test_a_missing_effect_threshold_of_1_is_a_real_one(tmp_path):
+    """The missing share exceeds 1 when unlearning raised the forget set's confidence."""
+    from audit_cli.pipeline import AuditConfig, prepare
+
+    assert prepare(AuditConfig(model="sample_models/digits_mlp_original.safetensors", bank=tmp_path,
+                               forget="sample_models/forget_random10.txt", missing_effect_above=1.0))  # fmt: skip
 
 
 def test_options_the_run_would_ignore_are_refused(tmp_path):

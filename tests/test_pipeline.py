@@ -134,6 +134,17 @@ def test_a_retrained_model_without_another_set_is_refused_as_the_reference(model
     with pytest.raises(UsageError, match="is an original that left out nothing"):
         audit(models, "original", retrained=models / "original.safetensors", bank=models / "no-bank")
     assert not (models / "no-bank").exists()
+    # audit unlearn --method retrain records its forget set: a valid reference.
+    from audit_cli.inputs import load_references
+    from audit_cli.pipeline import prepare
+
+    retrain = models / "no-bank-retrain.safetensors"
+    unlearn_checkpoint(UnlearnRequest(model=models / "original.safetensors", out=retrain, method="retrain",
+                                      forget=models / "forget.txt", device="cpu"))  # fmt: skip
+    config = AuditConfig(model=models / "ascent.safetensors", forget=models / "forget.txt", retrained=retrain,
+                         bank=models / "no-bank", device="cpu")  # fmt: skip
+    assert load_references(prepare(config))[1] is not None
+    retrain.unlink()
 
 
 def test_gradient_ascent_is_audited_with_its_own_method_and_found_detrimental(models):
