@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,16 +111,21 @@ def resolve_settings(
     config_file: Path | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    only: Collection[str] | None = None,
 ) -> dict[str, Setting]:
-    """Every setting with its value and source; flags given as None were not set."""
+    """Every setting with its value and source; flags given as None were not set. ``only``:
+    just these settings (a command that reads a bank is not the place to refuse an
+    unrelated one)."""
     env = os.environ if env is None else env
     path = config_file if config_file is not None else find_config_file(cwd or Path.cwd())
     from_file = _read_file(path) if path is not None else {}
     unknown = sorted(set(from_file) - set(DEFAULTS))
-    if unknown:
+    if unknown and only is None:
         raise UsageError(f"{path}: unknown setting {unknown[0]!r}", hint=f"settings: {', '.join(DEFAULTS)}")
     out: dict[str, Setting] = {}
     for key, default in DEFAULTS.items():
+        if only is not None and key not in only:
+            continue
         env_key = f"AUDIT_{key.upper()}"
         if flags.get(key) is not None:
             value, source = flags[key], "flag"

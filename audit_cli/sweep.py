@@ -137,8 +137,12 @@ def grid_points(method: str, grid: Mapping[str, Sequence[str]], fixed: Mapping[s
     if count > MAX_POINTS:
         raise UsageError(f"the grid has {count} points; at most {MAX_POINTS} (each trains a bank of shadows)")
     points = [dict(fixed) | dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
-    for point in points:
-        check_inert(entry, parse_params(entry, point), point)
+    parsed = [parse_params(entry, point) for point in points]
+    # A parameter inert at some points (momentum where the grid tries adam) still acts at
+    # the others; only one that acts at none is refused.
+    acting = {name for point, params in zip(points, parsed, strict=True) for name in point
+              if name not in (params.inert() if hasattr(params, "inert") else {})}  # fmt: skip
+    check_inert(entry, parsed[0], [name for name in points[0] if name not in acting])
     return points
 
 

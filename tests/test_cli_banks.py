@@ -114,6 +114,8 @@ def test_bank_commands_look_where_run_builds(runner, built, monkeypatch, tmp_pat
     assert attack.exit_code == 0 and json.loads(attack.stdout)["bank"] == str(Path("ci-bank") / leaf.name)
     assert invoke(runner, "bank", "export", "-o", tmp_path / "e.csv").exit_code == 0
     # The environment outranks the file, the command line both.
+    # A setting the command does not read, however wrong, does not stop it.
+    assert invoke(runner, "bank", "ls", "--format", "json", env={"AUDIT_SHADOWS": "many"}).exit_code == 0
     elsewhere = invoke(runner, "bank", "ls", "--format", "json", env={"AUDIT_BANK": str(tmp_path / "none")})
     assert elsewhere.exit_code == 2 and "bank folder not found" in elsewhere.stderr
     typed = json.loads(invoke(runner, "bank", "ls", root / "ci-bank", "--format", "json",

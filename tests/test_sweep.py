@@ -22,6 +22,8 @@ def test_the_grid_is_the_product_of_the_swept_values_with_the_fixed_ones():
     points = grid_points("neggrad+", grid, fixed)
     assert len(points) == 6 and points[0] == {"alpha": "0.9", "lr": "1e-3", "epochs": "1"}
     assert {(p["lr"], p["epochs"]) for p in points} == {(a, b) for a in ("1e-3", "1e-2") for b in ("1", "2", "3")}
+    # A parameter inert at some points acts at the others: sgd takes the momentum adam ignores.
+    assert len(grid_points("finetune", *parse_grid({"optimizer": "sgd,adam", "momentum": "0.5"}))) == 2
 
 
 @pytest.mark.parametrize(
@@ -33,6 +35,7 @@ def test_the_grid_is_the_product_of_the_swept_values_with_the_fixed_ones():
         ("neggrad", {"learning_rate": "1,2"}, "has no parameter 'learning_rate'"),
         ("neggrad", {"lr": "1e-3,-1"}, "lr must be a positive"),
         ("mpru", {"l2": "1,2"}, "does not"),
+        ("finetune", {"optimizer": "adam,adamw", "momentum": "0.5"}, "momentum does nothing with optimizer adam"),
         ("neggrad", {"lr": ",".join(str(i + 1) for i in range(MAX_POINTS + 1))}, f"at most {MAX_POINTS}"),
     ],
 )

@@ -169,12 +169,16 @@ def attack_scores(signals: SignalBank, dataset: Dataset, target_phi: np.ndarray,
         if signals.phi_reference is None:
             raise UsageError("this shadow bank has no retrained-without-the-class twins; rebuild it in class mode")
         in_class = dataset.y == config.forget_class
-        positives = (states == state)[:, in_class].sum(axis=0)
-        mode = resolve_variance(config.variance, positives, np.full_like(positives, signals.n_shadows))
+        # Observations, as the fits count them: a shadow without phi for an example is none.
+        positives = ((states == state) & ~np.isnan(phi))[:, in_class].sum(axis=0)
+        twins = (~np.isnan(signals.phi_reference))[:, in_class].sum(axis=0)
+        mode = resolve_variance(config.variance, positives, twins)
         scores = ulira_class(phi, states, signals.phi_reference, target_phi, in_class, state=state, variance=mode,
                              spread=spread)  # fmt: skip
         return scores, mode
-    mode = resolve_variance(config.variance, (states == state).sum(axis=0), (states == OUT).sum(axis=0))
+    seen = ~np.isnan(phi)
+    mode = resolve_variance(config.variance, ((states == state) & seen).sum(axis=0),
+                            ((states == OUT) & seen).sum(axis=0))  # fmt: skip
     attack = ulira if method is not None else lira_online
     return attack(phi, states, target_phi, variance=mode, spread=spread), mode
 

@@ -119,7 +119,8 @@ def check_step_summary() -> None:
     if not summary:
         return
     path = Path(summary)
-    if path.is_dir() or not (path.parent.is_dir() and os.access(path.parent, os.W_OK | os.X_OK)) or (
-            path.exists() and not os.access(path, os.W_OK)):  # fmt: skip
+    appendable = os.access(path, os.W_OK) if path.exists() else (
+        path.parent.is_dir() and os.access(path.parent, os.W_OK | os.X_OK))  # fmt: skip
+    if path.is_dir() or not appendable:
         raise UsageError(f"GITHUB_STEP_SUMMARY={summary} is not a file the Markdown report can be appended to",
                          hint="unset it, or point it at a writable file")  # fmt: skip

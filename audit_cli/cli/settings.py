@@ -91,7 +91,7 @@ def resolved(ctx: typer.Context, values: dict[str, object]) -> dict[str, object]
     """These settings as `audit run` resolves them: typed on the command line, else from
     ``AUDIT_*``, audit.toml or pyproject.toml, else the default. Commands that only read
     banks use it, so that they look where `audit run` builds."""
-    settings = resolve_settings(setting_flags(ctx, values))
+    settings = resolve_settings(setting_flags(ctx, values), only=set(values))
     return {k: settings[k].value for k in values}
 
 

@@ -362,8 +362,7 @@ def save_global_model(path: str | Path, arrays: ArrayRecord, recipe: Recipe, dat
     if request is None:
         return _save(path, arrays, recipe, dataset, fed.rounds, fed.forgotten, None, overwrite)
     if parent is None:
-        raise UsageError("an unlearned model names its parent: save requests[-1].before first and pass parent "
-                         "(save_run writes both)")  # fmt: skip
+        raise UsageError("an unlearned model names its parent: write the run with save_run, which writes both")
     return _save_unlearned(path, arrays, recipe, dataset, strategy, len(strategy.requests) - 1, parent, overwrite)
 
 
@@ -387,6 +386,11 @@ def save_run(folder: str | Path, arrays: ArrayRecord, strategy: PUFStrategy, rec
             when = "during the recovery of" if a.recovery_left else "after FedAvg rounds that followed"
             raise UsageError(f"request {i + 1} was served {when} request {i}: the model in between is none the "
                              "audit can describe", hint="serve a request right after the previous one's recovery")
+    if strategy._training_round > requests[-1].trained_rounds:
+        # FedAvg rounds after the last request changed the model in a way the record cannot say.
+        raise UsageError(f"the run trained {strategy._training_round - requests[-1].trained_rounds} FedAvg round(s) "
+                         "after its last request: the final model is none the audit can describe",
+                         hint="save the run right after the last request's recovery")  # fmt: skip
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / "original.safetensors"] + [folder / f"unlearned-{i}.safetensors" for i in

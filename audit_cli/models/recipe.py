@@ -233,7 +233,8 @@ def read_recipe_file(path: str | Path) -> Recipe:
     if "arch_args" in data and not isinstance(data["arch_args"], dict):
         raise UsageError(f"{path}: arch_args must be a table")
     data["arch_args"] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.get("arch_args", {}).items()}
-    if "momentum" in data and data.get("optimizer", Recipe.optimizer) != "sgd":
+    # A recipe copied from a checkpoint carries adam's unused default momentum: only another value is refused.
+    if data.get("momentum", Recipe.momentum) != Recipe.momentum and data.get("optimizer", Recipe.optimizer) != "sgd":
         raise UsageError(f"{path}: momentum is sgd's; optimizer {data.get('optimizer', Recipe.optimizer)!r} "
                          "takes none", hint="drop momentum, or set optimizer = \"sgd\"")  # fmt: skip
     try:

@@ -194,7 +194,7 @@ def check_inert(entry: MethodEntry, params: Any, given: Iterable[str]) -> None:
     adam, say): recorded, it would read as if it had acted. A parameter dataclass says
     which of its fields are inert, and why, with ``inert()``."""
     inert = params.inert() if hasattr(params, "inert") else {}
-    for name in given:
+    for name in given or ():
         if name in inert:
             raise UsageError(f"method {entry.name!r}: {name} does nothing {inert[name]}", hint=f"drop {name}")
 

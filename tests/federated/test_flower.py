@@ -285,6 +285,11 @@ def test_save_run_refuses_a_model_between_requests_it_cannot_describe(setting, t
     assert not (tmp_path / "run").exists()
     with pytest.raises(UsageError, match="served no unlearning request"):
         save_run(tmp_path / "run", result.arrays, strategy(variant="special"), RECIPE, ds)
+    later = strategy(variant="special", schedule={4: [2]})  # recovery ends in round 6, round 7 trains again
+    result = later.start(grid=grid(ds), initial_arrays=initial_arrays(RECIPE, ds), num_rounds=7)
+    with pytest.raises(UsageError, match="trained 1 FedAvg round\\(s\\) after its last request"):
+        save_run(tmp_path / "run", result.arrays, later, RECIPE, ds)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_forgotten_client_that_leaves_does_not_stall_the_rounds(setting):

@@ -149,6 +149,8 @@ def test_a_recipe_file_is_versioned_and_checked(tmp_path):
         read_recipe_file(path)
     path.write_text('format = 1\narch = "mlp"\noptimizer = "sgd"\nmomentum = 0.5\n')
     assert read_recipe_file(path).momentum == 0.5
+    path.write_text('format = 1\narch = "mlp"\nmomentum = 0.9\n')  # adam's unused default, as checkpoints record it
+    assert read_recipe_file(path).momentum == 0.9
 
 
 def test_a_bare_checkpoint_with_a_recipe_file_is_audited_and_the_report_says_who_said_so(runner, bare, tmp_path):

@@ -292,3 +292,4 @@ def test_a_parameter_the_others_make_inert_is_refused_only_when_given(method, gi
         check_inert(entry, params, given)
     check_inert(entry, params, [k for k in given if k != inert])
     check_inert(entry, parse_params(entry, {k: v for k, v in given.items() if k != inert}), given.keys() - {inert})
+    check_inert(entry, params, None)  # an API caller's UnlearnRequest(params=None)
