@@ -53,6 +53,22 @@ def test_parquet_numeric_columns_standardized_on_train_split(tmp_path):
     np.testing.assert_allclose(ds.x[ds.is_train].std(axis=0), 1.0, atol=1e-5)
 
 
+def test_a_file_dataset_spec_read_back_loads_the_same_dataset(tmp_path):
+    """A checkpoint records a file dataset's spec with its path; loading it back checks the
+    options as typed ones (the path among them) and gives the same dataset."""
+    from audit_cli.data.dataset import DatasetSpec
+
+    for name, write in (("parquet", lambda p: write_parquet(p, numeric_table())),
+                        ("npz", lambda p: np.savez(p, x=np.random.default_rng(0).normal(size=(40, 3)),
+                                                   y=np.arange(40) % 4) or str(p))):  # fmt: skip
+        path = write(tmp_path / f"t.{name}")
+        ds = load_dataset(path)
+        again = load_dataset(DatasetSpec(name=name, options=dict(ds.spec.options)))
+        assert again.spec == ds.spec and again.fingerprint == ds.fingerprint
+        with pytest.raises(DatasetError, match=f"the recorded dataset '{name}'"):
+            load_dataset(DatasetSpec(name=name, options=dict(ds.spec.options) | {"test_fraction": "lots"}))
+
+
 def test_parquet_standardize_off_keeps_values_and_constant_column_is_only_centred(tmp_path):
     cols = numeric_table()
     cols["const"] = np.full(40, 3.0)
