@@ -29,6 +29,7 @@ from audit_cli.families import family_of
 from audit_cli.federated.partition import client_ids, federation_clients, request_federation, whole_clients
 from audit_cli.gate import GATES, MAX_UNSCORABLE, MIN_EXAMPLES
 from audit_cli.models.metadata import CheckpointMeta
+from audit_cli.models.recipe import Federation
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank
 from audit_cli.shadows.executors import executor
 from audit_cli.training import resolve_device
@@ -157,7 +158,8 @@ def load_references(inputs: AuditInputs) -> tuple[ReferenceModel | None, Referen
         refs.append(ReferenceModel(ref, ref.view_logits(inputs.dataset, inputs.device)) if ref is not None else None)
     original, retrained = refs
     if retrained is not None:
-        check_retrained_without(retrained.model.meta, config.retrained, audited, inputs.dataset, inputs.forget)
+        check_retrained_without(retrained.model.meta, config.retrained, audited, inputs.dataset, inputs.forget,
+                                tuple(config.forget_clients))  # fmt: skip
     if original is not None and meta.unlearning is not None and original.model.sha256 != meta.unlearning.parent_sha256:
         raise UsageError(
             f"{config.original} is not the model {config.model} was unlearned from (parent sha256 "
@@ -172,14 +174,19 @@ def load_references(inputs: AuditInputs) -> tuple[ReferenceModel | None, Referen
 
 
 def check_retrained_without(ref: CheckpointMeta, path: object, audited: AuditedModel, dataset: Dataset,
-                            forget: np.ndarray) -> None:  # fmt: skip
+                            forget: np.ndarray, forget_clients: tuple[int, ...] = ()) -> None:  # fmt: skip
     """A --retrained model must be the model retrained without the forget set: utility and
-    the reference metrics compare with it. Checked where the checkpoints say what it left
-    out: a centrally trained model written by ``audit train --exclude`` (or
-    ``--exclude-class``), or by ``audit unlearn --method retrain``; and an original, which
-    left out nothing, is refused. A federation's (its clients, earlier requests) and
-    imported weights are not checked."""
-    if getattr(audited.recipe, "federation", None) is not None or len(forget) == 0:
+    the reference metrics compare with it. Checked where the checkpoints say what was left
+    out: centrally, a model written by ``audit train --exclude`` (or ``--exclude-class``) or
+    ``audit unlearn --method retrain`` must have left out exactly the forget set, and an
+    original is refused; for a federation, the reference must be the same federation
+    without every client the audited one has lost and the request's clients. Imported
+    weights are not checked."""
+    if len(forget) == 0:
+        return
+    fed = getattr(audited.recipe, "federation", None)
+    if fed is not None:
+        _check_retrained_federation(ref, path, fed, forget_clients)
         return
     if ref.kind == "retrained" and ref.excluded is not None:
         left_out = ref.excluded.ids_fingerprint
@@ -194,6 +201,20 @@ def check_retrained_without(ref: CheckpointMeta, path: object, audited: AuditedM
         raise UsageError(f"{path} {what}, not without the {len(forget)} forget ids",
                          hint="pass the model audit train --exclude <forget list> (or --exclude-class) writes, or "
                          "--estimate-retrained influence")  # fmt: skip
+
+
+def _check_retrained_federation(ref: CheckpointMeta, path: object, fed: Federation,
+                                forget_clients: tuple[int, ...]) -> None:  # fmt: skip
+    if not forget_clients:
+        return  # a forget list that is not whole clients: no federation was retrained without it
+    ref_fed = getattr(ref.recipe, "federation", None) if ref.recipe is not None else None
+    wanted = sorted(set(fed.gone) | set(forget_clients))
+    same = ref_fed is not None and (ref_fed.clients, ref_fed.partition, ref_fed.alpha, ref_fed.seed) == (
+        fed.clients, fed.partition, fed.alpha, fed.seed)  # fmt: skip
+    if not same or sorted(set(ref_fed.gone)) != wanted:
+        had = "is not this federation" if not same else f"left out clients {sorted(set(ref_fed.gone))}"
+        raise UsageError(f"{path} {had}; the retrained federation leaves out clients {wanted}",
+                         hint="audit fl train --exclude-client for each of them (same clients, partition and seed)")
 
 
 @dataclass(frozen=True, eq=False)

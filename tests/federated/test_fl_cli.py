@@ -91,6 +91,17 @@ def test_puf_unlearns_a_client_recovers_to_the_retrained_accuracy_and_is_audited
     assert_ok(invoke(runner, "unlearn", "-m", out, "--method", "puf", "--forget-client", "3", "--param",
                      "variant=special", "--out", d / "u13.safetensors", "--device", "cpu"))  # fmt: skip
     assert load_checkpoint(d / "u13.safetensors").meta.recipe.federation.forgotten == (1, 3)
+    # The reference of a request is the federation retrained without every client lost by then.
+    base = ["run", "-m", d / "u13.safetensors", "--forget-client", "3", "--shadows", "4", "--bank", d / "no-bank",
+            "--device", "cpu", "--allow-underpowered"]  # fmt: skip
+    assert_error(invoke(runner, *base, "--retrained", d / "r1.safetensors"),
+                 r"left out clients \[1\]; the retrained federation leaves out clients \[1, 3\]")  # fmt: skip
+    assert_error(invoke(runner, "run", "-m", out, "--forget-client", "1", "--retrained", d / "fl.safetensors",
+                        "--bank", d / "no-bank"), r"left out clients \[\]")  # fmt: skip
+    assert not (d / "no-bank").exists()
+    assert_ok(invoke(runner, "fl", "train", "--out", d / "r13.safetensors", *FL, "--exclude-client", "1",
+                     "--exclude-client", "3"))  # fmt: skip
+    assert invoke(runner, *base, "--retrained", d / "r13.safetensors", "-q").exit_code in (0, 1, 3)
     assert_error(invoke(runner, "unlearn", "-m", d / "u13.safetensors", "--method", "puf", "--forget-client", "1",
                         "--out", d / "x.safetensors"), "was forgotten already")  # fmt: skip
 
