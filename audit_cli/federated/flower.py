@@ -130,6 +130,8 @@ class PUFStrategy(FedAvg):
     ``federation_seed`` seeds the clients' training rounds and ``unlearning_seed`` the
     rounds of a request (as ``audit fl train --seed`` and ``audit unlearn --seed`` do).
     ``schedule`` maps a server round to the clients whose request arrives before it.
+    ``forgotten``: clients the federation lost before this run (a model whose recipe
+    records them, ``recipe.federation.gone``): treated as forgotten from the first round.
     """
 
     def __init__(
@@ -141,6 +143,7 @@ class PUFStrategy(FedAvg):
         federation_seed: int = 0,
         unlearning_seed: int = 0,
         schedule: Mapping[int, Sequence[int]] | None = None,
+        forgotten: Sequence[int] = (),
         **fedavg: object,
     ) -> None:
         if variant not in VARIANTS:
@@ -156,7 +159,7 @@ class PUFStrategy(FedAvg):
         self.federation_seed = federation_seed
         self.unlearning_seed = unlearning_seed
         self.schedule = {int(r): tuple(c) for r, c in (schedule or {}).items()}
-        self.forgotten: set[int] = set()
+        self.forgotten: set[int] = {int(c) for c in forgotten}
         self.pending: list[int] = []
         self.requests: list[Request] = []
         self.node_client: dict[int, int] = {}

@@ -105,6 +105,18 @@ def test_scheduled_unlearning_equals_audit_unlearn_and_never_asks_the_client_aga
     assert max_diff(result.arrays, simulated) > 1e-3  # it did move away from the original
 
 
+def test_a_run_from_a_federation_that_lost_clients_never_hears_them(setting):
+    """forgotten=recipe.federation.gone: their nodes, unknown at first, are asked once and
+    not heard; the global model is the federation's without them."""
+    ds, clients, _ = setting
+    g = grid(ds)
+    s = strategy(forgotten=[2])
+    result = s.start(grid=g, initial_arrays=initial_arrays(RECIPE, ds), num_rounds=3)
+    assert g.asked[0] == [0, 1, 2, 3, 4] and g.asked[1:] == [[0, 1, 3, 4]] * 2
+    without = simulate(ds, RECIPE, [{c: ids for c, ids in clients.items() if c != 2}], [FED.seed])
+    assert max_diff(result.arrays, without) <= ROUNDING
+
+
 def test_a_request_at_runtime_is_served_in_the_next_round(setting):
     ds, _, _ = setting
     g = grid(ds)
