@@ -20,6 +20,8 @@ from audit_cli.unlearn import METHODS, UnlearnTask, get_method, parse_params, re
 from tests.helpers import assert_error
 
 ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_MODEL = ROOT / "sample_models" / "digits_mlp_original.safetensors"
+SAMPLE_FORGET = ROOT / "sample_models" / "forget_random10.txt"
 
 
 def tiny(input_shape, num_classes):
@@ -318,3 +320,56 @@ def test_data_and_models_from_torch_and_scikit_learn_objects(digits, tmp_path):
                    bank=str(tmp_path / "bank"), fail_above=0.2)  # fmt: skip
     assert report.mode == "lira" and report.model.kind == "imported"
     assert report.dataset.fingerprint == arrays.fingerprint
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"forget_class": True}, "forget_class: expected a whole number"),
+        ({"forget_class": "3"}, "forget_class: expected a whole number"),
+        ({"forget_class": 3.5}, "forget_class: expected a whole number"),
+        ({"forget_class": [3]}, "forget_class: expected a whole number"),
+        ({"forget_clients": 5}, "forget_clients must be a sequence"),
+        ({"forget_clients": [1.7]}, "forget_clients: expected a whole number"),
+        ({"params": "lr=1"}, "params must be a mapping"),
+        ({"data_options": [1, 2]}, "data_options must be a mapping"),
+        ({"data": 123}, "data must be a dataset name"),
+        ({"recipe": 123}, "recipe must be a path"),
+        ({"shadows_from": 123}, "shadows_from must be a path"),
+        ({"progress": "x"}, "progress must be a callable"),
+    ],
+)
+def test_api_arguments_of_the_wrong_kind_are_usage_errors_before_any_work(tmp_path, kwargs, match):
+    from audit_cli import audit
+
+    with pytest.raises(UsageError, match=match):
+        audit(SAMPLE_MODEL, forget=None if "forget_class" in kwargs else SAMPLE_FORGET, bank=tmp_path / "bank",
+              **kwargs)  # fmt: skip
+    assert not (tmp_path / "bank").exists()
+
+
+def test_api_takes_numpy_integers_where_it_takes_ints(tmp_path):
+    import audit_cli.api as api
+    from audit_cli.inputs import prepare
+
+    seen = {}
+    real = api.run_audit
+    api.run_audit = lambda config, progress=None: seen.setdefault("config", config)
+    try:
+        api.audit(SAMPLE_MODEL, forget_class=np.int64(3), bank=tmp_path / "bank", seed=np.int64(1),
+                  fail_above=np.float64(0.2))  # fmt: skip
+    finally:
+        api.run_audit = real
+    config = seen["config"]
+    assert config.forget_class == 3 and type(config.forget_class) is int and config.seed == 1
+    assert prepare(config).config.forget_class == 3
+
+
+def test_dataset_from_arrays_refuses_labels_it_cannot_use():
+    from audit_cli import dataset_from_arrays
+    from audit_cli.errors import DatasetError
+
+    x, train = np.zeros((4, 2)), np.array([True, True, False, False])
+    for y in (np.zeros(0, dtype=int), np.array(["a", "b", "a", "b"])):
+        with pytest.raises(DatasetError, match="labels must be a non-empty array of integers"):
+            dataset_from_arrays(x[: len(y)], y, train[: len(y)])
