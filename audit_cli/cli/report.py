@@ -9,7 +9,7 @@ import typer
 
 from audit_cli.cli.common import FLAG, cli_errors
 from audit_cli.cli.outputs import parse_formats, prepare_targets, write_report
-from audit_cli.errors import InputError
+from audit_cli.errors import ExitCode, InputError
 from audit_cli.files import read_user_bytes
 from audit_cli.report import AuditReport
 
@@ -40,9 +40,14 @@ def report_cmd(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", metavar=FLAG, help="Replace report files that exist."),
 ) -> None:
-    """Re-render a saved report without recomputing anything; exits with its exit code."""
+    """Re-render a saved report without recomputing anything; exits as its run did (its exit
+    code, 0 for a crossed threshold when the run had --exit-zero)."""
     targets = parse_formats(formats, output)
     report = load_report(saved)
     prepare_targets(targets, output, overwrite=overwrite, inputs=[saved])
     write_report(report, targets, verbose=verbose)
-    raise typer.Exit(int(report.exit_code))
+    code = report.exit_code
+    exit_zero = report.config.get("exit_zero") if isinstance(report.config, dict) else None
+    if isinstance(exit_zero, dict) and exit_zero.get("value") is True and code == ExitCode.FAIL:
+        raise typer.Exit(0)  # a report-only run: the saved verdict stays in the files
+    raise typer.Exit(int(code))

@@ -21,6 +21,17 @@ Verdict = Literal["pass", "fail", "inconclusive", "info", "skipped"]
 SCHEMA_VERSION = 1
 
 
+CONFUSION_ORDER = ("model", "retrained twins", "retrained")
+
+
+def confusion_rows(details: dict) -> list[tuple[str, list[float]]]:
+    """The "where the class goes" rows in one order, whether the details come from the run
+    or from a saved report (whose JSON sorts keys): every format renders them alike."""
+    rows = details["confusion_row"]
+    return sorted(rows.items(), key=lambda kv: (CONFUSION_ORDER.index(kv[0]) if kv[0] in CONFUSION_ORDER
+                                                else len(CONFUSION_ORDER), kv[0]))  # fmt: skip
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """One row of the report: a score with its interval and what it means."""

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from xml.etree import ElementTree as ET
 
-from audit_cli.report import AuditReport
+from audit_cli.report import AuditReport, confusion_rows
 
 WORDS = {0: "PASS", 1: "FAIL", 3: "INCONCLUSIVE"}
 
@@ -65,7 +65,7 @@ def render_markdown(report: AuditReport) -> str:
                 f"**{_cell(str(n))}**" if i in d["neighbors"] else _cell(str(n)) for i, n in enumerate(d["classes"])
             ]
             lines += ["| predicted as | " + " | ".join(head) + " |", "| --- |" + " --- |" * len(head)]
-            for who, row in d["confusion_row"].items():
+            for who, row in confusion_rows(d):
                 lines.append(f"| {_cell(who)} | " + " | ".join(f"{v:.0%}" for v in row) + " |")
     if report.exposed:
         lines += [
@@ -75,6 +75,11 @@ def render_markdown(report: AuditReport) -> str:
     if report.skipped:
         lines += ["", "Skipped:"] + [f"- {_cell(name)}: {_cell(why)}" for name, why in report.skipped]
     return "\n".join(lines) + "\n"
+
+
+# Characters XML 1.0 cannot hold at all (ElementTree writes them, and the file is then
+# not well-formed): dropped from text that may come from a saved, edited report.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def render_junit(report: AuditReport) -> str:
@@ -90,12 +95,13 @@ def render_junit(report: AuditReport) -> str:
         time=f"{report.seconds:.3f}",
     )
     for c in gated:
-        case = ET.SubElement(suite, "testcase", classname=f"audit.{report.mode}", name=c.name, time="0")
+        name, sentence = _NOT_XML.sub("", c.name), _NOT_XML.sub("", c.sentence)
+        case = ET.SubElement(suite, "testcase", classname=f"audit.{report.mode}", name=name, time="0")
         if c.verdict == "fail":
-            ET.SubElement(case, "failure", message=c.sentence, type=c.name).text = c.sentence
+            ET.SubElement(case, "failure", message=sentence, type=name).text = sentence
         elif c.verdict == "inconclusive":
-            ET.SubElement(case, "error", message=c.sentence, type="inconclusive").text = c.sentence
-        ET.SubElement(case, "system-out").text = c.sentence
+            ET.SubElement(case, "error", message=sentence, type="inconclusive").text = sentence
+        ET.SubElement(case, "system-out").text = sentence
     ET.indent(suite)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 

@@ -14,7 +14,7 @@ import io
 import json
 
 from audit_cli.errors import UsageError
-from audit_cli.report import AuditReport
+from audit_cli.report import AuditReport, confusion_rows
 
 WORDS = {0: ("PASS", "#1a7f37"), 1: ("FAIL", "#cf222e"), 3: ("INCONCLUSIVE", "#9a6700")}
 
@@ -77,7 +77,7 @@ def _confusion(details: dict) -> str:
     )
     body = "".join(
         f"<tr><td>{e(str(who))}</td>" + "".join(f"<td>{e(f'{v:.0%}')}</td>" for v in row) + "</tr>"
-        for who, row in details["confusion_row"].items()
+        for who, row in confusion_rows(details)
     )
     return (
         "<h2>Where the forgotten class goes</h2><p>Predictions on its training examples "
@@ -100,7 +100,9 @@ def render_html(report: AuditReport) -> str:
     skipped = "".join(f"<li>{e(name)}: {e(why)}</li>" for name, why in report.skipped)
     confusion = "".join(_confusion(c.details) for c in report.checks if "confusion_row" in c.details)
     m = report.model
-    prov = e(json.dumps({"config": report.config, "provenance": report.provenance}, indent=2, default=str))
+    # Sorted as the saved JSON is, so that audit report renders the same page.
+    prov = e(json.dumps({"config": report.config, "provenance": report.provenance}, indent=2, default=str,
+                        sort_keys=True))  # fmt: skip
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Unlearning audit: {word}</title>
 <style>

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from urllib.parse import quote
 
 from audit_cli.report import AuditReport
 from audit_cli.version import __version__
@@ -23,10 +24,16 @@ def rule_id(check: str) -> str:
     return "UA/" + re.sub(r"[^a-z0-9]+", "-", check.lower()).strip("-")
 
 
+def artifact_uri(path: str) -> str:
+    """A file path as the URI reference SARIF wants: separators kept, everything else a
+    URI cannot hold (spaces, <, %, # read as a fragment...) percent-encoded."""
+    return quote(path.replace("\\", "/"), safe="/:")
+
+
 def render_sarif(report: AuditReport) -> str:
-    locations = [{"physicalLocation": {"artifactLocation": {"uri": report.model.path}}}]
-    if report.forget.path:
-        locations.append({"physicalLocation": {"artifactLocation": {"uri": report.forget.path}}})
+    # An object audited from Python ("<in-memory model>") has no file to point at.
+    files = [p for p in (report.model.path, report.forget.path) if p and not p.startswith("<")]
+    locations = [{"physicalLocation": {"artifactLocation": {"uri": artifact_uri(p)}}} for p in files]
     rules, results = [], []
     for c in report.checks:
         rid = rule_id(c.name)

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from audit_cli.errors import ExitCode
-from audit_cli.report import AuditReport, CheckResult
+from audit_cli.report import AuditReport, CheckResult, confusion_rows
 
 STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "info": "dim", "skipped": "dim"}
 HEADLINE = {
@@ -38,7 +38,7 @@ def render(report: AuditReport, console: Console, verbose: bool = False) -> None
     m = report.model
     console.print(f"[{style}]{word}[/] {escape(head.name)}: {escape(head.sentence)}")
     console.print(
-        f"[dim]{escape(m.path)} ({m.kind}{', ' + m.method if m.method else ''}), "
+        f"[dim]{escape(m.path)} ({escape(m.kind)}{', ' + escape(m.method) if m.method else ''}), "
         f"{report.forget.label} vs {report.forget.n_test} test examples{report.power_note}, "
         f"{report.shadows.n} shadows ({report.shadows.trained_now} trained now), "
         f"mode {report.mode}, {report.seconds:.1f}s[/]"
@@ -73,6 +73,6 @@ def confusion_table(details: dict) -> Table:
     names = [escape(str(c)) for c in classes]
     table = Table("predicted as", *[f"[bold]{c}[/]" if i in neighbors else c for i, c in enumerate(names)],
                   title="forgotten class: predictions (neighbor classes in bold)")  # fmt: skip
-    for who, row in details["confusion_row"].items():
+    for who, row in confusion_rows(details):
         table.add_row(escape(who), *[f"{v:.0%}" if v else "." for v in row])
     return table

@@ -329,3 +329,53 @@ def test_report_files_are_refused_when_they_exist_and_written_all_or_none(tmp_pa
     failed = report("-f", f"json={out}", "-f", f"markdown={md}")
     assert failed.exit_code == 70 and not out.exists() and not md.exists()  # none written
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_saved_report_re_renders_byte_for_byte(tmp_path):
+    """The config and provenance block and the class-confusion rows used to follow the run's
+    dictionary order, the saved JSON's sorted one on re-rendering: another file."""
+    from dataclasses import replace
+
+    confusion = CheckResult("where the class goes", "info", "sent to 5", details={
+        "confusion_row": {"model": [0.5, 0.5], "retrained twins": [0.0, 1.0], "retrained": [0.1, 0.9]},
+        "classes": ["a", "b"], "neighbors": [1], "neighbor_share": [1.0]})  # fmt: skip
+    report = replace(fixed_report(), checks=(*fixed_report().checks, confusion),
+                     config={"shadows": {"value": 64, "source": "default"}, "bank": {"value": "b", "source": "flag"}})
+    saved = AuditReport.from_dict(json.loads(FORMATS["json"](report)))
+    for name in ("markdown", "junit", "sarif", "html"):
+        assert FORMATS[name](saved) == FORMATS[name](report), name
+    text = FORMATS["markdown"](report)
+    assert text.index("| model |") < text.index("| retrained twins |") < text.index("| retrained |")
+
+
+def test_a_report_that_exited_zero_by_request_re_renders_with_exit_zero(tmp_path):
+    from dataclasses import replace
+
+    saved = tmp_path / "z.json"
+    saved.write_text(FORMATS["json"](replace(fixed_report(), config={"exit_zero": {"value": True, "source": "flag"}})))
+    result = CliRunner().invoke(app, ["report", str(saved), "-f", f"sarif={tmp_path / 'z.sarif'}"])
+    assert result.exit_code == 0 and json.loads(saved.read_text())["exit_code"] == 1  # the verdict stays
+
+
+def test_edited_text_cannot_break_the_terminal_or_the_junit_xml(tmp_path):
+    from dataclasses import replace
+
+    odd = replace(fixed_report(), model=replace(fixed_report().model, kind="[/oops]"))
+    saved = tmp_path / "odd.json"
+    saved.write_text(FORMATS["json"](odd))
+    result = CliRunner().invoke(app, ["report", str(saved)])
+    assert result.exit_code == 1 and "[/oops]" in result.stdout
+    control = replace(fixed_report(), checks=(replace(fixed_report().checks[0], sentence="page\x0cbreak"),))
+    assert ET.fromstring(FORMATS["junit"](control)).find("testcase/system-out").text == "pagebreak"
+
+
+def test_sarif_points_at_files_by_uri_and_at_nothing_for_an_in_memory_model():
+    from dataclasses import replace
+
+    spaced = replace(fixed_report(), model=replace(fixed_report().model, path="My Models/run #2/m 100%.safetensors"))
+    uris = [loc["physicalLocation"]["artifactLocation"]["uri"]
+            for loc in json.loads(FORMATS["sarif"](spaced))["runs"][0]["results"][0]["locations"]]  # fmt: skip
+    assert uris == ["My%20Models/run%20%232/m%20100%25.safetensors", "forget.txt"]
+    memory = replace(fixed_report(), model=replace(fixed_report().model, path="<in-memory model>"),
+                     forget=replace(fixed_report().forget, path=None))  # fmt: skip
+    assert json.loads(FORMATS["sarif"](memory))["runs"][0]["results"][0]["locations"] == []
