@@ -36,7 +36,7 @@ from audit_cli.pipeline import AuditConfig, run_audit
 from audit_cli.report import AuditReport
 from audit_cli.report.sweep_html import render_sweep_html
 from audit_cli.shadows.reuse import reuse_fitted_shadows
-from audit_cli.unlearn import check_inert, get_method, parse_params
+from audit_cli.unlearn import check_inert, get_method, inert_params, parse_params
 from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
 
 MAX_POINTS = 64
@@ -141,7 +141,7 @@ def grid_points(method: str, grid: Mapping[str, Sequence[str]], fixed: Mapping[s
     # A parameter inert at some points (momentum where the grid tries adam) still acts at
     # the others; only one that acts at none is refused.
     acting = {name for point, params in zip(points, parsed, strict=True) for name in point
-              if name not in (params.inert() if hasattr(params, "inert") else {})}  # fmt: skip
+              if name not in inert_params(params)}  # fmt: skip
     check_inert(entry, parsed[0], [name for name in points[0] if name not in acting])
     return points
 

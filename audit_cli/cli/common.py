@@ -123,13 +123,6 @@ def print_json(doc: object) -> None:
     typer.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
 
 
-def check_momentum(optimizer: str, momentum: float, default: float) -> None:
-    """--momentum is SGD's: set for adam or adamw it would change nothing."""
-    if optimizer != "sgd" and momentum != default:
-        raise UsageError(f"--momentum is sgd's; --optimizer {optimizer} takes none",
-                         hint="drop --momentum, or pass --optimizer sgd")  # fmt: skip
-
-
 def given_on_command_line(ctx: typer.Context, name: str) -> bool:
     """Whether the user typed this option (its default is then not a flag that outranks
     the environment and configuration files)."""

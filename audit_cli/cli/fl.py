@@ -11,7 +11,6 @@ from audit_cli.cli.common import (
     PAIR,
     AuditGroup,
     OutputFormat,
-    check_momentum,
     cli_errors,
     data_opt_option,
     data_option,
@@ -30,7 +29,7 @@ from audit_cli.cli.common import (
 from audit_cli.cli.train import AUGMENT_HELP, print_result, train_summary
 from audit_cli.errors import UsageError
 from audit_cli.fl_train import FederatedTrainRequest, fl_train_checkpoint
-from audit_cli.models.recipe import PARTITIONS, Federation
+from audit_cli.models.recipe import PARTITIONS, Federation, check_momentum
 from audit_cli.train_checkpoint import TrainRequest
 from audit_cli.training import OPTIMIZERS, Recipe
 
@@ -79,7 +78,7 @@ def fl_train_cmd(
 ) -> None:
     """Simulate a federation with FedAvg and write its global model; every client of a round trains in one
     vectorized ensemble."""
-    check_momentum(optimizer, momentum, Recipe.momentum)
+    check_momentum(optimizer, momentum, ("--momentum", "--optimizer"))
     if partition == "iid" and alpha != Federation.alpha:
         raise UsageError("--alpha is the Dirichlet partition's; --partition iid shares the examples out equally",
                          hint="drop --alpha, or pass --partition dirichlet")  # fmt: skip

@@ -12,7 +12,6 @@ from audit_cli.cli.common import (
     FLAG,
     PAIR,
     OutputFormat,
-    check_momentum,
     cli_errors,
     data_opt_option,
     data_option,
@@ -29,6 +28,7 @@ from audit_cli.cli.common import (
     stdout_console,
 )
 from audit_cli.errors import UsageError
+from audit_cli.models.recipe import check_momentum
 from audit_cli.models.sklearn_model import SklearnRecipe, is_sklearn_arch
 from audit_cli.train_checkpoint import TrainRequest, TrainResult, train_checkpoint
 from audit_cli.training import OPTIMIZERS, SCHEDULES, TRAINING_AUGMENTATIONS, Recipe
@@ -55,8 +55,8 @@ def training_recipe(
                 hint="set its parameters with --arch-arg name=value",
             )
         return SklearnRecipe(arch=arch, params=dict(arch_args), seed=seed)
-    check_momentum(str(network.get("optimizer", RECIPE_DEFAULTS["optimizer"])),
-                   network.get("momentum", RECIPE_DEFAULTS["momentum"]), RECIPE_DEFAULTS["momentum"])  # fmt: skip
+    check_momentum(network.get("optimizer", RECIPE_DEFAULTS["optimizer"]), network.get("momentum", Recipe.momentum),
+                   ("--momentum", "--optimizer"))  # fmt: skip
     return Recipe(arch=arch, arch_args=dict(arch_args), seed=seed, **network)  # type: ignore[arg-type]
 
 

@@ -216,6 +216,15 @@ def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def check_momentum(optimizer: object, momentum: object, flags: tuple[str, str] = ("momentum", "optimizer")) -> None:
+    """Momentum is sgd's: another value than the default with adam or adamw would be
+    recorded and do nothing. The default is let through (a recipe copied from a
+    checkpoint carries adam's unused 0.9)."""
+    if optimizer != "sgd" and momentum != Recipe.momentum:
+        raise UsageError(f"{flags[0]} is sgd's; {flags[1]} {optimizer} takes none",
+                         hint=f"drop {flags[0]}, or use {flags[1]} sgd")
+
+
 def read_recipe_file(path: str | Path) -> Recipe:
     """A recipe written by hand (TOML, docs/api.md): how a model the tool did not train was
     trained, so that its shadows are trained the same way. ``format = 1`` and the fields of
@@ -233,10 +242,10 @@ def read_recipe_file(path: str | Path) -> Recipe:
     if "arch_args" in data and not isinstance(data["arch_args"], dict):
         raise UsageError(f"{path}: arch_args must be a table")
     data["arch_args"] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.get("arch_args", {}).items()}
-    # A recipe copied from a checkpoint carries adam's unused default momentum: only another value is refused.
-    if data.get("momentum", Recipe.momentum) != Recipe.momentum and data.get("optimizer", Recipe.optimizer) != "sgd":
-        raise UsageError(f"{path}: momentum is sgd's; optimizer {data.get('optimizer', Recipe.optimizer)!r} "
-                         "takes none", hint="drop momentum, or set optimizer = \"sgd\"")  # fmt: skip
+    try:
+        check_momentum(data.get("optimizer", Recipe.optimizer), data.get("momentum", Recipe.momentum))
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc.message}", hint=exc.hint) from None
     try:
         return Recipe.from_dict(data)
     except (TypeError, ValueError) as exc:

@@ -189,11 +189,17 @@ def parse_params(entry: MethodEntry, raw: Mapping[str, object] | None) -> Any:
         raise UsageError(f"method {entry.name!r}: {exc}") from None
 
 
+def inert_params(params: Any) -> dict[str, str]:
+    """The parameters the others make do nothing, each with why (none when the method's
+    parameter dataclass defines no ``inert()``)."""
+    return params.inert() if hasattr(params, "inert") else {}
+
+
 def check_inert(entry: MethodEntry, params: Any, given: Iterable[str]) -> None:
     """Refuse a parameter the user set that the others make do nothing (momentum with
     adam, say): recorded, it would read as if it had acted. A parameter dataclass says
     which of its fields are inert, and why, with ``inert()``."""
-    inert = params.inert() if hasattr(params, "inert") else {}
+    inert = inert_params(params)
     for name in given or ():
         if name in inert:
             raise UsageError(f"method {entry.name!r}: {name} does nothing {inert[name]}", hint=f"drop {name}")
