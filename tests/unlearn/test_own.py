@@ -147,7 +147,7 @@ def test_a_recipe_file_is_versioned_and_checked(tmp_path):
     with pytest.raises(UsageError, match="unknown field 'learning_rate'"):
         read_recipe_file(path)
     path.write_text('format = 1\narch = "mlp"\nmomentum = 0.5\n')  # adam, the default optimizer, takes none
-    with pytest.raises(UsageError, match="momentum is sgd's; optimizer 'adam' takes none"):
+    with pytest.raises(UsageError, match="momentum is sgd's; optimizer adam takes none"):
         read_recipe_file(path)
     path.write_text('format = 1\narch = "mlp"\noptimizer = "sgd"\nmomentum = 0.5\n')
     assert read_recipe_file(path).momentum == 0.5
