@@ -20,6 +20,7 @@ def test_plan_accepts_mlps_and_refuses_everything_else():
     assert mlp_plan(nn.Sequential(nn.ReLU())) is None
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("hidden,batch", [((256,), 64), ((8, 300), 16), ((), 5)])
 def test_forward_and_gradients_match_vmap(hidden, batch):
     ens = init_ensemble("mlp", {"hidden": hidden}, (64,), 10, [1, 2, 3])
@@ -37,6 +38,7 @@ def test_forward_and_gradients_match_vmap(hidden, batch):
         assert torch.allclose(a, b, atol=1e-7), name
 
 
+@pytest.mark.numerics
 def test_training_matches_a_plain_module_loop():
     """Two epochs through train_models equal a hand-written loop with the same init and order."""
     digits = load_dataset("digits")

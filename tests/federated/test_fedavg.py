@@ -35,6 +35,7 @@ def trained_alone(ds, start, ids, seed):
     return local
 
 
+@pytest.mark.numerics
 def test_a_round_is_the_weighted_sum_of_pseudo_gradients(digits):
     start = init_ensemble("mlp", {"hidden": (32,)}, digits.input_shape, digits.num_classes, [1])
     a, b = digits.train_ids[:40], digits.train_ids[40:100]  # 3 and 4 steps of 16: two groups
@@ -48,6 +49,7 @@ def test_a_round_is_the_weighted_sum_of_pseudo_gradients(digits):
     assert not torch.allclose(flat(moved), w)  # the round moved the model
 
 
+@pytest.mark.numerics
 def test_padding_carries_no_gradient_and_a_finished_client_stands_still(digits):
     """A 20-example client (2 steps, a 4-example last batch padded to 16) trains stacked
     with a 60-example client (4 steps) as it trains alone, over two epochs."""
@@ -63,6 +65,7 @@ def test_padding_carries_no_gradient_and_a_finished_client_stands_still(digits):
             assert torch.allclose(flat(together, k), flat(alone), atol=1e-5), (recipe.optimizer, k)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("optimizer,kw", [("sgd", {"momentum": 0.9, "weight_decay": 1e-3}), ("sgd", {"momentum": 0.0}),
                                           ("adam", {"weight_decay": 1e-3}), ("adamw", {"weight_decay": 1e-2})])  # fmt: skip
 def test_the_prefix_optimizer_follows_torch_and_idle_models_keep_weights_and_state(optimizer, kw):
@@ -97,6 +100,7 @@ def test_the_prefix_optimizer_follows_torch_and_idle_models_keep_weights_and_sta
     assert torch.allclose(ours[1], alone[0], atol=1e-7)
 
 
+@pytest.mark.numerics
 def test_vectorized_federations_equal_the_loop_and_do_not_mix(digits):
     parts = federation_clients(digits, FED)
     clients = [dict(enumerate(parts)), {c: p for c, p in enumerate(parts) if c != 2}]

@@ -79,6 +79,7 @@ def max_diff(arrays, ens) -> float:
     return max(float((got[k] - want[k]).abs().max()) for k in want)
 
 
+@pytest.mark.numerics
 def test_fedavg_rounds_equal_the_simulation(setting):
     ds, _, simulated = setting
     g = grid(ds)
@@ -87,6 +88,7 @@ def test_fedavg_rounds_equal_the_simulation(setting):
     assert g.asked == [[0, 1, 2, 3, 4]] * 3
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("variant", ["regular", "special", "natural"])
 def test_scheduled_unlearning_equals_audit_unlearn_and_never_asks_the_client_again(setting, variant):
     ds, clients, simulated = setting

@@ -137,6 +137,30 @@ def max_param_diff(a: Ensemble, ka: int, b: Ensemble, kb: int) -> float:
     return max(diffs)
 
 
+# Stacked and single runs execute different kernels (one batched matmul over K models against
+# one matmul, fused optimizer loops over K times the elements), which round apart by float32's
+# eps (1.2e-7, relative) per operation; training carries that forward. Smoothly it grows about
+# linearly: eps x |w| (<= 0.75 here) x optimizer steps = 3.6e-6 for the <= 40 steps of every
+# method's run but retrain's; measured <= 8.9e-8 under the CPU code paths of
+# tests/test_cpu_code_paths.py (ATen default/AVX2/AVX-512, oneDNN SSE4.1/AVX2, MKL AVX2 and
+# COMPATIBLE, and two combinations). retrain runs the recipe's 40 epochs (320 Adam steps): 3.1e-7
+# on some paths, but a ReLU input within rounding of 0 can fall on the other side on one path,
+# so one example's gradient through that unit differs for a step and Adam carries it (measured
+# 6.3e-5 with ATen's AVX2 and AVX-512 kernels, model 0 of class forgetting; 1e-5 failed there).
+# Its bound, 1e-3, is 16x that and a third of one Adam step (lr 3e-3). Both bounds still fail
+# the smallest wrong result: one example exchanged between the forget and the retain set moves
+# the weights by 2.9e-4 (prune; 29x ROUNDING) to 0.21 (retrain; 200x ROUNDING_LONG_RUN)
+# (test_one_exchanged_example_is_far_outside_the_stacking_tolerance asserts >= 10x).
+ROUNDING = 1e-5
+ROUNDING_LONG_RUN = 1e-3
+LONG_RUNS = frozenset({"retrain"})
+
+
+def stacking_tolerance(method: str) -> float:
+    """How far a stacked model may be from the same model run alone (float rounding)."""
+    return ROUNDING_LONG_RUN if method in LONG_RUNS else ROUNDING
+
+
 def snapshot(ens: Ensemble) -> dict[str, torch.Tensor]:
     return {n: t.detach().clone() for n, t in {**ens.params, **ens.buffers}.items()}
 
@@ -321,15 +345,37 @@ def test_retain_accuracy_stays_close_to_the_original(runs, method, kind):
 # --- 3. stacked == single, 4. originals untouched ----------------------------------------------
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("method,kind", CASES, ids=CASE_IDS)
 def test_stacked_run_equals_single_runs(runs, originals, tasks, method, kind):
     stacked = runs(method, kind).result
+    tolerance = stacking_tolerance(method)  # float rounding, grown by the run (see ROUNDING)
     for k in range(K):
         alone = unlearn_models(originals.select([k]), tasks[kind].select([k]), method, EXPECT[method].params)
         assert alone.size == 1
-        assert max_param_diff(stacked, k, alone, 0) < 1e-5, f"model {k}"
+        assert max_param_diff(stacked, k, alone, 0) < tolerance, f"model {k}"
     # The K models really differ (different seeds and, for random forgetting, sets).
     assert max_param_diff(stacked, 0, stacked, 1) > 1e-3
+
+
+def exchange_one_example(task: UnlearnTask, k: int) -> UnlearnTask:
+    """Model k's task with one forget id and one retain id swapped: same sizes, same data
+    order, one example on the wrong side (the smallest wrong input a stack could give)."""
+    forget, retain = task.forget_ids[k].copy(), task.retain_ids[k].copy()
+    i, j = len(forget) // 2, len(retain) // 2
+    forget[i], retain[j] = retain[j], forget[i]
+    return UnlearnTask(task.dataset, [np.sort(forget)], [np.sort(retain)], task.recipe, [task.seeds[k]],
+                       forget_class=task.forget_class)  # fmt: skip
+
+
+@pytest.mark.parametrize("method,kind", CASES, ids=CASE_IDS)
+def test_one_exchanged_example_is_far_outside_the_stacking_tolerance(runs, originals, tasks, method, kind):
+    """The stacking tolerance keeps its power: model 0 run alone with one example on the
+    wrong side differs from the stacked model 0 by 10x the tolerance or more (measured:
+    2.9e-4 prune, 7.7e-4 scrub, 8e-4 neggrad+ for random forgetting; 0.2 and 0.25 retrain)."""
+    stacked = runs(method, kind).result
+    wrong = unlearn_models(originals.select([0]), exchange_one_example(tasks[kind], 0), method, EXPECT[method].params)
+    assert max_param_diff(stacked, 0, wrong, 0) > 10 * stacking_tolerance(method)
 
 
 @pytest.mark.parametrize("method,kind", CASES, ids=CASE_IDS)
@@ -348,6 +394,7 @@ def test_originals_untouched_and_result_well_formed(runs, method, kind):
     assert all(max_param_diff(res, k, inp, k) > 1e-4 for k in range(K))
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("method", [m for m in METHODS if "random" in METHODS[m].supports])
 def test_unequal_forget_sets_are_grouped_and_returned_in_order(originals, tasks, method):
     task = tasks["random"]
@@ -360,7 +407,8 @@ def test_unequal_forget_sets_are_grouped_and_returned_in_order(originals, tasks,
     together = unlearn_models(originals, mixed, method, params, chunk_size=1)
     for k in (1, 2):
         alone = unlearn_models(originals.select([k]), mixed.select([k]), method, params)
-        assert max_param_diff(together, k, alone, 0) < 1e-5, f"model {k}"
+        # chunk_size=1 runs every model alone (measured 0): the stacking bound is ample.
+        assert max_param_diff(together, k, alone, 0) < stacking_tolerance(method), f"model {k}"
 
 
 # --- method-specific invariants the contract relies on ----------------------------------------
@@ -605,13 +653,16 @@ def test_augmentation_runs_and_changes_the_result(tiny, method, policy):
         assert max_param_diff(augmented, k, plain, k) > 1e-4
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("policy", ["crop+flip", "trivialaugment"])
 def test_augmented_stacked_run_equals_single_runs(tiny, policy):
     params = {"epochs": 2}
     stacked = unlearn_models(tiny.originals, tiny_task(tiny, policy), "random-label", params)
     for k in range(2):
         alone = unlearn_models(tiny.originals.select([k]), tiny_task(tiny, policy, [k]), "random-label", params)
-        assert max_param_diff(stacked, k, alone, 0) < 1e-5, f"model {k}"
+        # A grouped convolution (oneDNN) against a plain one, 12 SGD steps: measured <= 3e-8
+        # under every CPU code path; the augmentation alone moves weights by >= 1.4e-3.
+        assert max_param_diff(stacked, k, alone, 0) < ROUNDING, f"model {k}"
 
 
 # --- 8. divergence ----------------------------------------------------------------------------

@@ -88,6 +88,7 @@ def classification(k: int, n: int, d: int, c: int, seed: int) -> tuple[torch.Ten
     return torch.randn(k, n, d, generator=gen, dtype=F64), torch.randint(0, c, (k, n), generator=gen)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize(
     "module",
     [nn.Linear(5, 3), nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 3))],
@@ -106,6 +107,7 @@ def test_primal_and_dual_give_the_same_step(module):
     assert relative(primal[0], primal[1]) > 0.1
 
 
+@pytest.mark.numerics
 def test_the_stacked_step_equals_single_model_steps():
     module = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
     x, y = classification(3, 30, 5, 3, seed=4)
@@ -215,6 +217,7 @@ def test_influence_on_fitted_logistic_regression_lands_next_to_the_exact_retrain
     assert unlearned.params["1.weight"].dtype == torch.float32
 
 
+@pytest.mark.numerics
 def test_the_method_stacks_like_every_method():
     data = load_dataset("synthetic", {"n_samples": "240", "n_features": "6", "n_classes": "3"})
     recipe = Recipe(arch="mlp", arch_args={"hidden": (16,)}, epochs=5)

@@ -53,6 +53,7 @@ def delta(ds, original, ids, client) -> torch.Tensor:
     return flat(local) - flat(original)
 
 
+@pytest.mark.numerics
 def test_regular_round_negates_and_amplifies_the_forgotten_client(setting):
     ds, clients, original, task = setting
     out = puf(original, task, PUFParams(variant="regular", recovery_rounds=0))
@@ -68,6 +69,7 @@ def test_regular_round_negates_and_amplifies_the_forgotten_client(setting):
     assert out.recovery_rounds == [0]
 
 
+@pytest.mark.numerics
 def test_special_round_moves_against_the_forgotten_client_alone(setting):
     ds, clients, original, task = setting
     out = puf(original, task, PUFParams(variant="special", eta=3.0, recovery_rounds=0))
@@ -91,6 +93,7 @@ def test_unlearning_lowers_accuracy_on_the_client_and_recovery_restores_the_test
     assert len(out.test_accuracy[0]) == out.recovery_rounds[0] + 1
 
 
+@pytest.mark.numerics
 def test_natural_is_fedavg_without_the_client(setting):
     ds, clients, original, task = setting
     # With a target the original already meets, natural unlearning runs no round at all.
