@@ -4,19 +4,30 @@
 plain-state_dict .pt), a scikit-learn model (.skops, loaded against the trusted-type list),
 or an MPRU output filter (a .safetensors file with filter metadata). Each goes through the
 same safe loader the audit uses; the kind is sniffed from the bytes, not the file name.
+A safetensors checkpoint is read with numpy, through the header checks the audit's loader
+uses (audit_cli/models/safetensors_file.py), so inspecting one needs no torch; a .pt file,
+or weights numpy cannot hold (bfloat16), go through the torch loader.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from audit_cli.models.checkpoint import MAX_HEADER_BYTES, file_sha256, load_checkpoint
 from audit_cli.models.metadata import FILTER_METADATA_KEY, CheckpointMeta
+from audit_cli.models.safetensors_file import (
+    MAX_HEADER_BYTES,
+    check_finite_arrays,
+    file_sha256,
+    header_meta,
+    looks_like_safetensors,
+    read_arrays,
+    read_header,
+)
 from audit_cli.models.sklearn_model import estimator_params, load_sklearn, looks_like_skops
-from audit_cli.unlearn.mpru import load_filter
 
 
 @dataclass(frozen=True)
@@ -56,23 +67,37 @@ def is_filter_file(path: Path) -> bool:
 
 
 def _inspect_checkpoint(path: Path) -> Inspection:
-    ckpt = load_checkpoint(path)
-    n_params = sum(t.numel() for t in ckpt.state_dict.values())
+    arrays = None
+    if path.is_file():
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(9)
+        if looks_like_safetensors(head, size):
+            header = read_header(path, size)
+            arrays = read_arrays(path, header)
+    if arrays is not None:
+        check_finite_arrays(path, arrays)
+        fmt, sha, meta = "safetensors", file_sha256(path), header_meta(path, header)
+        shapes = {k: list(v.shape) for k, v in arrays.items()}
+    else:
+        # Here, not at the top: only .pt files and bfloat16 weights need torch.
+        from audit_cli.models.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(path)
+        fmt, sha, meta = ckpt.format, ckpt.sha256, ckpt.meta
+        shapes = {k: list(v.shape) for k, v in ckpt.state_dict.items()}
+    n_params = sum(math.prod(shape) for shape in shapes.values())
     doc = {
         "kind": "checkpoint",
-        "path": str(ckpt.path),
-        "format": ckpt.format,
-        "sha256": ckpt.sha256,
-        "tensors": {k: list(v.shape) for k, v in ckpt.state_dict.items()},
+        "path": str(path),
+        "format": fmt,
+        "sha256": sha,
+        "tensors": shapes,
         "parameters": n_params,
-        "metadata": ckpt.meta.to_dict() if ckpt.meta else None,
+        "metadata": meta.to_dict() if meta else None,
     }
-    rows = [
-        ("format", ckpt.format),
-        ("sha256", ckpt.sha256),
-        ("tensors", f"{len(ckpt.state_dict)} ({n_params:,} values)"),
-    ]
-    return Inspection(doc, tuple(rows + meta_rows(ckpt.meta)))
+    rows = [("format", fmt), ("sha256", sha), ("tensors", f"{len(shapes)} ({n_params:,} values)")]
+    return Inspection(doc, tuple(rows + meta_rows(meta)))
 
 
 def _inspect_skops(path: Path) -> Inspection:
@@ -93,6 +118,9 @@ def _inspect_skops(path: Path) -> Inspection:
 
 
 def _inspect_filter(path: Path) -> Inspection:
+    # Here, not at the top: the unlearning methods' package needs torch.
+    from audit_cli.unlearn.mpru import load_filter
+
     spec = load_filter(path)
     sha = file_sha256(path)
     doc = {"kind": "output filter", "path": str(path), "format": "safetensors", "sha256": sha,

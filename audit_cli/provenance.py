@@ -16,8 +16,8 @@ import torch
 
 from audit_cli.data import as_ids, fingerprint_ids
 from audit_cli.inputs import AuditConfig, AuditInputs
-from audit_cli.models.checkpoint import file_sha256
 from audit_cli.models.model_file import InMemoryModel
+from audit_cli.models.safetensors_file import file_sha256
 from audit_cli.version import __version__
 
 

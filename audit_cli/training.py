@@ -35,7 +35,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from audit_cli.batched_mlp import mlp_forward, mlp_plan
 from audit_cli.data import Dataset
 from audit_cli.errors import UsageError
-from audit_cli.models.architectures import build_model
+from audit_cli.models.networks import build_model
 
 # The recipe schema lives with the other metadata (models/recipe.py); training re-exports it.
 from audit_cli.models.recipe import (  # noqa: F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import click
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -14,7 +15,10 @@ CLICK_APP = typer.main.get_command(app)
 
 
 def commands(group=CLICK_APP, prefix=()):
-    for name, command in group.commands.items():
+    # Through the group's own lookup: most commands are imported only when one is asked for.
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         if hasattr(command, "commands"):
             yield from commands(command, (*prefix, name))
         else:

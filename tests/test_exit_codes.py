@@ -18,10 +18,10 @@ def test_the_table_is_what_design_md_says():
 def test_internal_error_is_70_with_one_line_and_no_traceback(monkeypatch):
     import audit_cli.inspection as inspection
 
-    def boom(path):
+    def boom(*args):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(inspection, "load_checkpoint", boom)
+    monkeypatch.setattr(inspection, "read_header", boom)  # the safetensors reader inspect calls
     result = CliRunner().invoke(app, ["inspect", "sample_models/digits_mlp_original.safetensors"])
     assert result.exit_code == 70
     assert result.stderr.startswith("internal error: ZeroDivisionError: a bug")
@@ -36,10 +36,10 @@ def test_a_path_the_system_refuses_is_a_one_line_usage_error(monkeypatch, tmp_pa
     exit 2 and one line naming the path, not 'internal error'."""
     import audit_cli.inspection as inspection
 
-    def refused(path):
+    def refused(*args):
         raise OSError(28, "No space left on device", str(tmp_path / "report.json"))
 
-    monkeypatch.setattr(inspection, "load_checkpoint", refused)
+    monkeypatch.setattr(inspection, "read_header", refused)
     result = CliRunner().invoke(app, ["inspect", "sample_models/digits_mlp_original.safetensors"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr == f"error: No space left on device: {tmp_path / 'report.json'}\n"

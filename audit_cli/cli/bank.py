@@ -1,4 +1,6 @@
-"""`audit bank ls` and `audit bank export`: what the shadow banks in a folder are, and their signals as a table."""
+"""`audit bank ls`, `audit bank verify` and `audit bank export`: what the shadow banks in a folder are, whether
+they are intact, and their signals as a table. Reading a bank needs no torch (`audit bank import` is in
+``bank_import``)."""
 
 from __future__ import annotations
 
@@ -11,26 +13,16 @@ from audit_cli.atomic import check_output_path
 from audit_cli.banks import list_banks, read_bank_info, resolve_bank
 from audit_cli.cli.common import (
     FLAG,
-    AuditGroup,
     OutputFormat,
     cli_errors,
-    data_opt_option,
-    data_option,
-    data_root_option,
     format_option,
     output_option,
-    parse_pairs,
     print_json,
     stdout_console,
 )
 from audit_cli.cli.settings import resolved
 from audit_cli.config import DEFAULTS
-from audit_cli.data import load_dataset
-from audit_cli.inputs import check_bank_folder
 from audit_cli.shadows import BANK_FORMAT, export_long, read_bank
-from audit_cli.shadows.imported import import_bank
-
-bank_app = typer.Typer(help="List, export and import shadow banks.", no_args_is_help=True, cls=AuditGroup)
 
 
 def bank_argument() -> object:
@@ -40,11 +32,6 @@ def bank_argument() -> object:
         help="Parent folder of banks (as audit run --bank; not given: AUDIT_BANK or audit.toml's bank, as for "
         "audit run); a bank's own folder works too.",
     )
-
-
-def bank_argument_option() -> object:
-    return typer.Option(Path(str(DEFAULTS["bank"])), "--bank", metavar="DIR",
-                        help="Parent folder the imported bank goes into.")  # fmt: skip
 
 
 def bank_folder(ctx: typer.Context, bank: Path) -> Path:
@@ -88,32 +75,6 @@ def bank_export_cmd(
     folder = resolve_bank(bank_folder(ctx, bank))
     rows = export_long(read_bank(folder), output, read_bank_info(folder).dataset_fingerprint)
     stdout_console().print(f"wrote {rows} rows to {output}")
-
-
-@cli_errors
-def bank_import_cmd(
-    ctx: typer.Context,
-    table: Path = typer.Argument(
-        ..., metavar="TABLE", help="A long table (.parquet or .csv) as audit bank export writes."
-    ),
-    data: str = data_option(..., "The dataset the shadows were trained on (its ids must all be there)."),
-    data_opt: list[str] | None = data_opt_option(),
-    data_root: Path | None = data_root_option(),
-    bank: Path = bank_argument_option(),
-    output_format: OutputFormat = format_option(),
-) -> None:
-    """Validate shadows trained elsewhere and store them as a bank audit run --shadows-from scores."""
-    bank = bank_folder(ctx, bank)
-    check_bank_folder(bank)  # before reading the table: a file or /proc is no place for banks
-    dataset = load_dataset(data, parse_pairs(data_opt, "--data-opt"), data_root=data_root)
-    folder = import_bank(table, dataset, bank)
-    info = read_bank_info(folder)
-    if output_format is OutputFormat.json:
-        print_json(info.to_dict())
-        return
-    stdout_console().print(
-        f"imported {info.shadows} shadows into {folder}; audit with audit run --shadows-from {folder}"
-    )
 
 
 @cli_errors

@@ -9,17 +9,20 @@ default cannot drift between them.
 
 from __future__ import annotations
 
+import difflib
 import functools
+import importlib
 import inspect
 import json
 import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 import typer
@@ -157,10 +160,71 @@ class AuditCommand(TyperCommand):
         return option
 
 
+@dataclass(frozen=True)
+class LazyCommand:
+    """A command whose module is imported only when it runs or its own ``--help`` is shown.
+
+    Most commands need torch, which takes seconds and a gigabyte to import; ``audit
+    --version``, ``audit --help`` and the commands that only read files (report, inspect,
+    listings) must not pay for it, nor die with it where memory is capped."""
+
+    target: str
+    """``module:function`` of the Typer command function."""
+    summary: str
+    """The first paragraph of its help, shown in its group's listing without importing it
+    (tests/test_startup.py pins it to the function's docstring)."""
+    help: str | None = None
+    """Its full help, where that is not the function's docstring."""
+
+    def load(self, name: str) -> click.Command:
+        module, _, attr = self.target.partition(":")
+        function = getattr(importlib.import_module(module), attr)
+        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        single.command(name, help=self.help, cls=AuditCommand)(function)
+        return typer.main.get_command(single)
+
+
 class AuditGroup(TyperGroup):
-    """A command group whose ``--help`` flag shows no ``<bool>`` placeholder, and whose
-    parse errors (a bad value, an unknown option or command, a missing option) are one
-    line on stderr like every other usage error, not a boxed panel."""
+    """A command group whose ``--help`` flag shows no ``<bool>`` placeholder, whose parse
+    errors (a bad value, an unknown option or command, a missing option) are one line on
+    stderr like every other usage error, not a boxed panel, and whose ``lazy`` commands
+    are imported only when one of them is run (``lazy_group``)."""
+
+    lazy: ClassVar[Mapping[str, LazyCommand]] = {}
+    _listing = False
+    _loaded: dict[str, click.Command] | None = None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*self.lazy, *(name for name in super().list_commands(ctx) if name not in self.lazy)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = self.lazy.get(cmd_name)
+        if entry is None:
+            return super().get_command(ctx, cmd_name)
+        if self._listing:  # the group's help lists it: its summary is enough
+            return click.Command(cmd_name, help=entry.summary, short_help=entry.summary)
+        if self._loaded is None:
+            self._loaded = {}
+        if cmd_name not in self._loaded:
+            self._loaded[cmd_name] = entry.load(cmd_name)
+        return self._loaded[cmd_name]
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            # Typer suggests from the commands it built, which leaves out the lazy ones.
+            matches = difflib.get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if matches and "Did you mean" not in exc.message:
+                exc.message = f"{exc.message.rstrip('.')}. Did you mean {', '.join(map(repr, matches))}?"
+            raise
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
 
     def get_help_option(self, ctx):  # type: ignore[no-untyped-def]
         option = super().get_help_option(ctx)
@@ -188,6 +252,11 @@ class AuditGroup(TyperGroup):
             stderr_console().print("interrupted; nothing partial was written")
             sys.exit(int(ExitCode.INTERRUPTED))
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def lazy_group(commands: Mapping[str, LazyCommand]) -> type[AuditGroup]:
+    """An ``AuditGroup`` class (Typer's ``cls=``) whose commands are ``commands``, imported on use."""
+    return type("LazyAuditGroup", (AuditGroup,), {"lazy": dict(commands)})
 
 
 def literal(text: str) -> str:

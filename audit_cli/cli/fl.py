@@ -9,7 +9,6 @@ import typer
 from audit_cli.cli.common import (
     FLAG,
     PAIR,
-    AuditGroup,
     OutputFormat,
     cli_errors,
     data_opt_option,
@@ -33,8 +32,6 @@ from audit_cli.models.recipe import PARTITIONS, Federation, check_momentum
 from audit_cli.train_checkpoint import TrainRequest
 from audit_cli.training import OPTIMIZERS, Recipe
 
-fl_app = typer.Typer(help="Federated learning: simulate a federation (FedAvg).", no_args_is_help=True,
-                     cls=AuditGroup)  # fmt: skip
 LOCAL = "Local training (each client, each round)"
 
 

@@ -20,7 +20,6 @@ from audit_cli.cli.common import (
 )
 from audit_cli.data import load_dataset
 from audit_cli.errors import UsageError
-from audit_cli.federated.model import load_federated
 from audit_cli.federated.partition import client_ids, client_table
 from audit_cli.forget_list import split_ids
 
@@ -65,6 +64,9 @@ def ids_cmd(
 
 def federated_ids(model: Path, data_root: Path | None, client: list[int], table: bool, output_format) -> None:
     """A federated model's clients: the ids of some (an id file), or the whole partition."""
+    # Here, not at the top: reading a checkpoint needs torch, and `audit ids --data` does not.
+    from audit_cli.federated.model import load_federated
+
     if bool(client) == table:
         raise UsageError("with --model, pass --client N (repeatable) or --clients")
     _, dataset, federation = load_federated(model, data_root)

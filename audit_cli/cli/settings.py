@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from audit_cli.cli.common import given_on_command_line
 from audit_cli.config import DEFAULTS, Setting, find_config_file, resolve_settings
 from audit_cli.errors import UsageError
-from audit_cli.inputs import AuditConfig, config_from_settings
+
+if TYPE_CHECKING:
+    from audit_cli.inputs import AuditConfig
 
 
 def audit_config(
@@ -47,6 +50,10 @@ def audit_config(
 ) -> tuple[AuditConfig, dict[str, Setting]]:
     """The audit configuration and every setting with its source; ``flags`` holds the
     settings given on the command line (None: not given)."""
+    # Here, not at the top: the audit's inputs need torch, and the bank commands that only
+    # resolve settings through this module (`audit bank ls`) start without it.
+    from audit_cli.inputs import config_from_settings
+
     cwd = cwd or Path.cwd()
     settings = resolve_settings(flags, config_file=config_file, env=env, cwd=cwd)
     config = config_from_settings(
@@ -107,3 +114,4 @@ def bank_option(panel: str | None = None) -> object:
         help="Parent folder of shadow banks (each bank is a subfolder named by its key).",
         rich_help_panel=panel,
     )
+

@@ -10,6 +10,10 @@
 - ``blocks``: two blocks of coordinates coupled by a correlation, the forget set inside
   one of them (the logistic-regression example of "Ascent Fails to Forget").
 - ``synthetic``: ``make_classification`` with size, classes, features and seed options.
+
+scikit-learn is imported by the loaders that use it, not here: it takes over a second,
+and listing datasets or reading a checkpoint's metadata (which names its dataset) loads
+none.
 """
 
 from __future__ import annotations
@@ -18,8 +22,6 @@ import random
 from collections.abc import Mapping
 
 import numpy as np
-from sklearn.datasets import load_digits, make_classification
-from sklearn.model_selection import train_test_split
 
 from audit_cli.data.dataset import Dataset, DatasetSpec, make_dataset
 from audit_cli.data.registry import DatasetEntry, LoadContext, register
@@ -34,6 +36,8 @@ def stratified_is_train(y: np.ndarray, test_fraction: float, seed: int) -> np.nd
     if not 0.0 < test_fraction < 1.0:
         raise UsageError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
     idx = np.arange(len(y))
+    from sklearn.model_selection import train_test_split
+
     _, test_idx = train_test_split(idx, test_size=test_fraction, stratify=y, random_state=seed)
     is_train = np.ones(len(y), dtype=bool)
     is_train[test_idx] = False
@@ -42,6 +46,8 @@ def stratified_is_train(y: np.ndarray, test_fraction: float, seed: int) -> np.nd
 
 def digits_arrays(options: Mapping[str, object]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The digits' pixels (n, 8, 8) in [0, 1] (intensities are 0..16), labels and split."""
+    from sklearn.datasets import load_digits
+
     bunch = load_digits()
     y = bunch.target.astype(np.int64)
     is_train = stratified_is_train(y, float(options["test_fraction"]), SPLIT_SEED)
@@ -101,6 +107,8 @@ def load_synthetic_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx
                          f"{MAX_SYNTHETIC_VALUES} values")  # fmt: skip
     n_informative = min(int(options["n_informative"]), n_features)
     try:
+        from sklearn.datasets import make_classification
+
         x, y = make_classification(
             n_samples=n_samples,
             n_features=n_features,

@@ -41,9 +41,10 @@ from audit_cli.data import Dataset, fingerprint_ids, load_dataset
 from audit_cli.errors import UsageError
 from audit_cli.federated.fedavg import TRAINING, UNLEARNING, client_seed, train_local
 from audit_cli.federated.partition import federation_clients
-from audit_cli.models.checkpoint import file_sha256, save_checkpoint
+from audit_cli.models.checkpoint import save_checkpoint
 from audit_cli.models.metadata import CheckpointMeta, Unlearning
 from audit_cli.models.recipe import Recipe
+from audit_cli.models.safetensors_file import file_sha256
 from audit_cli.training import Ensemble, dataset_tensors, init_ensemble, predict_logits
 from audit_cli.unlearn.puf import DEFAULT_ETA, VARIANTS
 

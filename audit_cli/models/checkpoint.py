@@ -18,12 +18,9 @@ What is loaded and how (the threat model is a checkpoint from a stranger's pull 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import pickle
 import pickletools
 import re
-import struct
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,12 +33,18 @@ from torch import nn
 from audit_cli.atomic import atomic_path, check_output_path
 from audit_cli.data import Dataset
 from audit_cli.errors import CheckpointError, UnsafeArtifactError, UsageError
-from audit_cli.models.architectures import build_model, is_plugin
-from audit_cli.models.metadata import FILTER_METADATA_KEY, METADATA_KEY, CheckpointMeta
+from audit_cli.models.architectures import is_plugin
+from audit_cli.models.metadata import METADATA_KEY, CheckpointMeta
+from audit_cli.models.networks import build_model
+from audit_cli.models.safetensors_file import (
+    MAX_HEADER_BYTES,
+    file_sha256,
+    first_line,
+    header_meta,
+    looks_like_safetensors,
+    read_header,
+)
 
-# The safetensors library refuses larger headers too; checking first gives a clear message
-# and never allocates a buffer sized by an attacker-controlled length field.
-MAX_HEADER_BYTES = 100_000_000
 # The most a .pt archive may unpack to (weights included).
 MAX_PT_UNPACKED = 8 * 1024**3
 
@@ -58,14 +61,6 @@ class Checkpoint:
     meta: CheckpointMeta | None
     """None for foreign files without our metadata document (then --arch is needed)."""
     sha256: str
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_checkpoint(
@@ -98,7 +93,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         # safetensors first: its leading u64 header length can start with any byte,
         # 0x80 included (a pickle's protocol marker), but its header opens with "{".
-        if _looks_like_safetensors(head, size):
+        if looks_like_safetensors(head, size):
             fmt: Format = "safetensors"
             state_dict, meta = _load_safetensors(path, size)
         elif head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
@@ -129,46 +124,16 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(path=path, format=fmt, state_dict=state_dict, meta=meta, sha256=file_sha256(path))
 
 
-def _looks_like_safetensors(head: bytes, size: int) -> bool:
-    if len(head) < 9 or head[8:9] != b"{":
-        return False
-    (header_len,) = struct.unpack("<Q", head[:8])
-    return header_len <= min(size - 8, MAX_HEADER_BYTES)
-
-
 def _load_safetensors(path: Path, size: int) -> tuple[dict[str, torch.Tensor], CheckpointMeta | None]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    with open(path, "rb") as fh:
-        (header_len,) = struct.unpack("<Q", fh.read(8))
-        if header_len > MAX_HEADER_BYTES:
-            raise CheckpointError(
-                f"{path}: safetensors header claims {header_len} bytes, over the {MAX_HEADER_BYTES} limit"
-            )
-        if header_len > size - 8:
-            raise CheckpointError(
-                f"{path}: truncated safetensors file (header needs {header_len} bytes, file has {size - 8})"
-            )
-        header_bytes = fh.read(header_len)
-    try:
-        header = json.loads(header_bytes)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise CheckpointError(f"{path}: safetensors header is not valid JSON") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path}: safetensors header is not a JSON object")
+    header = read_header(path, size)
     try:
         state_dict = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({_first_line(exc)})") from None
-    metadata = header.get("__metadata__") or {}
-    if isinstance(metadata, dict) and FILTER_METADATA_KEY in metadata:
-        raise CheckpointError(
-            f"{path} is an output filter (MPRU), not a model checkpoint",
-            hint="a filter is applied to the model it was fitted for: audit run --filter",
-        )
-    meta = CheckpointMeta.from_json(metadata[METADATA_KEY]) if METADATA_KEY in metadata else None
-    return state_dict, meta
+        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({first_line(exc)})") from None
+    return state_dict, header_meta(path, header)
 
 
 TORCHSCRIPT_MARKERS = ("/code/", "constants.pkl", ".debug_pkl")
@@ -181,7 +146,7 @@ def _load_pt(path: Path, *, is_zip: bool) -> tuple[dict[str, torch.Tensor], Chec
             with zipfile.ZipFile(path) as zf:
                 infos = zf.infolist()
         except (zipfile.BadZipFile, OSError) as exc:
-            raise CheckpointError(f"{path}: corrupt .pt archive ({_first_line(exc)})") from None
+            raise CheckpointError(f"{path}: corrupt .pt archive ({first_line(exc)})") from None
         names = [i.filename for i in infos]
         # Sizes as the archive declares them, before anything is unpacked: a small file can
         # hold a pickle that inflates to gigabytes (a 1 GiB metadata string).
@@ -221,7 +186,7 @@ def _load_pt(path: Path, *, is_zip: bool) -> tuple[dict[str, torch.Tensor], Chec
             hint="only plain state_dicts load from .pt; prefer .safetensors",
         ) from None
     except Exception as exc:  # torch raises many types for damaged archives
-        raise CheckpointError(f"{path}: corrupt or truncated .pt file ({_first_line(exc)})") from None
+        raise CheckpointError(f"{path}: corrupt or truncated .pt file ({first_line(exc)})") from None
     meta_raw: object = None
     if isinstance(obj, Mapping) and "state_dict" in obj:
         meta_raw = obj.get("metadata")
@@ -308,11 +273,6 @@ def _parses_as_pickle(data: bytes) -> bool:
     except Exception:
         return False
     return True
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 def build_model_from_checkpoint(

@@ -34,11 +34,29 @@ recorded in ``manifest.json`` (also written atomically). A rerun reuses complete
 and tops up to the requested count; a killed run loses at most the chunk in flight, which
 is rebuilt with the same composition, so the bank equals one built without interruption.
 Weights are not kept.
+
+``ShadowBank`` (the builder, which trains with torch) is imported on first use: reading a
+bank (`audit bank ls`, `audit bank verify`) needs only the plan and the signals, and those
+commands start without torch.
 """
 
-from audit_cli.shadows.bank import ShadowBank
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from audit_cli.shadows.plan import BANK_FORMAT, BankSpec, ForgetRule, ShadowPlan, plan_shadow
 from audit_cli.shadows.signals import MANIFEST, STATE_NAMES, SignalBank, export_long, read_bank
+
+if TYPE_CHECKING:
+    from audit_cli.shadows.bank import ShadowBank
+
+
+def __getattr__(name: str) -> object:
+    if name == "ShadowBank":
+        return importlib.import_module("audit_cli.shadows.bank").ShadowBank
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["BANK_FORMAT", "MANIFEST", "STATE_NAMES", "BankSpec", "ForgetRule", "ShadowBank", "ShadowPlan",
            "SignalBank", "export_long", "plan_shadow", "read_bank"]  # fmt: skip

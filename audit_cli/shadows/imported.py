@@ -25,7 +25,7 @@ from attacks.signals import IN, OUT, UNLEARNED
 from audit_cli.atomic import atomic_path, atomic_write_text
 from audit_cli.data import Dataset
 from audit_cli.errors import InputError, UsageError
-from audit_cli.models.checkpoint import file_sha256
+from audit_cli.models.safetensors_file import file_sha256
 from audit_cli.shadows.signals import BANK_KEY, FINGERPRINT_KEY, MANIFEST, STATE_NAMES, SignalBank, read_bank
 
 REQUIRED = ("shadow", "example_id", "state", "phi_before", "phi_after")

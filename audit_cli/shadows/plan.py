@@ -7,17 +7,20 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audit_cli.data import Dataset, fingerprint_ids
 from audit_cli.errors import UsageError
-from audit_cli.families import TrainerRecipe
-from audit_cli.models.recipe import Recipe
-from audit_cli.models.sklearn_model import SklearnRecipe
 from audit_cli.shadows.signals import BANK_FORMAT
-from audit_cli.unlearn import UnlearningSpec
 from audit_cli.version import __version__
+
+if TYPE_CHECKING:  # annotations only: reading a bank (audit bank ls) starts without torch
+    from audit_cli.families import TrainerRecipe
+    from audit_cli.models.recipe import Recipe
+    from audit_cli.models.sklearn_model import SklearnRecipe
+    from audit_cli.unlearn import UnlearningSpec
 
 # What a bank of shadows that forget nothing (plain LiRA) records as its forget rule.
 SHADOWS_FORGET_NOTHING = {"kind": "none", "rule": "shadows are not unlearned: any forget list"}

@@ -38,8 +38,8 @@ from scipy.special import expit, log_softmax, logsumexp
 from audit_cli.atomic import atomic_path, check_output_path
 from audit_cli.data import Dataset, DatasetSpec
 from audit_cli.errors import CheckpointError, UsageError
-from audit_cli.models.checkpoint import MAX_HEADER_BYTES, file_sha256
 from audit_cli.models.metadata import FILTER_METADATA_KEY, _now
+from audit_cli.models.safetensors_file import MAX_HEADER_BYTES, file_sha256
 from audit_cli.unlearn.base import MethodEntry
 from audit_cli.version import __version__
 

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from audit_cli.errors import UnsafeArtifactError, UsageError
-from audit_cli.models.architectures import ARCHITECTURES, build_model, resolve_arch_args
+from audit_cli.models.architectures import ARCHITECTURES, resolve_arch_args
+from audit_cli.models.networks import BUILDERS, build_model
 
 # (arch, input shape) pairs: every registered architecture on the inputs it is meant for.
 SHAPES = [
@@ -163,3 +164,14 @@ def test_plugin_errors_are_usage_errors(plugin):
         build_model(f"{name}:build", (64,), 10, {"depth": 2}, allow_plugin=True)
     with pytest.raises(UsageError, match="cannot import plug-in architecture module"):
         build_model(f"no_such_module_{uuid.uuid4().hex}:build", (64,), 10, allow_plugin=True)
+
+
+def test_every_registered_arch_has_a_builder_with_its_registered_defaults():
+    # The registry is read without torch (metadata, recipes, `audit archs`); the builders
+    # live beside torch. Neither may drift from the other.
+    import inspect
+
+    assert set(BUILDERS) == set(ARCHITECTURES)
+    for name, entry in ARCHITECTURES.items():
+        params = list(inspect.signature(BUILDERS[name]).parameters.values())[2:]  # after input_shape, num_classes
+        assert {p.name: p.default for p in params} == dict(entry.defaults), name

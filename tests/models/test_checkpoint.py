@@ -24,7 +24,6 @@ from torch import nn
 
 from audit_cli.data import fingerprint_ids, load_dataset
 from audit_cli.errors import CheckpointError, UnsafeArtifactError, UsageError
-from audit_cli.models.architectures import build_model
 from audit_cli.models.checkpoint import (
     MAX_HEADER_BYTES,
     build_model_from_checkpoint,
@@ -34,6 +33,7 @@ from audit_cli.models.checkpoint import (
     save_checkpoint,
 )
 from audit_cli.models.metadata import FORMAT_VERSION, METADATA_KEY, CheckpointMeta, Exclusion
+from audit_cli.models.networks import build_model
 from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
 from audit_cli.training import Recipe
 

@@ -160,7 +160,7 @@ def test_a_bare_checkpoint_with_a_recipe_file_is_audited_and_the_report_says_who
 
     recipe = tmp_path / "r.toml"
     recipe.write_text('format = 1\narch = "mlp"\nepochs = 2\nbatch_size = 128\n[arch_args]\nhidden = [16]\n')
-    torch.save(__import__("audit_cli.models.architectures", fromlist=["build_model"]).build_model(
+    torch.save(__import__("audit_cli.models.networks", fromlist=["build_model"]).build_model(
         "mlp", (64,), 10, {"hidden": (16,)}).state_dict(), tmp_path / "mlp.pt")  # fmt: skip
     result = runner.invoke(app, ["run", "--model", str(tmp_path / "mlp.pt"), "--data", "digits", "--recipe",
                                  str(recipe), "--forget", str(bare / "forget.txt"), "--shadows", "4",
@@ -209,7 +209,7 @@ def test_the_example_own_loop_is_audited_with_shadows_from_that_loop(tmp_path):
 
 def test_weights_saved_through_a_wrapper_name_the_prefix_to_strip(runner, bare, tmp_path):
     from audit_cli.app import app
-    from audit_cli.models.architectures import build_model
+    from audit_cli.models.networks import build_model
 
     recipe = tmp_path / "r.toml"
     recipe.write_text('format = 1\narch = "mlp"\nepochs = 2\nbatch_size = 128\n[arch_args]\nhidden = [16]\n')
