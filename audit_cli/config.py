@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audit_cli.errors import UsageError
-from audit_cli.files import read_user_bytes
+from audit_cli.files import check_printable, read_user_bytes
 from audit_cli.options import MAX_SEED, coerce
 
 DEFAULTS: dict[str, object] = {
@@ -74,9 +74,14 @@ def _read_file(path: Path) -> dict[str, object]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: malformed TOML ({exc})") from None
     if path.name == "pyproject.toml":
-        data = data.get("tool", {}).get("unlearning-audit", {})
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: [tool.unlearning-audit] must be a table")
+        # Every level is checked: `tool = "x"` or `unlearning-audit = "oops"` under [tool]
+        # is a file the user must fix, not an attribute error.
+        tool = data.get("tool", {})
+        if not isinstance(tool, dict):
+            raise UsageError(f"{path}: tool is {_toml_type(tool)}, not a table", hint=_TABLE_HINT)
+        data = tool.get("unlearning-audit", {})
+        if not isinstance(data, dict):
+            raise UsageError(f"{path}: tool.unlearning-audit is {_toml_type(data)}, not a table", hint=_TABLE_HINT)
     settings: dict[str, object] = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
@@ -88,7 +93,7 @@ def _read_file(path: Path) -> dict[str, object]:
         # Per-check thresholds, by check name (dashes or underscores); each is another name
         # for one setting (thresholds.leakage is fail-above).
         if not isinstance(thresholds, dict):
-            raise UsageError(f"{path}: thresholds must be a table of check = threshold")
+            raise UsageError(f"{path}: thresholds is {_toml_type(thresholds)}; it must be a table of check = threshold")
         for check, value in thresholds.items():
             name = str(check).replace("_", "-")
             if name not in GATED_CHECKS:
@@ -100,6 +105,15 @@ def _read_file(path: Path) -> dict[str, object]:
                 )
             settings[setting] = value
     return settings
+
+
+_TABLE_HINT = "the settings go in a [tool.unlearning-audit] table of pyproject.toml, or at the top of audit.toml"
+
+
+def _toml_type(value: object) -> str:
+    """A TOML value's kind, as a message names it (never the value: it may be long)."""
+    kinds = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array"}
+    return next((word for kind, word in kinds.items() if isinstance(value, kind)), "a date or time")
 
 
 def find_config_file(cwd: Path) -> Path | None:
@@ -125,6 +139,8 @@ def resolve_settings(
     just these settings (a command that reads a bank is not the place to refuse an
     unrelated one)."""
     env = os.environ if env is None else env
+    if config_file is not None:
+        check_printable(config_file, "--config")
     path = config_file if config_file is not None else find_config_file(cwd or Path.cwd())
     from_file = _read_file(path) if path is not None else {}
     unknown = sorted(set(from_file) - set(DEFAULTS))
@@ -143,6 +159,10 @@ def resolve_settings(
             value, source = from_file[key], str(path)
         else:
             value, source = default, "default"
+        if isinstance(value, str):
+            # The bank is a folder this run creates (AUDIT_BANK=$'\x01\n' made one named by
+            # control characters); no setting is text a terminal should interpret.
+            check_printable(value, f"setting {key.replace('_', '-')} ({source})")
         typed = coerce(key, value, default, what="setting")
         if key in LIMITS and not LIMITS[key][0] <= typed <= LIMITS[key][1]:
             low, high = LIMITS[key]

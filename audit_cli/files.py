@@ -5,17 +5,42 @@ A device or FIFO reports size 0 and never ends (a symlink to /dev/zero would be 
 forever), so anything but a regular file is refused before reading, and reading stops one
 byte past the limit. Errors name the file, never its content; a file reached through a
 symlink is never quoted at all (it may be a secret the link points at).
+
+The paths and names users give (options, settings) pass ``check_printable`` first: no
+control characters, so no folder the tool creates is named by them.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import stat
 from pathlib import Path
 
-from audit_cli.errors import InputError
+from audit_cli.errors import AuditError, InputError, UsageError
 
 # Settings, recipes and saved reports are a few kilobytes; a report with curves, a few MB.
 MAX_TEXT_BYTES = 16 * 1024 * 1024
+
+# C0 controls (newline and tab included), DEL and C1 controls, and the raw bytes 0x80-0x9f
+# of a command line that is not UTF-8 (Python keeps them as surrogates; an 8-bit terminal
+# reads them as C1). No one means them in a path or a name, and in one they rewrite the
+# terminal that lists the folder, split the log line that quotes it, and forge lines in a
+# CI annotation.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\udc80-\udc9f]")
+# How much of a refused value the message quotes.
+QUOTE_CHARS = 80
+
+
+def check_printable(value: str | os.PathLike, what: str, error: type[AuditError] = UsageError) -> None:
+    """Refuse a path or name the user gave (``what``: the option or setting it came from)
+    when it holds a control character. The message quotes it escaped (repr), so it cannot
+    do to the terminal what the folder name would have."""
+    text = os.fspath(value)
+    text = os.fsdecode(text) if isinstance(text, bytes) else text
+    if CONTROL_CHARACTERS.search(text):
+        shown = repr(text[:QUOTE_CHARS]) + ("..." if len(text) > QUOTE_CHARS else "")
+        raise error(f"{what} {shown} holds a control character; paths and names may not")
 
 
 def read_user_bytes(path: str | Path, what: str, limit: int = MAX_TEXT_BYTES, error=InputError) -> bytes:

@@ -27,6 +27,7 @@ from audit_cli.errors import InconclusiveError, UsageError
 from audit_cli.estimate import check_estimator, estimate_retrained
 from audit_cli.families import family_of
 from audit_cli.federated.partition import client_ids, federation_clients, request_federation, whole_clients
+from audit_cli.files import check_printable
 from audit_cli.gate import GATES, MAX_UNSCORABLE, MIN_EXAMPLES
 from audit_cli.models.metadata import CheckpointMeta
 from audit_cli.models.recipe import Federation
@@ -380,7 +381,9 @@ def forgotten_clients_ids(config: AuditConfig, recipe: Any, dataset: Dataset) ->
 
 
 def check_bank_folder(bank: Path) -> None:
-    """The bank's parent folder must be a folder this tool may create banks in."""
+    """The bank's parent folder must be a folder this tool may create banks in, named
+    without control characters (from Python, too: the command line refuses them earlier)."""
+    check_printable(bank, "--bank")
     resolved = bank.resolve()
     if resolved.parts[1:2] in (("proc",), ("sys",), ("dev",)):
         raise UsageError(f"--bank {bank} is under /{resolved.parts[1]}: not a place for shadow banks")

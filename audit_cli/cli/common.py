@@ -34,6 +34,7 @@ from typer.models import ArgumentInfo
 
 from audit_cli.config import DEFAULTS
 from audit_cli.errors import AuditError, ExitCode, UsageError
+from audit_cli.files import check_printable
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 pass, 1 threshold crossed, 2 usage or input error, 3 inconclusive, "
@@ -152,6 +153,22 @@ class AuditCommand(TyperCommand):
             info = declared.get(param.name)
             if isinstance(info, ArgumentInfo) and info.help and not getattr(param, "help", None):
                 param.help = info.help
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # Every path and name typed on the command line (--model, --bank, -o, -f FORMAT=PATH,
+        # --config, --data-root, ids...) is refused here, in one place, if it holds a control
+        # character: before the command creates a folder or file named by it.
+        for param in self.params:
+            value = ctx.params.get(param.name)
+            for item in value if isinstance(value, (list, tuple)) else (value,):
+                if isinstance(item, (str, os.PathLike)):
+                    name = param.opts[0] if isinstance(param, click.Option) else (param.metavar or param.name)
+                    try:
+                        check_printable(item, name)
+                    except AuditError as exc:
+                        # No context: one error line, without the "see --help" hint.
+                        raise click.UsageError(exc.message) from None
+        return super().invoke(ctx)
 
     def get_help_option(self, ctx):  # type: ignore[no-untyped-def]
         option = super().get_help_option(ctx)

@@ -39,7 +39,8 @@ def parse_formats(formats: list[str] | None, output: Path | None) -> list[Target
 
 def prepare_targets(targets: list[Target], output: Path | None = None, *, overwrite: bool = False,
                     inputs: Sequence[Path | None] = ()) -> list[Target]:  # fmt: skip
-    """Check every report file before any shadow trains, and create its missing folders.
+    """Check every report file before any shadow trains; its missing folders are created
+    only when the report is written (a refused audit leaves nothing behind).
 
     A path that is a folder, a device or FIFO, an existing file without ``--overwrite``, a
     parent that cannot be created or written, two formats to one file, an ``--output``
@@ -64,17 +65,20 @@ def prepare_targets(targets: list[Target], output: Path | None = None, *, overwr
 
 
 def _check_writable(path: Path, flag: str, overwrite: bool) -> None:
-    """The report file's folders created, then the checks every output passes
-    (atomic.check_output_path: a regular file, not replaced without --overwrite)."""
+    """The checks every output passes (atomic.check_output_path: a regular file, not
+    replaced without --overwrite), and for missing folders, that they can be created: the
+    nearest existing one is a writable folder. Nothing is created yet."""
     if path.is_dir():
         raise UsageError(f"{flag}: {path} is a folder; give a file name")
     parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise UsageError(f"{flag}: cannot create folder {parent}: a file has that name") from None
-    except OSError as exc:
-        raise UsageError(f"{flag}: cannot create folder {parent} ({exc.strerror or exc})") from None
+    existing = next((p for p in (parent, *parent.parents) if p.exists() or p.is_symlink()), None)
+    if existing is None or not existing.is_dir():
+        where = "a file has that name" if existing == parent else f"{existing} is a file" if existing else "no folder"
+        raise UsageError(f"{flag}: cannot create folder {parent}: {where}")
+    if existing != parent:
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag}: cannot create folder {parent} (permission denied in {existing})")
+        return  # the file is new: nothing there to overwrite
     try:
         check_output_path(path, overwrite=overwrite, suffix=None)
     except UsageError as exc:
@@ -92,6 +96,12 @@ def write_report(report: AuditReport, targets: list[Target], *, verbose: bool = 
     # Every format is rendered before any file is written, then all files are written
     # together: a renderer that fails leaves none of them behind.
     texts = [(path, FORMATS[name](report)) for name, path in targets]
+    for path, _ in texts:
+        if path is not None:  # checked by prepare_targets, created only now
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"cannot create folder {path.parent} ({exc.strerror or exc})") from None
     with ExitStack() as stack:
         staged = [(stack.enter_context(atomic_path(path)), text) for path, text in texts if path is not None]
         for tmp, text in staged:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -18,12 +19,28 @@ def load_report(saved: Path) -> AuditReport:
     """A report saved with ``-f json=PATH``; anything else is an input error."""
     raw = read_user_bytes(saved, "report")
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        # NaN, Infinity and 1e400 parse in Python but are no JSON numbers (the writer turns
+        # them into null): refused here, before a plot meets one.
+        data = json.loads(raw.decode("utf-8"), parse_constant=_not_json, parse_float=_finite)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise InputError(f"{saved}: not a JSON report ({exc})") from None
     if not isinstance(data, dict):
         raise InputError(f"{saved}: not an audit report")
-    return AuditReport.from_dict(data)
+    try:
+        return AuditReport.from_dict(data)
+    except InputError as exc:
+        raise InputError(f"{saved}: {exc.message}", hint=exc.hint) from None
+
+
+def _not_json(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is beyond a double's range")
+    return value
 
 
 @cli_errors

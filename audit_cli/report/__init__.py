@@ -269,15 +269,23 @@ class AuditReport:
 
     @classmethod
     def from_dict(cls, data: dict) -> AuditReport:
-        """Rebuild a report saved as JSON (``audit report saved.json``)."""
+        """Rebuild a report saved as JSON (``audit report saved.json``): validated against
+        docs/report-schema.json first (audit_cli/report/schema.py), since renderers trust
+        what they are given."""
         from audit_cli.errors import InputError
+        from audit_cli.report.schema import validate_report
 
         try:
-            if data.get("schema_version") != SCHEMA_VERSION:
+            version = data.get("schema_version")
+            if type(version) is not int or version != SCHEMA_VERSION:  # true == 1 in Python, not in JSON
                 raise InputError(
-                    f"report schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}",
+                    f"report schema_version {repr(version)[:20]} is not {SCHEMA_VERSION}",
                     hint="re-run the audit with this version of unlearning-audit",
                 )
+            validate_report(data)
+            roc = data.get("curves", {}).get("roc", {})
+            if len(roc.get("fpr", ())) != len(roc.get("tpr", ())):  # the one rule the schema cannot say
+                raise ValueError("$.curves.roc: fpr and tpr are not as long as each other")
             return cls(
                 model=_section(ModelSection, data["model"]),
                 dataset=_section(DatasetSection, data["dataset"]),

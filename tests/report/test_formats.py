@@ -360,7 +360,8 @@ def test_a_report_that_exited_zero_by_request_re_renders_with_exit_zero(tmp_path
 def test_edited_text_cannot_break_the_terminal_or_the_junit_xml(tmp_path):
     from dataclasses import replace
 
-    odd = replace(fixed_report(), model=replace(fixed_report().model, kind="[/oops]"))
+    # (A path: the kind is one of four words, and a saved report with another is refused.)
+    odd = replace(fixed_report(), model=replace(fixed_report().model, path="m[/oops].pt"))
     saved = tmp_path / "odd.json"
     saved.write_text(FORMATS["json"](odd))
     result = CliRunner().invoke(app, ["report", str(saved)])
