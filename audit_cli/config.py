@@ -37,6 +37,13 @@ DEFAULTS: dict[str, object] = {
     "ray_address": "",
     "exit_zero": False,
     "deterministic": False,
+    # Seconds a build waits for another run building the same bank before it stops
+    # (exit 2, naming that run). A dead holder's lock is taken over after 5 minutes
+    # whatever this is (audit_cli/shadows/lock.py), so the wait only lasts while the
+    # holder is alive, most likely building the very bank this run then reuses: an hour
+    # lets it finish, and a hung holder still ends in an error that names it well before
+    # a CI job's own time limit (6 h on GitHub Actions) kills the job without one.
+    "lock_timeout": 3600.0,
 }
 
 
@@ -57,7 +64,8 @@ GATED_CHECKS: dict[str, str] = {
 
 # Documented ranges: a setting outside its range is a usage error, not hours of work or an
 # allocation that kills the process (shadows = 1e12 in AUDIT_SHADOWS).
-LIMITS: dict[str, tuple[int, int]] = {"shadows": (2, 100_000), "seed": (0, MAX_SEED)}
+LIMITS: dict[str, tuple[int, int]] = {"shadows": (2, 100_000), "seed": (0, MAX_SEED),
+                                      "lock_timeout": (0, 7 * 24 * 3600)}  # 0: do not wait
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,8 @@ class AuditConfig:
     """The Ray cluster's address ("": RAY_ADDRESS, else a local Ray)."""
     deterministic: bool = DEFAULTS["deterministic"]
     """Run torch with deterministic algorithms only (slower on GPU; recorded in the report)."""
+    lock_timeout: float = DEFAULTS["lock_timeout"]
+    """Seconds to wait for another run building the same bank (audit_cli/shadows/lock.py)."""
     settings: Mapping[str, object] = field(default_factory=dict)
     """Where each setting came from ({name: {"value", "source"}}), recorded in the report."""
     config_file: Path | None = None
@@ -244,7 +246,8 @@ class AuditInputs:
     def build_bank(self, progress=None) -> int:
         """Top the bank up to the configured shadows, where the configuration says."""
         run = executor(self.config.executor, self.config.ray_address or None)
-        return self.bank.build(self.config.shadows, device=self.device, progress=progress, run=run)
+        return self.bank.build(self.config.shadows, device=self.device, progress=progress, run=run,
+                               lock_timeout=self.config.lock_timeout)
 
     @property
     def params(self) -> dict[str, object]:

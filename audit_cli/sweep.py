@@ -68,6 +68,8 @@ class SweepRequest:
     seed: int = 0
     device: str = "auto"
     overwrite: bool = False
+    lock_timeout: float = DEFAULTS["lock_timeout"]
+    """Seconds to wait for another run building the points' bank (audit_cli/shadows/lock.py)."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,7 @@ def audit_config(request: SweepRequest, model: Path, seed: int) -> AuditConfig:
     return AuditConfig(model=model, forget=request.forget, forget_class=request.forget_class, original=request.model,
                        retrained=request.retrained, shadows=request.shadows, bank=request.bank,
                        fail_above=request.fail_above, seed=seed, device=request.device,
-                       allow_underpowered=request.allow_underpowered)  # fmt: skip
+                       allow_underpowered=request.allow_underpowered, lock_timeout=request.lock_timeout)  # fmt: skip
 
 
 def run_point(

@@ -273,6 +273,7 @@ def test_class_mode_bank_keeps_retrained_twins(tmp_path, data):
     assert random_bank.load().phi_reference is None
 
 
+@pytest.mark.numerics
 def test_flip_queries_only_for_models_trained_with_flips():
     import torch
 
@@ -364,15 +365,4 @@ def test_two_builders_of_one_bank_train_each_chunk_once(tmp_path, data, forget):
     assert not (bank_a.path / ".lock").exists() and bank_a.complete_shadows() == 4
 
 
-def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
-    import socket
-    import subprocess
-    import sys
-
-    from audit_cli.shadows.lock import bank_lock
-
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (tmp_path / ".lock").write_text(f"{socket.gethostname()} {int(dead.stdout)}\n")
-    with bank_lock(tmp_path):
-        assert (tmp_path / ".lock").read_text().split()[1] != dead.stdout.strip()
-    assert not (tmp_path / ".lock").exists()
+# A lock left by a dead process, and the rest of the bank lock: tests/test_lock.py.

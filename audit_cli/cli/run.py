@@ -31,7 +31,7 @@ from audit_cli.cli.common import (
     unlearner_option,
 )
 from audit_cli.cli.outputs import parse_formats, prepare_targets, write_report
-from audit_cli.cli.settings import audit_config, bank_option, setting_flags, shadows_option
+from audit_cli.cli.settings import audit_config, bank_option, lock_timeout_option, setting_flags, shadows_option
 from audit_cli.config import DEFAULTS
 from audit_cli.errors import ExitCode, UsageError
 from audit_cli.pipeline import run_audit
@@ -179,16 +179,17 @@ def run_cmd(
     ),
     executor: str = executor_option(SHADOWS),
     ray_address: str | None = ray_address_option(SHADOWS),
+    lock_timeout: float = lock_timeout_option(SHADOWS),
     quiet: bool = quiet_option(EXECUTION),
 ) -> None:
     """Audit an unlearned model."""
     flags = setting_flags(ctx, {"fail_above": fail_above, "gate": gate, "allow_underpowered": allow_underpowered,
                                 "exit_zero": exit_zero, "shadows": shadows, "bank": str(bank), "variance": variance,
                                 "seed": seed, "deterministic": deterministic, "device": device, "executor": executor,
-                                "ray_address": ray_address})  # fmt: skip
+                                "ray_address": ray_address, "lock_timeout": lock_timeout})  # fmt: skip
     if shadows_from is not None:
         # An imported bank is scored whole, as it is: nothing trains.
-        trains = [f"--{k.replace('_', '-')}" for k in ("shadows", "bank", "executor", "ray_address")
+        trains = [f"--{k.replace('_', '-')}" for k in ("shadows", "bank", "executor", "ray_address", "lock_timeout")
                   if flags.get(k) is not None]
         if trains:
             raise UsageError(f"--shadows-from scores an imported bank whole and trains nothing; {trains[0]} does "

@@ -115,3 +115,12 @@ def bank_option(panel: str | None = None) -> object:
         rich_help_panel=panel,
     )
 
+
+def lock_timeout_option(panel: str | None = None) -> object:
+    return typer.Option(
+        DEFAULTS["lock_timeout"],
+        "--lock-timeout",
+        metavar="SECONDS",
+        help="How long to wait for another run building the same bank, then exit 2 naming it (0: do not wait).",
+        rich_help_panel=panel,
+    )

@@ -31,7 +31,7 @@ from audit_cli.cli.common import (
     trainer_option,
     unlearner_option,
 )
-from audit_cli.cli.settings import audit_config, bank_option, setting_flags, shadows_option
+from audit_cli.cli.settings import audit_config, bank_option, lock_timeout_option, setting_flags, shadows_option
 from audit_cli.config import DEFAULTS
 from audit_cli.pipeline import AuditConfig, prepare
 
@@ -86,6 +86,7 @@ def shadows_cmd(
     device: str = typer.Option(DEFAULTS["device"], "--device", metavar="DEVICE", help="cpu, cuda, cuda:N or auto."),
     executor: str = executor_option(None),
     ray_address: str | None = ray_address_option(None),
+    lock_timeout: float = lock_timeout_option(),
     quiet: bool = quiet_option(),
 ) -> None:
     """Build or extend the shadow bank an audit of this model will use (CI caches it).
@@ -102,6 +103,7 @@ def shadows_cmd(
                 "device": device,
                 "executor": executor,
                 "ray_address": ray_address,
+                "lock_timeout": lock_timeout,
             },
         ),
         config_file=config_file,

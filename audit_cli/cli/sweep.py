@@ -24,7 +24,7 @@ from audit_cli.cli.common import (
     seed_option,
     stdout_console,
 )
-from audit_cli.cli.settings import bank_option, shadows_option
+from audit_cli.cli.settings import bank_option, lock_timeout_option, resolved, shadows_option
 from audit_cli.config import DEFAULTS
 from audit_cli.report.sweep_html import label as point_label
 from audit_cli.sweep import SweepPoint, SweepRequest, parse_grid, sweep
@@ -42,6 +42,7 @@ def _row(name: str, p: SweepPoint) -> list[str]:
 
 @cli_errors
 def sweep_cmd(
+    ctx: typer.Context,
     model: Path = typer.Option(..., "--model", "-m", metavar="FILE", help="The original model every point unlearns."),
     method: str = typer.Option(..., "--method", metavar="NAME", help="Unlearning method (see `audit methods`)."),
     param: list[str] | None = param_option("name=v1,v2,... : the values to try (repeatable; the grid is the product)."),
@@ -64,6 +65,7 @@ def sweep_cmd(
     seed: int = seed_option(0, "Seed of every point; the re-audit uses another."),
     overwrite: bool = overwrite_option(),
     device: str = device_option(),
+    lock_timeout: float = lock_timeout_option(),
     quiet: bool = quiet_option(),
     output_format: OutputFormat = format_option(),
 ) -> None:
@@ -72,7 +74,9 @@ def sweep_cmd(
     request = SweepRequest(model=model, method=method, grid=grid, fixed=fixed, out=output, forget=forget,
                            forget_class=forget_class, retrained=retrained, shadows=shadows, bank=bank,
                            fail_above=fail_above, allow_underpowered=allow_underpowered, seed=seed, device=device,
-                           overwrite=overwrite)  # fmt: skip
+                           overwrite=overwrite,
+                           # Like audit run's: from AUDIT_LOCK_TIMEOUT or audit.toml when not given.
+                           lock_timeout=resolved(ctx, {"lock_timeout": lock_timeout})["lock_timeout"])  # fmt: skip
     with progress_bar("sweep", quiet, unit="points") as update:
         result = sweep(request, progress=update)
     if output_format is OutputFormat.json:

@@ -18,9 +18,10 @@ import torch
 
 from attacks.signals import IN, OUT, UNLEARNED, augmented_confidence
 from audit_cli.atomic import atomic_path, atomic_write_text
+from audit_cli.config import DEFAULTS
 from audit_cli.errors import InputError, UsageError
 from audit_cli.families import ModelFamily, family_of
-from audit_cli.models.checkpoint import file_sha256
+from audit_cli.models.safetensors_file import file_sha256
 from audit_cli.shadows.executors import run_local
 from audit_cli.shadows.lock import bank_lock
 from audit_cli.shadows.plan import BankSpec, ShadowPlan, plan_shadow
@@ -84,17 +85,31 @@ class ShadowBank:
         device: str | torch.device = "cpu",
         progress: Callable[[int, int], None] | None = None,
         run: Callable[..., Iterator] = run_local,
+        lock_timeout: float = float(DEFAULTS["lock_timeout"]),
     ) -> int:
         """Make sure shadows 0..n_shadows-1 exist; return how many were trained now.
-        ``run`` maps the chunk builder over the missing chunks (shadows/executors.py)."""
+        ``run`` maps the chunk builder over the missing chunks (shadows/executors.py);
+        ``lock_timeout``: seconds to wait for another run building this bank (lock.py)."""
         if n_shadows < 2:
             raise UsageError("a shadow bank needs at least 2 shadows")
+        created = [p for p in (self.path, *self.path.parents) if not p.exists()]  # deepest first
         self.path.mkdir(parents=True, exist_ok=True)
-        # Inside the lock the manifest is read again: what another run built is not rebuilt.
-        with bank_lock(self.path):
-            return self._build_locked(n_shadows, device, progress, run)
+        try:
+            # Inside the lock the manifest is read again: what another run built is not rebuilt.
+            with bank_lock(self.path, timeout=lock_timeout) as held:
+                return self._build_locked(n_shadows, device, progress, run, held)
+        except BaseException:
+            # Refused before its first chunk (a plug-in architecture the user did not name,
+            # exit 4) or interrupted: a refusal creates nothing, so the folders this call made
+            # go again while they are empty. A folder holding chunks stays, to be resumed.
+            for folder in created:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+            raise
 
-    def _build_locked(self, n_shadows: int, device, progress, run) -> int:
+    def _build_locked(self, n_shadows: int, device, progress, run, held: Callable[[], None]) -> int:
         manifest = self.manifest()
         present = {c["first"] for c in manifest["chunks"] if (self.path / c["file"]).exists()}
         # Whole chunks only: a top-up that ends mid-chunk still builds the chunk in full.
@@ -111,6 +126,7 @@ class ShadowBank:
             # The chunk names its bank, and the manifest its checksum: a chunk edited or
             # copied from another bank is refused when read (signals.read_bank).
             table = table.replace_schema_metadata({BANK_KEY: self.key})
+            held()  # a run that took the lock over owns the manifest now
             with atomic_path(self.path / name) as tmp:
                 pq.write_table(table, tmp)
             manifest["chunks"] = [c for c in manifest["chunks"] if c["first"] != first]
