@@ -19,6 +19,7 @@ from audit_cli.checks import (
     mia_nn_model,
     population,
     reference,
+    residual,
     retain_gap,
     utility,
 )
@@ -37,6 +38,7 @@ CHECKS: tuple[Check, ...] = (
     mia_nn_model.CHECK,
     population.CHECK,
     effect.CHECK,
+    residual.CHECK,
     reference.CHECK,
     utility.CHECK,
     klom.CHECK,

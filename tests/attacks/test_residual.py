@@ -1,0 +1,76 @@
+"""The residual memorisation share: 0 under exact unlearning, 1 for a model that forgot
+nothing, the kept share in between, whatever the bank's size (cross-fitting)."""
+
+import numpy as np
+import pytest
+
+from attacks.residual import residual_share
+
+
+def bank(rng, shadows, keep, n_f=135, n_t=450, noise=1.0, gap=0.5, shift=0.0):
+    """Gaussian signals: each example has an unseen level and a memorisation gap; shadows
+    train on each example with probability 1/2. The target keeps ``keep`` of the forget
+    examples trained on (as a partial unlearner retrained on that share would)."""
+    n = n_f + n_t
+    out = rng.normal(3, 1, n)
+    gaps = np.abs(rng.normal(gap, 1.0, n))
+    trained = rng.random((shadows, n)) < 0.5
+    phi = out + gaps * trained + rng.normal(0, noise, (shadows, n))
+    target = out + rng.normal(0, noise, n) + shift
+    kept = np.flatnonzero(rng.random(n_f) < keep)
+    target[kept] += gaps[kept]
+    return phi, trained, target, np.arange(n_f), np.arange(n_f, n)
+
+
+def share(signals, **kwargs):
+    phi, trained, target, forget, test = signals
+    return residual_share(phi, phi, trained, target, forget, test, **kwargs)
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.6, 1.0])
+def test_the_share_is_centred_on_what_the_model_kept_even_with_few_shadows(keep):
+    # With 8 shadows a gap estimated from the same shadows as the centre would be biased
+    # (its noise enters squared); the cross-fitted mean over 40 banks sits on the truth.
+    rng = np.random.default_rng(7)
+    values = [residual_share(phi, phi, trained, t, f, tt, n_bootstrap=60, seed=s).share.value
+              for s, (phi, trained, t, f, tt) in enumerate(bank(rng, 8, keep) for _ in range(40))]  # fmt: skip
+    values = np.asarray(values)
+    assert abs(np.nanmean(values) - keep) < 0.07, values  # sd of the mean about 0.025
+    assert np.isfinite(values).mean() > 0.9
+
+
+def test_the_interval_covers_the_kept_share_and_separates_exact_from_nothing_forgotten():
+    rng = np.random.default_rng(3)
+    for keep in (0.0, 1.0):
+        covered = 0
+        for s in range(20):
+            r = share(bank(rng, 32, keep), n_bootstrap=200, seed=s)
+            covered += r.share.low <= keep <= r.share.high
+            assert (r.share.high < 0.6) if keep == 0 else (r.share.low > 0.4), (keep, r.share)
+        assert covered >= 17  # 95% intervals (measured conservative on these banks)
+
+
+def test_a_shift_of_the_whole_model_is_taken_out_by_the_test_examples():
+    # A target more confident everywhere (another seed, a longer schedule) is not memorisation.
+    rng = np.random.default_rng(5)
+    values = [share(bank(rng, 32, 0.0, shift=0.8), n_bootstrap=50, seed=s).share.value for s in range(10)]
+    assert abs(np.mean(values)) < 0.1, values
+
+
+def test_no_memorisation_gives_no_share_rather_than_noise_over_zero():
+    rng = np.random.default_rng(1)
+    phi, trained, target, f, t = bank(rng, 32, 1.0, gap=0.0)
+    phi = np.broadcast_to(rng.normal(3, 1, phi.shape[1]), phi.shape) + rng.normal(0, 1, phi.shape)  # no gaps at all
+    r = residual_share(phi, phi, trained, target, f, t, n_bootstrap=100)
+    assert np.isnan(r.share.value) and not r.memorisation.low > 0
+
+
+def test_unobserved_signals_are_left_out_and_too_few_shadows_refused():
+    rng = np.random.default_rng(2)
+    phi, trained, target, f, t = bank(rng, 32, 1.0)
+    holed = phi.copy()
+    holed[rng.random(phi.shape) < 0.05] = np.nan  # 5% of the shadows' values missing
+    r = residual_share(holed, holed, trained, target, f, t, n_bootstrap=100)
+    assert r.share.low > 0.5 and np.isfinite(r.share.high)
+    with pytest.raises(ValueError, match="at least 4 shadows"):
+        residual_share(phi[:3], phi[:3], trained[:3], target, f, t)
