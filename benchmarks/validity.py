@@ -293,6 +293,44 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+# Thresholds at which the residual share's gate is tabulated (it is not gated yet).
+RESIDUAL_THRESHOLDS = (0.3, 0.5)
+# Generated blocks of docs/validity.md: ``<!-- generated: NAME -->`` ... ``<!-- end generated -->``.
+GENERATED = "<!-- generated: {} -->"
+END_GENERATED = "<!-- end generated -->"
+
+
+def residual_table(rows: list[dict]) -> str:
+    """Markdown: per scenario with the residual share measured, its distribution and what a
+    gate on it would decide at a few thresholds (fail: interval above; pass: at or below)."""
+    head = ("| scenario | draws | share: mean (sd) | mean 95% interval | "
+            + " | ".join(f"at {t}: fail / pass" for t in RESIDUAL_THRESHOLDS) + " |")  # fmt: skip
+    out = [head, "|---" * (4 + len(RESIDUAL_THRESHOLDS)) + "|"]
+    for name in SCENARIOS:
+        got = [r["residual"] for r in rows if r["scenario"] == name and r.get("residual")]
+        got = [g for g in got if g["score"] is not None]
+        if not got:
+            continue
+        v = np.array([g["score"] for g in got])
+        cells = [name, str(len(got)), f"{v.mean():.2f} ({v.std(ddof=1) if len(v) > 1 else 0:.2f})",
+                 f"[{np.mean([g['low'] for g in got]):.2f}, {np.mean([g['high'] for g in got]):.2f}]"]  # fmt: skip
+        for t in RESIDUAL_THRESHOLDS:
+            verdicts = [decide(g["low"], g["high"], t) for g in got]
+            cells.append(f"{verdicts.count('fail')} / {verdicts.count('pass')}")
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def write_generated(doc: Path, blocks: dict[str, str]) -> None:
+    """Replace each generated block of ``doc`` with its table (the numbers are never copied by hand)."""
+    text = doc.read_text()
+    for name, body in blocks.items():
+        start = text.index(GENERATED.format(name)) + len(GENERATED.format(name))
+        end = text.index(END_GENERATED, start)
+        text = text[:start] + "\n" + body + "\n" + text[end:]
+    doc.write_text(text)
+
+
 def residual_cell(rows: list[dict]) -> str:
     """The residual memorisation share over a scenario's draws (rows measured before it
     existed, or where the recipe memorised nothing, are left out and counted)."""
@@ -315,9 +353,16 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="keep models and banks here (default: temporary)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--table", type=Path, default=None, help="print the table of a saved JSON-lines file")
+    parser.add_argument("--write-docs", type=Path, default=None,
+                        help="with --table: rewrite the generated blocks of this Markdown file (docs/validity.md)")
     args = parser.parse_args()
     if args.table is not None:
-        print(table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+        rows = [json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]
+        print(table(rows))
+        print()
+        print(residual_table(rows))
+        if args.write_docs is not None:
+            write_generated(args.write_docs, {"residual": residual_table(rows)})
         return
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -26,8 +26,8 @@ NAME = CheckName.RESIDUAL.value
 
 def run(ctx: AuditContext) -> list[Outcome]:
     signals = ctx.signals
-    # Trained-on shadows are read before unlearning (what the original had); the others after
-    # (what an exact unlearner looks like, unlearned as the audited model was).
+    # The gap is read before unlearning (what training put in, at the original's size); where
+    # exact unlearning leaves an example, after it (unlearned as the audited model was).
     try:
         report = residual_share(signals.phi_before, signals.phi_after, signals.states != OUT, ctx.target_phi,
                                 ctx.f_rows, ctx.t_rows, seed=ctx.config.seed)  # fmt: skip
