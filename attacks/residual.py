@@ -80,7 +80,7 @@ def residual_share(
     forget: np.ndarray,
     test: np.ndarray,
     *,
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = 500,
     level: float = 0.95,
     seed: int = 0,
 ) -> ResidualReport:
@@ -130,11 +130,13 @@ def residual_share(
         wb = (counts[:, None, :] * ~half_a).reshape(b * splits, k)
         f_idx = np.repeat(rows_f, splits, axis=0)
         t_idx = np.repeat(rows_t, splits, axis=0)
+        # Each half's three centres once; the halves then swap roles.
+        halves = [{name: centre(name, w) for name in sums} for w in (wa, wb)]
         num = den = 0.0
-        for w_gap, w_centre in ((wa, wb), (wb, wa)):
-            gap = centre("in", w_gap) - centre("out", w_gap)
-            resid = gap * (t - centre("exact", w_centre))
-            memorised = gap * (centre("in", w_centre) - centre("out", w_centre))
+        for gap_half, centre_half in ((halves[0], halves[1]), (halves[1], halves[0])):
+            gap = gap_half["in"] - gap_half["out"]
+            resid = gap * (t - centre_half["exact"])
+            memorised = gap * (centre_half["in"] - centre_half["out"])
             f_resid = np.take_along_axis(resid[:, :n_f], f_idx, axis=1)
             t_resid = np.take_along_axis(resid[:, n_f:], t_idx, axis=1)
             num = num + _nanmean(f_resid) - _nanmean(t_resid)
