@@ -23,7 +23,7 @@ def test_exact_unlearning_is_centred_and_never_fails(tmp_path):
     digits = load_dataset("digits")
     original = tmp_path / "original.safetensors"
     train_checkpoint(TrainRequest(out=original, data="digits", recipe=RECIPE, device="cpu"))
-    aucs, residual_exact, residual_original = [], [], []
+    aucs = []
     for draw in range(DRAWS):
         rng = np.random.default_rng([draw, 17])
         forget = tmp_path / f"forget{draw}.txt"
@@ -37,21 +37,5 @@ def test_exact_unlearning_is_centred_and_never_fails(tmp_path):
         assert report.exit_code != 1, [(c.name, c.verdict, c.sentence) for c in report.checks if c.gated]
         assert leakage.details["unscorable"]["test"] < 0.05
         aucs.append(leakage.details["auc"])
-        residual_exact.append(check(report, "residual memorisation").score)
-        if draw < 3:  # the original passed off as retrained: same counts, so the same bank
-            passed_off = run_audit(AuditConfig(model=original, forget=forget, original=original, method="retrain",
-                                               shadows=16, bank=tmp_path / "bank", seed=draw, fail_above=0.3,
-                                               device="cpu"))  # fmt: skip
-            assert passed_off.shadows.trained_now == 0
-            residual_original.append(check(passed_off, "residual memorisation").score)
     # One draw's AUC has sd about 0.03 here; the mean of six about 0.012.
     assert abs(np.mean(aucs) - 0.5) < 0.04, aucs
-    # The residual memorisation share is centred on 0 for exact retrains and near 1 for the
-    # original (one draw's sd is about 0.3 at 16 shadows and 135 forget ids: the bounds are
-    # three of the means' standard deviations; measured -0.07 / 0.95 on the 32-shadow sample).
-    assert abs(np.mean(residual_exact)) < 0.4, residual_exact
-    assert np.mean(residual_original) > 0.5, residual_original
-
-
-def check(report, name):
-    return next(c for c in report.checks if c.name == name)
