@@ -383,6 +383,23 @@ def forgotten_clients_ids(config: AuditConfig, recipe: Any, dataset: Dataset) ->
     return client_ids(dataset, federation, config.forget_clients)
 
 
+def check_original_given(inputs: AuditInputs) -> None:
+    """An audit of a model audited as unlearned compares it with the model it started from,
+    or it could never pass: a no-op passes every attack where membership leakage is weak,
+    and only the original shows that nothing moved. Refused before any shadow trains,
+    whatever the checkpoint's metadata says (a header anyone can write proves nothing). An
+    output filter's original is the model it wraps. Building a bank ahead of time (audit
+    shadows) needs no original."""
+    config = inputs.config
+    if inputs.method is not None and config.original is None and inputs.output_filter is None:
+        raise UsageError(
+            f"{config.model} is audited as unlearned ({inputs.method}), and without the model it started from a model "
+            "that forgot nothing cannot be told from one that forgot: add --original ORIGINAL",
+            hint="--original is the checkpoint the unlearning started from (for an exact retrain: the model "
+            "trained on every training id); to test membership only, audit a model that declares no method",
+        )
+
+
 def check_bank_folder(bank: Path) -> None:
     """The bank's parent folder must be a folder this tool may create banks in, named
     without control characters (from Python, too: the command line refuses them earlier)."""

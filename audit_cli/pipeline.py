@@ -34,7 +34,15 @@ from audit_cli.checks.registry import run_checks
 from audit_cli.data import fingerprint_ids
 from audit_cli.errors import UsageError
 from audit_cli.gate import min_decidable_leakage
-from audit_cli.inputs import DEFAULT_SHADOWS, AuditConfig, AuditInputs, check_power, load_references, prepare
+from audit_cli.inputs import (
+    DEFAULT_SHADOWS,
+    AuditConfig,
+    AuditInputs,
+    check_original_given,
+    check_power,
+    load_references,
+    prepare,
+)
 from audit_cli.provenance import deterministic_torch, provenance
 from audit_cli.report import AuditReport, DatasetSection, Exposed, ForgetSection, ModelSection, ShadowSection
 from audit_cli.shadows import SignalBank
@@ -50,6 +58,7 @@ def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None =
 def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None) -> AuditReport:
     started, started_at = time.perf_counter(), datetime.now(UTC).isoformat(timespec="seconds")
     inputs = prepare(config)
+    check_original_given(inputs)
     original, retrained = load_references(inputs)
     # Power before cost: the counts alone say which thresholds the leakage gate can decide.
     min_leakage = min_decidable_leakage(len(inputs.forget), len(inputs.test))  # class mode: the class's examples

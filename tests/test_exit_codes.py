@@ -91,7 +91,8 @@ def test_an_underpowered_audit_exits_3_before_any_shadow_is_trained(tmp_path):
     """135 forget and 450 test examples (the digits sample) cannot decide 0.1: said at once."""
     bank = tmp_path / "bank"
     args = ["run", "--model", "sample_models/digits_mlp_retrained_random10.safetensors", "--method", "retrain",
-            "--forget", "sample_models/forget_random10.txt", "--bank", str(bank), "--device", "cpu", "-q"]  # fmt: skip
+            "--forget", "sample_models/forget_random10.txt", "--bank", str(bank), "--device", "cpu", "-q",
+            "--original", "sample_models/digits_mlp_original.safetensors"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 3, result.output
     assert "cannot decide a leakage threshold of 0.1" in result.stderr and "below 0.149" in result.stderr
@@ -101,7 +102,8 @@ def test_an_underpowered_audit_exits_3_before_any_shadow_is_trained(tmp_path):
     # anyway: it only asks whether leakage is shown).
     from audit_cli.pipeline import AuditConfig, prepare
 
-    assert prepare(AuditConfig(model=args[2], forget=args[6], method="retrain", bank=bank, gate="evidence"))
+    assert prepare(AuditConfig(model=args[2], forget=args[6], method="retrain", bank=bank, gate="evidence",
+                               original=args[-1]))  # fmt: skip
     result = CliRunner().invoke(app, [*args, "--gate", "lenient"])
     assert result.exit_code == 2 and "--gate must be decide or evidence" in result.stderr
 
@@ -115,7 +117,8 @@ def test_shadows_replay_the_declared_augmentation(tmp_path):
     from audit_cli.pipeline import AuditConfig, prepare
 
     config = AuditConfig(model="sample_models/digits_mlp_original.safetensors",
-                         forget="sample_models/forget_random10.txt", method="finetune", bank=tmp_path)  # fmt: skip
+                         forget="sample_models/forget_random10.txt", method="finetune", bank=tmp_path,
+                         original="sample_models/digits_mlp_original.safetensors")  # fmt: skip
     plain = prepare(config).bank.spec
     assert plain.unlearning.augmentation == "none" and plain.n_train == 1347
     with pytest.raises(UsageError, match="needs image data"):
@@ -190,7 +193,7 @@ def test_few_forget_ids_are_scored_against_a_sample_of_four_test_ids_each(tmp_pa
     forget = tmp_path / "f.txt"
     write_id_file(forget, load_dataset("digits").train_ids[:60])  # 60 training ids against 450 test ids
     config = AuditConfig(model="sample_models/digits_mlp_original.safetensors", forget=forget, method="finetune",
-                         bank=tmp_path)  # fmt: skip
+                         bank=tmp_path, original="sample_models/digits_mlp_original.safetensors")  # fmt: skip
     inputs = prepare(config)
     assert len(inputs.test) == 240 and np.isin(inputs.test, inputs.dataset.test_ids).all()
     assert np.array_equal(prepare(config).test, inputs.test)  # seeded
@@ -202,6 +205,7 @@ def test_too_few_shadows_to_observe_every_example_exits_3_before_training(tmp_pa
     result = CliRunner().invoke(app, [
         "run", "--model", "sample_models/digits_mlp_original.safetensors", "--forget", "sample_models/forget_random10.txt",
         "--method", "finetune", "--shadows", "4", "--fail-above", "0.3", "--bank", str(tmp_path / "b"), "-q",
+        "--original", "sample_models/digits_mlp_original.safetensors",
     ])  # fmt: skip
     assert result.exit_code == 3 and "would have no shadow that unlearned them" in result.stderr
     assert not (tmp_path / "b").exists()

@@ -4,8 +4,10 @@ as a share of what exact unlearning does on this recipe (attacks/effect.py). Sco
 share missing: 1 is a no-op.
 
 Without --original, a model audited as unlearned cannot be shown to have changed: a no-op
-passes every attack where membership leakage is weak. That is a gated inconclusive, not a
-skip, unless the checkpoint is a model retrained without exactly this forget set.
+passes every attack where membership leakage is weak. Such an audit is refused before any
+shadow trains (audit_cli/inputs.py check_original_given), whatever the checkpoint's
+metadata says; without a declared method the audit is a membership test and this check
+is skipped.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from attacks.metrics import Interval
 from attacks.signals import OUT
 from audit_cli.checks.base import Check, CheckName, Outcome, Skip
 from audit_cli.checks.context import AuditContext
-from audit_cli.data import fingerprint_ids
 from audit_cli.gate import MAX_UNSCORABLE, MIN_EXAMPLES, decide, evidence_caveat, what_would_decide
 from audit_cli.report import CheckResult
 
@@ -26,35 +27,13 @@ NAME = CheckName.UNLEARNING_EFFECT.value
 
 def run(ctx: AuditContext) -> list[Outcome]:
     if ctx.original_phi is None:
-        missing = missing_original(ctx)
-        return [missing if missing is not None else Skip(NAME, "no --original model given")]
+        # A model audited as unlearned always has one (inputs.check_original_given refuses
+        # the audit without it, before any shadow trains): this is a membership audit of a
+        # model that claims no unlearning.
+        return [Skip(NAME, "no --original model given")]
     # Against examples that exact unlearning leaves in place: the test set, or for a class
     # the retained classes' test examples (the class's own move is the twin's).
     return [effect(ctx)]
-
-
-def missing_original(ctx: AuditContext) -> CheckResult | None:
-    """The gated inconclusive of an unlearned model audited without its original, or None
-    when no unlearning is claimed or the model is an exact retrain without this forget set."""
-    if ctx.method is None:
-        return None  # a membership audit of a model that claims no unlearning
-    meta, excluded = ctx.meta, ctx.meta.excluded
-    if meta.kind == "retrained" and excluded is not None and excluded.ids_fingerprint == fingerprint_ids(ctx.forget):
-        return None
-    said = (
-        "the checkpoint says it was trained on every training id and records no unlearning"
-        if meta.kind == "original"
-        else "nothing shows that unlearning changed the model"
-    )
-    return CheckResult(
-        NAME,
-        "inconclusive",
-        f"{said}; without the model it started from a no-op can pass every attack where membership "
-        "leakage is weak; pass --original",
-        threshold=ctx.config.missing_effect_above,
-        gated=True,
-        details={"reason": "no --original model given"},
-    )
 
 
 def effect(ctx: AuditContext) -> CheckResult:

@@ -93,11 +93,11 @@ def test_puf_unlearns_a_client_recovers_to_the_retrained_accuracy_and_is_audited
     assert load_checkpoint(d / "u13.safetensors").meta.recipe.federation.forgotten == (1, 3)
     # The reference of a request is the federation retrained without every client lost by then.
     base = ["run", "-m", d / "u13.safetensors", "--forget-client", "3", "--shadows", "4", "--bank", d / "no-bank",
-            "--device", "cpu", "--allow-underpowered"]  # fmt: skip
+            "--device", "cpu", "--allow-underpowered", "--original", out]  # fmt: skip
     assert_error(invoke(runner, *base, "--retrained", d / "r1.safetensors"),
                  r"left out clients \[1\]; the retrained federation leaves out clients \[1, 3\]")  # fmt: skip
     assert_error(invoke(runner, "run", "-m", out, "--forget-client", "1", "--retrained", d / "fl.safetensors",
-                        "--bank", d / "no-bank"), r"left out clients \[\]")  # fmt: skip
+                        "--bank", d / "no-bank", "--original", d / "fl.safetensors"), r"left out clients \[\]")  # fmt: skip
     assert not (d / "no-bank").exists()
     assert_ok(invoke(runner, "fl", "train", "--out", d / "r13.safetensors", *FL, "--exclude-client", "1",
                      "--exclude-client", "3"))  # fmt: skip
@@ -242,7 +242,7 @@ def test_the_shadows_replay_the_federation_a_request_was_served_on(federation, t
         assert_ok(invoke(runner, "unlearn", "-m", parent, "--method", "puf", *flags, "--param", "variant=special",
                          "--param", "recovery_rounds=1", "--out", out, "--device", "cpu"))  # fmt: skip
         result = invoke(runner, "run", "-m", out, *flags, "--shadows", "4", "--bank", tmp_path / name, "--device",
-                        "cpu", "--allow-underpowered", "-q", "-f", "json")  # fmt: skip
+                        "cpu", "--allow-underpowered", "-q", "-f", "json", "--original", parent)  # fmt: skip
         assert result.exit_code in (0, 1, 3), result.output
         (manifest,) = (tmp_path / name).rglob("manifest.json")
         spec = json.loads(manifest.read_text())["spec"]
@@ -254,7 +254,7 @@ def test_the_shadows_replay_the_federation_a_request_was_served_on(federation, t
         ids = tmp_path / f"{name}.txt"
         ids.write_text(invoke(runner, "ids", "-m", parent, *[f.replace("forget-", "") for f in flags]).stdout)
         by_file = invoke(runner, "run", "-m", out, "--forget", ids, "--shadows", "4", "--bank", tmp_path / name,
-                         "--device", "cpu", "--allow-underpowered", "-q", "-f", "json")  # fmt: skip
+                         "--device", "cpu", "--allow-underpowered", "-q", "-f", "json", "--original", parent)  # fmt: skip
         assert by_file.exit_code == result.exit_code, by_file.output
         report = json.loads(by_file.stdout)
         assert report["forget"]["clients"] == [int(c) for c in clients] and len(list((tmp_path / name).rglob(
