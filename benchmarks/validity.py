@@ -362,7 +362,8 @@ def main() -> None:
         print()
         print(residual_table(rows))
         if args.write_docs is not None:
-            write_generated(args.write_docs, {"residual": residual_table(rows)})
+            partial = [r for r in rows if SCENARIOS[r["scenario"]].target == "partial"]
+            write_generated(args.write_docs, {"partial": table(partial), "residual": residual_table(rows)})
         return
     if args.threads:
         torch.set_num_threads(args.threads)
