@@ -363,7 +363,9 @@ def main() -> None:
         print(residual_table(rows))
         if args.write_docs is not None:
             partial = [r for r in rows if SCENARIOS[r["scenario"]].target == "partial"]
-            write_generated(args.write_docs, {"partial": table(partial), "residual": residual_table(rows)})
+            central = [r for r in rows if not SCENARIOS[r["scenario"]].federated and r not in partial]
+            write_generated(args.write_docs, {"central": table(central), "partial": table(partial),
+                                              "residual": residual_table(rows)})  # fmt: skip
         return
     if args.threads:
         torch.set_num_threads(args.threads)
