@@ -4,8 +4,10 @@
 strings where the curves hold numbers crashed the HTML plots, and ``true`` passed for
 ``schema_version`` 1. The report is validated against ``report-schema.json`` (shipped in
 this package; docs/report-schema.json is the same file, published) with strict JSON types:
-a boolean is neither an integer nor a number, and ``1.0`` is not an integer. The first
-invalid place is named as a JSON path in one line.
+a boolean is neither an integer nor a number, and ``1.0`` is not an integer; and no string
+anywhere in it may hold a control character (the schema says so for paths and names; the
+sentences and details that a terminal renders are checked here). The first invalid place
+is named as a JSON path in one line.
 
 jsonschema is imported only when a report is read: commands that never read one do not
 pay for it, and nothing here imports torch.
@@ -20,6 +22,7 @@ from importlib import resources
 from typing import Any
 
 from audit_cli.errors import InputError
+from audit_cli.files import CONTROL_CHARACTERS
 
 SCHEMA_FILE = "report-schema.json"
 # How much of a key the message quotes (keys come from the file).
@@ -59,6 +62,25 @@ def validate_report(data: object) -> None:
     error = best_match(_validator().iter_errors(data))
     if error is not None:
         raise InputError(f"not an audit report: {json_path(error.absolute_path)} {_problem(error)}")
+    place = _control_character(data, [])
+    if place is not None:
+        # No string the tool writes holds one (sentences, names, details included): an
+        # edited report's escape codes would reach the terminal that renders it.
+        raise InputError(f"not an audit report: {json_path(place)} holds a control character")
+
+
+def _control_character(value: object, path: list[object]) -> list[object] | None:
+    """Where the first string (or key) holding a control character is, or None."""
+    if isinstance(value, str):
+        return path if CONTROL_CHARACTERS.search(value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and CONTROL_CHARACTERS.search(key):
+            return [*path, key]
+        found = _control_character(item, [*path, key])
+        if found is not None:
+            return found
+    return None
 
 
 def json_path(parts: Iterable[object]) -> str:

@@ -131,6 +131,11 @@ REPORTS = {
                                   r"\$\.checks\[3\]\.details has no 'classes', which goes with 'confusion_row'"),
     "path-with-escape-codes": (put("model", "path", value="\x1b[2Jm.pt"), r"\$\.model\.path holds a control character"),
     "unknown-key-in-a-section": (put("shadows", "bank\nx", value=1), r"\$\.shadows has an unknown key 'bank\\nx'"),
+    # Free text the terminal renders: a sentence or a detail with escape codes (rich passes ESC through).
+    "sentence-with-escape-codes": (put("checks", 0, "sentence", value="leakage \x1b[2J0.01"),
+                                   r"\$\.checks\[0\]\.sentence holds a control character"),
+    "detail-with-escape-codes": (put("checks", 0, "details", "direction", value="\x9b31m"),
+                                 r"\$\.checks\[0\]\.details\.direction holds a control character"),
     "config-key-with-escape-codes": (put("config", "seed\x1b[2J", value=0),
                                      r"\$\.config\['seed\\x1b\[2J'\] is an integer, not an object"),
 }  # fmt: skip
