@@ -243,11 +243,12 @@ class AuditInputs:
     def method(self) -> str | None:
         return self.unlearning.method if self.unlearning is not None else None
 
-    def build_bank(self, progress=None) -> int:
-        """Top the bank up to the configured shadows, where the configuration says."""
+    def build_bank(self, progress=None, waiting=None) -> int:
+        """Top the bank up to the configured shadows, where the configuration says;
+        ``waiting(holder)`` is called if another run holds the bank's lock."""
         run = executor(self.config.executor, self.config.ray_address or None)
         return self.bank.build(self.config.shadows, device=self.device, progress=progress, run=run,
-                               lock_timeout=self.config.lock_timeout)
+                               lock_timeout=self.config.lock_timeout, waiting=waiting)
 
     @property
     def params(self) -> dict[str, object]:

@@ -49,13 +49,19 @@ from audit_cli.shadows import SignalBank
 from audit_cli.shadows.imported import check_forget_rule, load_imported
 
 
-def run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None = None) -> AuditReport:
-    """Audit one model; ``progress(done, total)`` is called as shadows are trained."""
+def run_audit(
+    config: AuditConfig,
+    progress: Callable[[int, int], None] | None = None,
+    waiting: Callable[[str], None] | None = None,
+) -> AuditReport:
+    """Audit one model; ``progress(done, total)`` is called as shadows are trained, and
+    ``waiting(holder)`` once if another run holds the bank's lock."""
     with deterministic_torch(config.deterministic):
-        return _run_audit(config, progress)
+        return _run_audit(config, progress, waiting)
 
 
-def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None) -> AuditReport:
+def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None,
+               waiting: Callable[[str], None] | None) -> AuditReport:  # fmt: skip
     started, started_at = time.perf_counter(), datetime.now(UTC).isoformat(timespec="seconds")
     inputs = prepare(config)
     check_original_given(inputs)
@@ -69,7 +75,7 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None)
         signals, source, bank_path = _imported_signals(inputs)
         trained_now = 0
     else:
-        trained_now = inputs.build_bank(progress)
+        trained_now = inputs.build_bank(progress, waiting)
         # Random forgetting reads no shadow logits: leaving them on disk is most of the memory.
         signals = inputs.bank.load(inputs.config.shadows, logits=inputs.config.forget_class is not None)
         source, bank_path = "built by this tool", inputs.bank.path

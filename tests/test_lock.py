@@ -226,13 +226,30 @@ def _shadows_args(root: Path) -> list[object]:
             "--shadows", "2", "--bank", root / "bank", "--device", "cpu", "-q"]  # fmt: skip
 
 
+WAITING = "waiting for the shadow bank's lock, held by pid 12345 on otherhost (at most 0.5 s: --lock-timeout)"
+
+
+def after_the_notice(result):
+    """The result with its first stderr line, the notice that the run is waiting for the
+    bank's lock (a CI log shows why it stalls), checked and taken off: the error follows."""
+    notice, _, rest = result.stderr.partition("\n")
+    assert notice == WAITING, result.stderr
+
+    class Rest:
+        exit_code, exception, output, stdout, stderr = (result.exit_code, result.exception, rest, result.stdout,
+                                                        rest)  # fmt: skip
+
+    return Rest
+
+
 def test_audit_shadows_gives_up_after_lock_timeout_naming_the_holder(runner, planted, monkeypatch):
     root, lock = planted
     monkeypatch.chdir(root)
     start = time.monotonic()
     result = invoke(runner, "shadows", *_shadows_args(root), "--lock-timeout", "0.5")
     assert time.monotonic() - start >= 0.5
-    line = assert_error(result, r"locked by pid 12345 on otherhost", hint=rf"delete {lock}.*--lock-timeout")
+    line = assert_error(after_the_notice(result), r"locked by pid 12345 on otherhost",
+                        hint=rf"delete {lock}.*--lock-timeout")  # fmt: skip
     assert str(lock) in line and "gave up after 0.5 s" in line
     assert not list(lock.parent.glob("*.parquet")), "nothing was trained"
 
@@ -242,8 +259,20 @@ def test_audit_run_reads_the_lock_timeout_from_the_environment(runner, planted, 
     monkeypatch.chdir(root)
     result = invoke(runner, "run", *_shadows_args(root), "--allow-underpowered",
                     env={"AUDIT_LOCK_TIMEOUT": "0.5"})  # fmt: skip
-    assert_error(result, r"locked by pid 12345 on otherhost.*gave up after 0\.5 s")
+    assert_error(after_the_notice(result), r"locked by pid 12345 on otherhost.*gave up after 0\.5 s")
     assert lock.read_text() == OTHER_HOST["filelock"]
+
+
+def test_a_holder_named_with_control_characters_is_quoted_escaped(tmp_path):
+    # The lock file is anyone's who can write the bank folder: its host must not reach the
+    # terminal as escape codes, in the error or in the waiting notice.
+    (tmp_path / LOCK).write_text(lease_record("other\x1b[2Jhost", 12345))
+    told = []
+    with pytest.raises(InputError) as caught:
+        with bank_lock(tmp_path, timeout=0.2, waiting=told.append):
+            pytest.fail("the lock was taken from a live holder")
+    assert "pid 12345 on 'other\\x1b[2Jhost'" in caught.value.message
+    assert told == ["pid 12345 on 'other\\x1b[2Jhost'"]
 
 
 def test_the_lock_timeout_does_not_apply_to_an_imported_bank(runner, tmp_path):

@@ -114,6 +114,17 @@ def progress_bar(label: str, quiet: bool, unit: str = "model-epochs") -> Iterato
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
+def lock_notice(timeout: float) -> Callable[[str], None]:
+    """What a build prints on stderr when another run holds its bank's lock: without it a
+    run (a CI job, with -q) could wait up to --lock-timeout in silence."""
+
+    def notice(holder: str) -> None:
+        stderr_console().print(f"waiting for the shadow bank's lock, held by {escape(holder)} (at most "
+                               f"{timeout:g} s: --lock-timeout)")  # fmt: skip
+
+    return notice
+
+
 class OutputFormat(StrEnum):
     """How a listing, inspect or result is printed on stdout."""
 

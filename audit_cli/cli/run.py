@@ -20,6 +20,7 @@ from audit_cli.cli.common import (
     data_option,
     data_root_option,
     executor_option,
+    lock_notice,
     param_option,
     parse_pairs,
     progress_bar,
@@ -222,7 +223,7 @@ def run_cmd(
               Path(data) if data and Path(data).is_file() else None]
     targets = prepare_targets(parse_formats(formats, output), output, overwrite=overwrite, inputs=inputs)
     with progress_bar("shadow bank", quiet, unit="shadows") as update:
-        report = run_audit(config, progress=update)
+        report = run_audit(config, progress=update, waiting=lock_notice(config.lock_timeout))
     write_report(report, targets, verbose=verbose)
     code = report.exit_code
     raise typer.Exit(0 if settings["exit_zero"].value and code == ExitCode.FAIL else int(code))

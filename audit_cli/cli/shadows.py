@@ -20,6 +20,7 @@ from audit_cli.cli.common import (
     data_option,
     data_root_option,
     executor_option,
+    lock_notice,
     param_option,
     parse_pairs,
     progress_bar,
@@ -49,10 +50,12 @@ class BuiltBank:
     """The unlearning method its shadows replay; None: not unlearned (LiRA only)."""
 
 
-def build_shadows(config: AuditConfig, progress: Callable[[int, int], None] | None = None) -> BuiltBank:
-    """Top the bank an audit with ``config`` would use up to ``config.shadows`` shadows."""
+def build_shadows(config: AuditConfig, progress: Callable[[int, int], None] | None = None,
+                  waiting: Callable[[str], None] | None = None) -> BuiltBank:  # fmt: skip
+    """Top the bank an audit with ``config`` would use up to ``config.shadows`` shadows;
+    ``waiting(holder)`` is called if another run holds the bank's lock."""
     inputs = prepare(config)
-    trained = inputs.build_bank(progress)
+    trained = inputs.build_bank(progress, waiting)
     return BuiltBank(inputs.bank.path, inputs.bank.complete_shadows(), trained, inputs.method)
 
 
@@ -122,7 +125,7 @@ def shadows_cmd(
         unlearner=unlearner,
     )
     with progress_bar("shadow bank", quiet, unit="shadows") as update:
-        built = build_shadows(config, progress=update)
+        built = build_shadows(config, progress=update, waiting=lock_notice(config.lock_timeout))
     stdout_console().print(
         f"bank {built.path}: {built.shadows} shadows ({built.trained_now} trained now), "
         f"method {built.method or 'none (LiRA only)'}"

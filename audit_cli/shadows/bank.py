@@ -86,17 +86,19 @@ class ShadowBank:
         progress: Callable[[int, int], None] | None = None,
         run: Callable[..., Iterator] = run_local,
         lock_timeout: float = float(DEFAULTS["lock_timeout"]),
+        waiting: Callable[[str], None] | None = None,
     ) -> int:
         """Make sure shadows 0..n_shadows-1 exist; return how many were trained now.
         ``run`` maps the chunk builder over the missing chunks (shadows/executors.py);
-        ``lock_timeout``: seconds to wait for another run building this bank (lock.py)."""
+        ``lock_timeout``: seconds to wait for another run building this bank (lock.py);
+        ``waiting(holder)`` is called once if this run has to wait for it."""
         if n_shadows < 2:
             raise UsageError("a shadow bank needs at least 2 shadows")
         created = [p for p in (self.path, *self.path.parents) if not p.exists()]  # deepest first
         self.path.mkdir(parents=True, exist_ok=True)
         try:
             # Inside the lock the manifest is read again: what another run built is not rebuilt.
-            with bank_lock(self.path, timeout=lock_timeout) as held:
+            with bank_lock(self.path, timeout=lock_timeout, waiting=waiting) as held:
                 return self._build_locked(n_shadows, device, progress, run, held)
         except BaseException:
             # Refused before its first chunk (a plug-in architecture the user did not name,

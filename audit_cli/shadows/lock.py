@@ -60,6 +60,7 @@ from pathlib import Path
 from filelock import LeaseSettingsMismatch, SoftFileLease, Timeout
 
 from audit_cli.errors import InputError, UsageError
+from audit_cli.files import CONTROL_CHARACTERS
 
 LOCK = ".lock"
 POLL_SECONDS = 0.5
@@ -79,7 +80,10 @@ class Holder:
     """The staleness its holder promised to refresh within; None: a record without one."""
 
     def __str__(self) -> str:
-        return f"pid {self.pid} on {self.host}"
+        # The host comes from a file anyone who can write the bank folder can write: quoted
+        # escaped if it holds a control character, so an error line cannot rewrite a terminal.
+        host = repr(self.host) if CONTROL_CHARACTERS.search(self.host) else self.host
+        return f"pid {self.pid} on {host}"
 
 
 def _alive(pid: int) -> bool:
