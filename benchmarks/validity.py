@@ -307,13 +307,10 @@ def residual_table(rows: list[dict]) -> str:
             + " | ".join(f"at {t}: fail / pass" for t in RESIDUAL_THRESHOLDS) + " |")  # fmt: skip
     out = [head, "|---" * (4 + len(RESIDUAL_THRESHOLDS)) + "|"]
     for name in SCENARIOS:
-        got = [r["residual"] for r in rows if r["scenario"] == name and r.get("residual")]
-        got = [g for g in got if g["score"] is not None]
+        got = measured_shares([r for r in rows if r["scenario"] == name])
         if not got:
             continue
-        v = np.array([g["score"] for g in got])
-        cells = [name, str(len(got)), f"{v.mean():.2f} ({v.std(ddof=1) if len(v) > 1 else 0:.2f})",
-                 f"[{np.mean([g['low'] for g in got]):.2f}, {np.mean([g['high'] for g in got]):.2f}]"]  # fmt: skip
+        cells = [name, str(len(got)), *share_summary(got)]
         for t in RESIDUAL_THRESHOLDS:
             verdicts = [decide(g["low"], g["high"], t) for g in got]
             cells.append(f"{verdicts.count('fail')} / {verdicts.count('pass')}")
@@ -331,16 +328,27 @@ def write_generated(doc: Path, blocks: dict[str, str]) -> None:
     doc.write_text(text)
 
 
-def residual_cell(rows: list[dict]) -> str:
-    """The residual memorisation share over a scenario's draws (rows measured before it
-    existed, or where the recipe memorised nothing, are left out and counted)."""
-    shares = [r["residual"] for r in rows if r.get("residual") and r["residual"]["score"] is not None]
-    if not shares:
-        return "not measured"
+def measured_shares(rows: list[dict]) -> list[dict]:
+    """The draws' residual shares, where one was measured (not before it existed, nor where
+    the recipe memorised nothing)."""
+    return [r["residual"] for r in rows if r.get("residual") and r["residual"]["score"] is not None]
+
+
+def share_summary(shares: list[dict]) -> tuple[str, str]:
+    """Mean (sd) of the shares, and their mean interval."""
     v = np.array([x["score"] for x in shares])
     low, high = np.mean([x["low"] for x in shares]), np.mean([x["high"] for x in shares])
+    return f"{v.mean():.2f} ({v.std(ddof=1) if len(v) > 1 else 0:.2f})", f"[{low:.2f}, {high:.2f}]"
+
+
+def residual_cell(rows: list[dict]) -> str:
+    """The residual share over a scenario's draws, for the main table (draws without one
+    are counted)."""
+    shares = measured_shares(rows)
+    if not shares:
+        return "not measured"
     missing = f", {len(rows) - len(shares)} draws without" if len(shares) < len(rows) else ""
-    return f"{v.mean():.2f} ({v.std(ddof=1) if len(v) > 1 else 0:.2f}), [{low:.2f}, {high:.2f}]{missing}"
+    return ", ".join(share_summary(shares)) + missing
 
 
 def main() -> None:
