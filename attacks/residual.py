@@ -70,6 +70,9 @@ class ResidualReport:
     n_forget: int
     n_test: int
     n_shadows: int
+    sd: float = float("nan")
+    """The share's bootstrap spread (half its central 68% range, a standard deviation robust to
+    wild draws): the gate's bounds at any error and its power figures are read from it."""
 
 
 def residual_share(
@@ -169,10 +172,15 @@ def residual_share(
 
     memorisation = interval(den_hat, dens)
     if not memorisation.low > 0:
-        share = Interval(float("nan"), float("nan"), float("nan"), level)
+        share, sd = Interval(float("nan"), float("nan"), float("nan"), level), float("nan")
     else:
-        share = interval(num_hat / den_hat, nums / dens)
-    return ResidualReport(share, memorisation, n_f, len(test), k)
+        ratios = nums / dens
+        share = interval(num_hat / den_hat, ratios)
+        # Half the central 68% range, not the standard deviation: a draw whose denominator
+        # comes out near 0 gives a wild ratio that would dominate a sum of squares.
+        finite = ratios[np.isfinite(ratios)]
+        sd = float(np.diff(np.quantile(finite, [0.15865, 0.84135]))[0] / 2) if len(finite) else np.nan
+    return ResidualReport(share, memorisation, n_f, len(test), k, sd)
 
 
 def _pooled_spread(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:

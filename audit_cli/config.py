@@ -22,6 +22,7 @@ from audit_cli.options import MAX_SEED, coerce
 
 DEFAULTS: dict[str, object] = {
     "fail_above": 0.1,
+    "residual_above": 0.3,
     "mia_nn_above": 0.1,
     "forget_class_accuracy_above": 0.1,
     "utility_drop_above": 0.05,
@@ -55,6 +56,7 @@ DEFAULTS: dict[str, object] = {
 # table to the registry, so a new gated check cannot be left out.
 GATED_CHECKS: dict[str, str] = {
     "leakage": "fail_above",
+    "residual-memorisation": "residual_above",
     "forget-class-accuracy": "forget_class_accuracy_above",
     "mia-nn": "mia_nn_above",
     "unlearning-effect": "missing_effect_above",

@@ -3,7 +3,7 @@
 ``AuditConfig`` is what the user asked for (from flags, environment and files, see
 audit_cli/config.py); ``prepare`` turns it into ``AuditInputs``: the audited model loaded
 safely, the dataset it was trained on, the forget set and the test examples it is scored
-against, the method the shadows replay, and the shadow bank's spec. ``check_power``
+against, the method the shadows replay, and the shadow bank's spec. ``power_notes``
 refuses, before any shadow trains, an audit whose counts cannot decide its threshold.
 ``audit run`` and ``audit shadows`` share all of it, so they always agree on the bank.
 """
@@ -87,6 +87,11 @@ class AuditConfig:
     bank: Path = Path(str(DEFAULTS["bank"]))
     chunk_size: int = 16
     fail_above: float = DEFAULTS["fail_above"]
+    """The leakage threshold (2|AUC - 0.5|): fail above it; with random forgetting it only fails."""
+    residual_above: float = DEFAULTS["residual_above"]
+    """Random forgetting, the headline gate: pass when the forget set's residual memorisation share
+    is shown within this of exact unlearning (0); fail when exact unlearning is rejected and the share
+    lies beyond it (audit_cli/checks/residual.py)."""
     mia_nn_above: float = DEFAULTS["mia_nn_above"]
     """Class forgetting: fail when the MIA-NN score's lower bound exceeds this."""
     forget_class_accuracy_above: float = DEFAULTS["forget_class_accuracy_above"]
@@ -243,11 +248,11 @@ class AuditInputs:
     def method(self) -> str | None:
         return self.unlearning.method if self.unlearning is not None else None
 
-    def build_bank(self, progress=None, waiting=None) -> int:
-        """Top the bank up to the configured shadows, where the configuration says;
-        ``waiting(holder)`` is called if another run holds the bank's lock."""
+    def build_bank(self, progress=None, waiting=None, *, shadows: int | None = None) -> int:
+        """Top the bank up to ``shadows`` (default: the configured number), where the
+        configuration says; ``waiting(holder)`` is called if another run holds the bank's lock."""
         run = executor(self.config.executor, self.config.ray_address or None)
-        return self.bank.build(self.config.shadows, device=self.device, progress=progress, run=run,
+        return self.bank.build(shadows or self.config.shadows, device=self.device, progress=progress, run=run,
                                lock_timeout=self.config.lock_timeout, waiting=waiting)
 
     @property
@@ -412,25 +417,33 @@ def check_bank_folder(bank: Path) -> None:
         raise UsageError(f"--bank {bank} is a file, not a folder")
 
 
-def check_power(inputs: AuditInputs, min_leakage: float) -> None:
-    """Refuse (exit 3) before any shadow is trained when the counts alone cannot decide:
-    too few forget or test examples, a threshold below what they decide, or shadows too
+def power_notes(inputs: AuditInputs, min_leakage: float) -> list[str]:
+    """What the counts alone say a pass cannot reach, said before any shadow is trained: the
+    audit still runs, since a fail needs no such power (a no-op is failed on the first
+    chunk). Refuses (exit 3, unless --allow-underpowered) only what no data can make up
+    for: fewer forget or test examples than any claim needs, either way, and shadows too
     few for every scored example to be observed UNLEARNED and OUT."""
     config, n_forget, n_test = inputs.config, len(inputs.forget), len(inputs.test)
-    hint = "pass --allow-underpowered to run anyway"
-    if min(n_forget, n_test) < MIN_EXAMPLES:
+    notes = []
+    if min(n_forget, n_test) < MIN_EXAMPLES and not config.allow_underpowered:
         raise InconclusiveError(
             f"{n_forget} forget and {n_test} test examples are too few for any claim (at least {MIN_EXAMPLES} "
             "each); no shadow was trained",
-            hint=hint,
+            hint="pass --allow-underpowered to run anyway",
         )
-    if config.gate == "decide" and config.fail_above < min_leakage:
-        raise InconclusiveError(
-            f"{n_forget} forget and {n_test} test examples cannot decide a leakage threshold of "
-            f"{config.fail_above}: an exact unlearner passes at most half the time below {min_leakage:.3f}; "
-            "no shadow was trained",
-            hint=f"raise --fail-above to at least {min_leakage:.3f}, audit a larger forget set, or " + hint,
-        )
+    # The leakage gate decides a pass only where the residual share cannot (class forgetting).
+    if config.forget_class is not None and config.gate == "decide" and config.fail_above < min_leakage:
+        notes.append(f"{n_forget} forget and {n_test} test examples cannot show leakage below {config.fail_above}: "
+                     f"an exact unlearner passes at most half the time below {min_leakage:.3f} (raise --fail-above "
+                     "or audit a larger forget set); the audit can still fail the model")  # fmt: skip
+    if not config.allow_underpowered:
+        _check_observed(inputs)
+    return notes
+
+
+def _check_observed(inputs: AuditInputs) -> None:
+    config = inputs.config
+    hint = "pass --allow-underpowered to run anyway"
     if inputs.method is None or config.shadows_from is not None:
         return  # (an imported bank's observations are counted once it is loaded)
     # With one observation per state an example is scorable; below that share it is not.

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from attacks.signals import IN, UNLEARNED
-from audit_cli.checks.context import AuditContext, build_context
+from audit_cli.checks import residual
+from audit_cli.checks.context import AuditContext, at_look, build_context, shadow_subset
 from audit_cli.checks.leakage import curves, leakage_interval
 from audit_cli.checks.registry import run_checks
 from audit_cli.data import fingerprint_ids
@@ -39,10 +40,11 @@ from audit_cli.inputs import (
     AuditConfig,
     AuditInputs,
     check_original_given,
-    check_power,
     load_references,
+    power_notes,
     prepare,
 )
+from audit_cli.looks import plan_looks, single_look
 from audit_cli.provenance import deterministic_torch, provenance
 from audit_cli.report import AuditReport, DatasetSection, Exposed, ForgetSection, ModelSection, ShadowSection
 from audit_cli.shadows import SignalBank
@@ -53,34 +55,53 @@ def run_audit(
     config: AuditConfig,
     progress: Callable[[int, int], None] | None = None,
     waiting: Callable[[str], None] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> AuditReport:
-    """Audit one model; ``progress(done, total)`` is called as shadows are trained, and
-    ``waiting(holder)`` once if another run holds the bank's lock."""
+    """Audit one model; ``progress(done, total)`` is called as shadows are trained,
+    ``waiting(holder)`` once if another run holds the bank's lock, and ``notice(line)`` for
+    what the audit says before training (a pass the counts cannot reach)."""
     with deterministic_torch(config.deterministic):
-        return _run_audit(config, progress, waiting)
+        return _run_audit(config, progress, waiting, notice)
 
 
 def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None,
-               waiting: Callable[[str], None] | None) -> AuditReport:  # fmt: skip
+               waiting: Callable[[str], None] | None, notice: Callable[[str], None] | None) -> AuditReport:  # fmt: skip
     started, started_at = time.perf_counter(), datetime.now(UTC).isoformat(timespec="seconds")
     inputs = prepare(config)
     check_original_given(inputs)
     original, retrained = load_references(inputs)
-    # Power before cost: the counts alone say which thresholds the leakage gate can decide.
+    # Power before cost: what the counts alone cannot show is said now, but never stops the
+    # audit (a fail needs no such power).
     min_leakage = min_decidable_leakage(len(inputs.forget), len(inputs.test))  # class mode: the class's examples
-    if not inputs.config.allow_underpowered:
-        check_power(inputs, min_leakage)
+    for note in power_notes(inputs, min_leakage):
+        if notice is not None:
+            notice(note)
     t_bank = time.perf_counter()
+    imported = None
     if inputs.config.shadows_from is not None:
-        signals, source, bank_path = _imported_signals(inputs)
-        trained_now = 0
+        imported, source, bank_path = _imported_signals(inputs)
+        trained_now, most = 0, imported.n_shadows
     else:
-        trained_now = inputs.build_bank(progress, waiting)
-        # Random forgetting reads no shadow logits: leaving them on disk is most of the memory.
-        signals = inputs.bank.load(inputs.config.shadows, logits=inputs.config.forget_class is not None)
+        trained_now, most = 0, inputs.config.shadows
         source, bank_path = "built by this tool", inputs.bank.path
+    # Random forgetting is decided sequentially, on a growing bank (audit_cli/looks.py);
+    # class forgetting has no sequential rule and reads the whole bank once.
+    looks = plan_looks(most) if inputs.config.forget_class is None else (single_look(most),)
+    ctx = None
+    for look in looks:
+        if imported is not None:
+            signals = shadow_subset(imported, np.arange(look.shadows))
+        else:
+            trained_now += inputs.build_bank(progress, waiting, shadows=look.shadows)
+            # Random forgetting reads no shadow logits: leaving them on disk is most of the memory.
+            signals = inputs.bank.load(look.shadows, logits=inputs.config.forget_class is not None)
+        if ctx is None:
+            ctx = build_context(inputs, signals, original, retrained, min_leakage, look)
+        else:
+            ctx = at_look(ctx, signals, look)
+        if look.last or residual.decided(ctx):
+            break
     bank_seconds = time.perf_counter() - t_bank
-    ctx = build_context(inputs, signals, original, retrained, min_leakage)
     checks, skipped = run_checks(ctx)
     return AuditReport(
         model=_model_section(inputs),
@@ -96,6 +117,7 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None,
             variance_setting=inputs.config.variance,
             spread=inputs.config.spread,
             train_size=inputs.bank.spec.n_train,
+            schedule=tuple(look.shadows for look in looks),
         ),
         mode=ctx.mode,
         checks=tuple(checks),

@@ -30,7 +30,7 @@ from audit_cli.atomic import atomic_write_text
 from audit_cli.config import DEFAULTS, LIMITS
 from audit_cli.errors import UsageError
 from audit_cli.gate import min_decidable_leakage
-from audit_cli.inputs import check_power, load_references, prepare
+from audit_cli.inputs import load_references, power_notes, prepare
 from audit_cli.options import MAX_SEED, check_seed
 from audit_cli.pipeline import AuditConfig, run_audit
 from audit_cli.report import AuditReport
@@ -239,8 +239,7 @@ def sweep(request: SweepRequest, progress=None) -> SweepResult:
     # sweep before its first checkpoint is written.
     inputs = prepare(audit_config(request, request.model, request.seed))
     load_references(inputs)
-    if not request.allow_underpowered:
-        check_power(inputs, min_decidable_leakage(len(inputs.forget), len(inputs.test)))
+    power_notes(inputs, min_decidable_leakage(len(inputs.forget), len(inputs.test)))
     out.mkdir(exist_ok=True)
     criterion = "average gap" if request.retrained is not None else "leakage"
     points = []

@@ -230,7 +230,7 @@ def audit_row(s: Scenario, draw: int, threshold: float, start: float, config: Au
     leak = next(c for c in report.checks if c.name == "leakage")
     # What a pass needs (the interval widened for the bank's shadows; audit_cli/checks/leakage.py).
     gated["leakage"]["pass_bound"] = leak.details["pass_bound"]
-    residual = next((c for c in report.checks if c.name == "residual memorisation"), None)
+    residual = next((c for c in report.checks if c.name == "residual-memorisation"), None)
     return {
         "scenario": s.name,
         "draw": draw,

@@ -74,7 +74,7 @@ def test_thresholds_come_from_the_checks_registry():
 
     gated = {c.name.value: c.threshold for c in CHECKS if c.gated}
     assert GATED_CHECKS == gated and set(gated) == {
-        "leakage", "mia-nn", "forget-class-accuracy", "utility", "unlearning-effect"
+        "leakage", "residual-memorisation", "mia-nn", "forget-class-accuracy", "utility", "unlearning-effect"
     }  # fmt: skip
     assert all(setting in DEFAULTS for setting in gated.values())
 

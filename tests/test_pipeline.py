@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 from typer.testing import CliRunner
 
 from attacks.metrics import Interval
@@ -66,6 +67,10 @@ def leakage(report):
     return next(c for c in report.checks if c.name == "leakage")
 
 
+def residual(report):
+    return next(c for c in report.checks if c.name == "residual-memorisation")
+
+
 def test_original_is_flagged_as_under_forgetting(models):
     report = audit(models, "original")
     check = leakage(report)
@@ -80,22 +85,30 @@ def test_retrained_passes_where_the_counts_can_decide_and_the_bank_is_reused(mod
     # 60 forget and 100 test examples decide leakage thresholds from about 0.25 up, and 16
     # shadows widen a pass bound to 0.36 (measured: 0.28 and halves of the bank with sd
     # 0.05); retrains of this tiny noisy recipe differ by about 0.06 in accuracy.
-    report = audit(models, "retrained", retrained=models / "retrained.safetensors", fail_above=0.4,
+    # 60 forget examples and 16 shadows measure this noisy recipe's residual share to about
+    # +-0.35 (one look, one-sided 2.5% bounds at +-1.96 sd): the retrain reads 0.40 [-0.19,
+    # 0.99], shown neither within 0.3 of exact unlearning nor beyond it.
+    report = audit(models, "retrained", retrained=models / "retrained.safetensors", residual_above=0.3,
                    utility_drop_above=0.25)  # fmt: skip
     utility = next(c for c in report.checks if c.name == "utility")
     assert 0.03 < utility.details["model_sd"] < 0.1 and utility.verdict == "pass"
+    share = residual(report)
+    assert share.verdict == "inconclusive" and share.low < 0 < share.high and share.high - share.low > 0.6
+    z = norm.ppf(0.975)  # one look spends the whole one-sided 2.5%
+    assert share.low == pytest.approx(share.score - z * share.details["sd"], abs=1e-12)
+    # Never a silent pass: the sentence names the thresholds this precision could pass at.
+    assert f"half the time at a threshold of {z * share.details['sd']:.2f}" in share.sentence
+    # Leakage keeps only its fail side: shown below nothing, it is information, not a pass.
     check = leakage(report)
-    assert check.verdict == "pass" and check.low == 0.0 and check.high <= check.details["pass_bound"] <= 0.4
-    assert check.details["half_bank_leakage"]["sd"] > 0
-    assert 0.2 < report.forget.min_decidable_leakage < 0.3
-    assert int(report.exit_code) == 0
+    assert check.verdict == "info" and not check.gated and "can only fail" in check.sentence
     assert report.shadows.trained_now == 0, "same recipe and forget rule: the bank from the first audit"
-    # At 0.1 the same interval shows neither: inconclusive, never a silent pass.
-    strict = audit(models, "retrained", fail_above=0.1)
-    assert leakage(strict).verdict == "inconclusive" and int(strict.exit_code) == 3
-    assert "as many examples" in leakage(strict).sentence
+    assert int(report.exit_code) == 3 and report.headline.name == "residual-memorisation"
+    # A threshold the interval clears passes, and the report says on how many shadows.
+    lenient = audit(models, "retrained", residual_above=0.999)
+    assert residual(lenient).verdict == "pass" and int(lenient.exit_code) == 0
+    assert lenient.shadows.n == 16 and lenient.shadows.schedule == (16,)
     # The evidence reading passes an interval that reaches above the threshold, and says so.
-    lenient = audit(models, "retrained", retrained=models / "retrained.safetensors", fail_above=0.4,
+    lenient = audit(models, "retrained", retrained=models / "retrained.safetensors", residual_above=0.999,
                     utility_drop_above=0.01, gate="evidence")  # fmt: skip
     utility = next(c for c in lenient.checks if c.name == "utility")
     assert utility.verdict == "pass" and utility.high > 0.01
@@ -319,8 +332,12 @@ def test_a_model_audited_as_unlearned_without_its_original_is_refused_before_tra
 
 
 def test_too_few_forget_examples_is_inconclusive(models):
+    # (run only with --allow-underpowered: without it the counts are refused before training)
     report = audit(models, "original", forget=models / "tiny.txt")
-    assert leakage(report).verdict == "inconclusive" and int(report.exit_code) == 3
+    assert "too few" in leakage(report).sentence and leakage(report).verdict == "info"
+    share = residual(report)
+    assert share.details["n_forget"] == 10 and share.verdict in ("fail", "inconclusive")
+    assert int(report.exit_code) in (1, 3)
 
 
 def test_leakage_interval_folds_at_one_half():
@@ -360,7 +377,7 @@ def test_cli_exit_codes_and_json(models, tmp_path):
     )
     assert result.exit_code == 3 and "INCONCLUSIVE" in result.stdout, result.output
     result = runner.invoke(app, [*args, "--model", str(models / "retrained.safetensors"), "--forget",
-                                 str(models / "forget.txt"), "--fail-above", "0.4"])  # fmt: skip
+                                 str(models / "forget.txt"), "--residual-above", "0.999"])  # fmt: skip
     assert result.exit_code == 0 and "PASS" in result.stdout
     result = runner.invoke(
         app,

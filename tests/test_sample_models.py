@@ -23,9 +23,11 @@ def accuracy_on(model, digits, ids):
 
 def test_forget_lists_are_what_they_claim(digits):
     random10 = read_id_file(SAMPLES / "forget_random10.txt")
+    random30 = read_id_file(SAMPLES / "forget_random30.txt")
     class3 = read_id_file(SAMPLES / "forget_class3.txt")
     assert len(random10) == round(0.1 * len(digits.train_ids)) == 135
-    assert np.isin(random10, digits.train_ids).all()
+    assert len(random30) == round(0.3 * len(digits.train_ids)) == 404
+    assert np.isin(random10, digits.train_ids).all() and np.isin(random30, digits.train_ids).all()
     assert np.array_equal(class3, digits.ids_of_class(3, split="train"))
 
 
@@ -34,6 +36,7 @@ def test_forget_lists_are_what_they_claim(digits):
     [
         ("digits_mlp_original.safetensors", "original", None),
         ("digits_mlp_retrained_random10.safetensors", "retrained", "forget_random10.txt"),
+        ("digits_mlp_retrained_random30.safetensors", "retrained", "forget_random30.txt"),
         ("digits_mlp_retrained_class3.safetensors", "retrained", "forget_class3.txt"),
     ],
 )
@@ -67,5 +70,6 @@ def test_build_script_is_deterministic(tmp_path, monkeypatch):
         out.mkdir()
         paths = module.build(out, epochs=2)
         digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths})
-        assert (out / "forget_random10.txt").read_bytes() == (SAMPLES / "forget_random10.txt").read_bytes()
+        for name in ("forget_random10.txt", "forget_random30.txt"):
+            assert (out / name).read_bytes() == (SAMPLES / name).read_bytes()
     assert digests[0] == digests[1]

@@ -32,7 +32,7 @@ class CheckName(StrEnum):
     MIA_NN_MODEL = "mia-nn (model level)"
     POPULATION = "population"
     UNLEARNING_EFFECT = "unlearning-effect"
-    RESIDUAL = "residual memorisation"
+    RESIDUAL = "residual-memorisation"
     REFERENCE = "reference metrics"
     UTILITY = "utility"
     KLOM = "klom"

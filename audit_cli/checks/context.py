@@ -17,9 +17,11 @@ from attacks.lira import lira_online, resolve_variance, ulira, ulira_class
 from attacks.metrics import SeparationReport, auc_score, separation
 from attacks.mia_nn import neighbor_classes_from_reference
 from attacks.population import threshold_scores
+from attacks.residual import ResidualReport, residual_share
 from attacks.signals import IN, OUT, UNLEARNED, augmented_confidence
 from audit_cli.errors import InconclusiveError, UsageError
 from audit_cli.gate import HALF_BANK_DRAWS
+from audit_cli.looks import Look, single_look
 from audit_cli.unlearn.mpru import apply_filter
 
 if TYPE_CHECKING:
@@ -62,6 +64,13 @@ class AuditContext:
     original: ReferenceModel | None = None
     retrained: ReferenceModel | None = None
     filtered: bool = False
+    look: Look | None = None
+    """The look of a sequential audit this context is (audit_cli/looks.py); None: one look
+    at the whole bank, spending all the error."""
+
+    def __post_init__(self) -> None:
+        if self.look is None:
+            object.__setattr__(self, "look", single_look(self.signals.n_shadows))
 
     @property
     def mode(self) -> str:
@@ -113,6 +122,19 @@ class AuditContext:
         if self.filtered:
             return augmented_confidence(self.unfiltered_view_logits, self.dataset.y)
         return None
+
+    @cached_property
+    def residual(self) -> ResidualReport | str:
+        """The forget set's residual memorisation share (attacks/residual.py), or why it
+        cannot be measured on this bank. The gap is read before unlearning (what training
+        put in, at the original's size); where exact unlearning leaves an example, after it
+        (unlearned as the audited model was)."""
+        signals = self.signals
+        try:
+            return residual_share(signals.phi_before, signals.phi_after, signals.states != OUT, self.target_phi,
+                                  self.f_rows, self.t_rows, seed=self.config.seed)  # fmt: skip
+        except ValueError as exc:
+            return str(exc)
 
     @cached_property
     def half_bank_leakage(self) -> tuple[float, float] | None:
@@ -189,6 +211,7 @@ def build_context(
     original: ReferenceModel | None,
     retrained: ReferenceModel | None,
     min_leakage: float,
+    look: Look | None = None,
 ) -> AuditContext:
     """Score the audited model against the bank; refuse when the attack scores nothing."""
     config, dataset, method = inputs.config, inputs.dataset, inputs.method
@@ -199,12 +222,7 @@ def build_context(
     scores, variance = attack_scores(signals, dataset, target_phi, method, config)
     f_rows, t_rows = dataset.rows(inputs.forget), dataset.rows(inputs.test)
     forget_scores, test_scores = scores[f_rows], scores[t_rows]
-    if np.isnan(forget_scores).all() or np.isnan(test_scores).all():
-        mode = "U-LIRA" if method is not None else "LIRA"
-        raise InconclusiveError(
-            f"{mode} could score no forget or no test example (non-finite shadow signals)",
-            hint="the method may have wrecked the shadow models; check its parameters",
-        )
+    check_scored(forget_scores, test_scores, method)
     labels = np.r_[np.ones(len(f_rows), bool), np.zeros(len(t_rows), bool)]
     return AuditContext(
         config=config,
@@ -226,4 +244,25 @@ def build_context(
         original=original,
         retrained=retrained,
         filtered=inputs.output_filter is not None,
+        look=look,
     )
+
+
+def at_look(ctx: AuditContext, signals: SignalBank, look: Look) -> AuditContext:
+    """The same audit read at another look: the audited model's outputs are kept, the
+    headline attack is scored again against these shadows (nothing cached carries over)."""
+    scores, variance = attack_scores(signals, ctx.dataset, ctx.target_phi, ctx.method, ctx.config)
+    check_scored(scores[ctx.f_rows], scores[ctx.t_rows], ctx.method)
+    return replace(ctx, signals=signals, scores=scores, variance=variance, look=look,
+                   separation=separation(np.r_[scores[ctx.f_rows], scores[ctx.t_rows]], ctx.labels,
+                                         seed=ctx.config.seed))  # fmt: skip
+
+
+def check_scored(forget_scores: np.ndarray, test_scores: np.ndarray, method: str | None) -> None:
+    """Refuse an audit whose headline attack scores no forget or no test example."""
+    if np.isnan(forget_scores).all() or np.isnan(test_scores).all():
+        mode = "U-LIRA" if method is not None else "LIRA"
+        raise InconclusiveError(
+            f"{mode} could score no forget or no test example (non-finite shadow signals)",
+            hint="the method may have wrecked the shadow models; check its parameters",
+        )

@@ -19,12 +19,14 @@ threshold understates it.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from attacks.gap import shift_direction
 from attacks.metrics import Interval, SeparationReport, roc_curve
+from audit_cli.checks import residual
 from audit_cli.checks.base import Check, CheckName
 from audit_cli.checks.context import AuditContext
 from audit_cli.gate import GROWTH_FACTOR, MAX_AUC_WIDTH, MAX_UNSCORABLE, MIN_EXAMPLES, decide, what_would_decide
@@ -50,6 +52,12 @@ def run(ctx: AuditContext) -> list[CheckResult]:
     f_phi, t_phi = ctx.target_phi[ctx.f_rows], ctx.target_phi[ctx.t_rows]
     direction, _ = shift_direction(f_phi, t_phi, seed=ctx.config.seed)
     unscorable = (float(np.isnan(ctx.scores[ctx.f_rows]).mean()), float(np.isnan(ctx.scores[ctx.t_rows]).mean()))
+    if residual.gates(ctx):
+        # The residual share decides a pass; this row keeps only its fail side, which
+        # needs no allowance for the bank (a weaker attack that still shows leakage above
+        # the threshold understates it).
+        result = leakage_result(ctx.separation, direction, unscorable, ctx.mode, ctx.config, ctx.min_leakage)
+        return [fail_side_only(result)]
     return [leakage_result(ctx.separation, direction, unscorable, ctx.mode, ctx.config, ctx.min_leakage,
                            # Halves that cannot be fitted leave the bank's share unmeasured: no pass.
                            half=ctx.half_bank_leakage or (math.nan, math.nan),
@@ -145,6 +153,24 @@ def leakage_result(
             f"({signed}); " + what_would_decide(leak.value, leak.low, leak.high, threshold)
         )
     return CheckResult(name, verdict, sentence, **common)
+
+
+def fail_side_only(result: CheckResult) -> CheckResult:
+    """The leakage row of an audit whose pass the residual share decides: a fail stands; any
+    other reading is information, said as such (never a pass of its own)."""
+    if result.verdict == "fail":
+        return result
+    threshold, details = result.threshold, result.details
+    unscorable = max(details["unscorable"].values())
+    if min(details["n_forget"], details["n_test"]) < MIN_EXAMPLES or unscorable > MAX_UNSCORABLE:
+        # No claim either way: keep the reason.
+        return replace(result, verdict="info", gated=False, sentence=result.sentence + "; this check can only fail")
+    sentence = (
+        f"leakage {result.score:.3f} in [{result.low:.3f}, {result.high:.3f}]: not shown above {threshold} "
+        f"(AUC - 0.5 = {result.details['auc_minus_half']:+.3f}); this check can only fail, the residual "
+        "memorisation share decides a pass"
+    )
+    return replace(result, verdict="info", sentence=sentence, gated=False)
 
 
 def curves(ctx: AuditContext, max_points: int = 400) -> dict:

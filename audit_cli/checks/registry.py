@@ -29,6 +29,7 @@ from audit_cli.report import CheckResult
 
 CHECKS: tuple[Check, ...] = (
     leakage.CHECK,
+    residual.CHECK,
     attack.CHECK,
     forget_gap.CHECK,
     retain_gap.CHECK,
@@ -38,7 +39,6 @@ CHECKS: tuple[Check, ...] = (
     mia_nn_model.CHECK,
     population.CHECK,
     effect.CHECK,
-    residual.CHECK,
     reference.CHECK,
     utility.CHECK,
     klom.CHECK,

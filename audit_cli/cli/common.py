@@ -125,6 +125,12 @@ def lock_notice(timeout: float) -> Callable[[str], None]:
     return notice
 
 
+def stderr_notice(line: str) -> None:
+    """A line the audit says before its work (e.g. a pass its counts cannot reach), on stderr
+    so that it reaches a CI log beside -q and never mixes into a report on stdout."""
+    stderr_console().print(f"note: {escape(line)}")
+
+
 class OutputFormat(StrEnum):
     """How a listing, inspect or result is printed on stdout."""
 

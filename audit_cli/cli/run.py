@@ -27,6 +27,7 @@ from audit_cli.cli.common import (
     quiet_option,
     ray_address_option,
     recipe_option,
+    stderr_notice,
     strip_prefix_option,
     trainer_option,
     unlearner_option,
@@ -95,6 +96,14 @@ def run_cmd(
         metavar="LEAKAGE",
         rich_help_panel=GATE,
         help="Leakage threshold: fail above it, pass only when shown below it.",
+    ),
+    residual_above: float = typer.Option(
+        DEFAULTS["residual_above"],
+        "--residual-above",
+        metavar="SHARE",
+        rich_help_panel=GATE,
+        help="Random forgetting: pass when the forget set's residual memorisation share (0 exact unlearning, "
+        "1 nothing forgotten) is shown within it; fail when exact unlearning is rejected and the share lies beyond.",
     ),
     gate: str = typer.Option(
         DEFAULTS["gate"],
@@ -184,8 +193,9 @@ def run_cmd(
     quiet: bool = quiet_option(EXECUTION),
 ) -> None:
     """Audit an unlearned model."""
-    flags = setting_flags(ctx, {"fail_above": fail_above, "gate": gate, "allow_underpowered": allow_underpowered,
-                                "exit_zero": exit_zero, "shadows": shadows, "bank": str(bank), "variance": variance,
+    flags = setting_flags(ctx, {"fail_above": fail_above, "residual_above": residual_above, "gate": gate,
+                                "allow_underpowered": allow_underpowered, "exit_zero": exit_zero, "shadows": shadows,
+                                "bank": str(bank), "variance": variance,
                                 "seed": seed, "deterministic": deterministic, "device": device, "executor": executor,
                                 "ray_address": ray_address, "lock_timeout": lock_timeout})  # fmt: skip
     if shadows_from is not None:
@@ -223,7 +233,7 @@ def run_cmd(
               Path(data) if data and Path(data).is_file() else None]
     targets = prepare_targets(parse_formats(formats, output), output, overwrite=overwrite, inputs=inputs)
     with progress_bar("shadow bank", quiet, unit="shadows") as update:
-        report = run_audit(config, progress=update, waiting=lock_notice(config.lock_timeout))
+        report = run_audit(config, progress=update, waiting=lock_notice(config.lock_timeout), notice=stderr_notice)
     write_report(report, targets, verbose=verbose)
     code = report.exit_code
     raise typer.Exit(0 if settings["exit_zero"].value and code == ExitCode.FAIL else int(code))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from html import escape
 from types import UnionType
 from typing import Literal, Union, get_args, get_origin, get_type_hints
@@ -129,6 +129,9 @@ class ShadowSection:
     """Examples each shadow trained on: the audited model's training-set size."""
     source: str | None = None
     """built by this tool, or imported from FILE (sha256 ...) with audit bank import."""
+    schedule: tuple[int, ...] | None = None
+    """The shadows at each look of a sequential audit (audit_cli/looks.py); ``n`` is the look
+    that decided it (or the last)."""
 
 
 def _none(what: str):
@@ -165,6 +168,14 @@ def _section(cls: type, data: object, renames: dict[str, str] | None = None):
         if name in hints and not _fits(value, hints[name]):
             raise TypeError(f"{cls.__name__}.{name} is {type(value).__name__}, not {hints[name]}")
     return cls(**data)
+
+
+def _shadow_section(data: object) -> ShadowSection:
+    section = _section(ShadowSection, data)
+    schedule = section.schedule
+    if schedule is not None and not (isinstance(schedule, list) and all(_fits(n, int) for n in schedule)):
+        raise TypeError("ShadowSection.schedule must be a list of whole numbers")
+    return replace(section, schedule=None if schedule is None else tuple(schedule))
 
 
 def _fits(value: object, hint: object) -> bool:
@@ -223,13 +234,16 @@ class AuditReport:
     @property
     def headline(self) -> CheckResult:
         """The gated check that decided the verdict: the first failure, else the first
-        inconclusive one, else the leakage check."""
+        inconclusive one, else the headline gate (residual memorisation, else leakage)."""
         gated = [c for c in self.checks if c.gated]
         for verdict in ("fail", "inconclusive"):
             for c in gated:
                 if c.verdict == verdict:
                     return c
-        return next((c for c in gated if c.name == "leakage"), (gated or list(self.checks))[0])
+        for name in ("residual-memorisation", "leakage"):
+            if (found := next((c for c in gated if c.name == name), None)) is not None:
+                return found
+        return (gated or list(self.checks))[0]
 
     @property
     def power_note(self) -> str:
@@ -290,7 +304,7 @@ class AuditReport:
                 model=_section(ModelSection, data["model"]),
                 dataset=_section(DatasetSection, data["dataset"]),
                 forget=_section(ForgetSection, data["forget"], {"class": "forget_class"}),
-                shadows=_section(ShadowSection, data["shadows"]),
+                shadows=_shadow_section(data["shadows"]),
                 mode=_mode(data["mode"]),
                 checks=tuple(_section(CheckResult, c) for c in data["checks"]) or _none("checks"),
                 exposed=tuple(_section(Exposed, e) for e in data["exposed"]),

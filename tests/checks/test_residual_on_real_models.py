@@ -1,6 +1,7 @@
-"""The residual memorisation share on real models: the digits sample's exact retrain against
-the original passed off as retrained, scored against one bank (slow: 32 shadows of the
-default digits recipe)."""
+"""The README's first audit on the shipped digits samples, at the default settings: the
+residual memorisation share passes the exact retrain of a random 30% and fails the original
+passed off as retrained, where the leakage score cannot tell them apart (slow: up to 64
+shadows of the default digits recipe)."""
 
 import pytest
 
@@ -9,21 +10,25 @@ from audit_cli.pipeline import AuditConfig, run_audit
 SAMPLES = "sample_models"
 
 
-def share(model: str, bank) -> object:
+def audit(model: str, bank) -> object:
     report = run_audit(AuditConfig(
-        model=f"{SAMPLES}/{model}.safetensors", forget=f"{SAMPLES}/forget_random10.txt",
-        original=f"{SAMPLES}/digits_mlp_original.safetensors", method="retrain", shadows=32, bank=bank,
-        allow_underpowered=True, device="cpu"))  # fmt: skip
-    return next(c for c in report.checks if c.name == "residual memorisation"), report
+        model=f"{SAMPLES}/{model}.safetensors", forget=f"{SAMPLES}/forget_random30.txt",
+        original=f"{SAMPLES}/digits_mlp_original.safetensors", method="retrain", bank=bank, device="cpu"))  # fmt: skip
+    return next(c for c in report.checks if c.name == "residual-memorisation"), report
 
 
 @pytest.mark.slow
-def test_the_share_separates_an_exact_retrain_from_the_original_where_leakage_cannot(tmp_path):
-    exact, _ = share("digits_mlp_retrained_random10", tmp_path)
-    passed_off, report = share("digits_mlp_original", tmp_path)
-    assert report.shadows.trained_now == 0  # same counts and forget rule: one bank
-    # Measured on this machine: -0.07 [-1.08, 0.42] and 0.95 [0.38, 1.49]; the leakage gate's
-    # 2|AUC - 0.5| reads about 0.05 for both (135 forget ids cannot show it below 0.1).
-    assert exact.low < 0 < exact.high < 0.6 and abs(exact.score) < 0.3
-    assert 0.2 < passed_off.low < 1 < passed_off.high and passed_off.score > 0.7
-    assert exact.details["n_shadows"] == 32 and exact.details["memorisation"][1] > 0
+def test_the_readme_first_audit_passes_the_exact_retrain_and_fails_the_original(tmp_path):
+    passed_off, report = audit("digits_mlp_original", tmp_path)
+    # A no-op is decided on the first chunk: 16 shadows, nothing more trained.
+    assert int(report.exit_code) == 1 and passed_off.verdict == "fail"
+    assert report.shadows.n == 16 and report.shadows.trained_now == 16 and report.shadows.schedule == (16, 32, 64)
+    # Measured on this machine: 0.81, one-sided bounds [0.38, 1.24] at 2.5% / 3 looks.
+    assert passed_off.score > 0.6 and passed_off.details["fail_bounds"][0] > 0
+    exact, report = audit("digits_mlp_retrained_random30", tmp_path)
+    # Measured: -0.00 [-0.25, 0.24] on 64 shadows (looks at 16 and 32 could not show it).
+    assert int(report.exit_code) == 0 and exact.verdict == "pass", exact.sentence
+    assert -0.3 <= exact.low < 0 < exact.high <= 0.3 and abs(exact.score) < 0.15
+    assert report.shadows.trained_now == report.shadows.n - 16  # the first 16 came from the first audit
+    leakage = next(c for c in report.checks if c.name == "leakage")
+    assert leakage.verdict == "info" and leakage.score < 0.1
