@@ -12,11 +12,25 @@ shadows; for a class, each shadow's twin retrained without it), and the same for
 examples compared against (about zero: test examples for a random forget set, the
 retained classes' test examples for a class).
 
-The score is the share of that expected excess drop the audited model achieved, with a
-bootstrap interval that resamples forget and test examples (the observed and expected
-drops of a resampled example travel together). 1 is what exact unlearning achieves; 0 is a
-no-op. When the recipe does not memorise (the expected excess's interval reaches 0), no
-claim is possible.
+The score is the share of that expected excess drop the audited model achieved,
+``observed / expected``: 1 is what exact unlearning achieves, 0 a no-op. Its interval is Fieller's,
+from the two excesses' means, variances and covariance (each a difference of means over
+the same forget and test examples, so the covariance is per example and analytic: no
+resampling, no seed). Fieller's set answers, at every candidate ratio ``r``, whether
+``observed - r * expected`` is within ``z`` standard errors of 0; that difference always
+has a finite standard error, and the gate's decision (missing share above the threshold)
+is exactly this test at ``r = 1 - threshold`` (``excess_over_share``). It is exact for
+jointly normal means of known variance (here estimated; ``z``, not ``t``, as for the other
+intervals). Why not the bootstrap of the ratio it replaces: where every resampled expected
+excess is positive, percentiles of resampled ratios invert a bootstrap test of the same
+difference and agree with Fieller's to within the examples' skew (docs/audit.md has both
+on real models); but where the expected excess is small against its noise, some resamples
+put it near 0 or below, their ratios run to either infinity, and the percentiles mix them
+into a finite interval that tests nothing. Fieller's set is then unbounded (the line
+outside an interval, or the whole line), and that is reported as no claim, never as a huge
+finite interval. A wide finite interval is honest: a model that moved every example by
+thousands of spreads (an ascent that wrecked it) loses the forget set's excess over the
+test set in example-to-example noise, and the width is then the observed excess's own.
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import norm
 
 from attacks.metrics import Interval
 
@@ -37,9 +52,11 @@ class EffectReport:
     expected: Interval
     """The same excess drop under exact unlearning, from the shadows."""
     achieved: Interval
-    """observed / expected; NaN when the expected excess is not shown to be positive."""
+    """observed / expected with Fieller's interval; all NaN when the expected excess is not shown positive."""
     n_forget: int
     n_test: int
+    covariance: tuple[float, float, float]
+    """Variance of ``observed``, its covariance with ``expected``, variance of ``expected``."""
 
 
 @dataclass(frozen=True)
@@ -96,36 +113,73 @@ def unlearning_effect(
     expected_forget: np.ndarray,
     expected_test: np.ndarray,
     *,
-    n_bootstrap: int = 1000,
     level: float = 0.95,
-    seed: int = 0,
 ) -> EffectReport:
-    """Share of the exact-unlearning excess drop achieved, with a stratified bootstrap interval.
+    """Share of the exact-unlearning excess drop achieved, with Fieller's interval.
 
     ``drop_*``: per example, phi of the original minus phi of the audited model;
     ``expected_*``: per example, the drop exact unlearning produces (from shadows). Examples
-    with a non-finite value in either are left out.
+    with a non-finite value in either are left out. The two excesses are differences of
+    means over the same examples (forget minus test), so their variances and covariance are
+    the per-example sample (co)variances over each set's size, summed over the two sets.
     """
     f = np.c_[np.asarray(drop_forget, float), np.asarray(expected_forget, float)]
     t = np.c_[np.asarray(drop_test, float), np.asarray(expected_test, float)]
     f, t = f[np.isfinite(f).all(axis=1)], t[np.isfinite(t).all(axis=1)]
     if len(f) < 2 or len(t) < 2:
         raise ValueError("the unlearning effect needs at least two scorable forget and two test examples")
-    rng = np.random.default_rng(seed)
-    fi = rng.integers(0, len(f), (n_bootstrap, len(f)))
-    ti = rng.integers(0, len(t), (n_bootstrap, len(t)))
-    obs_b = f[fi, 0].mean(axis=1) - t[ti, 0].mean(axis=1)
-    exp_b = f[fi, 1].mean(axis=1) - t[ti, 1].mean(axis=1)
-    obs, exp = f[:, 0].mean() - t[:, 0].mean(), f[:, 1].mean() - t[:, 1].mean()
-    alpha = (1 - level) / 2
-
-    def interval(value: float, samples: np.ndarray) -> Interval:
-        lo, hi = np.quantile(samples, [alpha, 1 - alpha])
-        return Interval(float(value), float(lo), float(hi), level)
-
-    expected = interval(exp, exp_b)
-    if expected.low <= 0:
+    obs, exp = float(f[:, 0].mean() - t[:, 0].mean()), float(f[:, 1].mean() - t[:, 1].mean())
+    # The forget and test examples are independent samples: the covariance matrix of the two
+    # mean differences is the sum of each set's covariance of its means.
+    cov = np.cov(f, rowvar=False) / len(f) + np.cov(t, rowvar=False) / len(t)
+    v_obs, v_cov, v_exp = float(cov[0, 0]), float(cov[0, 1]), float(cov[1, 1])
+    z = float(norm.ppf(0.5 + level / 2))
+    observed = Interval(obs, obs - z * v_obs**0.5, obs + z * v_obs**0.5, level)
+    expected = Interval(exp, exp - z * v_exp**0.5, exp + z * v_exp**0.5, level)
+    if expected.low > 0:
+        achieved = fieller_interval(obs, exp, v_obs, v_cov, v_exp, level)
+    else:  # exact unlearning's drop not told from zero: no share of it can be claimed
         achieved = Interval(float("nan"), float("nan"), float("nan"), level)
-    else:
-        achieved = interval(obs / exp, obs_b / exp_b)
-    return EffectReport(interval(obs, obs_b), expected, achieved, len(f), len(t))
+    return EffectReport(observed, expected, achieved, len(f), len(t), (v_obs, v_cov, v_exp))
+
+
+def fieller_interval(
+    numerator: float, denominator: float, var_num: float, cov: float, var_den: float, level: float = 0.95
+) -> Interval:
+    """Fieller's interval for the ratio of two (jointly normal) means.
+
+    The set of ``r`` for which ``numerator - r * denominator`` (mean 0 at the true ratio) is
+    within ``z`` standard errors of 0: ``(n - r d)^2 <= z^2 (v_n - 2 r c + r^2 v_d)``, a
+    quadratic ``a r^2 - 2 b r + k <= 0`` with ``a = d^2 - z^2 v_d``, ``b = n d - z^2 c``,
+    ``k = n^2 - z^2 v_n``. When ``a > 0`` (the denominator is significantly non-zero) the set
+    is the interval between the roots ``(b -+ sqrt(b^2 - a k)) / a``; it holds ``n / d``, so
+    the roots are real. Otherwise it is unbounded (the line outside an interval, or the
+    whole line): both ends are NaN and the value stays the point ratio.
+    """
+    z2 = float(norm.ppf(0.5 + level / 2)) ** 2
+    a = denominator**2 - z2 * var_den
+    ratio = numerator / denominator if denominator else float("nan")
+    if not a > 0:
+        return Interval(float(ratio), float("nan"), float("nan"), level)
+    b = numerator * denominator - z2 * cov
+    # b^2 - a k, written so that it does not cancel: z^2 (the quadratic form of (d, -n) in
+    # the covariance, minus z^2 times its determinant); >= 0 whenever a > 0, up to rounding.
+    half = z2 * (denominator**2 * var_num - 2 * numerator * denominator * cov + numerator**2 * var_den
+                 - z2 * (var_num * var_den - cov**2))  # fmt: skip
+    root = max(half, 0.0) ** 0.5
+    return Interval(float(ratio), float((b - root) / a), float((b + root) / a), level)
+
+
+def excess_over_share(report: EffectReport, share: float) -> Interval:
+    """``observed - share * expected`` with its interval: what the gate on the missing share tests.
+
+    "Missing share above ``1 - share``" is "this difference below 0" (the expected excess
+    being positive). Its standard error is always finite, and the Fieller interval excludes
+    ``share`` exactly when this interval excludes 0 (same variances, same ``z``), so a verdict
+    read off the Fieller interval is this test's verdict.
+    """
+    v_obs, cov, v_exp = report.covariance
+    value = report.observed.value - share * report.expected.value
+    se = max(v_obs - 2 * share * cov + share**2 * v_exp, 0.0) ** 0.5
+    z = float(norm.ppf(0.5 + report.observed.level / 2))
+    return Interval(float(value), float(value - z * se), float(value + z * se), report.observed.level)

@@ -1,7 +1,12 @@
 """Unlearning effect (gated): did unlearning change anything? The forget set's confidence
 drop from the original model, beyond that of examples exact unlearning leaves in place,
 as a share of what exact unlearning does on this recipe (attacks/effect.py). Scored as the
-share missing: 1 is a no-op.
+share missing: 1 is a no-op. Its interval is Fieller's for the ratio, and the verdict is
+the test of ``observed - (1 - threshold) * expected`` against 0, which that interval
+encodes exactly (reported as ``margin_at_threshold``): a difference whose interval is always
+finite, so the gate never reads the tails of a ratio with a noisy denominator. When the
+expected drop cannot be told from zero the Fieller set is unbounded and the check makes no
+claim (inconclusive).
 
 Without --original, a model audited as unlearned cannot be shown to have changed: a no-op
 passes every attack where membership leakage is weak. Such an audit is refused before any
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from attacks.effect import exact_unlearning_drops, unlearning_effect
+from attacks.effect import exact_unlearning_drops, excess_over_share, unlearning_effect
 from attacks.metrics import Interval
 from attacks.signals import OUT
 from audit_cli.checks.base import Check, CheckName, Outcome, Skip
@@ -49,7 +54,7 @@ def effect(ctx: AuditContext) -> CheckResult:
     expected_f = exact.trained[f_rows] / exact.spread[f_rows]
     expected_t = exact.unseen[ref_rows] / exact.spread[ref_rows]
     try:
-        report = unlearning_effect(drop[f_rows], drop[ref_rows], expected_f, expected_t, seed=config.seed)
+        report = unlearning_effect(drop[f_rows], drop[ref_rows], expected_f, expected_t)
     except ValueError as exc:  # too few finite examples: no claim, not a crash
         return CheckResult(NAME, "inconclusive", f"no claim: {exc}", threshold=threshold, gated=True)
     # As for leakage: the examples measured must be enough, and stand for the sets.
@@ -62,20 +67,27 @@ def effect(ctx: AuditContext) -> CheckResult:
             threshold=threshold, gated=True,
             details={"n_forget": report.n_forget, "n_test": report.n_test})  # fmt: skip
     got, exp = report.achieved, report.expected
+    # The verdict's test: the observed excess minus the share of the expected one that the
+    # threshold requires; below 0 exactly when the Fieller interval of the missing share lies
+    # above the threshold (attacks/effect.py), and finite whatever the expected excess.
+    margin = excess_over_share(report, 1 - threshold)
     details = {
         "achieved": [got.value, got.low, got.high],
         "observed_excess_drop": [report.observed.value, report.observed.low, report.observed.high],
         "expected_excess_drop": [exp.value, exp.low, exp.high],
+        "margin_at_threshold": [margin.value, margin.low, margin.high],
+        "interval": "fieller",
         "n_forget": report.n_forget,
         "n_test": report.n_test,
         "gate": config.gate,
     }
-    if not np.isfinite(got.value):
+    if not np.isfinite(got.low):
         return CheckResult(
             NAME,
             "inconclusive",
-            f"exact unlearning would not move the forget set measurably on this recipe (expected excess drop "
-            f"{exp.value:.3f} in [{exp.low:.3f}, {exp.high:.3f}]), so no claim on whether this model moved it",
+            f"no claim: exact unlearning's expected drop cannot be told from zero on these shadows (expected excess "
+            f"drop {exp.value:.3f} in [{exp.low:.3f}, {exp.high:.3f}] per-example spreads; the share of it this model "
+            f"achieved has no bounded interval)",
             threshold=threshold,
             gated=True,
             details=details,
@@ -84,11 +96,19 @@ def effect(ctx: AuditContext) -> CheckResult:
     verdict = decide(missing.low, missing.high, threshold, config.gate)
     sentence = (
         f"from the original to this model the forget set's confidence dropped by {report.observed.value:.3f} "
-        f"(per-example spreads) more than the test set's: {got.value:.0%} [{got.low:.0%}, {got.high:.0%}] of the "
-        f"{exp.value:.3f} exact unlearning gives; missing share {missing.value:.3f}"
+        f"(per-example spreads) more than the test set's: {got.value:.0%} [{got.low:.0%}, {got.high:.0%}] "
+        f"(Fieller) of the {exp.value:.3f} exact unlearning gives; missing share {missing.value:.3f}"
     )
     if verdict == "fail":
         sentence += f", at least {missing.low:.3f} > {threshold} (unlearning did not do what it claims)"
+    elif verdict == "inconclusive" and missing.low <= 0 and missing.high >= 1:
+        # Neither exact unlearning nor a no-op is ruled out: say where the width comes from
+        # rather than how many times more examples (often past any practical count).
+        obs = report.observed
+        sentence += (
+            f"; the interval holds both exact unlearning (0) and a no-op (1): the observed excess drop alone "
+            f"is {obs.value:.3f} [{obs.low:.3f}, {obs.high:.3f}], against an expected {exp.value:.3f}"
+        )
     elif verdict == "inconclusive":
         sentence += "; " + what_would_decide(missing.value, missing.low, missing.high, threshold)
     elif missing.high > threshold:

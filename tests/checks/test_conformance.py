@@ -248,6 +248,30 @@ def test_the_unlearning_effect_sees_a_no_op_and_an_exact_unlearner(digits):
     no_op, exact = effect(orig), effect(moved)
     assert no_op.verdict == "fail" and no_op.low > 0.9
     assert exact.verdict == "pass" and exact.score == pytest.approx(0.0, abs=0.15)
+    # The verdicts are the difference test at the threshold: observed - 0.1 x expected shown
+    # below 0 for the no-op, at or above it for the exact unlearner.
+    assert no_op.details["margin_at_threshold"][2] < 0 <= exact.details["margin_at_threshold"][1]
+    # A model wrecked on every example (true-class logits thousands down, at random): the
+    # forget set's excess over the test set is lost in the noise. Wide, finite, and said so.
+    wrecked = orig.copy()
+    wrecked[..., np.arange(n), y] -= np.random.default_rng(1).normal(3000, 2000, n).astype(np.float32)
+    destroyed = effect(wrecked)
+    assert destroyed.verdict == "inconclusive" and destroyed.low < 0 and destroyed.high > 1
+    assert "holds both exact unlearning (0) and a no-op (1)" in destroyed.sentence
+
+
+def test_the_unlearning_effect_makes_no_claim_when_exact_unlearning_would_not_move_the_forget_set(digits):
+    """Exchangeable shadows: trained-on and unseen examples look alike, so exact unlearning's
+    expected drop cannot be told from zero, Fieller's set is unbounded, and the check says
+    so rather than give a huge finite interval."""
+    from audit_cli.checks.effect import effect
+
+    result = effect(context(digits))
+    assert result.verdict == "inconclusive" and result.gated and result.score is None
+    assert result.sentence.startswith(
+        "no claim: exact unlearning's expected drop cannot be told from zero on these shadows"
+    )
+    assert result.details["expected_excess_drop"][1] <= 0
 
 
 def test_an_estimated_retrained_model_is_labelled_and_never_gates(digits):
