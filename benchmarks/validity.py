@@ -67,6 +67,9 @@ FL_RECIPES = {
                       batch_size=16, federation=Federation(clients=10, alpha=0.3, rounds=30)),
 }  # fmt: skip
 THRESHOLDS = (0.1, 0.15, 0.2, 0.3)
+# The gate a row was measured under (rows without one predate the residual gate: leakage
+# gated both ways, every shadow trained at once).
+GATE = "residual-sequential-1"
 
 
 @dataclass(frozen=True)
@@ -99,15 +102,15 @@ SCENARIOS = {
         Scenario("digits-30-original", "digits", "original", 0.30),
         Scenario("digits-30-noop", "digits", "finetune", 0.30, params={"lr": 1e-5, "epochs": 1}),
         Scenario("digits-class3-exact", "digits", "exact", forget_class=3, shadows=32),
-        Scenario("mnist1d-10-exact", "mnist1d", "exact", 0.10, shadows=32),
-        Scenario("mnist1d-10-original", "mnist1d", "original", 0.10, shadows=32),
-        Scenario("mnist1d-10-noop", "mnist1d", "finetune", 0.10, shadows=32, params={"lr": 1e-5, "epochs": 1}),
+        Scenario("mnist1d-10-exact", "mnist1d", "exact", 0.10),
+        Scenario("mnist1d-10-original", "mnist1d", "original", 0.10),
+        Scenario("mnist1d-10-noop", "mnist1d", "finetune", 0.10, params={"lr": 1e-5, "epochs": 1}),
         Scenario("mnist1d-10-salun", "mnist1d", "salun", 0.10, shadows=32),
         Scenario("mnist1d-10-random-label", "mnist1d", "random-label", 0.10, shadows=32),
         Scenario("digits-30-partial60", "digits", "partial", 0.30, keep=0.6),
         Scenario("digits-30-partial30", "digits", "partial", 0.30, keep=0.3),
-        Scenario("mnist1d-10-partial60", "mnist1d", "partial", 0.10, shadows=32, keep=0.6),
-        Scenario("mnist1d-10-partial30", "mnist1d", "partial", 0.10, shadows=32, keep=0.3),
+        Scenario("mnist1d-10-partial60", "mnist1d", "partial", 0.10, keep=0.6),
+        Scenario("mnist1d-10-partial30", "mnist1d", "partial", 0.10, keep=0.3),
         *(Scenario(f"fl-{data}-{name}", data, target, shadows=32, params=params, federated=True)
           for data in ("digits", "mnist1d")
           for name, target, params in (("exact", "exact", {}), ("original", "original", {}),
@@ -124,12 +127,22 @@ SCENARIOS = {
 
 def original_model(data: str, work: Path, draw: int) -> Path:
     """The original of one draw: trained on the whole training split with the draw's own
-    seed, so that draws are independent in the original too (scenarios share it per draw)."""
+    seed, so that draws are independent in the original too (scenarios share it per draw).
+    How long its training took is kept beside it (``.seconds``): one training is the unit
+    the audit's cost is measured in."""
     path = work / f"{data}-original-{draw}.safetensors"
     if not path.exists():
         recipe = RECIPES[data].replace(seed=2000 + draw)
+        start = time.perf_counter()
         train_checkpoint(TrainRequest(out=path, data=data, recipe=recipe, overwrite=True, device="cpu"))
+        path.with_suffix(".seconds").write_text(str(time.perf_counter() - start))
     return path
+
+
+def training_seconds(original: Path) -> float | None:
+    """How long one training of the draw's recipe took (its original's, timed when trained)."""
+    timed = original.with_suffix(".seconds")
+    return float(timed.read_text()) if timed.exists() else None
 
 
 def federation(data: str, work: Path, draw: int, exclude: tuple[int, ...] = ()) -> Path:
@@ -182,7 +195,7 @@ def run_draw(s: Scenario, draw: int, work: Path, threshold: float) -> dict:
         write_id_file(forget_path, forget)
     seed = 1000 + draw  # the retrain / unlearning seed
     start = time.perf_counter()
-    method = None
+    method, train_seconds = None, training_seconds(original)
     if s.target == "exact":
         model = d / "retrained.safetensors"
         train_checkpoint(TrainRequest(out=model, data=s.data, recipe=RECIPES[s.data].replace(seed=seed),
@@ -212,38 +225,48 @@ def run_draw(s: Scenario, draw: int, work: Path, threshold: float) -> dict:
         original=original,
         method=method,
         shadows=s.shadows,
-        # Exact and original-as-unlearned draws with the same seed share a bank.
-        bank=work / "banks",
+        # A fresh bank per draw and scenario: the audit's cost is measured as a user pays it.
+        bank=work / "banks" / f"{s.name}-{draw}",
         seed=draw,
         fail_above=threshold,
         allow_underpowered=True,
         device="cpu",
     )
-    return audit_row(s, draw, threshold, start, config)
+    return audit_row(s, draw, threshold, start, config, train_seconds)
 
 
-def audit_row(s: Scenario, draw: int, threshold: float, start: float, config: AuditConfig) -> dict:
+def audit_row(s: Scenario, draw: int, threshold: float, start: float, config: AuditConfig,
+              train_seconds: float | None = None) -> dict:  # fmt: skip
     """Run the audit of one draw and keep what the table reads."""
     report = run_audit(config)
-    gated = {c.name: {"verdict": c.verdict, "score": c.score, "low": c.low, "high": c.high}
-             for c in report.checks if c.gated}  # fmt: skip
+    row = lambda c: {"verdict": c.verdict, "score": c.score, "low": c.low, "high": c.high}  # noqa: E731
+    gated = {c.name: row(c) for c in report.checks if c.gated}
     leak = next(c for c in report.checks if c.name == "leakage")
-    # What a pass needs (the interval widened for the bank's shadows; audit_cli/checks/leakage.py).
-    gated["leakage"]["pass_bound"] = leak.details["pass_bound"]
     residual = next((c for c in report.checks if c.name == "residual-memorisation"), None)
+    share = None
+    if residual is not None:
+        share = row(residual) | {k: residual.details.get(k) for k in
+                                 ("sd", "fail_bounds", "exact_passes_half_from", "exact_passes_nine_tenths_from")}
     return {
         "scenario": s.name,
         "draw": draw,
+        "gate": GATE,
         "threshold": threshold,
+        "residual_above": config.residual_above,
         "exit_code": int(report.exit_code),
         "gated": gated,
+        # Leakage keeps only its fail side where the residual share gates (then it is not in
+        # ``gated`` unless it failed).
+        "leakage": row(leak) | {"pass_bound": leak.details["pass_bound"]},
         "auc": leak.details["auc"],
         "min_decidable": leak.details["min_decidable"],
         "unscorable": leak.details["unscorable"],
         "variance": report.shadows.variance,
-        # The residual memorisation share (reported, not gated yet): its rates under exact,
-        # partial and no-op unlearning are what a gate on it would rest on.
-        "residual": None if residual is None else {"score": residual.score, "low": residual.low, "high": residual.high},
+        "residual": share,
+        "shadows": {"n": report.shadows.n, "trained_now": report.shadows.trained_now,
+                    "schedule": list(report.shadows.schedule or ())},  # fmt: skip
+        "audit_seconds": report.seconds,
+        "train_seconds": train_seconds,
         "seconds": time.perf_counter() - start,
     }
 
@@ -298,6 +321,39 @@ RESIDUAL_THRESHOLDS = (0.3, 0.5)
 # Generated blocks of docs/validity.md: ``<!-- generated: NAME -->`` ... ``<!-- end generated -->``.
 GENERATED = "<!-- generated: {} -->"
 END_GENERATED = "<!-- end generated -->"
+
+
+def decisive_table(rows: list[dict]) -> str:
+    """Markdown: per scenario measured under the residual gate (``GATE``), the exit-code rates,
+    the share, the shadows that decided and the cost in trainings of the audited recipe."""
+    out = [
+        "| scenario | draws | FAIL (exit 1) | PASS (exit 0) | inconclusive (exit 3) | residual share: mean (sd) | "
+        "decided at 16 / 32 / 64 shadows | cost: median (max) x one training | exact passes 9/10 from: median |",
+        "|---" * 9 + "|",
+    ]
+    for name in SCENARIOS:
+        got = [r for r in rows if r["scenario"] == name and r.get("gate") == GATE]
+        if not got:
+            continue
+        n = len(got)
+        codes = [r["exit_code"] for r in got]
+        shares = measured_shares(got)
+        used = [r["shadows"]["n"] for r in got]
+        decided = " / ".join(str(sum(u == k for u in used)) for k in (16, 32, 64))
+        cost = [r["audit_seconds"] / r["train_seconds"] for r in got if r.get("train_seconds")]
+        nine = [r["residual"]["exact_passes_nine_tenths_from"] for r in got
+                if r.get("residual") and r["residual"].get("exact_passes_nine_tenths_from") is not None]  # fmt: skip
+        cells = [name, str(n), rate(codes.count(1), n), rate(codes.count(0), n), rate(codes.count(3), n),
+                 share_summary(shares)[0] if shares else "not measured", decided,
+                 f"{np.median(cost):.1f} ({max(cost):.1f})" if cost else "not timed",
+                 f"{np.median(nine):.2f}" if nine else "-"]  # fmt: skip
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def legacy(rows: list[dict]) -> list[dict]:
+    """Rows measured before the residual gate (leakage gated both ways, all shadows at once)."""
+    return [r for r in rows if "gate" not in r]
 
 
 def residual_table(rows: list[dict]) -> str:
@@ -366,21 +422,24 @@ def main() -> None:
     args = parser.parse_args()
     if args.table is not None:
         rows = [json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]
-        print(table(rows))
+        print(decisive_table(rows))
         print()
-        print(residual_table(rows))
+        print(table(legacy(rows)))
+        print()
+        print(residual_table(legacy(rows)))
         if args.write_docs is not None:
-            partial = [r for r in rows if SCENARIOS[r["scenario"]].target == "partial"]
-            central = [r for r in rows if not SCENARIOS[r["scenario"]].federated and r not in partial]
-            write_generated(args.write_docs, {"central": table(central), "partial": table(partial),
-                                              "residual": residual_table(rows)})  # fmt: skip
+            old = legacy(rows)
+            partial = [r for r in old if SCENARIOS[r["scenario"]].target == "partial"]
+            central = [r for r in old if not SCENARIOS[r["scenario"]].federated and r not in partial]
+            write_generated(args.write_docs, {"decisive": decisive_table(rows), "central": table(central),
+                                              "partial": table(partial), "residual": residual_table(old)})  # fmt: skip
         return
     if args.threads:
         torch.set_num_threads(args.threads)
     done = set()
     if args.out.exists():
         rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
-        done = {(r["scenario"], r["draw"], r["threshold"]) for r in rows}
+        done = {(r["scenario"], r["draw"], r["threshold"]) for r in rows if r.get("gate") == GATE}
     work = args.work or Path(tempfile.mkdtemp(prefix="validity-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -391,15 +450,15 @@ def main() -> None:
                 row = run_draw(SCENARIOS[name], draw, work, args.threshold)
                 with args.out.open("a") as f:
                     f.write(json.dumps(row) + "\n")
-                leak = row["gated"]["leakage"]
-                print(f"{name} draw {draw}: exit {row['exit_code']}, AUC {row['auc']:.3f}, leakage "
-                      f"{leak['score']:.3f} [{leak['low']:.3f}, {leak['high']:.3f}], {row['seconds']:.0f}s",
-                      flush=True)  # fmt: skip
+                leak, share = row["leakage"], row["residual"] or {}
+                print(f"{name} draw {draw}: exit {row['exit_code']}, leakage {leak['score']:.3f}, residual "
+                      f"{share.get('score')} [{share.get('low')}, {share.get('high')}] on {row['shadows']['n']} "
+                      f"shadows, {row['seconds']:.0f}s", flush=True)  # fmt: skip
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
-    print(table(rows))
+    print(decisive_table(rows))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def audit(models, name, **kw):
     config = AuditConfig(
         model=models / f"{name}.safetensors",
         forget=kw.pop("forget", models / "forget.txt"),
-        shadows=SHADOWS,
+        shadows=kw.pop("shadows", SHADOWS),
         chunk_size=8,
         bank=kw.pop("bank", models / "bank"),
         device="cpu",
@@ -655,3 +655,25 @@ def test_an_original_that_is_not_the_parent_is_refused_before_training(models, t
     with pytest.raises(UsageError, match="is not the model .* was unlearned from"):
         audit(models, "ascent", original=models / "retrained.safetensors", bank=tmp_path / "bank")
     assert not (tmp_path / "bank").exists()
+
+
+def test_shadows_are_trained_only_until_the_verdict_is_decided(models, tmp_path):
+    """Looks at 16 and 32 shadows: the original (a no-op) is failed on the first 16 and the
+    rest are never trained; read again from the same bank, it gets the same verdict on the
+    same 16 without training anything."""
+    first = audit(models, "original", shadows=32, bank=tmp_path / "bank")
+    share = residual(first)
+    assert first.shadows.schedule == (16, 32) and first.shadows.n == 16 and first.shadows.trained_now == 16
+    assert share.verdict == "fail" and share.details["look"] == 1 and share.details["looks"] == 2
+    assert share.details["alpha"] == pytest.approx(0.025 / 2)
+    again = audit(models, "original", shadows=32, bank=tmp_path / "bank")
+    assert again.shadows.trained_now == 0 and again.checks == first.checks
+    # A bank that already holds all 32 shadows (built ahead, as `audit shadows` does) is read
+    # at the same looks: the same verdict, from the same first 16 shadows.
+    from audit_cli.pipeline import prepare
+
+    config = AuditConfig(model=models / "original.safetensors", forget=models / "forget.txt", shadows=32,
+                         chunk_size=8, bank=tmp_path / "full", device="cpu", allow_underpowered=True)  # fmt: skip
+    assert prepare(config).build_bank() == 32
+    reused = audit(models, "original", shadows=32, bank=tmp_path / "full")
+    assert reused.shadows.n == 16 and reused.shadows.trained_now == 0 and reused.checks == first.checks

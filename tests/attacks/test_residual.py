@@ -74,3 +74,45 @@ def test_unobserved_signals_are_left_out_and_too_few_shadows_refused():
     assert r.share.low > 0.5 and np.isfinite(r.share.high)
     with pytest.raises(ValueError, match="at least 4 shadows"):
         residual_share(phi[:3], phi[:3], trained[:3], target, f, t)
+
+
+def _gate(value, sd, threshold=0.3, alpha=0.025 / 3, n=400):
+    """The residual gate's verdict on a report with this estimate and spread."""
+    from types import SimpleNamespace
+
+    from attacks.metrics import Interval
+    from attacks.residual import ResidualReport
+    from audit_cli.checks import residual as check
+    from audit_cli.looks import Look
+
+    report = ResidualReport(Interval(value, value - 2 * sd, value + 2 * sd), Interval(1.0, 0.8, 1.2), n, n, 64, sd)
+    ctx = SimpleNamespace(residual=report, look=Look(2, 3, 64, alpha),
+                          config=SimpleNamespace(residual_above=threshold, gate="decide"))  # fmt: skip
+    return check.run(ctx)[0]
+
+
+def test_the_gate_passes_only_within_the_threshold_and_fails_only_a_rejected_exact_null():
+    from scipy.stats import norm
+
+    z, z_fail = norm.ppf(1 - 0.025 / 3), norm.ppf(1 - 0.025 / 6)
+    # Shown within 0.3 of 0 at z = 2.39: +-0.239 around 0.05 lies in [-0.3, 0.3].
+    row = _gate(0.05, 0.1)
+    assert row.verdict == "pass" and row.gated
+    assert (row.low, row.high) == (pytest.approx(0.05 - z * 0.1), pytest.approx(0.05 + z * 0.1))
+    # Just over: the upper bound 0.07 + 0.239 exceeds 0.3, and 0 is not rejected.
+    row = _gate(0.07, 0.1)
+    assert row.verdict == "inconclusive"
+    # The quoted power figures are z sd and (z + 1.28) sd.
+    assert row.details["exact_passes_half_from"] == pytest.approx(z * 0.1)
+    assert row.details["exact_passes_nine_tenths_from"] == pytest.approx((z + norm.ppf(0.9)) * 0.1)
+    # Exact unlearning rejected (0.6 - 2.64 * 0.2 > 0) and the estimate beyond 0.3: fail.
+    assert _gate(0.6, 0.2).verdict == "fail" and 0.6 - z_fail * 0.2 > 0
+    # Rejected, but the estimate within the threshold: a model keeping a little is not failed.
+    assert _gate(0.25, 0.05).verdict == "inconclusive"
+    # Beyond the threshold but exact unlearning not rejected (0.6 - 2.64 * 0.25 < 0): not failed.
+    assert _gate(0.6, 0.25).verdict == "inconclusive"
+    # Over-forgetting: shown below 0 and below minus the threshold.
+    row = _gate(-0.8, 0.2)
+    assert row.verdict == "fail" and row.sentence.startswith("over-forgetting")
+    # Too few examples: never a pass, whatever the interval.
+    assert _gate(0.0, 0.01, n=10).verdict == "inconclusive"
