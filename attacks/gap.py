@@ -15,7 +15,8 @@ most ``alpha`` of the time. Each at ``alpha`` measured 8.9% against 5% nominal.
 Also here: ``shift_direction`` (which way one distribution sits from another, with a
 bootstrap interval, "undetermined" when the interval holds 0.5) and
 ``paired_accuracy_difference`` (two models on the same examples, e.g. the audited and the
-retrained model on the test set).
+retrained model on the test set), and ``expected_accuracy_difference`` (the same with many
+reference models, each scored only on the examples it never trained on: the shadows).
 """
 
 from __future__ import annotations
@@ -269,6 +270,61 @@ def paired_accuracy_difference(
     var_paired = (b_ + c_ - (b_ - c_) ** 2 / n_) / n_**2
     half = norm.ppf(0.5 + level / 2) * np.sqrt(var_paired + 2 * model_sd**2)
     return Interval((b - c) / n, float(max(-1.0, centre - half)), float(min(1.0, centre + half)), level)
+
+
+def expected_accuracy_difference(
+    correct_refs: np.ndarray,
+    unseen: np.ndarray,
+    correct_model: np.ndarray,
+    *,
+    model_sd: float = 0.0,
+    level: float = 0.95,
+) -> Interval:
+    """Expected accuracy of a model trained with the recipe minus the model's accuracy, on the
+    SAME examples, from K reference models each scored only where it never trained.
+
+    ``correct_refs`` and ``unseen`` are (K, N) booleans, ``correct_model`` is (N,). Example
+    i's reference is a rate, ``r_i``: the share of the models that never saw it that get it
+    right (an unbiased estimate of the chance that a model trained without it does). The
+    difference is the mean of ``d_i = r_i - m_i`` (``m_i``: the model got it right), paired
+    as in ``paired_accuracy_difference``, whose Agresti-Min adjustment it extends: the same
+    two pseudo-examples (``d = 0`` with weight 1, ``d = +1`` and ``d = -1`` with a half each)
+    keep the interval from collapsing when every ``d_i`` is 0. With one reference model,
+    unseen on every example, the interval is exactly that function's, seed term included.
+
+    ``model_sd``: the seed-to-seed standard deviation of one model's accuracy. The reference
+    is the recipe's average, not one retrain, so the audited model (at best one retrain) is
+    off it by ``model_sd`` once, not twice; the average is itself off by its models' seeds,
+    each model shifting every example it scores: with weight ``w_k`` (model k's share of the
+    mean of the ``r_i``, summing to 1) that adds ``model_sd**2 * sum(w_k**2)``, about
+    ``model_sd**2 / K``. Half-width: ``z * sqrt(var_paired + model_sd**2 * (1 + sum(w_k**2)))``.
+    Every example needs at least one model that never saw it (leave the others out first).
+    """
+    correct_refs = np.asarray(correct_refs, dtype=bool)
+    unseen = np.asarray(unseen, dtype=bool)
+    model = np.asarray(correct_model, dtype=bool).ravel()
+    if correct_refs.shape != unseen.shape or correct_refs.ndim != 2 or correct_refs.shape[1] != len(model):
+        raise ValueError(
+            f"correct_refs {correct_refs.shape} and unseen {unseen.shape} must be (models, examples) with one "
+            f"column per model result ({model.shape}): not paired"
+        )
+    if len(model) == 0:
+        raise ValueError("expected_accuracy_difference needs at least one example")
+    if not model_sd >= 0:
+        raise ValueError(f"model_sd must be a non-negative number, got {model_sd}")
+    k = unseen.sum(axis=0)
+    if (k == 0).any():
+        raise ValueError(f"{int((k == 0).sum())} examples have no reference model that never saw them")
+    n = len(model)
+    d = (correct_refs & unseen).sum(axis=0) / k - model
+    # Agresti-Min: half a count in each cell of the paired table, as in paired_accuracy_difference.
+    n_ = n + 2.0
+    centre = d.sum() / n_
+    var_paired = (np.sum(d**2) + 1.0 - d.sum() ** 2 / n_) / n_**2
+    weights = (unseen / k).sum(axis=1) / n  # each model's share of the expected accuracy
+    var_seed = model_sd**2 * (1.0 + np.sum(weights**2))
+    half = norm.ppf(0.5 + level / 2) * np.sqrt(var_paired + var_seed)
+    return Interval(float(d.mean()), float(max(-1.0, centre - half)), float(min(1.0, centre + half)), level)
 
 
 def retrain_accuracy_sd(correct: np.ndarray, unseen: np.ndarray, *, min_examples: int = 20) -> float:

@@ -50,7 +50,7 @@ DEFAULTS: dict[str, object] = {
 
 # Checks that can fail a run, by report name, and the setting holding each one's threshold
 # (MIA-NN and forget-class accuracy exist only when a class is forgotten; utility only with
-# a retrained model; unlearning-effect only with the original). Written out rather than read
+# a retrained model or the bank's shadows; unlearning-effect only with the original). Written out rather than read
 # from the checks' registry, which imports torch: settings are resolved by commands that
 # must start without it (`audit report`, `audit bank ls`). tests/test_config.py pins this
 # table to the registry, so a new gated check cannot be left out.

@@ -104,7 +104,7 @@ def test_retrained_passes_where_the_counts_can_decide_and_the_bank_is_reused(mod
     assert report.shadows.trained_now == 0, "same recipe and forget rule: the bank from the first audit"
     assert int(report.exit_code) == 3 and report.headline.name == "residual-memorisation"
     # A threshold the interval clears passes, and the report says on how many shadows.
-    lenient = audit(models, "retrained", residual_above=0.999)
+    lenient = audit(models, "retrained", residual_above=0.999, utility_drop_above=0.35)
     assert residual(lenient).verdict == "pass" and int(lenient.exit_code) == 0
     assert lenient.shadows.n == 16 and lenient.shadows.schedule == (16,)
     # The evidence reading passes an interval that reaches above the threshold, and says so.
@@ -175,6 +175,18 @@ def test_gradient_ascent_is_audited_with_its_own_method_and_found_detrimental(mo
     utility = next(c for c in report.checks if c.name == "utility")
     assert utility.verdict == "fail" and utility.low > 0.05
     assert utility.score == pytest.approx(utility.details["retrained_accuracy"] - utility.details["accuracy"])
+
+
+def test_without_a_retrained_model_the_shadows_see_the_ascent_damage(models):
+    """No --retrained: utility compares with what the bank's shadows (trained with the
+    recipe, never on the test examples) keep, and fails the wrecked model all the same."""
+    report = audit(models, "ascent", original=models / "original.safetensors")
+    utility = next(c for c in report.checks if c.name == "utility")
+    assert utility.details["reference"] == "shadows" and utility.gated
+    assert utility.verdict == "fail" and utility.low > 0.05 and int(report.exit_code) == 1
+    assert utility.score == pytest.approx(utility.details["reference_accuracy"] - utility.details["accuracy"])
+    assert "the bank's shadows (trained with the recipe, never on these examples)" in utility.sentence
+    assert "utility" not in dict(report.skipped)
 
 
 def test_an_estimated_retrained_model_stands_in_for_a_missing_one_and_is_labelled(models):
@@ -376,9 +388,12 @@ def test_cli_exit_codes_and_json(models, tmp_path):
         app, [*args, "--model", str(models / "retrained.safetensors"), "--forget", str(models / "forget.txt")]
     )
     assert result.exit_code == 3 and "INCONCLUSIVE" in result.stdout, result.output
+    # Utility compares with the bank's shadows (no --retrained); this tiny noisy recipe's
+    # models differ by about 0.06 in accuracy from seed to seed, so 0.05 is beyond it.
     result = runner.invoke(app, [*args, "--model", str(models / "retrained.safetensors"), "--forget",
-                                 str(models / "forget.txt"), "--residual-above", "0.999"])  # fmt: skip
-    assert result.exit_code == 0 and "PASS" in result.stdout
+                                 str(models / "forget.txt"), "--residual-above", "0.999"],
+                           env={"AUDIT_UTILITY_DROP_ABOVE": "0.35"})  # fmt: skip
+    assert result.exit_code == 0 and "PASS" in result.stdout, result.output
     result = runner.invoke(
         app,
         [
@@ -430,7 +445,8 @@ def test_a_real_report_validates_against_the_published_schema(models):
 
 def test_exit_zero_config_precedence_and_provenance_in_the_report(models, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "audit.toml").write_text("fail-above = 0.9\nexit-zero = true\n")
+    # Utility (against the shadows: no --retrained) is decided from about 0.25 on this recipe.
+    (tmp_path / "audit.toml").write_text("fail-above = 0.9\nexit-zero = true\nutility-drop-above = 0.35\n")
     runner = CliRunner()
     base = ["run", "--model", str(models / "original.safetensors"), "--forget", str(models / "forget.txt"),
             "--shadows", str(SHADOWS), "--bank", str(models / "bank"), "--device", "cpu", "-q",

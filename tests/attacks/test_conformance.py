@@ -71,6 +71,9 @@ TWO_SAMPLE: dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], float, fl
     "unlearning_effect": (
         lambda a, b: attacks.effect.unlearning_effect(a, b, a + 1.0, b).observed.value, 0.0, 0.2),
     "paired_accuracy_difference": (lambda a, b: attacks.gap.paired_accuracy_difference(a > 0, b > 0).value, 0.0, 0.1),
+    "expected_accuracy_difference": (
+        lambda a, b: attacks.gap.expected_accuracy_difference((a > 0)[None], np.ones((1, len(a)), bool), b > 0).value,
+        0.0, 0.1),
     "difference_interval": (
         lambda a, b: attacks.gap.difference_interval(int((a > 0).sum()), len(a), int((b > 0).sum()), len(b)).value,
         0.0, 0.1),

@@ -134,6 +134,8 @@ def test_every_row_is_well_formed_and_gated_rows_follow_their_intervals(ctx):
 
 
 def test_no_gated_check_fails_on_exchangeable_data(digits):
+    import audit_cli.checks.utility as utility_check
+
     for seed in range(3):
         for kind in ("random", "class", "membership"):
             c = context(digits, seed, forget_class=3 if kind == "class" else None,
@@ -143,13 +145,22 @@ def test_no_gated_check_fails_on_exchangeable_data(digits):
             assert not failed, (seed, kind, failed)
             leak = next(r for r in results if r.name == "leakage")
             assert leak.score < 0.2 and leak.details["auc_minus_half"] == pytest.approx(leak.details["auc"] - 0.5)
+            # Nor utility against the bank's shadows (or twins) when no retrained model is given.
+            without = context(digits, seed, forget_class=3 if kind == "class" else None,
+                              method=None if kind == "membership" else "neggrad", references=False)  # fmt: skip
+            (row,) = utility_check.run(without)
+            assert row.details["reference"] in ("shadows", "twins") and row.verdict != "fail", (seed, kind)
 
 
 def test_missing_inputs_are_skipped_with_a_reason(digits):
     c = context(digits, references=False)
     results, skipped = run_checks(c)
     reasons = dict(skipped)
-    assert "--retrained" in reasons["reference metrics"] and "--retrained" in reasons["utility"]
+    assert "--retrained" in reasons["reference metrics"] and "utility" not in reasons
+    # Without a retrained model, utility compares with the bank (in class mode its retrained twins).
+    assert next(r for r in results if r.name == "utility").details["reference"] == "shadows"
+    in_class = run_checks(context(digits, forget_class=3, references=False))[0]
+    assert next(r for r in in_class if r.name == "utility").details["reference"] == "twins"
     # An unlearned model without its original never gets this far (inputs.check_original_given
     # refuses the audit before any shadow trains; tests/test_pipeline.py): here it is skipped.
     assert reasons["unlearning-effect"] == "no --original model given"
