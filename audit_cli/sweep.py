@@ -23,7 +23,7 @@ import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from audit_cli.atomic import atomic_write_text
@@ -237,7 +237,9 @@ def sweep(request: SweepRequest, progress=None) -> SweepResult:
     # Every point's audit has the same settings, forget set and references: what would
     # stop one (a threshold, the bank folder, a retrained model, too few examples) stops the
     # sweep before its first checkpoint is written.
-    inputs = prepare(audit_config(request, request.model, request.seed))
+    # Checked as the points will be audited: with the sweep's method (the shadows it needs to
+    # observe every example in both states are the points' shadows).
+    inputs = prepare(replace(audit_config(request, request.model, request.seed), method=request.method))
     load_references(inputs)
     power_notes(inputs, min_decidable_leakage(len(inputs.forget), len(inputs.test)))
     out.mkdir(exist_ok=True)

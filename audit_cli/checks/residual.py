@@ -43,8 +43,10 @@ from audit_cli.gate import MIN_EXAMPLES
 from audit_cli.report import CheckResult
 
 NAME = CheckName.RESIDUAL.value
-# z of the pass rate an exact unlearner reaches at the quoted "nine-tenths" threshold.
-Z_NINE_TENTHS = float(norm.ppf(0.9))
+# An exact unlearner's estimate is about N(0, sd) and it passes when |estimate| + z sd is at
+# most the threshold: half the time where |estimate| <= 0.674 sd, nine-tenths where
+# |estimate| <= 1.645 sd (both sides count).
+Z_HALF, Z_NINE_TENTHS = float(norm.ppf(0.75)), float(norm.ppf(0.95))
 
 
 def applies(ctx: AuditContext) -> str | None:
@@ -62,10 +64,10 @@ def bounds(report: ResidualReport, alpha: float) -> tuple[float, float]:
 
 def power_thresholds(report: ResidualReport, alpha: float) -> tuple[float, float]:
     """The thresholds at which an exact unlearner measured as precisely as this model passes
-    half and nine-tenths of the time: its estimate is about N(0, sd), and it passes when the
-    estimate plus ``z sd`` is at most the threshold."""
+    half and nine-tenths of the time: its estimate is about N(0, sd), and it passes when
+    ``|estimate| + z sd`` is at most the threshold."""
     z = float(norm.ppf(1 - alpha))
-    return z * report.sd, (z + Z_NINE_TENTHS) * report.sd
+    return (z + Z_HALF) * report.sd, (z + Z_NINE_TENTHS) * report.sd
 
 
 def run(ctx: AuditContext) -> list[Outcome]:

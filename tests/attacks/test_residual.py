@@ -102,9 +102,10 @@ def test_the_gate_passes_only_within_the_threshold_and_fails_only_a_rejected_exa
     # Just over: the upper bound 0.07 + 0.239 exceeds 0.3, and 0 is not rejected.
     row = _gate(0.07, 0.1)
     assert row.verdict == "inconclusive"
-    # The quoted power figures are z sd and (z + 1.28) sd.
-    assert row.details["exact_passes_half_from"] == pytest.approx(z * 0.1)
-    assert row.details["exact_passes_nine_tenths_from"] == pytest.approx((z + norm.ppf(0.9)) * 0.1)
+    # The quoted power figures: an exact unlearner's estimate ~ N(0, sd) passes when
+    # |estimate| <= threshold - z sd, half the time at (z + 0.674) sd, nine-tenths at (z + 1.645) sd.
+    assert row.details["exact_passes_half_from"] == pytest.approx((z + norm.ppf(0.75)) * 0.1)
+    assert row.details["exact_passes_nine_tenths_from"] == pytest.approx((z + norm.ppf(0.95)) * 0.1)
     # Exact unlearning rejected (0.6 - 2.64 * 0.2 > 0) and the estimate beyond 0.3: fail.
     assert _gate(0.6, 0.2).verdict == "fail" and 0.6 - z_fail * 0.2 > 0
     # Rejected, but the estimate within the threshold: a model keeping a little is not failed.
