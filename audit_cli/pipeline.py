@@ -3,19 +3,22 @@ the CLI renders the report.
 
 Data flow (DESIGN.md): load the audited checkpoint (and the optional original and
 retrained ones) safely and resolve the forget set against the dataset the model was
-trained on (audit_cli/inputs.py); refuse, before any shadow trains, an audit whose counts
-cannot decide its threshold; build or reuse the shadow bank (shadows trained with the
-model's recipe and, when the model declares an unlearning method, unlearned with it);
-score the model's own signals against the shadows (audit_cli/checks/context.py); run
-every check that applies (audit_cli/checks/); assemble the report.
+trained on (audit_cli/inputs.py); say, before any shadow trains, what the counts cannot
+show (and refuse only counts too small for any claim); build or reuse the shadow bank
+(shadows trained with the model's recipe and, when the model declares an unlearning
+method, unlearned with it), in looks of 16, 32, 64 ... shadows until the verdict is
+decided (audit_cli/looks.py); score the model's own signals against the shadows
+(audit_cli/checks/context.py); run every check that applies (audit_cli/checks/); assemble
+the report.
 
-The headline is the leakage score ``2 * |AUC - 0.5|`` of the per-example attack that tells
-the forget set from test examples (never trained on), with a bootstrap interval. With a
-declared method that attack is U-LiRA (UNLEARNED against OUT shadows); without one, it is
-LiRA's membership test (IN against OUT), which asks whether the forget examples still
-look trained on. Every gated check has three outcomes (audit_cli/gate.py): fail when its
-interval lies above the threshold, pass only when it lies at or below it, inconclusive
-otherwise.
+The headline of random forgetting is the forget set's residual memorisation share (0:
+exact unlearning, 1: nothing forgotten; audit_cli/checks/residual.py), whose gate decides
+when the bank stops growing. Beside it, the leakage score ``2 * |AUC - 0.5|`` of the
+per-example attack that tells the forget set from test examples: U-LiRA (UNLEARNED
+against OUT shadows) with a declared method, LiRA's membership test (IN against OUT)
+without one; it can only fail where the share gates, and is the headline of class
+forgetting. Every gated check has three outcomes (audit_cli/gate.py): fail, pass only
+when shown, inconclusive otherwise.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
-"""Leakage, the headline gated check: ``2 * |AUC - 0.5|`` of the per-example attack that
-tells the forget set from test examples, with a bootstrap interval.
+"""Leakage: ``2 * |AUC - 0.5|`` of the per-example attack that tells the forget set from
+test examples, with a bootstrap interval. Where the residual memorisation share gates
+(random forgetting, a share measured: audit_cli/checks/residual.py) this row keeps only its
+fail side and reads "info" otherwise; elsewhere (class forgetting, a recipe that memorises
+nothing measurable) it is the headline gate, with both sides as below.
 
 Three outcomes (audit_cli/gate.py): fail when the interval lies above ``fail_above``, pass
 only when it lies at or below it, inconclusive otherwise, with what would decide it.
