@@ -105,7 +105,8 @@ class AuditConfig:
     """decide: pass only when an interval shows the score below its threshold; evidence: pass
     unless it shows it above (the older reading)."""
     allow_underpowered: bool = DEFAULTS["allow_underpowered"]
-    """Train shadows even when the forget and test counts cannot decide the leakage threshold."""
+    """Train shadows even when there are too few forget or test examples for any claim, or too
+    few shadows to observe every example in both states."""
     variance: str = DEFAULTS["variance"]
     """Gaussian spread per example, pooled ("global"), or auto (by observations per state)."""
     spread: str = "shared"

@@ -118,7 +118,8 @@ def run_cmd(
         "--allow-underpowered/--no-allow-underpowered",
         metavar=FLAG,
         rich_help_panel=GATE_SWITCHES,
-        help="Train shadows even when the example counts cannot decide the leakage threshold (else exit 3 at once).",
+        help="Train shadows even with fewer than 20 forget or test examples, or too few shadows to observe every "
+        "example (else exit 3 at once).",
     ),
     exit_zero: bool = typer.Option(
         DEFAULTS["exit_zero"],
