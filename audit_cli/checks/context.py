@@ -22,6 +22,7 @@ from attacks.signals import IN, OUT, UNLEARNED, augmented_confidence
 from audit_cli.errors import InconclusiveError, UsageError
 from audit_cli.gate import HALF_BANK_DRAWS
 from audit_cli.looks import Look, single_look
+from audit_cli.unlearn import get_method
 from audit_cli.unlearn.mpru import apply_filter
 
 if TYPE_CHECKING:
@@ -49,16 +50,10 @@ class AuditContext:
     """The audited model's outputs (views, n, C), through its output filter if it has one."""
     unfiltered_view_logits: np.ndarray
     target_phi: np.ndarray
-    scores: np.ndarray
-    """The headline attack's per-example score (higher: looks trained on / unlearned)."""
-    variance: str
-    """The Gaussian spread ``auto`` resolved to."""
     f_rows: np.ndarray
     t_rows: np.ndarray
     """The attack's negatives: test examples (of the forgotten class, in class mode)."""
     r_rows: np.ndarray
-    separation: SeparationReport
-    """The headline attack, forget against test."""
     min_leakage: float
     """The smallest leakage threshold these counts decide (audit_cli/gate.py)."""
     original: ReferenceModel | None = None
@@ -94,6 +89,30 @@ class AuditContext:
         influence estimate (--estimate-retrained), never to be mistaken for a real one."""
         return "estimated retrained" if self.retrained is not None and self.retrained.estimated else "retrained"
 
+    # The headline attack is scored only when a check reads it: a sequential audit reads
+    # only the residual share at the looks that do not stop it (audit_cli/pipeline.py).
+    @cached_property
+    def _attack(self) -> tuple[np.ndarray, str]:
+        scores, variance = attack_scores(self.signals, self.dataset, self.target_phi, self.method, self.config)
+        check_scored(scores[self.f_rows], scores[self.t_rows], self.method)
+        return scores, variance
+
+    @property
+    def scores(self) -> np.ndarray:
+        """The headline attack's per-example score (higher: looks trained on / unlearned)."""
+        return self._attack[0]
+
+    @property
+    def variance(self) -> str:
+        """The Gaussian spread ``auto`` resolved to."""
+        return self._attack[1]
+
+    @cached_property
+    def separation(self) -> SeparationReport:
+        """The headline attack, forget against test."""
+        return separation(np.r_[self.scores[self.f_rows], self.scores[self.t_rows]], self.labels,
+                          seed=self.config.seed)  # fmt: skip
+
     @cached_property
     def labels(self) -> np.ndarray:
         """Forget (True) then test (False), the order of every forget-vs-test comparison."""
@@ -123,6 +142,12 @@ class AuditContext:
             return augmented_confidence(self.unfiltered_view_logits, self.dataset.y)
         return None
 
+    @property
+    def exact_method(self) -> bool:
+        """Whether the shadows were unlearned exactly (retrain): then a shadow that unlearned an
+        example sits where exact unlearning leaves it, as one that never saw it does."""
+        return self.method is not None and get_method(self.method).exact
+
     @cached_property
     def residual(self) -> ResidualReport | str:
         """The forget set's residual memorisation share (attacks/residual.py), or why it
@@ -131,8 +156,9 @@ class AuditContext:
         (unlearned as the audited model was)."""
         signals = self.signals
         try:
-            return residual_share(signals.phi_before, signals.phi_after, signals.states != OUT, self.target_phi,
-                                  self.f_rows, self.t_rows, seed=self.config.seed)  # fmt: skip
+            return residual_share(signals.phi_before, signals.phi_after, signals.states, self.target_phi,
+                                  self.f_rows, self.t_rows, exact_method=self.exact_method,
+                                  seed=self.config.seed)  # fmt: skip
         except ValueError as exc:
             return str(exc)
 
@@ -214,48 +240,38 @@ def build_context(
     look: Look | None = None,
 ) -> AuditContext:
     """Score the audited model against the bank; refuse when the attack scores nothing."""
-    config, dataset, method = inputs.config, inputs.dataset, inputs.method
+    config, dataset = inputs.config, inputs.dataset
     raw = view = np.asarray(inputs.model.view_logits(dataset, inputs.device))
     if inputs.output_filter is not None:
         view = apply_filter(raw, inputs.output_filter.forget_class, inputs.output_filter.bias)
-    target_phi = augmented_confidence(view, dataset.y)
-    scores, variance = attack_scores(signals, dataset, target_phi, method, config)
-    f_rows, t_rows = dataset.rows(inputs.forget), dataset.rows(inputs.test)
-    forget_scores, test_scores = scores[f_rows], scores[t_rows]
-    check_scored(forget_scores, test_scores, method)
-    labels = np.r_[np.ones(len(f_rows), bool), np.zeros(len(t_rows), bool)]
-    return AuditContext(
+    ctx = AuditContext(
         config=config,
         dataset=dataset,
         meta=inputs.model.meta,
-        method=method,
+        method=inputs.method,
         forget=inputs.forget,
         signals=signals,
         view_logits=view,
         unfiltered_view_logits=raw,
-        target_phi=target_phi,
-        scores=scores,
-        variance=variance,
-        f_rows=f_rows,
-        t_rows=t_rows,
+        target_phi=augmented_confidence(view, dataset.y),
+        f_rows=dataset.rows(inputs.forget),
+        t_rows=dataset.rows(inputs.test),
         r_rows=dataset.rows(inputs.retain),
-        separation=separation(np.r_[forget_scores, test_scores], labels, seed=config.seed),
         min_leakage=min_leakage,
         original=original,
         retrained=retrained,
         filtered=inputs.output_filter is not None,
         look=look,
     )
+    ctx.scores  # noqa: B018 -- an attack that scores nothing is refused at the first look, not after the last
+    return ctx
 
 
 def at_look(ctx: AuditContext, signals: SignalBank, look: Look) -> AuditContext:
-    """The same audit read at another look: the audited model's outputs are kept, the
-    headline attack is scored again against these shadows (nothing cached carries over)."""
-    scores, variance = attack_scores(signals, ctx.dataset, ctx.target_phi, ctx.method, ctx.config)
-    check_scored(scores[ctx.f_rows], scores[ctx.t_rows], ctx.method)
-    return replace(ctx, signals=signals, scores=scores, variance=variance, look=look,
-                   separation=separation(np.r_[scores[ctx.f_rows], scores[ctx.t_rows]], ctx.labels,
-                                         seed=ctx.config.seed))  # fmt: skip
+    """The same audit read at another look: the audited model's outputs are kept; everything
+    read from the bank (the headline attack, the residual share) is computed again, and only
+    when a check reads it."""
+    return replace(ctx, signals=signals, look=look)
 
 
 def check_scored(forget_scores: np.ndarray, test_scores: np.ndarray, method: str | None) -> None:
