@@ -101,6 +101,31 @@ def tpr_at(scores: np.ndarray, labels: np.ndarray, fpr_target: float) -> float:
     return float(tpr[fpr <= fpr_target].max())
 
 
+# Bootstrap resamples scored at once (bounds the memory: rows x examples float64).
+_ROWS_PER_BLOCK = 100
+
+
+def _resample_stats(drawn: np.ndarray, n_pos: int, fprs: tuple[float, ...]) -> dict:
+    """AUC, balanced accuracy and TPR at each FPR of every row of ``drawn`` (rows x examples,
+    the first ``n_pos`` columns positive): what auc_score and roc_curve give one row."""
+    n_neg = drawn.shape[1] - n_pos
+    ranks = rankdata(drawn, axis=1)
+    out: dict = {"auc": (ranks[:, :n_pos].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)}
+    order = np.argsort(-drawn, axis=1, kind="stable")
+    ordered = np.take_along_axis(drawn, order, axis=1)
+    positive = order < n_pos
+    tpr = np.cumsum(positive, axis=1) / n_pos
+    fpr = np.cumsum(~positive, axis=1) / n_neg
+    # Only the last position of each tied run is a threshold (roc_curve's distinct scores).
+    threshold = np.ones_like(positive)
+    threshold[:, :-1] = ordered[:, :-1] != ordered[:, 1:]
+    # (0, 0), the curve's start, is a threshold of every row: balanced accuracy 1/2, TPR 0.
+    out["bacc"] = np.maximum(0.5, np.where(threshold, 1 - (fpr + (1 - tpr)) / 2, -np.inf).max(axis=1))
+    for f in fprs:
+        out[f] = np.maximum(0.0, np.where(threshold & (fpr <= f), tpr, -np.inf).max(axis=1))
+    return out
+
+
 def separation(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -125,15 +150,15 @@ def separation(
     if len(pos) == 0 or len(neg) == 0:
         raise ValueError("separation needs at least one positive and one negative score")
     rng = np.random.default_rng(seed)
+    # The resamples are drawn one by one (the same draws as a loop over them), then scored
+    # in blocks of rows at once.
+    picks = [(rng.integers(0, len(pos), len(pos)), rng.integers(0, len(neg), len(neg))) for _ in range(n_bootstrap)]
     stats = {"auc": [], "bacc": []} | {f: [] for f in fprs}
-    both = np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]
-    for _ in range(n_bootstrap):
-        s = np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]
-        stats["auc"].append(auc_score(s, both))
-        fpr, tpr = roc_curve(s, both)
-        stats["bacc"].append(float(np.max(1 - (fpr + (1 - tpr)) / 2)))
-        for f in fprs:
-            stats[f].append(float(tpr[fpr <= f].max()))
+    for start in range(0, n_bootstrap, _ROWS_PER_BLOCK):
+        block = picks[start : start + _ROWS_PER_BLOCK]
+        drawn = np.concatenate([np.stack([pos[i] for i, _ in block]), np.stack([neg[j] for _, j in block])], axis=1)
+        for name, values in _resample_stats(drawn, len(pos), fprs).items():
+            stats[name].extend(values.tolist())
     alpha = (1 - level) / 2
 
     def interval(value: float, samples: list[float]) -> Interval:
