@@ -29,6 +29,7 @@ from audit_cli.families import family_of
 from audit_cli.federated.partition import client_ids, federation_clients, request_federation, whole_clients
 from audit_cli.files import check_printable
 from audit_cli.gate import GATES, MAX_UNSCORABLE, MIN_EXAMPLES
+from audit_cli.looks import FIRST_LOOK
 from audit_cli.models.metadata import CheckpointMeta
 from audit_cli.models.recipe import Federation
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank
@@ -39,6 +40,9 @@ from audit_cli.unlearn.mpru import FilterSpec, check_filter_parent, load_filter
 from audit_cli.unlearn_request import resolve_forget
 
 DEFAULT_SHADOWS = int(DEFAULTS["shadows"])
+# Shadows trained at once in a class-forgetting bank, read in one look (random forgetting's
+# chunk is its first look).
+CLASS_CHUNK = 16
 # Random forgetting scores at most this many test examples per forget example (a seeded
 # sample beyond it), so that each candidate is UNLEARNED in enough shadows.
 NEGATIVES_PER_FORGET = 4
@@ -85,7 +89,10 @@ class AuditConfig:
     """A bank imported with ``audit bank import``: its shadows are scored, none is trained."""
     shadows: int = DEFAULT_SHADOWS
     bank: Path = Path(str(DEFAULTS["bank"]))
-    chunk_size: int = 16
+    chunk_size: int | None = None
+    """Shadows trained at once (a new bank's chunks); None: the first look's count for random
+    forgetting (audit_cli/looks.py: a fresh audit stops there when it can), 16 for class
+    forgetting (one look at the whole bank)."""
     fail_above: float = DEFAULTS["fail_above"]
     """The leakage threshold (2|AUC - 0.5|): fail above it; with random forgetting it only fails."""
     residual_above: float = DEFAULTS["residual_above"]
@@ -375,7 +382,8 @@ def prepare(config: AuditConfig) -> AuditInputs:
         seed=config.seed,
         train_size=train_size,
     )
-    bank = ShadowBank(config.bank, spec, chunk_size=config.chunk_size)
+    chunk_size = config.chunk_size or (CLASS_CHUNK if config.forget_class is not None else FIRST_LOOK)
+    bank = ShadowBank(config.bank, spec, chunk_size=chunk_size)
     return AuditInputs(config, audited, dataset, forget, retain, test, unlearning, bank, device, output_filter)
 
 

@@ -7,7 +7,7 @@ with the point's own parameters; all points share one bank folder, and the shado
 the points train alike, are trained once and kept in memory for the others
 (audit_cli/shadows/reuse.py). Per point the sweep
 keeps forget, retain and test accuracy, the Average Gap and KL to the retrained model,
-the detrimental-unlearning ratio, and the leakage with its interval and verdict.
+the detrimental-unlearning ratio, the leakage with its interval, and the audit's verdict.
 
 Picking the best of many noisy points after the fact overstates how well the method
 works (the "illusion" of the ascent paper, "Ascent Fails to Forget"): the best of n
@@ -85,7 +85,8 @@ class SweepPoint:
     leakage_low: float
     leakage_high: float
     verdict: str
-    """The leakage check's verdict (pass, fail or inconclusive)."""
+    """The audit's verdict at this point (pass, fail or inconclusive): its headline gated
+    check's, the residual share where it gates (the leakage check then only fails)."""
     exit_code: int
     average_gap: float | None
     kl_forget: float | None
@@ -216,7 +217,7 @@ def run_point(
         leakage=leak.score,
         leakage_low=leak.low,
         leakage_high=leak.high,
-        verdict=leak.verdict,
+        verdict=report.headline.verdict,
         exit_code=int(report.exit_code),
         average_gap=_check(report, "average gap"),
         kl_forget=_check(report, "divergence to retrained (forget)"),

@@ -69,7 +69,11 @@ FL_RECIPES = {
 THRESHOLDS = (0.1, 0.15, 0.2, 0.3)
 # The gate a row was measured under (rows without one predate the residual gate: leakage
 # gated both ways, every shadow trained at once).
-GATE = "residual-sequential-1"
+GATE = "residual-sequential-2"
+# The looks of a default audit (up to 64 shadows) under each version of the gate. 1: a
+# bootstrap over shadows and examples, looks from 16; 2: over the examples with the bank held
+# fixed, an exact method's unlearned shadows in the exact centre, looks from 8.
+LOOKS = {"residual-sequential-1": (16, 32, 64), GATE: (8, 16, 32, 64)}
 LOOK_ALPHA = 0.025  # audit_cli/looks.py ALPHA: each side's error over all looks
 
 
@@ -358,24 +362,25 @@ GENERATED = "<!-- generated: {} -->"
 END_GENERATED = "<!-- end generated -->"
 
 
-def decisive_table(rows: list[dict]) -> str:
-    """Markdown: per scenario measured under the residual gate (``GATE``), the exit-code rates,
-    the share, the shadows that decided and the cost in trainings of the audited recipe."""
+def decisive_table(rows: list[dict], gate: str = GATE) -> str:
+    """Markdown: per scenario measured under a version of the residual gate (``GATE``: the
+    current one), the exit-code rates, the share, the shadows that decided and the cost in
+    trainings of the audited recipe."""
     out = [
         "| scenario | draws | FAIL (exit 1) | PASS (exit 0) | inconclusive (exit 3) | residual share: mean (sd) | "
-        "decided at 16 / 32 / 64 shadows | cost: median (max) x one training | exact passes 9/10 from: median | "
-        "within it at the last look |",
+        f"decided at {' / '.join(map(str, LOOKS[gate]))} shadows | cost: median (max) x one training | "
+        "exact passes 9/10 from: median | within it at the last look |",
         "|---" * 10 + "|",
     ]
     for name in SCENARIOS:
-        got = [r for r in rows if r["scenario"] == name and r.get("gate") == GATE]
+        got = [r for r in rows if r["scenario"] == name and r.get("gate") == gate]
         if not got:
             continue
         n = len(got)
         codes = [r["exit_code"] for r in got]
         shares = measured_shares(got)
         used = [r["shadows"]["n"] for r in got]
-        decided = " / ".join(str(sum(u == k for u in used)) for k in (16, 32, 64))
+        decided = " / ".join(str(sum(u == k for u in used)) for k in LOOKS[gate])
         cost = [r["audit_seconds"] / r["train_seconds"] for r in got if r.get("train_seconds")]
         # Recomputed from each draw's spread and looks (the figure the audit quotes, as
         # audit_cli/checks/residual.py power_thresholds computes it).
@@ -478,6 +483,8 @@ def main() -> None:
         rows = [json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]
         print(decisive_table(rows))
         print()
+        print(decisive_table(rows, "residual-sequential-1"))
+        print()
         print(table(legacy(rows)))
         print()
         print(residual_table(legacy(rows)))
@@ -485,7 +492,9 @@ def main() -> None:
             old = legacy(rows)
             partial = [r for r in old if SCENARIOS[r["scenario"]].target == "partial"]
             central = [r for r in old if not SCENARIOS[r["scenario"]].federated and r not in partial]
-            write_generated(args.write_docs, {"decisive": decisive_table(rows), "central": table(central),
+            write_generated(args.write_docs, {"decisive": decisive_table(rows),
+                                              "decisive-1": decisive_table(rows, "residual-sequential-1"),
+                                              "central": table(central),
                                               "partial": table(partial), "residual": residual_table(old)})  # fmt: skip
         return
     if args.threads:

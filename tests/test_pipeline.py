@@ -72,11 +72,12 @@ def residual(report):
 
 
 def test_original_is_flagged_as_under_forgetting(models):
+    # 16 shadows: looks at 8 and 16, and the original is failed on the first 8.
     report = audit(models, "original")
     check = leakage(report)
     assert report.mode == "lira"
-    assert check.verdict == "fail" and check.low > 0.1
-    assert check.details["direction"] == "under-forgetting"
+    assert residual(report).verdict == "fail" and report.shadows.n == 8
+    assert check.score > 0.1 and check.details["direction"] == "under-forgetting"
     assert int(report.exit_code) == 1
     assert len(report.exposed) == 10
 
@@ -94,7 +95,8 @@ def test_retrained_passes_where_the_counts_can_decide_and_the_bank_is_reused(mod
     assert 0.03 < utility.details["model_sd"] < 0.1 and utility.verdict == "pass"
     share = residual(report)
     assert share.verdict == "inconclusive" and share.low < 0 < share.high and share.high - share.low > 0.6
-    z = norm.ppf(0.975)  # one look spends the whole one-sided 2.5%
+    assert report.shadows.n == 16 and share.details["look"] == 2 and share.details["looks"] == 2
+    z = norm.ppf(1 - 0.025 / 2)  # two looks (8, 16), each spending half the one-sided 2.5%
     assert share.low == pytest.approx(share.score - z * share.details["sd"], abs=1e-12)
     # Never a silent pass: the sentence names the thresholds this precision could pass at.
     half = (z + norm.ppf(0.75)) * share.details["sd"]  # |estimate| <= 0.674 sd half the time
@@ -102,12 +104,14 @@ def test_retrained_passes_where_the_counts_can_decide_and_the_bank_is_reused(mod
     # Leakage keeps only its fail side: shown below nothing, it is information, not a pass.
     check = leakage(report)
     assert check.verdict == "info" and not check.gated and "can only fail" in check.sentence
-    assert report.shadows.trained_now == 0, "same recipe and forget rule: the bank from the first audit"
+    # Same recipe and forget rule as the original's audit above, which stopped at 8 shadows:
+    # those 8 are reused, and only the second look's 8 are trained.
+    assert report.shadows.trained_now == 8
     assert int(report.exit_code) == 3 and report.headline.name == "residual-memorisation"
     # A threshold the interval clears passes, and the report says on how many shadows.
     lenient = audit(models, "retrained", residual_above=0.999, utility_drop_above=0.35)
     assert residual(lenient).verdict == "pass" and int(lenient.exit_code) == 0
-    assert lenient.shadows.n == 16 and lenient.shadows.schedule == (16,)
+    assert lenient.shadows.n == 16 and lenient.shadows.schedule == (8, 16)  # 8 could not show it
     # The evidence reading passes an interval that reaches above the threshold, and says so.
     lenient = audit(models, "retrained", retrained=models / "retrained.safetensors", residual_above=0.999,
                     utility_drop_above=0.01, gate="evidence")  # fmt: skip
@@ -675,22 +679,22 @@ def test_an_original_that_is_not_the_parent_is_refused_before_training(models, t
 
 
 def test_shadows_are_trained_only_until_the_verdict_is_decided(models, tmp_path):
-    """Looks at 16 and 32 shadows: the original (a no-op) is failed on the first 16 and the
+    """Looks at 8, 16 and 32 shadows: the original (a no-op) is failed on the first 8 and the
     rest are never trained; read again from the same bank, it gets the same verdict on the
-    same 16 without training anything."""
+    same 8 without training anything."""
     first = audit(models, "original", shadows=32, bank=tmp_path / "bank")
     share = residual(first)
-    assert first.shadows.schedule == (16, 32) and first.shadows.n == 16 and first.shadows.trained_now == 16
-    assert share.verdict == "fail" and share.details["look"] == 1 and share.details["looks"] == 2
-    assert share.details["alpha"] == pytest.approx(0.025 / 2)
+    assert first.shadows.schedule == (8, 16, 32) and first.shadows.n == 8 and first.shadows.trained_now == 8
+    assert share.verdict == "fail" and share.details["look"] == 1 and share.details["looks"] == 3
+    assert share.details["alpha"] == pytest.approx(0.025 / 3)
     again = audit(models, "original", shadows=32, bank=tmp_path / "bank")
     assert again.shadows.trained_now == 0 and again.checks == first.checks
     # A bank that already holds all 32 shadows (built ahead, as `audit shadows` does) is read
-    # at the same looks: the same verdict, from the same first 16 shadows.
+    # at the same looks: the same verdict, from the same first 8 shadows.
     from audit_cli.pipeline import prepare
 
     config = AuditConfig(model=models / "original.safetensors", forget=models / "forget.txt", shadows=32,
                          chunk_size=8, bank=tmp_path / "full", device="cpu", allow_underpowered=True)  # fmt: skip
     assert prepare(config).build_bank() == 32
     reused = audit(models, "original", shadows=32, bank=tmp_path / "full")
-    assert reused.shadows.n == 16 and reused.shadows.trained_now == 0 and reused.checks == first.checks
+    assert reused.shadows.n == 8 and reused.shadows.trained_now == 0 and reused.checks == first.checks
