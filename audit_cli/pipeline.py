@@ -1,12 +1,12 @@
 """``audit run`` as a plain function: prepare, bank, checks, report. Nothing here prints:
 the CLI renders the report.
 
-Data flow (DESIGN.md): load the audited checkpoint (and the optional original and
+Data flow (docs/architecture.md): load the audited checkpoint (and the optional original and
 retrained ones) safely and resolve the forget set against the dataset the model was
 trained on (audit_cli/inputs.py); say, before any shadow trains, what the counts cannot
 show (and refuse only counts too small for any claim); build or reuse the shadow bank
 (shadows trained with the model's recipe and, when the model declares an unlearning
-method, unlearned with it), in looks of 16, 32, 64 ... shadows until the verdict is
+method, unlearned with it), in looks of 8, 16, 32, 64 ... shadows until the verdict is
 decided (audit_cli/looks.py); score the model's own signals against the shadows
 (audit_cli/checks/context.py); run every check that applies (audit_cli/checks/); assemble
 the report.

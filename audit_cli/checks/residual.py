@@ -95,16 +95,18 @@ def run(ctx: AuditContext) -> list[Outcome]:
     details |= {"sd": report.sd, "fail_bounds": [fail_low, fail_high], "exact_passes_half_from": half,
                 "exact_passes_nine_tenths_from": nine_tenths, "interval95": [share.low, share.high]}  # fmt: skip
     common = dict(score=share.value, low=low, high=high, threshold=threshold, gated=True, details=details)
-    kept = f"the forget set keeps {share.value:.0%} [{low:.0%}, {high:.0%}] of the memorisation training gave it"
+    kept = (f"the forget set keeps {_percent(share.value)} [{_percent(low)}, {_percent(high)}] of the memorisation "
+            "training gave it")  # fmt: skip
     bank = f"{report.n_shadows} shadows, look {look.index + 1} of {look.count}"
     if fail_low > 0 and share.value > threshold:
         return [CheckResult(NAME, "fail", (
-            f"{kept}, more than {threshold:.0%}; not exact unlearning (at least {fail_low:.0%} > 0; {bank})"),
+            f"{kept}, more than {threshold:.0%}; not exact unlearning (at least {_percent(fail_low)} > 0; {bank})"),
             **common)]  # fmt: skip
     if fail_high < 0 and share.value < -threshold:
         return [CheckResult(NAME, "fail", (
             f"over-forgetting: {kept}; the forget set is pushed below where exact unlearning leaves it, by more "
-            f"than {threshold:.0%} of that memorisation (at most {fail_high:.0%} < 0; {bank})"), **common)]  # fmt: skip
+            f"than {threshold:.0%} of that memorisation (at most {_percent(fail_high)} < 0; {bank})"),
+            **common)]  # fmt: skip
     if min(report.n_forget, report.n_test) < MIN_EXAMPLES:
         return [CheckResult(NAME, "inconclusive", (
             f"{kept}; {report.n_forget} forget and {report.n_test} test examples are too few to show it within "
@@ -121,6 +123,12 @@ def run(ctx: AuditContext) -> list[Outcome]:
     return [CheckResult(NAME, "inconclusive", (
         f"{kept}: neither shown within {threshold:.0%} of exact unlearning nor shown beyond it ({bank}); "
         f"{power}{more}"), **common)]  # fmt: skip
+
+
+def _percent(share: float) -> str:
+    """A share as a whole percentage; a share that rounds to 0 reads 0%, never -0%."""
+    text = f"{share:.0%}"
+    return "0%" if text == "-0%" else text
 
 
 def decided(ctx: AuditContext) -> bool:
