@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -228,7 +228,7 @@ def run_point(
     return point, report
 
 
-def sweep(request: SweepRequest, progress=None) -> SweepResult:
+def sweep(request: SweepRequest, progress=None, notice: Callable[[str], None] | None = None) -> SweepResult:
     check_seed(request.seed)
     low, high = LIMITS["shadows"]
     if not low <= request.shadows <= high:
@@ -242,7 +242,10 @@ def sweep(request: SweepRequest, progress=None) -> SweepResult:
     # observe every example in both states are the points' shadows).
     inputs = prepare(replace(audit_config(request, request.model, request.seed), method=request.method))
     load_references(inputs)
-    power_notes(inputs, min_decidable_leakage(len(inputs.forget), len(inputs.test)))
+    # A pass the counts cannot reach is said before the first point, as audit run says it.
+    for note in power_notes(inputs, min_decidable_leakage(len(inputs.forget), len(inputs.test))):
+        if notice is not None:
+            notice(note)
     out.mkdir(exist_ok=True)
     criterion = "average gap" if request.retrained is not None else "leakage"
     points = []

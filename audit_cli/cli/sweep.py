@@ -22,6 +22,7 @@ from audit_cli.cli.common import (
     progress_bar,
     quiet_option,
     seed_option,
+    stderr_notice,
     stdout_console,
 )
 from audit_cli.cli.settings import bank_option, lock_timeout_option, resolved, shadows_option
@@ -78,7 +79,7 @@ def sweep_cmd(
                            # Like audit run's: from AUDIT_LOCK_TIMEOUT or audit.toml when not given.
                            lock_timeout=resolved(ctx, {"lock_timeout": lock_timeout})["lock_timeout"])  # fmt: skip
     with progress_bar("sweep", quiet, unit="points") as update:
-        result = sweep(request, progress=update)
+        result = sweep(request, progress=update, notice=stderr_notice)
     if output_format is OutputFormat.json:
         print_json(result.to_dict())
     else:
