@@ -698,3 +698,23 @@ def test_shadows_are_trained_only_until_the_verdict_is_decided(models, tmp_path)
     assert prepare(config).build_bank() == 32
     reused = audit(models, "original", shadows=32, bank=tmp_path / "full")
     assert reused.shadows.n == 8 and reused.shadows.trained_now == 0 and reused.checks == first.checks
+
+
+def test_examples_a_small_bank_never_observed_in_a_state_are_left_out_of_the_effect_at_random(models, tmp_path):
+    # At 4 shadows, about a third of the examples (0.75^4) have no shadow that never trained on
+    # them: the effect is measured on the others, which the bank's plan picked at random,
+    # rather than declared unmeasurable (they are not examples the model could not score).
+    from attacks.signals import OUT
+
+    report = audit(models, "ascent", original=models / "original.safetensors", shadows=4, bank=tmp_path / "bank")
+    effect = next(c for c in report.checks if c.name == "unlearning-effect")
+    assert 0 < effect.details["n_forget"] < 50, effect.details
+    assert "could be measured on" not in effect.sentence and effect.score is not None, effect.sentence
+    from audit_cli.pipeline import prepare
+
+    inputs = prepare(AuditConfig(model=models / "ascent.safetensors", forget=models / "forget.txt", shadows=4,
+                                 original=models / "original.safetensors", bank=tmp_path / "bank", device="cpu",
+                                 allow_underpowered=True))  # fmt: skip
+    states = inputs.bank.load(4, logits=False).states[:, inputs.dataset.rows(inputs.forget)]
+    observed = ((states != OUT).any(axis=0) & (states == OUT).any(axis=0)).sum()
+    assert effect.details["n_forget"] == observed

@@ -57,8 +57,16 @@ def effect(ctx: AuditContext) -> CheckResult:
         report = unlearning_effect(drop[f_rows], drop[ref_rows], expected_f, expected_t)
     except ValueError as exc:  # too few finite examples: no claim, not a crash
         return CheckResult(NAME, "inconclusive", f"no claim: {exc}", threshold=threshold, gated=True)
-    # As for leakage: the examples measured must be enough, and stand for the sets.
-    unscored = max(1 - report.n_forget / len(f_rows), 1 - report.n_test / len(ref_rows))
+    # As for leakage: the examples measured must be enough, and stand for the sets. An example
+    # that no shadow of a small bank saw in one of the two states (one in ten at 8 shadows:
+    # 0.75^8 with three in four trained) is left out at random, by the bank's plan, not for
+    # what it is: only examples the bank observed and still could not score count against
+    # the sets (a wrecked model's non-finite outputs).
+    trained = signals.states != OUT
+    observed = (trained.any(axis=0) & (~trained).any(axis=0)) if ctx.forget_class is None else np.ones(
+        trained.shape[1], bool)  # fmt: skip
+    unscored = max(1 - report.n_forget / max(int(observed[f_rows].sum()), 1),
+                   1 - report.n_test / max(int(observed[ref_rows].sum()), 1))  # fmt: skip
     if min(report.n_forget, report.n_test) < MIN_EXAMPLES or unscored > MAX_UNSCORABLE:
         return CheckResult(NAME, "inconclusive", (
             f"the effect could be measured on {report.n_forget} of {len(f_rows)} forget and {report.n_test} of "
