@@ -381,7 +381,10 @@ def decisive_table(rows: list[dict], gate: str = GATE) -> str:
         shares = measured_shares(got)
         used = [r["shadows"]["n"] for r in got]
         decided = " / ".join(str(sum(u == k for u in used)) for k in LOOKS[gate])
-        cost = [r["audit_seconds"] / r["train_seconds"] for r in got if r.get("train_seconds")]
+        # Only audits that trained their whole bank (a rerun of an interrupted draw reads the
+        # bank the first attempt left, which gives the same verdict but not its cost).
+        cost = [r["audit_seconds"] / r["train_seconds"] for r in got
+                if r.get("train_seconds") and r["shadows"]["trained_now"] >= r["shadows"]["n"]]  # fmt: skip
         # Recomputed from each draw's spread and looks (the figure the audit quotes, as
         # audit_cli/checks/residual.py power_thresholds computes it).
         nine = [nine_tenths_figure(r) for r in got if r.get("residual") and r["residual"].get("sd") is not None]

@@ -32,3 +32,8 @@ def test_the_readme_first_audit_passes_the_exact_retrain_and_fails_the_original(
     assert report.shadows.trained_now == report.shadows.n - 8  # the first 8 came from the first audit
     leakage = next(c for c in report.checks if c.name == "leakage")
     assert leakage.verdict == "info" and leakage.score < 0.1
+    # Without --retrained, utility compares with the shadows retrained without their forget
+    # sets: exact unlearners at the right size, which an exact retrain matches.
+    utility = next(c for c in report.checks if c.name == "utility")
+    assert utility.details["reference"] == "retrained shadows" and utility.verdict == "pass", utility.sentence
+    assert abs(utility.score) < 0.03
