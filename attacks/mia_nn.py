@@ -4,7 +4,7 @@ A model retrained without class ``c`` sends class-``c`` inputs to the classes mo
 ``c``. An unlearning method that only pushes the class's probability down leaves another
 trace: the way the forgotten examples spread over the remaining classes differs from the
 way never-seen examples of ``c`` do, and from the way a retrained model spreads them.
-MIA-NN (the TRW paper's attack; reconstructed, METHODS.md) reads exactly that spread.
+MIA-NN (the TRW paper's attack; reconstructed, docs/methods.md) reads exactly that spread.
 
 - Neighbor classes: top-``k`` classes by mean probability on class-``c`` inputs under
   reference models retrained without ``c``; without references, by cosine similarity of

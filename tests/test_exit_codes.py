@@ -1,4 +1,4 @@
-"""Every exit code of DESIGN.md's table, reached through the CLI (CliRunner)."""
+"""Every exit code of docs/audit.md's table, reached through the CLI (CliRunner)."""
 
 from dataclasses import replace
 

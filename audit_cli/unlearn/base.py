@@ -110,7 +110,7 @@ class MethodEntry:
 
     name: str
     params: type
-    """Frozen dataclass of the method's parameters, defaults as in METHODS.md."""
+    """Frozen dataclass of the method's parameters, defaults as in docs/methods.md."""
     supports: frozenset[str]
     """Kinds of forgetting: {"random", "class"}."""
     description: str

@@ -1,6 +1,6 @@
 """MPRU: forget a class with an output filter after any classifier (reconstructed).
 
-Reconstructed from the paper's description (METHODS.md), not from the authors' code: the
+Reconstructed from the paper's description (docs/methods.md), not from the authors' code: the
 model is left alone and its outputs are post-processed. With ``p = softmax(z)`` and the
 forgotten class ``c``, the forgotten mass is projected out and handed to the retained
 classes in proportion to their own probability, tilted by per-class biases ``a``::
