@@ -7,8 +7,8 @@ exact retrain and the original passed off as exactly unlearned (``--method retra
 --original``: a model that forgot nothing). digits: the sample models and the sample's
 random 30% forget list. mnist1d: an original and a retrain without 400 random training
 ids trained here (MLP 40-256-256-10, 30 epochs, as benchmarks/validity.py). The bank grows
-16, 32, 64 shadows only until the verdict is decided (audit_cli/looks.py), so the cost
-depends on the model: a no-op is decided on the first 16. Timed against one training run
+8, 16, 32, 64 shadows only until the verdict is decided (audit_cli/looks.py), so the cost
+depends on the model: a no-op is decided on the first 8. Timed against one training run
 of the original's recipe in the same process, so the ratios hold on a noisy machine.
 """
 
