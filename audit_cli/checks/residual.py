@@ -1,7 +1,7 @@
 """Residual memorisation, the headline gate of random forgetting: the share of what training
 put into the forget set's confidence that the audited model still shows, 0 for exact
 unlearning and 1 for a model that forgot nothing (attacks/residual.py: cross-fitted on the
-bank's halves, with a two-level bootstrap over examples and shadows).
+bank's halves, with a bootstrap over the examples, the bank held fixed).
 
 Unlike ``2|AUC - 0.5|``, whose value for a model that forgot nothing depends on how strongly
 the recipe memorises (about 0.17 on digits, 0.75 on mnist1d), this share means the same on
