@@ -382,7 +382,9 @@ def prepare(config: AuditConfig) -> AuditInputs:
         seed=config.seed,
         train_size=train_size,
     )
-    chunk_size = config.chunk_size or (CLASS_CHUNK if config.forget_class is not None else FIRST_LOOK)
+    chunk_size = config.chunk_size
+    if chunk_size is None:
+        chunk_size = CLASS_CHUNK if config.forget_class is not None else FIRST_LOOK
     bank = ShadowBank(config.bank, spec, chunk_size=chunk_size)
     return AuditInputs(config, audited, dataset, forget, retain, test, unlearning, bank, device, output_filter)
 

@@ -100,31 +100,35 @@ def shadow_reference(ctx: AuditContext) -> tuple[np.ndarray, np.ndarray, str]:
         logits = signals.logits_reference[:, rows]
         return logits.argmax(-1) == y, out & np.isfinite(logits).all(-1), "twins"
     if ctx.exact_method:
-        # Retrained shadows (after their exact unlearning) are what an exact unlearner is: the
-        # recipe at its training-set size (the original's less the forget set), and every
-        # one that unlearned an example never saw it either, three times the models of the
-        # untrained ones alone.
-        phi = signals.phi_after[:, rows]
-        return phi > 0, (signals.states[:, rows] != IN) & ~np.isnan(phi), "retrained shadows"
+        return (*_retrained_shadows(ctx, rows), "retrained shadows")
     phi = signals.phi_before[:, rows]
     # A shadow without a signal for an example has not scored it: no observation, not a miss.
     return phi > 0, out & ~np.isnan(phi), "shadows"
 
 
+def _retrained_shadows(ctx: AuditContext, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """With an exact method: whether each shadow, after its own exact unlearning, gets each
+    example right (``phi > 0``), and whether it never trained on it. Retrained shadows are
+    what an exact unlearner is, the recipe at its training-set size (the original's less
+    the forget set), and every one that unlearned an example never saw it either: three
+    times the models of the untrained ones alone."""
+    phi = ctx.signals.phi_after[:, rows]
+    return phi > 0, (ctx.signals.states[:, rows] != IN) & ~np.isnan(phi)
+
+
 def model_accuracy_sd(ctx: AuditContext, rows: np.ndarray) -> float:
     """Seed-to-seed spread of a retrained model's accuracy on these examples
     (attacks.gap.retrain_accuracy_sd), measured on models trained with the recipe and never
-    unlearned (a method's own spread, e.g. ascent wrecking shadows to varying degrees, is
-    not a retrain's): the twins in class mode (they are retrained models), otherwise the
-    shadows before unlearning, counting ``phi > 0`` (true-class probability above one half)
-    as correct, a close proxy of argmax-correct for confident models."""
+    unlearned by an inexact method (a method's own spread, e.g. ascent wrecking shadows to
+    varying degrees, is not a retrain's): the twins in class mode (retrained models), the
+    shadows after an exact method's retraining, otherwise the shadows before unlearning,
+    counting ``phi > 0`` (true-class probability above one half) as correct, a close proxy
+    of argmax-correct for confident models."""
     signals, y = ctx.signals, ctx.dataset.y
     if ctx.forget_class is not None and signals.logits_reference is not None:
         correct = signals.logits_reference[:, rows].argmax(-1) == y[rows]
-    elif ctx.exact_method:  # retrained shadows are retrains (shadow_reference)
-        phi = signals.phi_after[:, rows]
-        return retrain_accuracy_sd(phi > 0, (signals.states[:, rows] != IN) & ~np.isnan(phi),
-                                   min_examples=MIN_EXAMPLES)  # fmt: skip
+    elif ctx.exact_method:  # retrained shadows are retrains
+        return retrain_accuracy_sd(*_retrained_shadows(ctx, rows), min_examples=MIN_EXAMPLES)
     else:
         correct = signals.phi_before[:, rows] > 0
     return retrain_accuracy_sd(correct, signals.states[:, rows] == OUT, min_examples=MIN_EXAMPLES)
