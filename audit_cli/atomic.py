@@ -47,10 +47,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8", newline="\n")
 
 
+# ``-o -``: standard output, where an output is text (an id file, a CSV table, a report).
+STDOUT = "-"
+
+
 def check_output_path(path: str | Path, *, overwrite: bool, suffix: str | None = ".safetensors") -> Path:
     """Refuse an output path before any work is spent on filling it (``suffix=None``: any
     file name, e.g. an id file)."""
     path = Path(path)
+    if str(path) == STDOUT:
+        raise UsageError("-o - (standard output) is not available for this output: it is written as a file",
+                         hint="give a file name")  # fmt: skip
     if suffix is not None and path.suffix != suffix:
         what = repr(path.suffix) if path.suffix else "no extension"
         kind = "scikit-learn models" if suffix == ".skops" else "checkpoints"

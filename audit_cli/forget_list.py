@@ -13,8 +13,9 @@ from typing import Literal
 
 import numpy as np
 
-from audit_cli.atomic import check_output_path
-from audit_cli.data import Dataset, fingerprint_ids, write_id_file
+from audit_cli.atomic import STDOUT, atomic_write_text, check_output_path
+from audit_cli.data import Dataset, fingerprint_ids
+from audit_cli.data.ids import id_file_text
 from audit_cli.errors import UsageError
 from audit_cli.options import check_seed
 
@@ -41,6 +42,9 @@ class ForgetList:
     pool: int
     """How many training ids it was drawn from."""
     path: Path
+    """Where it was written (``-``: nowhere; the caller prints ``text``)."""
+    text: str
+    """The id file's text: the header, then the ids."""
 
 
 def draw_forget_list(
@@ -54,8 +58,9 @@ def draw_forget_list(
     overwrite: bool = False,
 ) -> ForgetList:
     """A uniform random sample of the training ids (of ``forget_class``'s, if given), written
-    to ``out`` as an id file. Exactly one of ``fraction`` (0 < f < 1) and ``count``."""
-    out = check_output_path(out, overwrite=overwrite, suffix=None)
+    to ``out`` as an id file (``-``: not written; the caller prints its text). Exactly one
+    of ``fraction`` (0 < f < 1) and ``count``."""
+    out = Path(out) if str(out) == STDOUT else check_output_path(out, overwrite=overwrite, suffix=None)
     check_seed(seed)
     if (fraction is None) == (count is None):
         raise UsageError("give exactly one of --fraction and --count")
@@ -74,5 +79,7 @@ def draw_forget_list(
         f"{n} of the {len(pool)} {what}training ids of {dataset.name} (fingerprint {dataset.fingerprint[:16]}), "
         f"drawn uniformly with seed {seed} by audit forget-list\nids fingerprint {fingerprint_ids(ids)}"
     )
-    write_id_file(out, ids, header=header)
-    return ForgetList(ids, len(pool), out)
+    text = id_file_text(ids, header)
+    if str(out) != STDOUT:
+        atomic_write_text(out, text)
+    return ForgetList(ids, len(pool), out, text)

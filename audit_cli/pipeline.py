@@ -32,7 +32,6 @@ import numpy as np
 
 from attacks.signals import IN, UNLEARNED
 from audit_cli.checks import residual
-from audit_cli.checks.base import CheckName
 from audit_cli.checks.context import AuditContext, at_look, build_context, shadow_subset
 from audit_cli.checks.leakage import curves, leakage_interval
 from audit_cli.checks.registry import run_checks
@@ -151,6 +150,10 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None,
     )
 
 
+# The one row of a refused audit's report (not a check: none ran).
+REFUSED = "power"
+
+
 def _refused(inputs: AuditInputs, exc: InconclusiveError, min_leakage: float, started: float, started_at: str,
              shadows: tuple[int, int, str, str] | None = None) -> AuditReport:  # fmt: skip
     """The report of an audit refused as inconclusive (too few examples or shadows for any
@@ -160,7 +163,7 @@ def _refused(inputs: AuditInputs, exc: InconclusiveError, min_leakage: float, st
     first look."""
     n, trained_now, bank, source = shadows or (0, 0, str(inputs.bank.path), "built by this tool")
     sentence = exc.message + (f" ({exc.hint})" if exc.hint else "")
-    check = CheckResult(CheckName.POWER.value, "inconclusive", sentence, gated=True,
+    check = CheckResult(REFUSED, "inconclusive", sentence, gated=True,
                         details={"refused": exc.message, "hint": exc.hint})  # fmt: skip
     return AuditReport(
         model=_model_section(inputs),

@@ -98,6 +98,8 @@ def test_evaluate_attack_and_export_take_the_parent(runner, built, tmp_path):
     export = invoke(runner, "bank", "export", parent, "-o", out)
     assert export.exit_code == 0 and out.is_file() and f"to {out}" in export.stdout
     assert invoke(runner, "bank", "export", leaf, "--out", tmp_path / "b.parquet").exit_code == 0  # the older name
+    piped = invoke(runner, "bank", "export", parent, "-o", "-")  # -o -: the CSV on stdout, the note on stderr
+    assert piped.exit_code == 0 and piped.stdout == out.read_text() and "rows to -" in piped.stderr
 
 
 def test_bank_commands_look_where_run_builds(runner, built, monkeypatch, tmp_path):

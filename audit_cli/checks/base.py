@@ -36,9 +36,6 @@ class CheckName(StrEnum):
     REFERENCE = "reference metrics"
     UTILITY = "utility"
     KLOM = "klom"
-    POWER = "power"
-    """Not a check: the row of an audit refused before its checks ran (too few examples or
-    shadows for any claim), so that its report says why."""
 
 
 Forgetting = frozenset[str]

@@ -11,11 +11,12 @@ own ``--help`` is asked for): most of them need torch, and ``audit --version``, 
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 
-from audit_cli.cli.common import EXIT_CODES_HELP, FLAG, LazyCommand, lazy_group
+from audit_cli.cli.common import EXIT_CODES_HELP, FLAG, LazyCommand, lazy_group, stderr_console, unknown_variables
 from audit_cli.errors import ExitCode
 from audit_cli.version import __version__
 
@@ -112,6 +113,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     cls=lazy_group(COMMANDS),
+    # -h as well as --help, on every command (subcommands inherit the names).
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 bank_app = typer.Typer(help="List, export and import shadow banks.", no_args_is_help=True,
                        cls=lazy_group(BANK_COMMANDS))  # fmt: skip
@@ -130,10 +133,12 @@ def version_callback(value: bool) -> None:
 @app.callback()
 def main_callback(
     version: bool = typer.Option(
-        False, "--version", metavar=FLAG, callback=version_callback, is_eager=True, help="Print the version."
+        False, "--version", "-V", metavar=FLAG, callback=version_callback, is_eager=True, help="Print the version."
     ),
 ) -> None:
     """Privacy audit for machine unlearning."""
+    for line in unknown_variables(os.environ):
+        stderr_console().print(line, markup=False)
 
 
 def main() -> None:

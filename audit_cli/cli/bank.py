@@ -4,12 +4,13 @@ they are intact, and their signals as a table. Reading a bank needs no torch (`a
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from audit_cli.atomic import check_output_path
+from audit_cli.atomic import STDOUT, check_output_path
 from audit_cli.banks import list_banks, read_bank_info, resolve_bank
 from audit_cli.cli.common import (
     FLAG,
@@ -18,6 +19,7 @@ from audit_cli.cli.common import (
     format_option,
     output_option,
     print_json,
+    stderr_console,
     stdout_console,
 )
 from audit_cli.cli.settings import resolved
@@ -67,14 +69,17 @@ def bank_ls_cmd(
 def bank_export_cmd(
     ctx: typer.Context,
     bank: Path = bank_argument(),
-    output: Path = output_option("Output table, .parquet or .csv."),
+    output: Path = output_option("Output table, .parquet or .csv (- for CSV on standard output)."),
     overwrite: bool = typer.Option(False, "--overwrite", metavar=FLAG, help="Replace the table if it exists."),
 ) -> None:
     """Write a bank as a long table (shadow, example_id, state, phi_before, phi_after)."""
-    check_output_path(output, overwrite=overwrite, suffix=None)  # before reading the bank
+    to_stdout = str(output) == STDOUT
+    if not to_stdout:
+        check_output_path(output, overwrite=overwrite, suffix=None)  # before reading the bank
     folder = resolve_bank(bank_folder(ctx, bank))
-    rows = export_long(read_bank(folder), output, read_bank_info(folder).dataset_fingerprint)
-    stdout_console().print(f"wrote {rows} rows to {output}")
+    rows = export_long(read_bank(folder), sys.stdout.buffer if to_stdout else output,
+                       read_bank_info(folder).dataset_fingerprint)  # fmt: skip
+    (stderr_console() if to_stdout else stdout_console()).print(f"wrote {rows} rows to {output}")
 
 
 @cli_errors

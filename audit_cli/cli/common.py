@@ -17,6 +17,7 @@ import json
 import os
 import re
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -42,6 +43,44 @@ EXIT_CODES_HELP = (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+READS_SETTINGS = "audit_settings"
+
+
+def reads_settings(*names: str) -> Callable[[F], F]:
+    """Mark a command function as resolving these settings (flag > ``AUDIT_*`` > file >
+    default): their options' help names the variable."""
+
+    def mark(fn: F) -> F:
+        setattr(fn, READS_SETTINGS, frozenset(names or DEFAULTS))
+        return fn
+
+    return mark
+
+
+def env_name(setting: str) -> str:
+    """The environment variable a setting is read from: ``fail_above`` -> ``AUDIT_FAIL_ABOVE``."""
+    return f"AUDIT_{setting.upper()}"
+
+
+# Environment variables the tool reads besides the settings' (audit_cli/threads.py, cli_errors).
+OTHER_VARIABLES = ("AUDIT_DEBUG", "AUDIT_THREADS")
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """A warning per ``AUDIT_*`` variable the tool does not read, naming the closest one it
+    does: ``AUDIT_FAIL_ABOVEE=0.2`` would otherwise be ignored in silence, the gate run at
+    the default threshold."""
+    known = [env_name(k) for k in DEFAULTS] + list(OTHER_VARIABLES)
+    out = []
+    for name in sorted(env):
+        if name.startswith("AUDIT_") and name not in known:
+            # Compared without the shared prefix, which would make every name look close.
+            close = difflib.get_close_matches(name[6:], [k[6:] for k in known], n=1, cutoff=0.6)
+            hint = f"; did you mean AUDIT_{close[0]}?" if close else f" (the tool reads {', '.join(known)})"
+            out.append(f"warning: {name} is not a variable this tool reads; it is ignored{hint}")
+    return out
 
 
 def stderr_console() -> Console:
@@ -100,18 +139,63 @@ def parse_pairs(pairs: list[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
+class ProgressMode(StrEnum):
+    """How work in progress is shown on stderr."""
+
+    auto = "auto"
+    """A bar on a terminal, lines otherwise (a CI log)."""
+    bar = "bar"
+    lines = "lines"
+    """One line per step: done of total, elapsed, estimated time left."""
+    none = "none"
+
+
 @contextmanager
-def progress_bar(label: str, quiet: bool, unit: str = "model-epochs") -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on stderr while the block runs; yields its update callback, or
-    None when quiet or stderr is not a terminal (CI logs stay clean)."""
+def progress_bar(label: str, quiet: bool, unit: str = "model-epochs", mode: str = "auto",
+                 every: float = 0.0) -> Iterator[Callable[[int, int], None] | None]:  # fmt: skip
+    """Progress on stderr while the block runs; yields its update callback, or None when
+    there is nothing to show (``quiet`` or ``mode`` none). ``auto``: a rich bar on a
+    terminal; otherwise (a CI log, ``2>log``) one plain line per update (``lines``), at
+    most one per ``every`` seconds but always the last, so a log shows the job moving."""
     console = stderr_console()
-    if quiet or not console.is_terminal:
+    mode = ProgressMode.none if quiet else ProgressMode(mode)
+    if mode == ProgressMode.auto:
+        mode = ProgressMode.bar if console.is_terminal else ProgressMode.lines
+    if mode == ProgressMode.none:
         yield None
-        return
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(label, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
+    elif mode == ProgressMode.lines:
+        yield progress_lines(label, unit, every, lambda line: console.print(line, markup=False))
+    else:
+        columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(label, total=None)
+            yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def progress_lines(label: str, unit: str, every: float, emit: Callable[[str], None],
+                   clock: Callable[[], float] = time.monotonic) -> Callable[[int, int], None]:  # fmt: skip
+    """An update callback that emits ``label: done/total unit, Ns elapsed, about Ns left``.
+    The time left is the pace of this process's updates so far applied to what remains (a
+    reused bank's shadows cost nothing, so the pace starts at the first update's count)."""
+    start = clock()
+    first: list[int] = []
+    last = [-float("inf")]
+
+    def update(done: int, total: int) -> None:
+        now = clock()
+        if not first:
+            first.append(0 if done >= total else done)  # (one update that finishes: nothing to pace)
+        if done < total and now - last[0] < every:
+            return
+        last[0] = now
+        elapsed = now - start
+        line = f"{label}: {done}/{total} {unit}, {elapsed:.0f}s elapsed"
+        made = done - first[0] if done > first[0] else done
+        if done < total and made > 0:
+            line += f", about {elapsed / made * (total - done):.0f}s left"
+        emit(line)
+
+    return update
 
 
 def lock_notice(timeout: float) -> Callable[[str], None]:
@@ -170,6 +254,14 @@ class AuditCommand(TyperCommand):
             info = declared.get(param.name)
             if isinstance(info, ArgumentInfo) and info.help and not getattr(param, "help", None):
                 param.help = info.help
+        # Settings: help ends naming the variables they are also read from (audit_cli/config.py
+        # resolves flag > environment > file, so click itself does not read them). In one
+        # paragraph, not beside each option: longer option help crops flag names at 80 columns.
+        settings = getattr(self.callback, READS_SETTINGS, ())
+        names = [env_name(p.name) for p in self.params if isinstance(p, click.Option) and p.name in settings]
+        if names:
+            self.epilog = (f"Environment: {', '.join(names)} (a flag outranks its variable, which outranks "
+                           "audit.toml or pyproject.toml).")  # fmt: skip
 
     def invoke(self, ctx: click.Context) -> Any:
         # Every path and name typed on the command line (--model, --bank, -o, -f FORMAT=PATH,
@@ -370,7 +462,19 @@ def seed_option(default: int, help: str, panel: str | None = None) -> Any:
 
 
 def quiet_option(panel: str | None = None) -> Any:
-    return typer.Option(False, "--quiet", "-q", metavar=FLAG, help="No progress bar.", rich_help_panel=panel)
+    return typer.Option(False, "--quiet", "-q", metavar=FLAG, help="No progress (--progress none).",
+                        rich_help_panel=panel)  # fmt: skip
+
+
+def progress_option(panel: str | None = None) -> Any:
+    return typer.Option(
+        ProgressMode.auto.value,
+        "--progress",
+        metavar="MODE",
+        click_type=click.Choice([m.value for m in ProgressMode]),
+        help="Progress on stderr: auto (a bar on a terminal, one line per step in a log), bar, lines or none.",
+        rich_help_panel=panel,
+    )
 
 
 def config_option(panel: str | None = None) -> Any:

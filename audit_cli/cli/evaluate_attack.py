@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from audit_cli.banks import AttackStrength, evaluate_attack, resolve_bank
-from audit_cli.cli.common import OutputFormat, cli_errors, format_option, print_json, stdout_console
+from audit_cli.cli.common import OutputFormat, cli_errors, format_option, print_json, reads_settings, stdout_console
 from audit_cli.cli.settings import bank_option, resolved
 from audit_cli.config import DEFAULTS
 from audit_cli.shadows import read_bank
@@ -34,6 +34,7 @@ def attack_strength_dict(bank: Path, strength: AttackStrength) -> dict:
 
 
 @cli_errors
+@reads_settings("bank", "variance")
 def evaluate_attack_cmd(
     ctx: typer.Context,
     bank: Path = bank_option(),

@@ -21,6 +21,7 @@ from audit_cli.cli.common import (
     parse_pairs,
     print_json,
     progress_bar,
+    progress_option,
     quiet_option,
     seed_option,
     stdout_console,
@@ -71,6 +72,7 @@ def fl_train_cmd(
     overwrite: bool = overwrite_option(),
     device: str = device_option(),
     quiet: bool = quiet_option(),
+    progress: str = progress_option(),
     output_format: OutputFormat = format_option(),
 ) -> None:
     """Simulate a federation with FedAvg and write its global model; every client of a round trains in one
@@ -88,7 +90,7 @@ def fl_train_cmd(
                      download=download, recipe=recipe, overwrite=overwrite, device=device),  # fmt: skip
         exclude_clients=tuple(exclude_client or ()),
     )
-    with progress_bar("rounds", quiet, unit="rounds") as update:
+    with progress_bar("rounds", quiet, unit="rounds", mode=progress, every=10) as update:
         result = fl_train_checkpoint(request, progress=update)
     fed = result.meta.recipe.federation
     if output_format is OutputFormat.json:

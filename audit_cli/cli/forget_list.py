@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from audit_cli.atomic import STDOUT
 from audit_cli.cli.common import (
     cli_errors,
     data_opt_option,
@@ -15,6 +16,7 @@ from audit_cli.cli.common import (
     overwrite_option,
     parse_pairs,
     seed_option,
+    stderr_console,
     stdout_console,
 )
 from audit_cli.data import load_dataset
@@ -23,7 +25,7 @@ from audit_cli.forget_list import draw_forget_list
 
 @cli_errors
 def forget_list_cmd(
-    output: Path = output_option("The id file to write."),
+    output: Path = output_option("The id file to write (- for standard output)."),
     data: str = data_option("digits", "Dataset registry name or a .parquet / .npz file."),
     data_opt: list[str] | None = data_opt_option(),
     data_root: Path | None = data_root_option(),
@@ -41,4 +43,8 @@ def forget_list_cmd(
     dataset = load_dataset(data, parse_pairs(data_opt, "--data-opt"), data_root=data_root)
     drawn = draw_forget_list(dataset, output, fraction=fraction, count=count, forget_class=forget_class, seed=seed,
                              overwrite=overwrite)  # fmt: skip
+    if str(output) == STDOUT:
+        typer.echo(drawn.text, nl=False)
+        stderr_console().print(f"drew {len(drawn.ids)} of {drawn.pool} training ids (seed {seed})")
+        return
     stdout_console().print(f"wrote {len(drawn.ids)} of {drawn.pool} training ids to {drawn.path} (seed {seed})")

@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from audit_cli.atomic import atomic_path, check_output_path
+from audit_cli.atomic import STDOUT, atomic_path, check_output_path
 from audit_cli.errors import UsageError
 from audit_cli.report import AuditReport
 from audit_cli.report.formats import FORMATS, render_markdown
@@ -25,13 +25,15 @@ Target = tuple[str, Path | None]
 
 
 def parse_formats(formats: list[str] | None, output: Path | None) -> list[Target]:
-    """``-f markdown=summary.md -f json`` -> [(format, path or None for --output/stdout)]."""
+    """``-f markdown=summary.md -f json`` -> [(format, path or None for --output/stdout)];
+    ``-`` as a path is standard output."""
     targets: list[Target] = []
     for item in formats or []:
         name, sep, path = item.partition("=")
         if name not in FORMATS:
             raise UsageError(f"unknown report format {name!r}", hint=f"formats: {', '.join(FORMATS)}")
-        targets.append((name, Path(path) if sep else output))
+        dest = Path(path) if sep else output
+        targets.append((name, None if dest is None or str(dest) == STDOUT else dest))
     if sum(path is None for _, path in targets) > 1:
         raise UsageError("only one -f FORMAT may go to stdout; give the others =PATH")
     return targets
@@ -48,7 +50,7 @@ def prepare_targets(targets: list[Target], output: Path | None = None, *, overwr
     list: ``--overwrite`` would replace them) is a usage error now, not after an hour of
     shadows.
     """
-    if output is not None and not any(path == output for _, path in targets):
+    if output is not None and str(output) != STDOUT and not any(path == output for _, path in targets):
         raise UsageError(f"--output {output} receives nothing", hint="name the format too: -f json -o PATH")
     files = [path for _, path in targets if path is not None]
     if len({p.resolve() for p in files}) != len(files):

@@ -24,8 +24,10 @@ from audit_cli.cli.common import (
     param_option,
     parse_pairs,
     progress_bar,
+    progress_option,
     quiet_option,
     ray_address_option,
+    reads_settings,
     recipe_option,
     stderr_notice,
     strip_prefix_option,
@@ -45,6 +47,7 @@ OWN = "A model the tool did not train"
 
 
 @cli_errors
+@reads_settings()
 def run_cmd(
     ctx: typer.Context,
     model: Path = typer.Option(
@@ -192,6 +195,7 @@ def run_cmd(
     ray_address: str | None = ray_address_option(SHADOWS),
     lock_timeout: float = lock_timeout_option(SHADOWS),
     quiet: bool = quiet_option(EXECUTION),
+    progress: str = progress_option(EXECUTION),
 ) -> None:
     """Audit an unlearned model."""
     flags = setting_flags(ctx, {"fail_above": fail_above, "residual_above": residual_above, "gate": gate,
@@ -233,7 +237,7 @@ def run_cmd(
     inputs = [model, forget, output_filter, original, retrained, recipe, config_file, config.config_file,
               Path(data) if data and Path(data).is_file() else None]
     targets = prepare_targets(parse_formats(formats, output), output, overwrite=overwrite, inputs=inputs)
-    with progress_bar("shadow bank", quiet, unit="shadows") as update:
+    with progress_bar("shadow bank", quiet, unit="shadows", mode=progress) as update:
         report = run_audit(config, progress=update, waiting=lock_notice(config.lock_timeout), notice=stderr_notice)
     write_report(report, targets, verbose=verbose)
     code = report.exit_code

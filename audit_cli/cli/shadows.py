@@ -24,8 +24,10 @@ from audit_cli.cli.common import (
     param_option,
     parse_pairs,
     progress_bar,
+    progress_option,
     quiet_option,
     ray_address_option,
+    reads_settings,
     recipe_option,
     stdout_console,
     strip_prefix_option,
@@ -60,6 +62,7 @@ def build_shadows(config: AuditConfig, progress: Callable[[int, int], None] | No
 
 
 @cli_errors
+@reads_settings()
 def shadows_cmd(
     ctx: typer.Context,
     model: Path = typer.Option(..., "--model", "-m", metavar="FILE", help="The model the shadows must imitate."),
@@ -91,6 +94,7 @@ def shadows_cmd(
     ray_address: str | None = ray_address_option(None),
     lock_timeout: float = lock_timeout_option(),
     quiet: bool = quiet_option(),
+    progress: str = progress_option(),
 ) -> None:
     """Build or extend the shadow bank an audit of this model will use (CI caches it).
 
@@ -124,7 +128,7 @@ def shadows_cmd(
         trainer=trainer,
         unlearner=unlearner,
     )
-    with progress_bar("shadow bank", quiet, unit="shadows") as update:
+    with progress_bar("shadow bank", quiet, unit="shadows", mode=progress) as update:
         built = build_shadows(config, progress=update, waiting=lock_notice(config.lock_timeout))
     stdout_console().print(
         f"bank {built.path}: {built.shadows} shadows ({built.trained_now} trained now), "

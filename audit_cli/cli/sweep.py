@@ -20,7 +20,9 @@ from audit_cli.cli.common import (
     parse_pairs,
     print_json,
     progress_bar,
+    progress_option,
     quiet_option,
+    reads_settings,
     seed_option,
     stderr_notice,
     stdout_console,
@@ -42,6 +44,7 @@ def _row(name: str, p: SweepPoint) -> list[str]:
 
 
 @cli_errors
+@reads_settings("lock_timeout")
 def sweep_cmd(
     ctx: typer.Context,
     model: Path = typer.Option(..., "--model", "-m", metavar="FILE", help="The original model every point unlearns."),
@@ -68,6 +71,7 @@ def sweep_cmd(
     device: str = device_option(),
     lock_timeout: float = lock_timeout_option(),
     quiet: bool = quiet_option(),
+    progress: str = progress_option(),
     output_format: OutputFormat = format_option(),
 ) -> None:
     """Sweep a method's parameters: every point unlearned and audited; the chosen one re-audited on a fresh seed."""
@@ -78,7 +82,7 @@ def sweep_cmd(
                            overwrite=overwrite,
                            # Like audit run's: from AUDIT_LOCK_TIMEOUT or audit.toml when not given.
                            lock_timeout=resolved(ctx, {"lock_timeout": lock_timeout})["lock_timeout"])  # fmt: skip
-    with progress_bar("sweep", quiet, unit="points") as update:
+    with progress_bar("sweep", quiet, unit="points", mode=progress) as update:
         result = sweep(request, progress=update, notice=stderr_notice)
     if output_format is OutputFormat.json:
         print_json(result.to_dict())

@@ -23,6 +23,7 @@ from audit_cli.cli.common import (
     parse_pairs,
     print_json,
     progress_bar,
+    progress_option,
     quiet_option,
     seed_option,
     stdout_console,
@@ -144,6 +145,7 @@ def train_cmd(
     overwrite: bool = overwrite_option(),
     device: str = device_option(),
     quiet: bool = quiet_option(),
+    progress: str = progress_option(),
     output_format: OutputFormat = format_option(),
 ) -> None:
     """Train an original model, or a retrained one without a forget set or a class."""
@@ -161,7 +163,7 @@ def train_cmd(
         overwrite=overwrite,
         device=device,
     )
-    with progress_bar("training", quiet) as update:
+    with progress_bar("training", quiet, mode=progress, every=10) as update:
         result = train_checkpoint(request, progress=update)
     if output_format is OutputFormat.json:
         print_json(train_summary(result))

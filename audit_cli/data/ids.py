@@ -89,9 +89,14 @@ def as_ids(values: object, label: str = "forget ids") -> np.ndarray:
 
 def write_id_file(path: str | Path, ids: np.ndarray, header: str | None = None) -> None:
     """Write ids one per line, atomically."""
+    atomic_write_text(path, id_file_text(ids, header))
+
+
+def id_file_text(ids: np.ndarray, header: str | None = None) -> str:
+    """An id file's text: the header as ``#`` comment lines, then the ids sorted, one per line."""
     lines = [f"# {line}" for line in header.splitlines()] if header else []
     lines += [str(int(i)) for i in np.sort(np.asarray(ids, dtype=np.int64))]
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def fingerprint_ids(ids: np.ndarray) -> str:

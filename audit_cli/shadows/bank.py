@@ -137,7 +137,7 @@ class ShadowBank:
             atomic_write_text(self.path / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
             trained += size
             if progress is not None:
-                progress(target - len(todo) + trained, target)
+                progress(target - len(todo) * size + trained, target)
         return trained
 
     def _build_chunk(self, shadows: range, device: str | torch.device) -> pa.Table:

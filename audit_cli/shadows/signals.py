@@ -9,6 +9,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -162,10 +163,10 @@ def read_bank(path: str | Path, *, logits: bool = True, n_shadows: int | None = 
     )
 
 
-def export_long(bank: SignalBank, out: str | Path, dataset_fingerprint: str | None = None) -> int:
+def export_long(bank: SignalBank, out: str | Path | BinaryIO, dataset_fingerprint: str | None = None) -> int:
     """Write (shadow, example_id, state, phi_before, phi_after[, phi_reference]) rows as Parquet or
-    CSV; rows written. ``phi_reference`` (class mode) is the shadow's twin retrained without the class."""
-    out = Path(out)
+    CSV; rows written. ``phi_reference`` (class mode) is the shadow's twin retrained without the class.
+    ``out``: a .parquet or .csv path, or a binary stream (standard output), which gets CSV."""
     k, n = bank.states.shape
     table = pa.table(
         {
@@ -180,6 +181,12 @@ def export_long(bank: SignalBank, out: str | Path, dataset_fingerprint: str | No
         table = table.append_column("phi_reference", pa.array(bank.phi_reference.reshape(-1)))
     if dataset_fingerprint is not None:  # Parquet keeps it; `audit bank import` checks it
         table = table.replace_schema_metadata({FINGERPRINT_KEY: dataset_fingerprint})
+    if not isinstance(out, (str, Path)):
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, out)
+        return len(table)
+    out = Path(out)
     with atomic_path(out) as tmp:
         if out.suffix == ".csv":
             import pyarrow.csv as pacsv

@@ -1,0 +1,105 @@
+"""The GitHub Action (action.yml): its audit and verdict steps run here as Actions would run
+them (bash, inputs as environment variables, outputs appended to GITHUB_OUTPUT), and the
+example workflow uses only inputs and outputs the action declares."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).parents[1]
+ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
+EXAMPLE = ROOT / "examples" / "github" / "unlearning-audit.yml"
+STEPS = {s.get("name", s.get("uses")): s for s in ACTION["runs"]["steps"]}
+
+
+def run_step(name: str, env: dict[str, str], cwd: Path, output: Path) -> subprocess.CompletedProcess:
+    step = STEPS[name]
+    assert step["shell"] == "bash"
+    # The step's env values are expressions; the test gives them as Actions would resolve them.
+    assert set(step["env"]) == set(env), set(step["env"]) ^ set(env)
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return subprocess.run(["bash", "-e", "-c", step["run"]], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **env, "PATH": path, "GITHUB_OUTPUT": str(output)})  # fmt: skip
+
+
+def outputs(path: Path) -> dict[str, str]:
+    """GITHUB_OUTPUT's name=value lines and name<<DELIMITER blocks."""
+    out, lines = {}, path.read_text().splitlines()
+    while lines:
+        line = lines.pop(0)
+        if "<<" in line:
+            name, delimiter = line.split("<<")
+            block = []
+            while (item := lines.pop(0)) != delimiter:
+                block.append(item)
+            out[name] = "\n".join(block)
+        else:
+            name, _, value = line.partition("=")
+            out[name] = value
+    return out
+
+
+def test_every_expression_names_a_declared_input_or_step_output():
+    text = (ROOT / "action.yml").read_text()
+    assert set(re.findall(r"inputs\.([\w-]+)", text)) <= set(ACTION["inputs"])
+    for step, name in re.findall(r"steps\.([\w-]+)\.outputs\.([\w-]+)", text):
+        assert step == "audit" and name in {"exit-code", "verdict", "sarif", "paths"}, (step, name)
+    assert {"model", "forget", "original", "residual-above", "fail-above", "formats"} <= set(ACTION["inputs"])
+
+
+def test_the_example_workflow_uses_the_action_as_declared():
+    workflow = yaml.safe_load(EXAMPLE.read_text())
+    (job,) = workflow["jobs"].values()
+    (step,) = [s for s in job["steps"] if s.get("id") == "audit"]
+    assert set(step["with"]) <= set(ACTION["inputs"])
+    assert {k for k, v in ACTION["inputs"].items() if v.get("required")} <= set(step["with"])
+    assert job["permissions"]["security-events"] == "write"  # the SARIF upload needs it
+    used = re.findall(r"steps\.audit\.outputs\.([\w-]+)", EXAMPLE.read_text())
+    assert used and set(used) <= set(ACTION["outputs"])
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """The repository of the docs/ci.md test: a forget list of 10 ids, refused before any
+    shadow trains (exit 3), its reports written all the same."""
+    from tests.test_ci_recipe import SAMPLES
+
+    root = tmp_path / "repo"
+    (root / "models").mkdir(parents=True)
+    shutil.copy(SAMPLES / "digits_mlp_original.safetensors", root / "models" / "original.safetensors")
+    shutil.copy(SAMPLES / "digits_mlp_original.safetensors", root / "models" / "unlearned.safetensors")
+    ids = [line for line in (SAMPLES / "forget_random10.txt").read_text().splitlines() if not line.startswith("#")]
+    (root / "forget_ids.txt").write_text("\n".join(ids[:10]) + "\n")
+    return root
+
+
+def test_the_audit_step_writes_the_reports_and_says_the_verdict(checkout, tmp_path):
+    inputs = {"MODEL": "models/unlearned.safetensors", "FORGET": "forget_ids.txt", "FORGET_CLASS": "",
+              "ORIGINAL": "models/original.safetensors", "RETRAINED": "", "METHOD": "retrain",
+              "RESIDUAL_ABOVE": "0.3", "FAIL_ABOVE": "", "FORMATS": ACTION["inputs"]["formats"]["default"],
+              "ARGS": "-q --shadows 16", "BANK": ".audit-bank"}  # fmt: skip
+    output = tmp_path / "github-output"
+    done = run_step("Audit", inputs, checkout, output)
+    assert done.returncode == 0, done.stderr  # the step records the code; the Verdict step fails the job
+    got = outputs(output)
+    assert (got["exit-code"], got["verdict"], got["sarif"]) == ("3", "inconclusive", "audit/audit.sarif")
+    paths = got["paths"].splitlines()
+    assert paths == ["audit/report.json", "audit/junit.xml", "audit/audit.sarif", "audit/report.html"]
+    assert all((checkout / p).is_file() for p in paths)
+    assert "too few for any claim" in (checkout / "audit/report.json").read_text()
+
+
+@pytest.mark.parametrize("code,fail_on_inconclusive,expected", [
+    ("0", "true", 0), ("1", "true", 1), ("3", "true", 3), ("3", "false", 0), ("2", "false", 2), ("", "true", 2),
+])  # fmt: skip
+def test_the_verdict_step_fails_the_job_as_the_audit_exited(tmp_path, code, fail_on_inconclusive, expected):
+    done = run_step("Verdict", {"CODE": code, "FAIL_ON_INCONCLUSIVE": fail_on_inconclusive}, tmp_path,
+                    tmp_path / "out")  # fmt: skip
+    assert done.returncode == expected
+    assert ("::warning" in done.stdout) == (code == "3" and fail_on_inconclusive == "false")
