@@ -5,25 +5,31 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test bench validity lint clean
 
-$(VENV)/.installed: pyproject.toml
+# The tool alone (what the demo, the benchmarks and the validity suite run), then the test
+# extra on top (pytest, pyyaml, ray and flwr: what the tests run).
+$(VENV)/.tool: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.tool
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.tool
 	bash scripts/demo.sh
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.tool
 	$(PY) benchmarks/ensemble_training.py
 	$(PY) benchmarks/unlearning.py
 	$(PY) benchmarks/audit_run.py
 
 # Error rates of the audit on real models (about 1.5 hours on 2 cores; draws already in the file are skipped).
-validity: $(VENV)/.installed
+validity: $(VENV)/.tool
 	$(PY) benchmarks/validity.py --out benchmarks/results/validity.jsonl
 
 lint: $(VENV)/.installed

@@ -53,6 +53,14 @@ def test_every_expression_names_a_declared_input_or_step_output():
     assert {"model", "forget", "original", "residual-above", "fail-above", "formats"} <= set(ACTION["inputs"])
 
 
+def test_docs_ci_md_shows_the_example_workflows_audit_step():
+    doc = (ROOT / "docs" / "ci.md").read_text()
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", doc, flags=re.S) if "uses: your-org/unlearning-audit" in b]
+    shown = [s for s in yaml.safe_load(block)["jobs"]["audit"]["steps"] if s.get("id") == "audit"]
+    example = [s for s in yaml.safe_load(EXAMPLE.read_text())["jobs"]["audit"]["steps"] if s.get("id") == "audit"]
+    assert shown == example
+
+
 def test_the_example_workflow_uses_the_action_as_declared():
     workflow = yaml.safe_load(EXAMPLE.read_text())
     (job,) = workflow["jobs"].values()

@@ -24,7 +24,7 @@ def _blocks(language: str) -> list[str]:
 
 def github_job() -> tuple[list[str], list[Path]]:
     """The audit step's arguments and the paths the job uploads (SARIF and the artifact)."""
-    (workflow,) = [b for b in _blocks("yaml") if "runs-on" in b]
+    (workflow,) = [b for b in _blocks("yaml") if "runs-on" in b and "audit run" in b]
     steps = yaml.safe_load(workflow)["jobs"]["audit"]["steps"]
     (command,) = [s["run"] for s in steps if str(s.get("run", "")).startswith("audit run")]
     uploads = [Path(s["with"]["sarif_file"]) for s in steps if "sarif_file" in s.get("with", {})]

@@ -73,6 +73,10 @@ COMMANDS = {
         "Print a dataset split's ids (the ids id files and forget lists use), or a federated "
         "model's clients'.",
     ),
+    "schema": LazyCommand(
+        "audit_cli.cli.schema:schema_cmd",
+        "Print the JSON Schema of the report -f json writes (schema_version 1).",
+    ),
     "forget-list": LazyCommand(
         "audit_cli.cli.forget_list:forget_list_cmd",
         "Draw a random forget list from a dataset's training ids and write it as an id file.",

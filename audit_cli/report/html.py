@@ -28,7 +28,8 @@ def pyplot(what: str = "the HTML report"):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UsageError(f"{what} needs matplotlib", hint="pip install 'unlearning-audit[plots]'") from None
+        hint = "pip install matplotlib (the plots extra: pip install -e '.[plots]' in a clone)"
+        raise UsageError(f"{what} needs matplotlib", hint=hint) from None
     return plt
 
 

@@ -31,7 +31,12 @@ KEY_CHARS = 40
 
 def schema() -> dict:
     """The published report schema (docs/report-schema.json)."""
-    return json.loads(resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+    return json.loads(schema_text())
+
+
+def schema_text() -> str:
+    """The schema file as shipped in this package (`audit schema` prints it)."""
+    return resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
 
 
 @functools.cache

@@ -29,7 +29,8 @@ def run_on_ray(fn: Callable[[Any], Any], items: Sequence[Any], address: str | No
     try:
         import ray
     except ImportError:
-        raise UsageError("--executor ray needs Ray", hint="pip install 'unlearning-audit[ray]'") from None
+        hint = "pip install ray (the ray extra: pip install -e '.[ray]' in a clone)"
+        raise UsageError("--executor ray needs Ray", hint=hint) from None
     import torch
 
     threads = torch.get_num_threads()
