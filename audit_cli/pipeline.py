@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attacks.signals import IN, UNLEARNED
+from attacks.signals import IN, OUT, UNLEARNED
 from audit_cli.checks import residual
 from audit_cli.checks.context import AuditContext, at_look, build_context, shadow_subset
 from audit_cli.checks.leakage import curves, leakage_interval
@@ -50,6 +50,7 @@ from audit_cli.inputs import (
 from audit_cli.looks import plan_looks, single_look
 from audit_cli.provenance import deterministic_torch, provenance
 from audit_cli.report import (
+    EXAMPLE_COLUMNS,
     AuditReport,
     CheckResult,
     DatasetSection,
@@ -147,6 +148,7 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None,
         config=dict(inputs.config.settings),
         provenance=provenance(inputs.config, inputs, started_at),
         curves=curves(ctx),
+        examples=example_table(ctx),
     )
 
 
@@ -178,6 +180,7 @@ def _refused(inputs: AuditInputs, exc: InconclusiveError, min_leakage: float, st
         seconds=time.perf_counter() - started,
         config=dict(inputs.config.settings),
         provenance=provenance(inputs.config, inputs, started_at),
+        examples={name: [] for name in EXAMPLE_COLUMNS},  # no example was scored: -f csv writes the header
     )
 
 
@@ -219,6 +222,27 @@ def _forget_section(inputs: AuditInputs, min_leakage: float) -> ForgetSection:
         min_decidable_leakage=min_leakage,
         clients=tuple(config.forget_clients),
     )
+
+
+def example_table(ctx: AuditContext) -> dict:
+    """Every scored forget and test example (report.EXAMPLE_COLUMNS): its id, split, the
+    headline attack's score, the audited model's phi, and how many shadows of the bank that
+    decided saw it in each state."""
+    rows = np.r_[ctx.f_rows, ctx.t_rows]
+    states = ctx.signals.states[:, rows]
+
+    def numbers(values: np.ndarray) -> list[float | None]:
+        return [float(v) if np.isfinite(v) else None for v in values]
+
+    return {
+        "example_id": [int(i) for i in ctx.dataset.ids[rows]],
+        "split": ["forget"] * len(ctx.f_rows) + ["test"] * len(ctx.t_rows),
+        "score": numbers(ctx.scores[rows]),
+        "phi": numbers(ctx.target_phi[rows]),
+        "shadows_in": [int(n) for n in (states == IN).sum(axis=0)],
+        "shadows_unlearned": [int(n) for n in (states == UNLEARNED).sum(axis=0)],
+        "shadows_out": [int(n) for n in (states == OUT).sum(axis=0)],
+    }
 
 
 def most_exposed(ctx: AuditContext, k: int = 10) -> tuple[Exposed, ...]:

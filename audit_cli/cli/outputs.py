@@ -17,7 +17,7 @@ from rich.console import Console
 from audit_cli.atomic import STDOUT, atomic_path, check_output_path
 from audit_cli.errors import UsageError
 from audit_cli.report import AuditReport
-from audit_cli.report.formats import FORMATS, render_markdown
+from audit_cli.report.formats import BINARY, FORMATS, render_markdown
 from audit_cli.report.terminal import render
 
 Target = tuple[str, Path | None]
@@ -36,6 +36,9 @@ def parse_formats(formats: list[str] | None, output: Path | None) -> list[Target
         targets.append((name, None if dest is None or str(dest) == STDOUT else dest))
     if sum(path is None for _, path in targets) > 1:
         raise UsageError("only one -f FORMAT may go to stdout; give the others =PATH")
+    for name, path in targets:
+        if path is None and name in BINARY:
+            raise UsageError(f"-f {name} is binary and goes to a file", hint=f"-f {name}=PATH")
     return targets
 
 
@@ -107,7 +110,10 @@ def write_report(report: AuditReport, targets: list[Target], *, verbose: bool = 
     with ExitStack() as stack:
         staged = [(stack.enter_context(atomic_path(path)), text) for path, text in texts if path is not None]
         for tmp, text in staged:
-            tmp.write_text(text, encoding="utf-8", newline="\n")
+            if isinstance(text, bytes):
+                tmp.write_bytes(text)
+            else:
+                tmp.write_text(text, encoding="utf-8", newline="\n")
     for path, text in texts:
         if path is None:
             typer.echo(text, nl=False)

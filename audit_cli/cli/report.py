@@ -47,7 +47,8 @@ def _finite(text: str) -> float:
 def report_cmd(
     saved: Path = typer.Argument(..., metavar="REPORT", help="A report saved with -f json=PATH."),
     formats: list[str] | None = typer.Option(
-        None, "--format", "-f", metavar="FORMAT[=PATH]", help="json, markdown, junit, html or sarif (repeatable)."
+        None, "--format", "-f", metavar="FORMAT[=PATH]",
+        help="json, markdown, junit, html, sarif, csv or parquet (repeatable).",
     ),
     output: Path | None = typer.Option(
         None, "--output", "-o", metavar="PATH", help="Where a -f FORMAT without =PATH goes."

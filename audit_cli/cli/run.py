@@ -156,7 +156,7 @@ def run_cmd(
         "-f",
         metavar="FORMAT[=PATH]",
         rich_help_panel=OUTPUT,
-        help="Also render json, markdown, junit, html or sarif (repeatable); =PATH writes a file.",
+        help="Also render json, markdown, junit, html, sarif, or csv or parquet (a row per example); =PATH: to a file.",
     ),
     output: Path | None = typer.Option(
         None, "--output", "-o", metavar="PATH", help="Where a -f FORMAT without =PATH goes.", rich_help_panel=OUTPUT

@@ -134,6 +134,22 @@ class ShadowSection:
     that decided it (or the last)."""
 
 
+EXAMPLE_COLUMNS = ("example_id", "split", "score", "phi", "shadows_in", "shadows_unlearned", "shadows_out")
+"""The per-example table: the id; forget or test; the headline attack's score (U-LiRA or
+LiRA; higher: more like a trained-on example); the audited model's logit-scaled
+confidence; how many shadows trained on it and kept it, trained on it and unlearned it,
+and never saw it."""
+
+
+def _examples(data: object) -> dict:
+    """The per-example columns of a saved report: all of EXAMPLE_COLUMNS, equally long."""
+    if not isinstance(data, dict):
+        raise TypeError("examples must be an object")
+    if data and (set(data) != set(EXAMPLE_COLUMNS) or len({len(v) for v in data.values()}) != 1):
+        raise ValueError("examples: its columns are not " + ", ".join(EXAMPLE_COLUMNS) + " of one length")
+    return {k: list(v) for k, v in data.items()}
+
+
 def _none(what: str):
     raise ValueError(f"no {what}")
 
@@ -218,6 +234,9 @@ class AuditReport:
     """Tool and library versions, git commit, seeds, sha256 of every input, timestamps."""
     curves: dict = field(default_factory=dict)
     """Headline attack's ROC points and per-set scores, for plots."""
+    examples: dict = field(default_factory=dict)
+    """Every scored forget and test example, as columns of equal length (EXAMPLE_COLUMNS):
+    what ``-f csv`` and ``-f parquet`` write, one row per example."""
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -313,6 +332,7 @@ class AuditReport:
                 config=dict(data.get("config", {})),
                 provenance=dict(data.get("provenance", {})),
                 curves=dict(data.get("curves", {})),
+                examples=_examples(data.get("examples", {})),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"not an audit report: {exc}") from None

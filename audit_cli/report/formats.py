@@ -1,10 +1,13 @@
-"""Report formats: one small renderer per format, ``render(report) -> str``.
+"""Report formats: one small renderer per format, ``render(report) -> str`` (bytes for
+parquet, which only goes to a file).
 
 - ``json``: the report's plain data with ``schema_version`` (schema in docs/report-schema.json);
 - ``markdown``: for pull-request comments and ``$GITHUB_STEP_SUMMARY``;
 - ``junit``: one testcase per gated check, for CI systems that read JUnit XML;
 - ``html``: one self-contained page with plots (``html.py``);
-- ``sarif``: SARIF 2.1.0 for code-scanning annotations (``sarif.py``).
+- ``sarif``: SARIF 2.1.0 for code-scanning annotations (``sarif.py``);
+- ``csv`` and ``parquet``: one row per scored forget and test example (report.EXAMPLE_COLUMNS),
+  for a notebook or a spreadsheet.
 
 The terminal renderer lives in ``terminal.py`` (it writes to a rich console instead).
 """
@@ -15,7 +18,7 @@ import re
 from collections.abc import Callable
 from xml.etree import ElementTree as ET
 
-from audit_cli.report import AuditReport, confusion_rows
+from audit_cli.report import EXAMPLE_COLUMNS, AuditReport, confusion_rows
 
 WORDS = {0: "PASS", 1: "FAIL", 3: "INCONCLUSIVE"}
 
@@ -118,10 +121,48 @@ def render_sarif(report: AuditReport) -> str:
     return render(report)
 
 
-FORMATS: dict[str, Callable[[AuditReport], str]] = {
+def _example_table(report: AuditReport):
+    import pyarrow as pa
+
+    if not report.examples:
+        from audit_cli.errors import UsageError
+
+        raise UsageError("this report holds no per-example table (a report saved by an older version): nothing "
+                         "to write as csv or parquet", hint="rerun the audit")  # fmt: skip
+    types = {"example_id": pa.int64(), "split": pa.string(), "score": pa.float64(), "phi": pa.float64(),
+             "shadows_in": pa.int32(), "shadows_unlearned": pa.int32(), "shadows_out": pa.int32()}  # fmt: skip
+    return pa.table({name: pa.array(report.examples[name], type=types[name]) for name in EXAMPLE_COLUMNS})
+
+
+def render_csv(report: AuditReport) -> str:
+    """One row per example; an unscorable example's score is empty."""
+    import io
+
+    import pyarrow.csv as pacsv
+
+    out = io.BytesIO()
+    pacsv.write_csv(_example_table(report), out, pacsv.WriteOptions(quoting_style="none"))
+    return out.getvalue().decode("utf-8")
+
+
+def render_parquet(report: AuditReport) -> bytes:
+    import io
+
+    import pyarrow.parquet as pq
+
+    out = io.BytesIO()
+    pq.write_table(_example_table(report), out)
+    return out.getvalue()
+
+
+FORMATS: dict[str, Callable[[AuditReport], str | bytes]] = {
     "json": render_json,
     "markdown": render_markdown,
     "junit": render_junit,
     "html": render_html,
     "sarif": render_sarif,
+    "csv": render_csv,
+    "parquet": render_parquet,
 }
+BINARY = frozenset({"parquet"})
+"""Formats that only go to a file (``-f parquet=PATH``)."""

@@ -62,7 +62,8 @@ def test_golden_files(name, suffix):
 
 
 def test_every_format_is_tested():
-    assert set(FORMATS) == {"json", "markdown", "junit", "html", "sarif"}
+    # csv and parquet: tests/report/test_example_table.py.
+    assert set(FORMATS) == {"json", "markdown", "junit", "html", "sarif", "csv", "parquet"}
 
 
 def test_html_golden_with_images_masked():
