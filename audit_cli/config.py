@@ -6,6 +6,11 @@ go in a ``thresholds`` table (``leakage = 0.1``; the same as ``fail-above``). ``
 over ``pyproject.toml`` when both exist; ``--config PATH`` names a file explicitly. Keys may
 be written with dashes or underscores (``fail-above`` or ``fail_above``). The report records
 where every value came from, so a CI log says why a threshold was what it was.
+
+Resolved here rather than with Click's ``auto_envvar_prefix``: Click would read the
+variables but knows no settings file to rank them against, records no source per value,
+and leaves a misspelt variable unnoticed; the commands' help lists the variables they read
+and an unknown ``AUDIT_*`` variable is warned about (audit_cli/cli/common.py).
 """
 
 from __future__ import annotations
