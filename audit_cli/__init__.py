@@ -14,6 +14,11 @@ from audit_cli.version import __version__
 __all__ = ["__version__", "audit", "dataset_from_arrays", "dataset_from_torch", "load_dataset"]
 
 
+def __dir__() -> list[str]:
+    """The lazy names too: ``dir(audit_cli)`` and tab completion show ``audit``."""
+    return sorted(set(globals()) | set(__all__))
+
+
 def __getattr__(name: str) -> Any:
     if name in ("audit", "dataset_from_arrays", "dataset_from_torch"):
         from audit_cli import api

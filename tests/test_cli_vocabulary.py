@@ -71,3 +71,19 @@ def test_a_misspelt_variable_is_warned_about_with_the_closest_name():
         "AUDIT_LOCK_TIMEOUT" in warnings[1])  # fmt: skip
     result = CliRunner().invoke(app, ["methods"], env={"AUDIT_FAIL_ABOVEE": "0.2"})
     assert result.exit_code == 0 and "did you mean AUDIT_FAIL_ABOVE?" in result.stderr
+
+
+def test_ids_and_forget_list_take_download_as_their_error_suggests(tmp_path):
+    """A missing torchvision dataset's error says "pass --download": every command that
+    loads a dataset takes it (nothing is fetched here: the root is empty and unreachable
+    downloads are not attempted without the flag)."""
+    for command in (["ids"], ["forget-list", "--count", "3", "-o", "-"], ["train", "-o", str(tmp_path / "m.safetensors")]):
+        result = CliRunner().invoke(app, [*command, "--data", "cifar10", "--data-root", str(tmp_path)])
+        assert result.exit_code == 2 and "pass --download to fetch it" in result.stderr, result.output
+        assert "--download" in CliRunner().invoke(app, [*command[:1], "--help"], env={"COLUMNS": "200"}).stdout
+
+
+def test_dir_shows_the_lazy_api():
+    import audit_cli
+
+    assert {"audit", "load_dataset", "dataset_from_arrays", "__version__"} <= set(dir(audit_cli))

@@ -418,6 +418,11 @@ def data_root_option(panel: str | None = None) -> Any:
     )
 
 
+def download_option(panel: str | None = None) -> Any:
+    return typer.Option(False, "--download", metavar=FLAG, rich_help_panel=panel,
+                        help="Allow downloading a torchvision dataset into --data-root.")  # fmt: skip
+
+
 def arch_option(panel: str | None = None) -> Any:
     help = "The architecture of a checkpoint without metadata (a plug-in factory is imported)."
     return typer.Option(None, "--arch", metavar="NAME|MODULE:FACTORY", help=help, rich_help_panel=panel)

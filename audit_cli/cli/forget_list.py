@@ -12,6 +12,7 @@ from audit_cli.cli.common import (
     data_opt_option,
     data_option,
     data_root_option,
+    download_option,
     output_option,
     overwrite_option,
     parse_pairs,
@@ -29,6 +30,7 @@ def forget_list_cmd(
     data: str = data_option("digits", "Dataset registry name or a .parquet / .npz file."),
     data_opt: list[str] | None = data_opt_option(),
     data_root: Path | None = data_root_option(),
+    download: bool = download_option(),
     fraction: float | None = typer.Option(
         None, "--fraction", metavar="FLOAT", help="Share of the training ids to forget."
     ),
@@ -40,7 +42,7 @@ def forget_list_cmd(
     overwrite: bool = overwrite_option(),
 ) -> None:
     """Draw a random forget list from a dataset's training ids and write it as an id file."""
-    dataset = load_dataset(data, parse_pairs(data_opt, "--data-opt"), data_root=data_root)
+    dataset = load_dataset(data, parse_pairs(data_opt, "--data-opt"), data_root=data_root, download=download)
     drawn = draw_forget_list(dataset, output, fraction=fraction, count=count, forget_class=forget_class, seed=seed,
                              overwrite=overwrite)  # fmt: skip
     if str(output) == STDOUT:

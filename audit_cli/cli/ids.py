@@ -15,6 +15,7 @@ from audit_cli.cli.common import (
     data_opt_option,
     data_option,
     data_root_option,
+    download_option,
     parse_pairs,
     stdout_console,
 )
@@ -29,6 +30,7 @@ def ids_cmd(
     data: str | None = data_option(None, "Dataset registry name or a .parquet / .npz file (default: digits)."),
     data_opt: list[str] | None = data_opt_option(),
     data_root: Path | None = data_root_option(),
+    download: bool = download_option(),
     split: str | None = typer.Option(None, "--split", metavar="train|test|all", help="Which split (default: train)."),
     forget_class: int | None = typer.Option(None, "--class", metavar="CLASS", help="Only this class's ids."),
     output_format: OutputFormat = typer.Option(
@@ -54,7 +56,8 @@ def ids_cmd(
         return
     if client or clients:
         raise UsageError("--client and --clients read a federated model's partition: pass --model FILE")
-    dataset = load_dataset("digits" if data is None else data, parse_pairs(data_opt, "--data-opt"), data_root=data_root)
+    dataset = load_dataset("digits" if data is None else data, parse_pairs(data_opt, "--data-opt"), data_root=data_root,
+                           download=download)  # fmt: skip
     ids = split_ids(dataset, "train" if split is None else split, forget_class)
     if output_format is OutputFormat.json:
         sys.stdout.write(json.dumps([int(i) for i in ids]) + "\n")

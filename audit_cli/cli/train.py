@@ -9,7 +9,6 @@ from pathlib import Path
 import typer
 
 from audit_cli.cli.common import (
-    FLAG,
     PAIR,
     OutputFormat,
     cli_errors,
@@ -17,6 +16,7 @@ from audit_cli.cli.common import (
     data_option,
     data_root_option,
     device_option,
+    download_option,
     format_option,
     output_option,
     overwrite_option,
@@ -108,9 +108,7 @@ def train_cmd(
     data: str = data_option("digits", "Dataset name or a .parquet/.npz file."),
     data_opt: list[str] | None = data_opt_option(),
     data_root: Path | None = data_root_option(),
-    download: bool = typer.Option(
-        False, "--download", metavar=FLAG, help="Allow downloading a torchvision dataset into --data-root."
-    ),
+    download: bool = download_option(),
     arch: str = typer.Option(
         D["arch"],
         "--arch",
