@@ -87,3 +87,65 @@ def test_dir_shows_the_lazy_api():
     import audit_cli
 
     assert {"audit", "load_dataset", "dataset_from_arrays", "__version__"} <= set(dir(audit_cli))
+
+
+def test_shell_completion_is_on_and_completes_lazy_commands_and_their_options():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    audit = Path(sys.executable).parent / "audit"
+
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_AUDIT_COMPLETE": "complete_bash", "COMP_WORDS": words,
+               "COMP_CWORD": str(len(words.split()) - 1)}  # fmt: skip
+        return subprocess.run([str(audit)], env=env, capture_output=True, text=True).stdout.split()
+
+    assert complete("audit ru") == ["run"]
+    assert "--residual-above" in complete("audit run --resid")
+    assert "--install-completion" in CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).stdout
+
+
+def test_listings_take_f_like_run_and_report():
+    result = CliRunner().invoke(app, ["methods", "-f", "json"])
+    assert result.exit_code == 0 and {m["name"] for m in json.loads(result.stdout)} >= {"retrain", "salun", "trw"}
+
+
+def test_bank_commands_take_bank_as_an_option_as_run_does(tmp_path):
+    for args in (["bank", "ls", "--bank", str(tmp_path)], ["bank", "ls", str(tmp_path)]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0 and f"no shadow bank in {tmp_path}" in " ".join(result.stdout.split())
+    both = CliRunner().invoke(app, ["bank", "ls", str(tmp_path), "--bank", str(tmp_path)])
+    assert both.exit_code == 2 and "the bank is given twice" in both.stderr
+
+
+def test_q_and_v_on_every_command():
+    """Every command takes -q and -v: its own where it has them (run: no progress; report:
+    every sentence), else -q silences notes (errors still print) and -v shows a bug's traceback."""
+    from audit_cli.cli import BANK_COMMANDS, COMMANDS, FL_COMMANDS
+
+    paths = [[n] for n in COMMANDS] + [["bank", n] for n in BANK_COMMANDS] + [["fl", n] for n in FL_COMMANDS]
+    for path in paths:
+        text = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"}).stdout
+        assert "--quiet" in text and "-q" in text and "--verbose" in text and "-v" in text, path
+    noisy = CliRunner().invoke(app, ["forget-list", "--count", "3", "-o", "-"])
+    quiet = CliRunner().invoke(app, ["forget-list", "--count", "3", "-o", "-", "-q"])
+    assert "drew 3" in noisy.stderr and quiet.stderr == "" and quiet.stdout == noisy.stdout
+    error = CliRunner().invoke(app, ["forget-list", "--count", "0", "-o", "-", "-q"])
+    assert error.exit_code == 2 and error.stderr.startswith("error:")  # -q never hides an error
+    after = CliRunner().invoke(app, ["forget-list", "--count", "3", "-o", "-"])
+    assert "drew 3" in after.stderr  # the next command starts from its own flags
+
+
+def test_v_prints_an_internal_errors_traceback(monkeypatch):
+    import audit_cli.inspection as inspection
+
+    def boom(*args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(inspection, "read_header", boom)
+    plain = CliRunner().invoke(app, ["inspect", "sample_models/digits_mlp_original.safetensors"])
+    verbose = CliRunner().invoke(app, ["inspect", "sample_models/digits_mlp_original.safetensors", "-v"])
+    assert plain.exit_code == verbose.exit_code == 70
+    assert "Traceback" not in plain.stderr and "pass -v" in plain.stderr and "Traceback" in verbose.stderr

@@ -11,12 +11,11 @@ own ``--help`` is asked for): most of them need torch, and ``audit --version``, 
 
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
 
-from audit_cli.cli.common import EXIT_CODES_HELP, FLAG, LazyCommand, lazy_group, stderr_console, unknown_variables
+from audit_cli.cli.common import EXIT_CODES_HELP, FLAG, LazyCommand, lazy_group
 from audit_cli.errors import ExitCode
 from audit_cli.version import __version__
 
@@ -114,7 +113,7 @@ app = typer.Typer(
     name="audit",
     help="Privacy audit for machine unlearning. " + EXIT_CODES_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     cls=lazy_group(COMMANDS),
     # -h as well as --help, on every command (subcommands inherit the names).
@@ -141,8 +140,6 @@ def main_callback(
     ),
 ) -> None:
     """Privacy audit for machine unlearning."""
-    for line in unknown_variables(os.environ):
-        stderr_console().print(line, markup=False)
 
 
 def main() -> None:

@@ -17,36 +17,54 @@ from audit_cli.cli.common import (
     OutputFormat,
     cli_errors,
     format_option,
+    given_on_command_line,
     output_option,
     print_json,
+    reads_settings,
     stderr_console,
     stdout_console,
 )
 from audit_cli.cli.settings import resolved
 from audit_cli.config import DEFAULTS
+from audit_cli.errors import UsageError
 from audit_cli.shadows import BANK_FORMAT, export_long, read_bank
 
 
 def bank_argument() -> object:
-    return typer.Argument(
+    return typer.Argument(None, metavar="[BANK]", show_default=False,
+                          help="The same as --bank (either, not both).")  # fmt: skip
+
+
+def bank_option() -> object:
+    return typer.Option(
         Path(str(DEFAULTS["bank"])),
-        metavar="BANK",
-        help="Parent folder of banks (as audit run --bank; not given: AUDIT_BANK or audit.toml's bank, as for "
-        "audit run); a bank's own folder works too.",
+        "--bank",
+        metavar="DIR",
+        help="Parent folder of banks, as for audit run (not given: AUDIT_BANK or audit.toml's bank, as for audit "
+        "run); a bank's own folder works too.",
     )
 
 
-def bank_folder(ctx: typer.Context, bank: Path) -> Path:
-    """The bank folder typed, else the one `audit run` would use (AUDIT_BANK, audit.toml)."""
+def bank_folder(ctx: typer.Context, bank: Path, folder_given: Path | None = None) -> Path:
+    """The bank folder typed (``--bank DIR`` or the positional ``BANK``), else the one `audit
+    run` would use (AUDIT_BANK, audit.toml)."""
+    if folder_given is not None:
+        if given_on_command_line(ctx, "bank"):
+            raise UsageError(f"the bank is given twice ({folder_given} and --bank {bank})", hint="give --bank DIR only")
+        return folder_given
     return Path(str(resolved(ctx, {"bank": str(bank)})["bank"]))
 
 
 @cli_errors
+@reads_settings("bank")
 def bank_ls_cmd(
-    ctx: typer.Context, bank: Path = bank_argument(), output_format: OutputFormat = format_option()
+    ctx: typer.Context,
+    folder_given: Path | None = bank_argument(),
+    bank: Path = bank_option(),
+    output_format: OutputFormat = format_option(),
 ) -> None:
     """List the shadow banks in a folder: name, method, shadows, dataset."""
-    bank = bank_folder(ctx, bank)
+    bank = bank_folder(ctx, bank, folder_given)
     banks = list_banks(bank)
     if output_format is OutputFormat.json:
         print_json([b.to_dict() for b in banks])
@@ -66,9 +84,11 @@ def bank_ls_cmd(
 
 
 @cli_errors
+@reads_settings("bank")
 def bank_export_cmd(
     ctx: typer.Context,
-    bank: Path = bank_argument(),
+    folder_given: Path | None = bank_argument(),
+    bank: Path = bank_option(),
     output: Path = output_option("Output table, .parquet or .csv (- for CSV on standard output)."),
     overwrite: bool = typer.Option(False, "--overwrite", metavar=FLAG, help="Replace the table if it exists."),
 ) -> None:
@@ -76,19 +96,23 @@ def bank_export_cmd(
     to_stdout = str(output) == STDOUT
     if not to_stdout:
         check_output_path(output, overwrite=overwrite, suffix=None)  # before reading the bank
-    folder = resolve_bank(bank_folder(ctx, bank))
+    folder = resolve_bank(bank_folder(ctx, bank, folder_given))
     rows = export_long(read_bank(folder), sys.stdout.buffer if to_stdout else output,
                        read_bank_info(folder).dataset_fingerprint)  # fmt: skip
     (stderr_console() if to_stdout else stdout_console()).print(f"wrote {rows} rows to {output}")
 
 
 @cli_errors
+@reads_settings("bank")
 def bank_verify_cmd(
-    ctx: typer.Context, bank: Path = bank_argument(), output_format: OutputFormat = format_option()
+    ctx: typer.Context,
+    folder_given: Path | None = bank_argument(),
+    bank: Path = bank_option(),
+    output_format: OutputFormat = format_option(),
 ) -> None:
     """Check every complete chunk of a bank against its manifest: checksum, owner, shadows,
     ids and states (exit 2 naming the first chunk that does not match)."""
-    folder = resolve_bank(bank_folder(ctx, bank))
+    folder = resolve_bank(bank_folder(ctx, bank, folder_given))
     signals = read_bank(folder)
     info = read_bank_info(folder)
     if output_format is OutputFormat.json:

@@ -9,6 +9,7 @@ default cannot drift between them.
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 import functools
 import importlib
@@ -83,8 +84,21 @@ def unknown_variables(env: Mapping[str, str]) -> list[str]:
     return out
 
 
+# -q and -v of a command that has no quiet or verbose of its own (AuditCommand): set by
+# their callbacks on every invocation, so one process running several commands (tests,
+# the Python API) starts each from its own flags.
+QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("quiet", default=False)
+VERBOSE: contextvars.ContextVar[bool] = contextvars.ContextVar("verbose", default=False)
+
+
 def stderr_console() -> Console:
+    """Notes, warnings and progress (silent under -q); errors use ``error_console``."""
     # Created per call so tests that capture stderr (CliRunner) see the output.
+    return Console(stderr=True, highlight=False, soft_wrap=True, quiet=QUIET.get())
+
+
+def error_console() -> Console:
+    """Errors: printed whatever -q says."""
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -97,7 +111,7 @@ def cli_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        err = stderr_console()
+        err = error_console()
         try:
             return fn(*args, **kwargs)
         except typer.Exit:
@@ -119,10 +133,10 @@ def cli_errors(fn: F) -> F:
             raise typer.Exit(int(ExitCode.USAGE)) from None
         except Exception as exc:  # a bug: say so plainly, details on request
             err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}")
-            if os.environ.get("AUDIT_DEBUG"):
+            if os.environ.get("AUDIT_DEBUG") or VERBOSE.get():
                 err.print(traceback.format_exc())
             else:
-                err.print("[dim]hint:[/] set AUDIT_DEBUG=1 for the traceback, and please report it")
+                err.print("[dim]hint:[/] pass -v (or set AUDIT_DEBUG=1) for the traceback, and please report it")
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
     return wrapper  # type: ignore[return-value]
@@ -262,8 +276,26 @@ class AuditCommand(TyperCommand):
         if names:
             self.epilog = (f"Environment: {', '.join(names)} (a flag outranks its variable, which outranks "
                            "audit.toml or pyproject.toml).")  # fmt: skip
+        # -q and -v on every command: where a command has no quiet or verbose of its own,
+        # these (not passed to it) silence notes and progress, or show an internal error's traceback.
+        own = {p.name for p in self.params}
+        self.own_flags = own & {"quiet", "verbose"}
+        if "quiet" not in own:
+            self.params.append(click.Option(["--quiet", "-q"], is_flag=True, expose_value=False,
+                                            callback=lambda _c, _p, v: QUIET.set(bool(v)),
+                                            help="No notes, warnings or progress on stderr (errors still print)."))
+        if "verbose" not in own:
+            self.params.append(click.Option(["--verbose", "-v"], is_flag=True, expose_value=False,
+                                            callback=lambda _c, _p, v: VERBOSE.set(bool(v)),
+                                            help="On an internal error, print its traceback (as AUDIT_DEBUG=1)."))
 
     def invoke(self, ctx: click.Context) -> Any:
+        # A command's own -q or -v means what it says there; the shared switches stay off.
+        for name, var in (("quiet", QUIET), ("verbose", VERBOSE)):
+            if name in self.own_flags:
+                var.set(False)
+        for line in unknown_variables(os.environ):  # a misspelt AUDIT_* would be ignored in silence
+            stderr_console().print(line, markup=False)
         # Every path and name typed on the command line (--model, --bank, -o, -f FORMAT=PATH,
         # --config, --data-root, ids...) is refused here, in one place, if it holds a control
         # character: before the command creates a folder or file named by it.
@@ -368,14 +400,14 @@ class AuditGroup(TyperGroup):
         except click.ClickException as exc:
             # click repeats its suggestion for a mistyped command ("Did you mean 'run'?" twice).
             message = re.sub(r"( Did you mean [^?]*\?)\1+", r"\1", exc.format_message())
-            err = stderr_console()
+            err = error_console()
             err.print(f"[bold red]error:[/] {escape(message)}")
             ctx = getattr(exc, "ctx", None)
             if ctx is not None:
                 err.print(f"[dim]hint:[/] see {escape(ctx.command_path)} --help")
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:  # end of input where input was read
-            stderr_console().print("interrupted; nothing partial was written")
+            error_console().print("interrupted; nothing partial was written")
             sys.exit(int(ExitCode.INTERRUPTED))
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -493,7 +525,8 @@ def config_option(panel: str | None = None) -> Any:
 
 
 def format_option() -> Any:
-    return typer.Option(OutputFormat.text, "--format", help="text for people, json for machines.")
+    # -f as on run and report, where it names a report format (json among them).
+    return typer.Option(OutputFormat.text, "--format", "-f", help="text for people, json for machines.")
 
 
 def output_option(help: str, *, required: bool = True) -> Any:

@@ -17,6 +17,7 @@ from audit_cli.cli.common import (
     data_root_option,
     download_option,
     parse_pairs,
+    stderr_console,
     stdout_console,
 )
 from audit_cli.data import load_dataset
@@ -34,7 +35,7 @@ def ids_cmd(
     split: str | None = typer.Option(None, "--split", metavar="train|test|all", help="Which split (default: train)."),
     forget_class: int | None = typer.Option(None, "--class", metavar="CLASS", help="Only this class's ids."),
     output_format: OutputFormat = typer.Option(
-        OutputFormat.text, "--format", help="text (one id per line: an id file) or json."
+        OutputFormat.text, "--format", "-f", help="text (one id per line: an id file) or json."
     ),
     model: Path | None = typer.Option(
         None, "--model", "-m", metavar="FILE", help="A federated model (audit fl train): its clients' ids."
@@ -42,9 +43,15 @@ def ids_cmd(
     client: list[int] | None = typer.Option(
         None, "--client", metavar="CLIENT", help="With --model: this client's training ids (repeatable)."
     ),
-    clients: bool = typer.Option(False, "--clients", help="With --model: the partition, one row per client."),
+    partition: bool = typer.Option(False, "--partition", help="With --model: the partition, one row per client."),
+    clients: bool = typer.Option(False, "--clients", hidden=True, help="The old name of --partition."),
 ) -> None:
     """Print a dataset split's ids (the ids id files and forget lists use), or a federated model's clients'."""
+    if clients:
+        # Renamed: `audit fl train --clients N` is a number; here it was a switch.
+        stderr_console().print("warning: --clients is now --partition; the old name will be removed in the next "
+                               "release", markup=False)  # fmt: skip
+        partition = True
     if model is not None:
         # The model records its dataset, and its clients hold training examples of every class.
         given = [name for name, value in (("--data", data), ("--data-opt", data_opt), ("--split", split),
@@ -52,10 +59,10 @@ def ids_cmd(
         if given:
             raise UsageError(f"with --model, {given[0]} does not apply: a federated model's ids are its clients' "
                              "training ids, of the dataset it records")  # fmt: skip
-        federated_ids(model, data_root, client or [], clients, output_format)
+        federated_ids(model, data_root, client or [], partition, output_format)
         return
-    if client or clients:
-        raise UsageError("--client and --clients read a federated model's partition: pass --model FILE")
+    if client or partition:
+        raise UsageError("--client and --partition read a federated model's partition: pass --model FILE")
     dataset = load_dataset("digits" if data is None else data, parse_pairs(data_opt, "--data-opt"), data_root=data_root,
                            download=download)  # fmt: skip
     ids = split_ids(dataset, "train" if split is None else split, forget_class)
@@ -71,7 +78,7 @@ def federated_ids(model: Path, data_root: Path | None, client: list[int], table:
     from audit_cli.federated.model import load_federated
 
     if bool(client) == table:
-        raise UsageError("with --model, pass --client N (repeatable) or --clients")
+        raise UsageError("with --model, pass --client N (repeatable) or --partition")
     _, dataset, federation = load_federated(model, data_root)
     if table:
         rows = client_table(dataset, federation)

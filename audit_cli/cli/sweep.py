@@ -44,7 +44,7 @@ def _row(name: str, p: SweepPoint) -> list[str]:
 
 
 @cli_errors
-@reads_settings("lock_timeout")
+@reads_settings("shadows", "bank", "fail_above", "allow_underpowered", "seed", "device", "lock_timeout")
 def sweep_cmd(
     ctx: typer.Context,
     model: Path = typer.Option(..., "--model", "-m", metavar="FILE", help="The original model every point unlearns."),
@@ -76,12 +76,13 @@ def sweep_cmd(
 ) -> None:
     """Sweep a method's parameters: every point unlearned and audited; the chosen one re-audited on a fresh seed."""
     grid, fixed = parse_grid(parse_pairs(param, "--param"))
+    # Settings as audit run resolves them: a flag, else AUDIT_*, else audit.toml or pyproject.toml.
+    s = resolved(ctx, {"shadows": shadows, "bank": str(bank), "fail_above": fail_above, "seed": seed,
+                       "allow_underpowered": allow_underpowered, "device": device, "lock_timeout": lock_timeout})
     request = SweepRequest(model=model, method=method, grid=grid, fixed=fixed, out=output, forget=forget,
-                           forget_class=forget_class, retrained=retrained, shadows=shadows, bank=bank,
-                           fail_above=fail_above, allow_underpowered=allow_underpowered, seed=seed, device=device,
-                           overwrite=overwrite,
-                           # Like audit run's: from AUDIT_LOCK_TIMEOUT or audit.toml when not given.
-                           lock_timeout=resolved(ctx, {"lock_timeout": lock_timeout})["lock_timeout"])  # fmt: skip
+                           forget_class=forget_class, retrained=retrained, shadows=s["shadows"], bank=Path(s["bank"]),
+                           fail_above=s["fail_above"], allow_underpowered=s["allow_underpowered"], seed=s["seed"],
+                           device=s["device"], overwrite=overwrite, lock_timeout=s["lock_timeout"])  # fmt: skip
     with progress_bar("sweep", quiet, unit="points", mode=progress) as update:
         result = sweep(request, progress=update, notice=stderr_notice)
     if output_format is OutputFormat.json:

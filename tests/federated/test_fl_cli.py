@@ -50,9 +50,11 @@ def test_ids_prints_a_client_and_the_partition(federation, tmp_path):
     parts = federation_clients(load_dataset("digits"), Federation(clients=4, alpha=0.5, seed=2))
     (tmp_path / "ids.txt").write_text(result.stdout)
     assert np.array_equal(read_id_file(tmp_path / "ids.txt"), np.sort(np.concatenate([parts[1], parts[3]])))
-    rows = json.loads(invoke(runner, "ids", "-m", d / "r1.safetensors", "--clients", "--format", "json").stdout)
+    rows = json.loads(invoke(runner, "ids", "-m", d / "r1.safetensors", "--partition", "--format", "json").stdout)
     assert [r["status"] for r in rows] == ["member", "excluded", "member", "member"]
     assert [r["n"] for r in rows] == [len(p) for p in parts]
+    old_name = invoke(runner, "ids", "-m", d / "r1.safetensors", "--clients", "--format", "json")  # kept one release
+    assert json.loads(old_name.stdout) == rows and "--clients is now --partition" in old_name.stderr
     assert_error(invoke(runner, "ids", "--client", "1"), "pass --model")
     assert_error(invoke(runner, "ids", "-m", d / "fl.safetensors"), "--client N")
     for extra in (["--class", "0"], ["--split", "test"], ["--data", "digits"], ["--data-opt", "test_fraction=0.5"]):
