@@ -2,6 +2,7 @@
 environment variables named in help and misspelt ones warned about."""
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -58,7 +59,7 @@ def test_settings_name_their_variable_in_help():
     assert {"AUDIT_FAIL_ABOVE", "AUDIT_RESIDUAL_ABOVE", "AUDIT_SHADOWS", "AUDIT_BANK", "AUDIT_SEED",
             "AUDIT_LOCK_TIMEOUT"} <= set(names)  # fmt: skip
     sweep = " ".join(CliRunner().invoke(app, ["sweep", "--help"], env={"COLUMNS": "200"}).stdout.split())
-    assert "Environment: AUDIT_LOCK_TIMEOUT (a flag" in sweep
+    assert "Environment: AUDIT_SHADOWS, AUDIT_BANK, AUDIT_FAIL_ABOVE, AUDIT_ALLOW_UNDERPOWERED, AUDIT_SEED, " in sweep
     assert "Environment:" not in CliRunner().invoke(app, ["train", "--help"]).stdout  # train reads no setting
 
 
@@ -149,3 +150,18 @@ def test_v_prints_an_internal_errors_traceback(monkeypatch):
     verbose = CliRunner().invoke(app, ["inspect", "sample_models/digits_mlp_original.safetensors", "-v"])
     assert plain.exit_code == verbose.exit_code == 70
     assert "Traceback" not in plain.stderr and "pass -v" in plain.stderr and "Traceback" in verbose.stderr
+
+
+def test_sweep_reads_settings_as_run_does(tmp_path, monkeypatch):
+    """AUDIT_* and audit.toml reach sweep's settings (before, only its lock timeout): a bad
+    one is refused as run refuses it, naming where it came from, before any point is unlearned."""
+    monkeypatch.chdir(tmp_path)
+    args = ["sweep", "--model", str(Path("sample_models/digits_mlp_original.safetensors").resolve()), "--forget",
+            str(Path("sample_models/forget_random10.txt").resolve()), "--method", "neggrad", "--param",
+            "lr=1e-4,1e-3", "-o", "out"]  # fmt: skip
+    result = CliRunner().invoke(app, args, env={"AUDIT_SEED": "-3"})
+    assert result.exit_code == 2 and "setting seed = -3 (env AUDIT_SEED) is outside" in result.stderr
+    (tmp_path / "audit.toml").write_text("shadows = 1\n")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "setting shadows = 1" in result.stderr and "audit.toml" in result.stderr
+    assert not (tmp_path / "out").exists()

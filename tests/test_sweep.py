@@ -104,7 +104,7 @@ def test_sweep_refuses_a_bad_grid_without_touching_the_output(runner, trained, t
     assert_error(result, "lr")
     assert not out.exists()
     (tmp_path / "a-file").write_text("")
-    for flags, message in ((("--seed", "-1"), "--seed must be a whole number"), (("--shadows", "200000"), "2..100000"),
+    for flags, message in ((("--seed", "-1"), r"setting seed = -1 \(flag\) is outside"), (("--shadows", "200000"), "2..100000"),
                            (("--fail-above", "2", "--allow-underpowered"), "must lie in \\[0, 1\\)"),
                            (("--bank", tmp_path / "a-file", "--allow-underpowered"), "a-file"),
                            (("--retrained", model, "--allow-underpowered"), "an original that left out nothing")):  # fmt: skip

@@ -31,7 +31,7 @@ from audit_cli.shadows import BANK_FORMAT, export_long, read_bank
 
 
 def bank_argument() -> object:
-    return typer.Argument(None, metavar="[BANK]", show_default=False,
+    return typer.Argument(None, metavar="BANK", show_default=False,
                           help="The same as --bank (either, not both).")  # fmt: skip
 
 

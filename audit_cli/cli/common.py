@@ -281,11 +281,11 @@ class AuditCommand(TyperCommand):
         own = {p.name for p in self.params}
         self.own_flags = own & {"quiet", "verbose"}
         if "quiet" not in own:
-            self.params.append(click.Option(["--quiet", "-q"], is_flag=True, expose_value=False,
+            self.params.append(click.Option(["--quiet", "-q"], is_flag=True, default=False, expose_value=False,
                                             callback=lambda _c, _p, v: QUIET.set(bool(v)),
                                             help="No notes, warnings or progress on stderr (errors still print)."))
         if "verbose" not in own:
-            self.params.append(click.Option(["--verbose", "-v"], is_flag=True, expose_value=False,
+            self.params.append(click.Option(["--verbose", "-v"], is_flag=True, default=False, expose_value=False,
                                             callback=lambda _c, _p, v: VERBOSE.set(bool(v)),
                                             help="On an internal error, print its traceback (as AUDIT_DEBUG=1)."))
 

@@ -167,7 +167,7 @@ def test_a_tampered_federation_is_refused_before_any_work(federation, tmp_path, 
     doc["recipe"]["federation"].update(edit)
     bad = tmp_path / "bad.safetensors"
     save_file(dict(checkpoint.state_dict), str(bad), metadata={METADATA_KEY: json.dumps(doc)})
-    for args in (("ids", "-m", bad, "--clients"), ("run", "-m", bad, "--forget-client", "1", "--bank", tmp_path),
+    for args in (("ids", "-m", bad, "--partition"), ("run", "-m", bad, "--forget-client", "1", "--bank", tmp_path),
                  ("unlearn", "-m", bad, "--method", "puf", "--forget-client", "1", "-o", tmp_path / "u.safetensors")):  # fmt: skip
         assert_error(invoke(runner, *args), pattern, code=2)
     assert not (tmp_path / "u.safetensors").exists()
