@@ -16,6 +16,7 @@ import numpy as np
 
 from attacks.lira import IN, UNLEARNED, VARIANCES, leave_one_out
 from attacks.metrics import SeparationReport
+from attacks.rmia import leave_one_out as rmia_leave_one_out
 from audit_cli.errors import InputError, UsageError
 from audit_cli.shadows import BANK_FORMAT, MANIFEST, SignalBank
 
@@ -116,10 +117,16 @@ class AttackStrength:
     reports: tuple[SeparationReport, ...]
     """One per target shadow."""
     n_shadows: int
+    rmia: tuple[SeparationReport, ...] = ()
+    """RMIA offline (attacks/rmia.py) on the same turns, beside LiRA."""
 
     @property
     def mean_auc(self) -> float:
         return float(np.mean([r.auc.value for r in self.reports]))
+
+    @property
+    def mean_rmia_auc(self) -> float:
+        return float(np.mean([r.auc.value for r in self.rmia])) if self.rmia else float("nan")
 
 
 def evaluate_attack(signals: SignalBank, *, targets: int = 8, variance: str = "auto") -> AttackStrength:
@@ -131,4 +138,5 @@ def evaluate_attack(signals: SignalBank, *, targets: int = 8, variance: str = "a
         raise UsageError(f"--targets must lie in 1..{signals.n_shadows} (the bank's shadows), got {targets}")
     states = np.where(signals.states == UNLEARNED, IN, signals.states)
     reports = leave_one_out(signals.phi_before, states, targets=targets, variance=variance)
-    return AttackStrength(tuple(reports), signals.n_shadows)
+    rmia = rmia_leave_one_out(signals.phi_before, states, targets=targets)
+    return AttackStrength(tuple(reports), signals.n_shadows, tuple(rmia))

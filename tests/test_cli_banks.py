@@ -85,12 +85,15 @@ def test_evaluate_attack_and_export_take_the_parent(runner, built, tmp_path):
         result = invoke(runner, "evaluate-attack", "--bank", bank, "--targets", "2", "--format", "json")
         assert result.exit_code == 0, result.output
         doc = json.loads(result.stdout)
-        assert set(doc) == {"bank", "shadows", "mean_auc", "targets"} and doc["bank"] == str(leaf)
+        assert set(doc) == {"bank", "shadows", "mean_auc", "targets", "rmia"} and doc["bank"] == str(leaf)
+        assert doc["rmia"]["mode"] == "offline" and len(doc["rmia"]["targets"]) == 2
+        assert 0.0 <= doc["rmia"]["mean_auc"] <= 1.0
         assert doc["shadows"] == SHADOWS and len(doc["targets"]) == 2
         assert set(doc["targets"][0]) == {"target", "auc", "balanced_accuracy", "tpr_at_fpr"}
         assert 0.0 <= doc["mean_auc"] <= 1.0
     text = invoke(runner, "evaluate-attack", "--bank", parent, "--targets", "2")
-    assert text.exit_code == 0 and "mean AUC over 2 targets" in text.stdout
+    assert text.exit_code == 0 and "mean AUC over 2 targets: LiRA" in " ".join(text.stdout.split())
+    assert "RMIA offline" in " ".join(text.stdout.split())
     for flags, message in ((("--variance", "foo"), "--variance must be"), (("--targets", "0"), "--targets must lie in"),
                            (("--targets", str(SHADOWS + 1)), "--targets must lie in")):  # fmt: skip
         assert_error(invoke(runner, "evaluate-attack", "--bank", parent, *flags), message)

@@ -24,6 +24,7 @@ class CheckName(StrEnum):
 
     LEAKAGE = "leakage"
     ATTACK = "attack"
+    RMIA = "rmia attack"
     FORGET_GAP = "forget-vs-test gap"
     RETAIN_GAP = "retain-vs-test gap"
     FORGET_CLASS_ACCURACY = "forget-class-accuracy"

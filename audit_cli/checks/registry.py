@@ -21,6 +21,7 @@ from audit_cli.checks import (
     reference,
     residual,
     retain_gap,
+    rmia,
     utility,
 )
 from audit_cli.checks.base import Check, Skip
@@ -31,6 +32,7 @@ CHECKS: tuple[Check, ...] = (
     leakage.CHECK,
     residual.CHECK,
     attack.CHECK,
+    rmia.CHECK,
     forget_gap.CHECK,
     retain_gap.CHECK,
     class_accuracy.CHECK,

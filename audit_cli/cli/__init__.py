@@ -48,7 +48,7 @@ COMMANDS = {
     ),
     "evaluate-attack": LazyCommand(
         "audit_cli.cli.evaluate_attack:evaluate_attack_cmd",
-        "Leave-one-shadow-out LiRA: how strong the membership attack is on this recipe.",
+        "Leave-one-shadow-out LiRA, and RMIA beside it: how strong the membership attack is on this recipe.",
     ),
     "methods": LazyCommand(
         "audit_cli.cli.methods:methods_cmd",

@@ -26,11 +26,12 @@ import attacks.metrics
 import attacks.mia_nn
 import attacks.population
 import attacks.reference
+import attacks.rmia
 import attacks.signals
 from attacks.signals import IN, OUT, UNLEARNED
 
 MODULES = (attacks.effect, attacks.gap, attacks.klom, attacks.lira, attacks.metrics, attacks.mia_nn,
-           attacks.population, attacks.reference, attacks.signals)  # fmt: skip
+           attacks.population, attacks.reference, attacks.rmia, attacks.signals)  # fmt: skip
 N = 400  # examples per set
 
 
@@ -109,6 +110,11 @@ ATTACKS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] =
     "lira_online": lambda s, p, t: attacks.lira.lira_online(p, np.where(s == UNLEARNED, IN, s), t),
     "lira_offline": lambda s, p, t: attacks.lira.lira_offline(p, np.where(s == UNLEARNED, IN, s), t),
     "ulira": lambda s, p, t: attacks.lira.ulira(p, s, t),
+    # RMIA against the first half of the examples as its population (online; offline below).
+    "rmia": lambda s, p, t: attacks.rmia.rmia(p, np.where(s == UNLEARNED, IN, s), t, np.arange(p.shape[1] // 2),
+                                              online=True),
+    "reference_probability": lambda s, p, t: attacks.rmia.rmia(p, np.where(s == UNLEARNED, IN, s), t,
+                                                               np.arange(p.shape[1] // 2)),
     "ulira_class": lambda s, p, t: attacks.lira.ulira_class(p, s, p[::-1].copy(), t, np.ones(p.shape[1], bool)),
     "fit_state": lambda s, p, t: attacks.lira.likelihood_ratio(
         t, attacks.lira.fit_state(p, s, UNLEARNED, "global"), attacks.lira.fit_state(p, s, OUT, "global")),
@@ -153,6 +159,7 @@ TRANSFORMS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "logit_scaled_confidence": attacks.signals.logit_scaled_confidence,
     "augmented_confidence": lambda z, y: attacks.signals.augmented_confidence(np.stack([z, z + 0.5]), y),
     "softmax": lambda z, y: attacks.reference.softmax(z),
+    "probability": lambda z, y: attacks.rmia.probability(z),
     "threshold_scores": lambda z, y: np.c_[tuple(attacks.population.threshold_scores(z, y).values())],
     "neighbor_features": lambda z, y: attacks.mia_nn.neighbor_features(z, 0, NEIGHBORS),
     "forget_class_log_prob": lambda z, y: attacks.mia_nn.forget_class_log_prob(z, 0),
