@@ -13,21 +13,21 @@ def test_lines_say_done_of_total_elapsed_and_the_time_left_at_the_pace_so_far():
     for t, done, total in [(4, 8, 8), (8, 16, 16), (11, 24, 32), (14, 32, 32)]:
         now[0] = t
         update(done, total)
-    # 24 shadows in 11 s: the 8 left take about 11 / 24 * 8 = 3.7 s.
+    # 16 shadows from the first update (4 s) to 11 s: the 8 left take about 7 / 16 * 8 = 3.5 s.
     assert lines == ["shadow bank: 8/8 shadows, 4s elapsed", "shadow bank: 16/16 shadows, 8s elapsed",
                      "shadow bank: 24/32 shadows, 11s elapsed, about 4s left",
                      "shadow bank: 32/32 shadows, 14s elapsed"]  # fmt: skip
 
 
 def test_a_reused_banks_shadows_do_not_count_toward_the_pace():
-    """Topping up a bank of 64 to 96: the first update already counts 72, but only 8 were
-    trained in the 10 s, so the 24 left take about 30 s, not 3."""
+    """Topping up a bank of 64 to 96: the first update already counts 72; from it, 8 more
+    took 10 s, so the 16 left take about 20 s, not the 3 that 80 shadows in 10 s would say."""
     now, lines = [10.0], []
     update = progress_lines("shadow bank", "shadows", 0.0, lines.append, clock=lambda: now[0] - 10.0)
     update(72, 96)  # the first chunk this process trained: no pace yet
     now[0] = 20.0
     update(80, 96)
-    assert lines[-1] == "shadow bank: 80/96 shadows, 10s elapsed, about 20s left"
+    assert lines == ["shadow bank: 72/96 shadows, 0s elapsed", "shadow bank: 80/96 shadows, 10s elapsed, about 20s left"]
 
 
 def test_lines_are_throttled_but_the_last_always_shows():

@@ -189,24 +189,24 @@ def progress_bar(label: str, quiet: bool, unit: str = "model-epochs", mode: str 
 def progress_lines(label: str, unit: str, every: float, emit: Callable[[str], None],
                    clock: Callable[[], float] = time.monotonic) -> Callable[[int, int], None]:  # fmt: skip
     """An update callback that emits ``label: done/total unit, Ns elapsed, about Ns left``.
-    The time left is the pace of this process's updates so far applied to what remains (a
-    reused bank's shadows cost nothing, so the pace starts at the first update's count)."""
+    The time left is the pace since the first update applied to what remains: the first
+    update's count may hold work reused rather than done (a bank's existing shadows), and
+    its time the process's start, so neither enters the pace."""
     start = clock()
-    first: list[int] = []
+    first: list[tuple[float, int]] = []
     last = [-float("inf")]
 
     def update(done: int, total: int) -> None:
         now = clock()
         if not first:
-            first.append(0 if done >= total else done)  # (one update that finishes: nothing to pace)
+            first.append((now, done))
         if done < total and now - last[0] < every:
             return
         last[0] = now
-        elapsed = now - start
-        line = f"{label}: {done}/{total} {unit}, {elapsed:.0f}s elapsed"
-        made = done - first[0] if done > first[0] else done
-        if done < total and made > 0:
-            line += f", about {elapsed / made * (total - done):.0f}s left"
+        line = f"{label}: {done}/{total} {unit}, {now - start:.0f}s elapsed"
+        t0, d0 = first[0]
+        if d0 < done < total:
+            line += f", about {(now - t0) / (done - d0) * (total - done):.0f}s left"
         emit(line)
 
     return update
