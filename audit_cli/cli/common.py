@@ -51,7 +51,7 @@ READS_SETTINGS = "audit_settings"
 
 def reads_settings(*names: str) -> Callable[[F], F]:
     """Mark a command function as resolving these settings (flag > ``AUDIT_*`` > file >
-    default): their options' help names the variable."""
+    default; all of them when none is named): its help ends naming their variables."""
 
     def mark(fn: F) -> F:
         setattr(fn, READS_SETTINGS, frozenset(names or DEFAULTS))
