@@ -11,6 +11,7 @@ import numpy as np
 from attacks.metrics import separation
 from attacks.rmia import GAMMA, OFFLINE_A, rmia
 from attacks.signals import IN, OUT, UNLEARNED
+from audit_cli.checks.attack import tpr_details, tpr_sentence
 from audit_cli.checks.base import RANDOM, Check, CheckName
 from audit_cli.checks.context import AuditContext
 from audit_cli.report import CheckResult
@@ -34,17 +35,14 @@ def run(ctx: AuditContext) -> list[CheckResult]:
         scores = rmia(phi, states, ctx.target_phi, ctx.t_rows, online=online)[rows]
         reports[online] = separation(scores, labels, seed=ctx.config.seed)
     sep, offline = reports[True], reports[False]
-    parts = [f"TPR {t.tpr.value:.3f} at {t.fpr:.1%} FPR" if t.tpr else f"TPR at {t.fpr:.1%} FPR: inconclusive"
-             for t in sep.tpr_at_fpr]  # fmt: skip
     return [CheckResult(
         CheckName.RMIA.value, "info",
         f"AUC {sep.auc.value:.3f} online, {offline.auc.value:.3f} offline (a = {OFFLINE_A}, gamma = {GAMMA}); "
-        + "; ".join(parts),
+        + tpr_sentence(sep),
         score=sep.auc.value, low=sep.auc.low, high=sep.auc.high,
         details={"offline_auc": [offline.auc.value, offline.auc.low, offline.auc.high], "a": OFFLINE_A,
                  "gamma": GAMMA, "population": "test examples",
-                 "tpr_at_fpr": {str(t.fpr): ([t.tpr.value, t.tpr.low, t.tpr.high] if t.tpr else None)
-                                for t in sep.tpr_at_fpr},
+                 "tpr_at_fpr": tpr_details(sep),
                  "n_dropped": sep.n_dropped},
     )]  # fmt: skip
 
