@@ -24,8 +24,7 @@ from audit_cli.cli.common import (
     stderr_console,
     stdout_console,
 )
-from audit_cli.cli.settings import resolved
-from audit_cli.config import DEFAULTS
+from audit_cli.cli.settings import bank_option, resolved
 from audit_cli.errors import UsageError
 from audit_cli.shadows import BANK_FORMAT, export_long, read_bank
 
@@ -35,14 +34,11 @@ def bank_argument() -> object:
                           help="The same as --bank (either, not both).")  # fmt: skip
 
 
-def bank_option() -> object:
-    return typer.Option(
-        Path(str(DEFAULTS["bank"])),
-        "--bank",
-        metavar="DIR",
-        help="Parent folder of banks, as for audit run (not given: AUDIT_BANK or audit.toml's bank, as for audit "
-        "run); a bank's own folder works too.",
-    )
+# The bank commands look where `audit run` builds, and take a bank's own folder too.
+BANK_HELP = (
+    "Parent folder of banks, as for audit run (not given: AUDIT_BANK or audit.toml's bank, as for audit run); "
+    "a bank's own folder works too."
+)
 
 
 def bank_folder(ctx: typer.Context, bank: Path, folder_given: Path | None = None) -> Path:
@@ -60,7 +56,7 @@ def bank_folder(ctx: typer.Context, bank: Path, folder_given: Path | None = None
 def bank_ls_cmd(
     ctx: typer.Context,
     folder_given: Path | None = bank_argument(),
-    bank: Path = bank_option(),
+    bank: Path = bank_option(help=BANK_HELP),
     output_format: OutputFormat = format_option(),
 ) -> None:
     """List the shadow banks in a folder: name, method, shadows, dataset."""
@@ -88,7 +84,7 @@ def bank_ls_cmd(
 def bank_export_cmd(
     ctx: typer.Context,
     folder_given: Path | None = bank_argument(),
-    bank: Path = bank_option(),
+    bank: Path = bank_option(help=BANK_HELP),
     output: Path = output_option("Output table, .parquet or .csv (- for CSV on standard output)."),
     overwrite: bool = typer.Option(False, "--overwrite", metavar=FLAG, help="Replace the table if it exists."),
 ) -> None:
@@ -107,7 +103,7 @@ def bank_export_cmd(
 def bank_verify_cmd(
     ctx: typer.Context,
     folder_given: Path | None = bank_argument(),
-    bank: Path = bank_option(),
+    bank: Path = bank_option(help=BANK_HELP),
     output_format: OutputFormat = format_option(),
 ) -> None:
     """Check every complete chunk of a bank against its manifest: checksum, owner, shadows,

@@ -106,14 +106,10 @@ def shadows_option(help: str, panel: str | None = None) -> object:
     return typer.Option(DEFAULTS["shadows"], "--shadows", metavar="N", help=help, rich_help_panel=panel)
 
 
-def bank_option(panel: str | None = None) -> object:
-    return typer.Option(
-        Path(str(DEFAULTS["bank"])),
-        "--bank",
-        metavar="DIR",
-        help="Parent folder of shadow banks (each bank is a subfolder named by its key).",
-        rich_help_panel=panel,
-    )
+def bank_option(
+    panel: str | None = None, help: str = "Parent folder of shadow banks (each bank is a subfolder named by its key)."
+) -> object:
+    return typer.Option(Path(str(DEFAULTS["bank"])), "--bank", metavar="DIR", help=help, rich_help_panel=panel)
 
 
 def lock_timeout_option(panel: str | None = None) -> object:
