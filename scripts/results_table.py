@@ -106,7 +106,8 @@ def main() -> None:
         original, retrained = models_for(args.data, work)
         # The table reports attack AUCs and gaps; the class's few test examples cannot decide
         # the default thresholds, so the power check would stop every run.
-        common = dict(forget_class=FORGET_CLASS, retrained=retrained, shadows=args.shadows, bank=work / "bank",
+        common = dict(forget_class=FORGET_CLASS, original=original, retrained=retrained, shadows=args.shadows,
+                      bank=work / "bank",
                       device="cpu", allow_underpowered=True)  # fmt: skip
         rows = []
         start = time.perf_counter()
