@@ -1,6 +1,6 @@
 """``python -m audit_cli``: the command line, as the ``audit`` script runs it."""
 
-from audit_cli.startup import prepare_process
+from audit_cli.cli.startup import prepare_process
 
 prepare_process()
 

@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from audit_cli.auditing.pipeline import run_audit
+from audit_cli.auditing.request import AuditRequest, config_from_settings
 from audit_cli.config import DEFAULTS, find_config_file, resolve_settings
 from audit_cli.data import Dataset, DatasetSpec
 from audit_cli.data.dataset import make_dataset
 from audit_cli.errors import DatasetError, UsageError
-from audit_cli.inputs import config_from_settings
-from audit_cli.pipeline import run_audit
 from audit_cli.report import AuditReport
 
 
@@ -60,53 +60,34 @@ def audit(
     unknown = sorted(set(settings) - set(DEFAULTS))
     if unknown:
         raise UsageError(f"unknown setting {unknown[0]!r}", hint=f"settings: {', '.join(DEFAULTS)}")
-    # Arguments are checked here, where a caller can read the message, not deep inside.
-    # numpy scalars as Python ones, a Path (bank=) as the string a setting is
+    # Arguments are checked before anything loads (the request checks its own fields), where
+    # a caller can read the message. Settings: numpy scalars as Python ones, a Path (bank=)
+    # as the string a setting is.
     settings = {k: v.item() if isinstance(v, np.generic) else str(v) if isinstance(v, Path) else v
                 for k, v in settings.items()}  # fmt: skip
-    if forget_class is not None:
-        forget_class = _whole(forget_class, "forget_class")
-    if isinstance(forget_clients, (str, bytes)) or not isinstance(forget_clients, Sequence | np.ndarray):
-        raise UsageError(f"forget_clients must be a sequence of client numbers, got {forget_clients!r}")
-    for name, value in (("params", params), ("data_options", data_options)):
-        if value is not None and not isinstance(value, Mapping):
-            raise UsageError(f"{name} must be a mapping of name to value, got {type(value).__name__}")
-    for name, value in (("recipe", recipe), ("shadows_from", shadows_from)):
-        if value is not None and not isinstance(value, str | Path):
-            raise UsageError(f"{name} must be a path, got {type(value).__name__}")
-    if data is not None and not isinstance(data, str | Path | Dataset):
-        raise UsageError(f"data must be a dataset name, a file or a Dataset, got {type(data).__name__}")
     if progress is not None and not callable(progress):
         raise UsageError(f"progress must be a callable(done, total), got {type(progress).__name__}")
-    config = config_from_settings(
-        resolve_settings(settings),
-        source_label="argument",
-        config_file=find_config_file(Path.cwd()),
-        model=Path(model) if isinstance(model, str) else model,
-        forget=Path(forget) if isinstance(forget, str) else forget,
+    request = AuditRequest(
+        model=model,
+        forget=forget,
         forget_class=forget_class,
-        forget_clients=tuple(_whole(c, "forget_clients") for c in forget_clients),
-        original=Path(original) if isinstance(original, str) else original,
-        retrained=Path(retrained) if isinstance(retrained, str) else retrained,
+        forget_clients=forget_clients,
+        original=original,
+        retrained=retrained,
         estimate_retrained=estimate_retrained,
-        data=str(data) if isinstance(data, Path) else data,
-        data_options=dict(data_options or {}),
+        data=data,
+        data_options=data_options,
         method=method,
         method_params=params,
         arch=arch,
-        recipe=Path(recipe) if recipe is not None else None,
+        recipe=recipe,
         trainer=trainer,
         unlearner=unlearner,
-        shadows_from=Path(shadows_from) if shadows_from is not None else None,
+        shadows_from=shadows_from,
     )
+    config = config_from_settings(request, resolve_settings(settings), source_label="argument",
+                                  config_file=find_config_file(Path.cwd()))  # fmt: skip
     return run_audit(config, progress=progress)
-
-
-def _whole(value: object, what: str) -> int:
-    """A whole number given from Python: an int or a numpy integer, never a bool."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
-        raise UsageError(f"{what}: expected a whole number, got {value!r}")
-    return int(value)
 
 
 def dataset_from_arrays(

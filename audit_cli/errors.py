@@ -1,7 +1,7 @@
 """Domain errors, each carrying the exit code the CLI turns it into.
 
-Library code raises these; only the CLI boundary (``app.py``) catches them and prints
-one line (plus an optional hint) to stderr. Exit codes: the table in docs/audit.md.
+Library code raises these; only the command line's boundary (``cli/common.cli_errors``)
+catches them and prints one line (plus an optional hint) to stderr. Exit codes: the table in docs/audit.md.
 """
 
 from __future__ import annotations

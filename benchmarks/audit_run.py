@@ -7,7 +7,7 @@ exact retrain and the original passed off as exactly unlearned (``--method retra
 --original``: a model that forgot nothing). digits: the sample models and the sample's
 random 30% forget list. mnist1d: an original and a retrain without 400 random training
 ids trained here (MLP 40-256-256-10, 30 epochs, as benchmarks/validity.py). The bank grows
-8, 16, 32, 64 shadows only until the verdict is decided (audit_cli/looks.py), so the cost
+8, 16, 32, 64 shadows only until the verdict is decided (audit_cli/shadows/looks.py), so the cost
 depends on the model: a no-op is decided on the first 8. Timed against one training run
 of the original's recipe in the same process, so the ratios hold on a noisy machine.
 """
@@ -19,10 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from audit_cli.auditing.pipeline import run_audit
+from audit_cli.auditing.request import AuditConfig
 from audit_cli.data import load_dataset
 from audit_cli.models.checkpoint import load_checkpoint
-from audit_cli.pipeline import AuditConfig, run_audit
-from audit_cli.training import Recipe, train_models
+from audit_cli.models.recipe import Recipe
+from audit_cli.training.loop import train_models
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_models"
 
@@ -32,7 +34,7 @@ def mnist1d_models(folder: Path) -> tuple[Path, Path, Path]:
     import numpy as np
 
     from audit_cli.data import write_id_file
-    from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
+    from audit_cli.repair.train_checkpoint import TrainRequest, train_checkpoint
 
     recipe = Recipe(arch="mlp", arch_args={"hidden": (256, 256)}, epochs=30)
     ids = load_dataset("mnist1d").train_ids

@@ -4,7 +4,7 @@
 
 Each audit is a fresh `python -m audit_cli run` on the digits sample (original model,
 sample forget list, a new bank: every shadow trained), so the thread choice made at start
-(audit_cli/threads.py) is what is measured. Busy processes are single-threaded Python
+(audit_cli/cli/threads.py) is what is measured. Busy processes are single-threaded Python
 loops (`while True: pass`), the kind of background work a CI runner or a laptop has.
 Each load is measured with the tool's choice (AUDIT_THREADS=auto) and with torch's
 defaults (AUDIT_THREADS=off, the behaviour before); a run over the timeout is reported as

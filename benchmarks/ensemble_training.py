@@ -27,7 +27,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from audit_cli.data import load_dataset
-from audit_cli.training import Recipe, model_seeds, train_models
+from audit_cli.models.recipe import Recipe
+from audit_cli.training.loop import model_seeds, train_models
 
 
 def matmul_peak_flops(n: int = 2048, repeats: int = 5) -> float:

@@ -30,7 +30,7 @@ from audit_cli.data import load_dataset
 from audit_cli.federated.fedavg import fedavg_participants, run_round
 from audit_cli.federated.partition import federation_clients
 from audit_cli.models.recipe import Federation, Recipe
-from audit_cli.training import dataset_tensors, init_ensemble
+from audit_cli.training.loop import dataset_tensors, init_ensemble
 
 HIDDEN = {"digits": (256,), "mnist1d": (256, 256)}
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from audit_cli.pipeline import AuditConfig, prepare
+from audit_cli.auditing.inputs import prepare
+from audit_cli.auditing.request import AuditConfig
 from audit_cli.shadows import ShadowBank
 from audit_cli.shadows.executors import executor
 

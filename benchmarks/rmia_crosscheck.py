@@ -37,7 +37,7 @@ from attacks.rmia import OFFLINE_A, rmia
 from attacks.signals import IN, OUT, logit_scaled_confidence
 from audit_cli.data import load_dataset
 from audit_cli.models.recipe import Recipe
-from audit_cli.training import predict_logits, train_models
+from audit_cli.training.loop import predict_logits, train_models
 
 RESULTS = Path(__file__).parent / "results" / "rmia_crosscheck.json"
 

@@ -39,9 +39,10 @@ from attacks.metrics import separation  # noqa: E402
 from attacks.residual import residual_share  # noqa: E402
 from attacks.rmia import rmia  # noqa: E402
 from attacks.signals import IN, OUT, UNLEARNED, augmented_confidence  # noqa: E402
+from audit_cli.auditing.inputs import prepare
+from audit_cli.auditing.request import AuditConfig  # noqa: E402
 from audit_cli.data import load_dataset, write_id_file  # noqa: E402
-from audit_cli.pipeline import AuditConfig, prepare  # noqa: E402
-from audit_cli.train_checkpoint import TrainRequest, train_checkpoint  # noqa: E402
+from audit_cli.repair.train_checkpoint import TrainRequest, train_checkpoint  # noqa: E402
 
 LOOKS = (8, 16, 32, 64)
 STATISTICS = ("residual", "ulira", "rmia-online", "rmia-offline")

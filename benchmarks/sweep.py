@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-import audit_cli.sweep as sweep_module
-from audit_cli.sweep import SweepRequest, sweep
+import audit_cli.auditing.sweep as sweep_module
+from audit_cli.auditing.sweep import SweepRequest, sweep
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_models"
 

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from audit_cli.data import load_dataset
-from audit_cli.training import Recipe, model_seeds, train_models
+from audit_cli.models.recipe import Recipe
+from audit_cli.training.loop import model_seeds, train_models
 from audit_cli.unlearn import UnlearnTask, unlearn_models
 
 

@@ -46,14 +46,15 @@ import numpy as np
 import torch
 from scipy.stats import beta
 
+from audit_cli.auditing.pipeline import run_audit
+from audit_cli.auditing.request import AuditConfig
+from audit_cli.checks.gate import decide
 from audit_cli.data import load_dataset, write_id_file
-from audit_cli.fl_train import FederatedTrainRequest, fl_train_checkpoint
-from audit_cli.gate import decide
-from audit_cli.models.recipe import Federation
-from audit_cli.pipeline import AuditConfig, run_audit
-from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
-from audit_cli.training import Recipe
-from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
+from audit_cli.models.recipe import Federation, Recipe
+from audit_cli.repair.fl_train import FederatedTrainRequest, fl_train_checkpoint
+from audit_cli.repair.train_checkpoint import TrainRequest, train_checkpoint
+from audit_cli.repair.unlearn_checkpoint import unlearn_checkpoint
+from audit_cli.repair.unlearn_request import UnlearnRequest
 
 RECIPES = {
     "digits": Recipe(arch="mlp", arch_args={"hidden": (256,)}, epochs=60),
@@ -74,7 +75,7 @@ GATE = "residual-sequential-2"
 # bootstrap over shadows and examples, looks from 16; 2: over the examples with the bank held
 # fixed, an exact method's unlearned shadows in the exact centre, looks from 8.
 LOOKS = {"residual-sequential-1": (16, 32, 64), GATE: (8, 16, 32, 64)}
-LOOK_ALPHA = 0.025  # audit_cli/looks.py ALPHA: each side's error over all looks
+LOOK_ALPHA = 0.025  # audit_cli/shadows/looks.py ALPHA: each side's error over all looks
 
 
 @dataclass(frozen=True)

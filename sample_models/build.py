@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from audit_cli.data import load_dataset, write_id_file
-from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
-from audit_cli.training import Recipe
+from audit_cli.models.recipe import Recipe
+from audit_cli.repair.train_checkpoint import TrainRequest, train_checkpoint
 
 HERE = Path(__file__).resolve().parent
 # 2026-01-01T00:00:00Z: the committed files' metadata timestamp.

@@ -31,14 +31,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audit_cli.fl_train import FederatedTrainRequest, fl_train_checkpoint
+from audit_cli.auditing.pipeline import run_audit
+from audit_cli.auditing.request import AuditConfig
 from audit_cli.models.checkpoint import load_checkpoint
-from audit_cli.models.recipe import Federation
-from audit_cli.pipeline import AuditConfig, run_audit
+from audit_cli.models.recipe import Federation, Recipe
+from audit_cli.repair.fl_train import FederatedTrainRequest, fl_train_checkpoint
+from audit_cli.repair.train_checkpoint import TrainRequest
+from audit_cli.repair.unlearn_checkpoint import unlearn_checkpoint
+from audit_cli.repair.unlearn_request import UnlearnRequest
 from audit_cli.shadows.reuse import reuse_fitted_shadows
-from audit_cli.train_checkpoint import TrainRequest
-from audit_cli.training import Recipe
-from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
 
 DATASETS = {"digits": (256,), "mnist1d": (256, 256)}
 CLIENTS, ALPHA, ROUNDS, SEED = 10, 0.3, 30, 0

@@ -39,8 +39,8 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from audit_cli.data import load_dataset
-from audit_cli.influence import Examples, Jacobians, flatten, newton_fit, removal_step, unflatten
-from audit_cli.training import init_ensemble
+from audit_cli.training.loop import init_ensemble
+from audit_cli.unlearn.influence_solver import Examples, Jacobians, flatten, newton_fit, removal_step, unflatten
 
 DATASETS = ("digits", "mnist1d")
 FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -154,7 +154,8 @@ def accuracy_rows(name: str) -> list[dict]:
 
 def cost_once(data_name: str, width: int, fraction: float, form: str, damping: float = LAMBDA) -> dict:
     """One influence step of the tool's method, measured in this (fresh) process."""
-    from audit_cli.training import Recipe, train_models
+    from audit_cli.models.recipe import Recipe
+    from audit_cli.training.loop import train_models
     from audit_cli.unlearn import UnlearnTask
     from audit_cli.unlearn.influence import InfluenceParams, influence_step
 

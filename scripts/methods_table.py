@@ -25,8 +25,9 @@ from attacks.population import mia_efficacy
 from attacks.reference import UnlearningMetrics, average_gap
 from audit_cli.data import Dataset, load_dataset, read_id_file, write_id_file
 from audit_cli.models.checkpoint import build_model_from_checkpoint, load_checkpoint
-from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
-from audit_cli.training import Ensemble, Recipe, make_optimizer, predict_logits
+from audit_cli.models.recipe import Recipe
+from audit_cli.repair.train_checkpoint import TrainRequest, train_checkpoint
+from audit_cli.training.loop import Ensemble, make_optimizer, predict_logits
 from audit_cli.unlearn import METHODS, UnlearnTask, unlearn_models
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,9 +27,10 @@ import numpy as np
 
 from audit_cli.data import load_dataset
 from audit_cli.models.sklearn_model import SklearnRecipe, load_sklearn, sklearn_logits
-from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
+from audit_cli.repair.train_checkpoint import TrainRequest, train_checkpoint
+from audit_cli.repair.unlearn_checkpoint import unlearn_checkpoint
+from audit_cli.repair.unlearn_request import UnlearnRequest
 from audit_cli.unlearn.mpru import load_filter
-from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
 
 COVERTYPE_LIKE = {
     "n_samples": 6000,

@@ -25,7 +25,8 @@ import torch
 from attacks.reference import average_gap
 from audit_cli.checks.reference import unlearning_metrics
 from audit_cli.data import load_dataset
-from audit_cli.training import Recipe, predict_logits, train_models
+from audit_cli.models.recipe import Recipe
+from audit_cli.training.loop import predict_logits, train_models
 from audit_cli.unlearn import UnlearnTask, unlearn_models
 
 POLICIES = ("none", "crop+flip", "trivialaugment", "randaugment", "autoaugment")

@@ -22,10 +22,13 @@ from pathlib import Path
 
 import torch
 
-from audit_cli.pipeline import AuditConfig, run_audit
-from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
-from audit_cli.training import Recipe, make_optimizer
-from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
+from audit_cli.auditing.pipeline import run_audit
+from audit_cli.auditing.request import AuditConfig
+from audit_cli.models.recipe import Recipe
+from audit_cli.repair.train_checkpoint import TrainRequest, train_checkpoint
+from audit_cli.repair.unlearn_checkpoint import unlearn_checkpoint
+from audit_cli.repair.unlearn_request import UnlearnRequest
+from audit_cli.training.loop import make_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_models"
@@ -69,9 +72,17 @@ def row(label: str, report, seconds: float) -> dict:
         "model_level_accuracy": check(report, "mia-nn (model level)").details["accuracy"],
         "exit_code": int(report.exit_code),
         "failed": [c.name for c in report.checks if c.gated and c.verdict == "fail"],
+        "inconclusive": [c.name for c in report.checks if c.gated and c.verdict == "inconclusive"],
+        "verdicts": {c.name: c.verdict for c in report.checks if c.gated},
         "mia_nn_chance": mia.details["chance_auc"],
         "seconds": round(seconds, 1),
     }
+
+
+def exit_reason(r: dict) -> str:
+    """The gated checks behind a non-zero exit: those that failed, else those left inconclusive."""
+    names = r["failed"] or (r["inconclusive"] if r["exit_code"] == 3 else [])
+    return f" ({', '.join(names)})" if names else ""
 
 
 def markdown(rows: list[dict]) -> str:
@@ -88,7 +99,7 @@ def markdown(rows: list[dict]) -> str:
             f"| {u[0]:.3f} [{u[1]:.3f}, {u[2]:.3f}] | {r['ulira_gap']:.3f} "
             f"| {m[0]:.3f} [{m[1]:.3f}, {m[2]:.3f}] | {r['mia_nn_gap']:.3f} "
             f"| {a[0]:.2f} [{a[1]:.2f}, {a[2]:.2f}] | {r['model_level_p']:.2f} | {r['model_level_gap']:.2f} "
-            f"| {r['exit_code']}{' (' + ', '.join(r['failed']) + ')' if r['failed'] else ''} |"
+            f"| {r['exit_code']}{exit_reason(r)} |"
         )
     return "\n".join(lines)
 
@@ -107,8 +118,7 @@ def main() -> None:
         # The table reports attack AUCs and gaps; the class's few test examples cannot decide
         # the default thresholds, so the power check would stop every run.
         common = dict(forget_class=FORGET_CLASS, original=original, retrained=retrained, shadows=args.shadows,
-                      bank=work / "bank",
-                      device="cpu", allow_underpowered=True)  # fmt: skip
+                      bank=work / "bank", device="cpu", allow_underpowered=True)  # fmt: skip
         rows = []
         start = time.perf_counter()
         rows.append(row("original (nothing forgotten)", run_audit(AuditConfig(model=original, **common)),

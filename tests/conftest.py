@@ -6,7 +6,7 @@ tests/helpers.py; fixtures live here so pytest finds them without imports.
 
 from __future__ import annotations
 
-from audit_cli.threads import configure_threads
+from audit_cli.cli.threads import configure_threads
 
 # Before torch loads: beside other work the suite's threads sleep instead of spinning.
 configure_threads()

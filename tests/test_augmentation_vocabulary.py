@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from audit_cli.app import app
 from audit_cli.errors import UsageError
-from audit_cli.training import AUGMENTATIONS, TRAINING_AUGMENTATIONS, Recipe, augment_batch
+from audit_cli.models.recipe import AUGMENTATIONS, TRAINING_AUGMENTATIONS, Recipe
+from audit_cli.training.loop import augment_batch
 from audit_cli.unlearn import base
 from audit_cli.unlearn.base import UNLEARNING_AUGMENTATIONS, augment_images
 
@@ -32,7 +33,7 @@ def test_training_knows_every_word_and_refuses_others_by_name():
 
 
 def test_a_policy_means_the_same_in_training_and_unlearning():
-    from audit_cli.training import augment
+    from audit_cli.training.loop import augment
 
     x = torch.randn(2, 4, 1, 8, 8)
     stats = ((0.3,), (0.4,))

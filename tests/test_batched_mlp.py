@@ -7,9 +7,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from audit_cli.batched_mlp import mlp_forward, mlp_plan
 from audit_cli.data import load_dataset
-from audit_cli.training import Recipe, _order_seed, init_ensemble, train_models
+from audit_cli.models.recipe import Recipe
+from audit_cli.training.batched_mlp import mlp_forward, mlp_plan
+from audit_cli.training.loop import _order_seed, init_ensemble, train_models
 
 
 def test_plan_accepts_mlps_and_refuses_everything_else():

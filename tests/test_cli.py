@@ -19,10 +19,11 @@ from typer.testing import CliRunner
 
 from audit_cli import __version__
 from audit_cli.app import app
+from audit_cli.auditing.pipeline import run_audit
+from audit_cli.auditing.request import AuditConfig
 from audit_cli.data import fingerprint_ids
 from audit_cli.errors import UsageError
 from audit_cli.models.architectures import ARCHITECTURES
-from audit_cli.pipeline import AuditConfig, run_audit
 from tests.helpers import assert_error, assert_ok, inspect_json, invoke
 
 N_TRAIN = 1347  # digits: 1,797 examples, 25% stratified test split

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from audit_cli.data import load_dataset, write_id_file
-from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
-from audit_cli.training import Recipe
+from audit_cli.models.recipe import Recipe
+from audit_cli.repair.train_checkpoint import TrainRequest, train_checkpoint
 from tests.helpers import assert_error, invoke
 
 DATA, OPTIONS = "synthetic", {"n_samples": "200", "n_features": "6", "n_classes": "3", "flip_y": "0.2"}

@@ -140,7 +140,7 @@ def test_q_and_v_on_every_command():
 
 
 def test_v_prints_an_internal_errors_traceback(monkeypatch):
-    import audit_cli.inspection as inspection
+    import audit_cli.repair.inspection as inspection
 
     def boom(*args):
         raise ZeroDivisionError("a bug")

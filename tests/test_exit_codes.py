@@ -16,7 +16,7 @@ def test_the_table_is_what_design_md_says():
 
 
 def test_internal_error_is_70_with_one_line_and_no_traceback(monkeypatch):
-    import audit_cli.inspection as inspection
+    import audit_cli.repair.inspection as inspection
 
     def boom(*args):
         raise ZeroDivisionError("a bug")
@@ -34,7 +34,7 @@ def test_internal_error_is_70_with_one_line_and_no_traceback(monkeypatch):
 def test_a_path_the_system_refuses_is_a_one_line_usage_error(monkeypatch, tmp_path):
     """A write the system refuses (no such folder, /proc, a full disk) is the user's to fix:
     exit 2 and one line naming the path, not 'internal error'."""
-    import audit_cli.inspection as inspection
+    import audit_cli.repair.inspection as inspection
 
     def refused(*args):
         raise OSError(28, "No space left on device", str(tmp_path / "report.json"))
@@ -54,7 +54,7 @@ def test_a_diverged_training_is_a_usage_error_and_writes_nothing(tmp_path):
 
 
 def test_interrupt_is_130_and_writes_nothing(monkeypatch, tmp_path):
-    import audit_cli.train_checkpoint as train_checkpoint
+    import audit_cli.repair.train_checkpoint as train_checkpoint
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -92,14 +92,14 @@ def test_a_pass_the_counts_cannot_reach_is_said_up_front_and_never_blocks_a_fail
     trains, and runs all the same (a fail needs no such power). Class forgetting: the
     leakage gate decides its pass; 180 class-3 examples against 60 test ones decide
     thresholds from about 0.24."""
-    from audit_cli.inputs import power_notes
-    from audit_cli.pipeline import AuditConfig, prepare
+    from audit_cli.auditing.inputs import power_notes, prepare
+    from audit_cli.auditing.request import AuditConfig
 
     bank = tmp_path / "bank"
     config = AuditConfig(model="sample_models/digits_mlp_retrained_class3.safetensors", forget_class=3,
                          method="retrain", original="sample_models/digits_mlp_original.safetensors", bank=bank)
     inputs = prepare(config)
-    from audit_cli.gate import min_decidable_leakage
+    from audit_cli.checks.gate import min_decidable_leakage
 
     floor = min_decidable_leakage(len(inputs.forget), len(inputs.test))
     assert 0.1 < floor < 0.5
@@ -122,8 +122,9 @@ def test_shadows_replay_the_declared_augmentation(tmp_path):
     tested in test_shadows.py), and refused on data it cannot apply to before any training."""
     from dataclasses import replace
 
+    from audit_cli.auditing.inputs import prepare
+    from audit_cli.auditing.request import AuditConfig
     from audit_cli.errors import UsageError
-    from audit_cli.pipeline import AuditConfig, prepare
 
     config = AuditConfig(model="sample_models/digits_mlp_original.safetensors",
                          forget="sample_models/forget_random10.txt", method="finetune", bank=tmp_path,
@@ -137,8 +138,9 @@ def test_shadows_replay_the_declared_augmentation(tmp_path):
 
 def test_data_options_without_data_are_refused_not_ignored(tmp_path):
     """The checkpoint records its dataset with its options; --data-opt alone changed nothing."""
+    from audit_cli.auditing.inputs import prepare
+    from audit_cli.auditing.request import AuditConfig
     from audit_cli.errors import UsageError
-    from audit_cli.pipeline import AuditConfig, prepare
 
     config = AuditConfig(model="sample_models/digits_mlp_original.safetensors",
                          forget="sample_models/forget_random10.txt", bank=tmp_path,
@@ -172,7 +174,8 @@ def test_a_threshold_no_score_can_cross_is_refused(flag, env):
 
 def test_a_missing_effect_threshold_of_1_is_a_real_one(tmp_path):
     """The missing share exceeds 1 when unlearning raised the forget set's confidence."""
-    from audit_cli.pipeline import AuditConfig, prepare
+    from audit_cli.auditing.inputs import prepare
+    from audit_cli.auditing.request import AuditConfig
 
     assert prepare(AuditConfig(model="sample_models/digits_mlp_original.safetensors", bank=tmp_path,
                                forget="sample_models/forget_random10.txt", missing_effect_above=1.0))  # fmt: skip
@@ -196,8 +199,9 @@ def test_few_forget_ids_are_scored_against_a_sample_of_four_test_ids_each(tmp_pa
     shadow; the negatives are a seeded sample of 4 per forget example instead."""
     import numpy as np
 
+    from audit_cli.auditing.inputs import prepare
+    from audit_cli.auditing.request import AuditConfig
     from audit_cli.data import load_dataset, write_id_file
-    from audit_cli.pipeline import AuditConfig, prepare
 
     forget = tmp_path / "f.txt"
     write_id_file(forget, load_dataset("digits").train_ids[:60])  # 60 training ids against 450 test ids

@@ -1,13 +1,15 @@
-"""Model families (audit_cli/families.py): one interface to fit K models, query their
+"""Model families (audit_cli/families/): one interface to fit K models, query their
 logits and unlearn them, for torch networks and scikit-learn estimators alike."""
 
 import numpy as np
 import pytest
 
 from audit_cli.errors import UsageError
-from audit_cli.families import ESTIMATORS, NETWORKS, family_of
+from audit_cli.families import family_of
+from audit_cli.families.estimators import ESTIMATORS
+from audit_cli.families.networks import NETWORKS
+from audit_cli.models.recipe import Recipe
 from audit_cli.models.sklearn_model import SklearnRecipe
-from audit_cli.training import Recipe
 from audit_cli.unlearn import UnlearnTask, get_method, parse_params
 
 

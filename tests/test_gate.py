@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from audit_cli.gate import decide, min_decidable_leakage, null_auc_sd, what_would_decide
+from audit_cli.checks.gate import decide, min_decidable_leakage, null_auc_sd, what_would_decide
 
 
 def test_three_outcomes_and_the_evidence_reading():

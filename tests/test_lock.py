@@ -193,7 +193,7 @@ def test_the_lock_timeout_is_a_setting_from_flag_env_file_or_default(tmp_path):
 
 
 def test_the_sweep_passes_its_lock_timeout_to_every_points_audit(tmp_path):
-    from audit_cli.sweep import SweepRequest, audit_config
+    from audit_cli.auditing.sweep import SweepRequest, audit_config
 
     request = SweepRequest(model=tmp_path / "m", method="finetune", grid={}, out=tmp_path / "o", lock_timeout=7.0)
     assert audit_config(request, tmp_path / "m", 0).lock_timeout == 7.0
@@ -210,7 +210,8 @@ def test_audit_sweep_reads_audit_lock_timeout(runner, tmp_path):
 def planted(tmp_path_factory):
     """A bank folder `audit shadows`/`audit run` on the digits sample model will use, its
     lock held by a live run on another host."""
-    from audit_cli.pipeline import AuditConfig, prepare
+    from audit_cli.auditing.inputs import prepare
+    from audit_cli.auditing.request import AuditConfig
 
     root = tmp_path_factory.mktemp("locked")
     config = AuditConfig(model=SAMPLES / "digits_mlp_original.safetensors", forget=SAMPLES / "forget_random10.txt",

@@ -3,7 +3,8 @@ share of the error, and a reused bank read at the same looks as a fresh one."""
 
 import pytest
 
-from audit_cli.looks import ALPHA, plan_looks, single_look
+from audit_cli.errors import UsageError
+from audit_cli.shadows.looks import ALPHA, plan_looks, single_look
 
 
 def test_looks_double_from_the_first_chunk_up_to_the_shadows():
@@ -26,5 +27,5 @@ def test_the_error_is_split_equally_over_the_looks():
 
 
 def test_fewer_than_two_shadows_is_no_schedule():
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="--shadows must be at least 2, got 1"):
         plan_looks(1)

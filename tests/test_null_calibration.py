@@ -13,8 +13,8 @@ import pytest
 
 from attacks.lira import IN, OUT, UNLEARNED, lira_online, ulira
 from attacks.metrics import auc_score
+from audit_cli.models.recipe import Recipe
 from audit_cli.shadows import BankSpec, ForgetRule, plan_shadow
-from audit_cli.training import Recipe
 from audit_cli.unlearn import get_method, resolve_unlearning
 
 SHADOWS = 64

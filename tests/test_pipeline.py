@@ -12,11 +12,14 @@ from typer.testing import CliRunner
 
 from attacks.metrics import Interval
 from audit_cli.app import app
+from audit_cli.auditing.pipeline import run_audit
+from audit_cli.auditing.request import AuditConfig
+from audit_cli.checks.leakage import leakage_interval
 from audit_cli.data import load_dataset, write_id_file
-from audit_cli.pipeline import AuditConfig, leakage_interval, run_audit
-from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
-from audit_cli.training import Recipe
-from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
+from audit_cli.models.recipe import Recipe
+from audit_cli.repair.train_checkpoint import TrainRequest, train_checkpoint
+from audit_cli.repair.unlearn_checkpoint import unlearn_checkpoint
+from audit_cli.repair.unlearn_request import UnlearnRequest
 
 DATA, OPTIONS = "synthetic", {"n_samples": "400", "n_features": "8", "n_classes": "3", "flip_y": "0.2"}
 RECIPE = Recipe(arch="mlp", arch_args={"hidden": (64,)}, epochs=60, lr=0.01, batch_size=32)
@@ -128,8 +131,8 @@ def test_retrained_passes_where_the_counts_can_decide_and_the_bank_is_reused(mod
 def test_param_overrides_the_declared_parameters_name_by_name(models):
     """--param changes the named parameters of the method the model declares and keeps the
     others; another --method starts from that method's defaults."""
+    from audit_cli.auditing.inputs import prepare
     from audit_cli.errors import UsageError
-    from audit_cli.pipeline import prepare
 
     config = AuditConfig(model=models / "ascent.safetensors", forget=models / "forget.txt", bank=models / "bank",
                          original=models / "original.safetensors", device="cpu")  # fmt: skip
@@ -156,8 +159,7 @@ def test_a_retrained_model_without_another_set_is_refused_as_the_reference(model
         audit(models, "original", retrained=models / "original.safetensors", bank=models / "no-bank")
     assert not (models / "no-bank").exists()
     # audit unlearn --method retrain records its forget set: a valid reference.
-    from audit_cli.inputs import load_references
-    from audit_cli.pipeline import prepare
+    from audit_cli.auditing.inputs import load_references, prepare
 
     retrain = models / "no-bank-retrain.safetensors"
     unlearn_checkpoint(UnlearnRequest(model=models / "original.safetensors", out=retrain, method="retrain",
@@ -307,8 +309,8 @@ def test_the_leakage_gate_has_three_outcomes_and_says_what_would_decide():
 
 def test_a_pass_allows_for_the_shadows_the_bank_drew_and_for_more_of_them():
     from attacks.metrics import SeparationReport
+    from audit_cli.checks.gate import GROWTH_FACTOR
     from audit_cli.checks.leakage import leakage_result
-    from audit_cli.gate import GROWTH_FACTOR
 
     config = AuditConfig(model=Path("m.safetensors"), fail_above=0.1)
     sep = SeparationReport(Interval(0.52, 0.49, 0.545), Interval(0.6, 0.5, 0.7), (), 100, 100, 0)  # 0.04 in [0, 0.09]
@@ -694,7 +696,7 @@ def test_shadows_are_trained_only_until_the_verdict_is_decided(models, tmp_path)
     assert again.shadows.trained_now == 0 and again.checks == first.checks
     # A bank that already holds all 32 shadows (built ahead, as `audit shadows` does) is read
     # at the same looks: the same verdict, from the same first 8 shadows.
-    from audit_cli.pipeline import prepare
+    from audit_cli.auditing.inputs import prepare
 
     config = AuditConfig(model=models / "original.safetensors", forget=models / "forget.txt", shadows=32,
                          chunk_size=8, bank=tmp_path / "full", device="cpu", allow_underpowered=True)  # fmt: skip
@@ -713,7 +715,7 @@ def test_examples_a_small_bank_never_observed_in_a_state_are_left_out_of_the_eff
     effect = next(c for c in report.checks if c.name == "unlearning-effect")
     assert 0 < effect.details["n_forget"] < 50, effect.details
     assert "could be measured on" not in effect.sentence and effect.score is not None, effect.sentence
-    from audit_cli.pipeline import prepare
+    from audit_cli.auditing.inputs import prepare
 
     inputs = prepare(AuditConfig(model=models / "ascent.safetensors", forget=models / "forget.txt", shadows=4,
                                  original=models / "original.safetensors", bank=tmp_path / "bank", device="cpu",

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from audit_cli.data import load_dataset
+from audit_cli.models.recipe import Recipe
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, read_bank
 from audit_cli.shadows.executors import executor
-from audit_cli.training import Recipe
 from audit_cli.unlearn import get_method, resolve_unlearning
 
 ray = pytest.importorskip("ray", reason="the ray extra (in the test extra, so CI runs this)")

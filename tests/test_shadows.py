@@ -9,8 +9,8 @@ import pytest
 from attacks.lira import IN, OUT, UNLEARNED, leave_one_out
 from audit_cli.data import load_dataset
 from audit_cli.errors import InputError, UsageError
+from audit_cli.models.recipe import Recipe
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank, plan_shadow
-from audit_cli.training import Recipe
 from audit_cli.unlearn import get_method, resolve_unlearning
 
 RECIPE = Recipe(arch="mlp", arch_args={"hidden": (64,)}, epochs=60, lr=0.01, batch_size=32)
@@ -167,7 +167,7 @@ import sys
 import numpy as np
 from audit_cli.data import load_dataset
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank
-from audit_cli.training import Recipe
+from audit_cli.training.loop import Recipe
 from audit_cli.unlearn import get_method, resolve_unlearning
 data = load_dataset("synthetic", {"n_samples": "240", "n_features": "8", "n_classes": "3", "flip_y": "0.2"})
 forget = tuple(int(i) for i in np.random.default_rng(0).choice(data.train_ids, 20, replace=False))
@@ -278,7 +278,7 @@ def test_flip_queries_only_for_models_trained_with_flips():
     import torch
 
     from audit_cli.data.dataset import DatasetSpec, make_dataset
-    from audit_cli.training import query_logits, train_models
+    from audit_cli.training.loop import query_logits, train_models
 
     rng = np.random.default_rng(0)
     y = np.arange(24) % 2

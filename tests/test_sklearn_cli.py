@@ -18,7 +18,8 @@ import pytest
 import skops.io as sio
 
 from audit_cli.data import DatasetSpec, load_dataset, make_dataset
-from audit_cli.models.sklearn_model import SKLEARN_ARCHS, load_sklearn
+from audit_cli.models.sklearn_model import load_sklearn
+from audit_cli.models.sklearn_params import SKLEARN_ARCHS
 from audit_cli.unlearn.mpru import load_filter
 from tests.helpers import assert_error, assert_ok, invoke, table_row
 
@@ -87,7 +88,7 @@ def test_train_refuses_a_tree_on_images(runner, tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     images = make_dataset(DatasetSpec("tiny-images"), rng.normal(size=(40, 1, 4, 4)).astype(np.float32),
                           np.arange(40) % 2, np.arange(40) < 30, ["a", "b"], "image")  # fmt: skip
-    monkeypatch.setattr("audit_cli.train_checkpoint.load_dataset", lambda *a, **k: images)
+    monkeypatch.setattr("audit_cli.repair.train_checkpoint.load_dataset", lambda *a, **k: images)
     result = invoke(runner, "train", "--arch", "extra-trees", "--out", tmp_path / "m.skops")
     assert_error(result, "extra-trees takes flat features; 'tiny-images' is images")
 

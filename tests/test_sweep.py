@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from audit_cli.auditing.sweep import MAX_POINTS, grid_points, parse_grid
 from audit_cli.data import load_dataset, write_id_file
 from audit_cli.errors import UsageError
-from audit_cli.sweep import MAX_POINTS, grid_points, parse_grid
 from tests.helpers import assert_error, assert_ok, invoke
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -124,7 +124,8 @@ def test_an_underpowered_sweep_is_refused_before_any_point_is_unlearned(runner, 
 
 
 def test_reused_shadows_are_trained_once_and_give_the_audit_a_fresh_bank_gives(runner, trained, tmp_path):
-    from audit_cli.pipeline import AuditConfig, run_audit
+    from audit_cli.auditing.pipeline import run_audit
+    from audit_cli.auditing.request import AuditConfig
 
     root, model, forget, retrained = trained
     out = tmp_path / "sweep"
@@ -146,8 +147,9 @@ def test_reused_shadows_are_trained_once_and_give_the_audit_a_fresh_bank_gives(r
 def test_fitted_trains_once_inside_the_block_and_always_outside():
     import numpy as np
 
+    from audit_cli.models.recipe import Recipe
     from audit_cli.shadows.reuse import fitted, reuse_fitted_shadows
-    from audit_cli.training import Recipe, train_models
+    from audit_cli.training.loop import train_models
 
     data = load_dataset("synthetic", {"n_samples": "120", "n_features": "4"})
     recipe = Recipe(arch="logreg", epochs=1)

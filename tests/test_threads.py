@@ -1,7 +1,7 @@
-"""Thread choice at start (audit_cli/threads.py): torch's defaults alone, fewer threads that
+"""Thread choice at start (audit_cli/cli/threads.py): torch's defaults alone, fewer threads that
 sleep instead of spinning when other work runs, and the user's own settings untouched."""
 
-from audit_cli.threads import configure_threads, plan_threads
+from audit_cli.cli.threads import configure_threads, plan_threads
 
 
 def test_alone_every_usable_cpu_and_torchs_spinning():

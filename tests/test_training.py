@@ -6,7 +6,8 @@ import torch
 
 from audit_cli.data import DatasetSpec, make_dataset
 from audit_cli.errors import UsageError
-from audit_cli.training import Recipe, accuracy, model_seeds, predict_logits, train_models
+from audit_cli.models.recipe import Recipe
+from audit_cli.training.loop import accuracy, model_seeds, predict_logits, train_models
 
 
 def max_param_diff(a, ka, b, kb):

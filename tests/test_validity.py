@@ -9,10 +9,11 @@ recipe and 16 shadows keep it to seconds; the full suite measures the defaults.
 import numpy as np
 import pytest
 
+from audit_cli.auditing.pipeline import run_audit
+from audit_cli.auditing.request import AuditConfig
 from audit_cli.data import load_dataset, write_id_file
-from audit_cli.pipeline import AuditConfig, run_audit
-from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
-from audit_cli.training import Recipe
+from audit_cli.models.recipe import Recipe
+from audit_cli.repair.train_checkpoint import TrainRequest, train_checkpoint
 
 RECIPE = Recipe(arch="mlp", arch_args={"hidden": (128,)}, epochs=20)
 DRAWS = 6

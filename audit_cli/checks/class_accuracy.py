@@ -8,7 +8,7 @@ from attacks.gap import wilson_interval
 from attacks.metrics import Interval
 from audit_cli.checks.base import CLASS, Check, CheckName
 from audit_cli.checks.context import AuditContext
-from audit_cli.gate import MIN_EXAMPLES, decide, evidence_caveat, what_would_decide
+from audit_cli.checks.gate import MIN_EXAMPLES, closing_clause, decide
 from audit_cli.report import CheckResult
 
 
@@ -26,12 +26,8 @@ def run(ctx: AuditContext) -> list[CheckResult]:
         f"the model classifies {correct.mean():.1%} of the forgotten class's training examples as class {c} "
         f"(retrained twins: {twin_acc:.1%}); excess {excess.value:.3f} in [{excess.low:.3f}, {excess.high:.3f}]"
     )
-    if verdict == "fail":
-        sentence += f" > {threshold}"
-    elif verdict == "inconclusive" and enough:
-        sentence += "; " + what_would_decide(excess.value, excess.low, excess.high, threshold)
-    elif verdict == "pass" and excess.high > threshold:
-        sentence += evidence_caveat(excess.high, threshold)
+    if enough:
+        sentence += closing_clause(verdict, excess.value, excess.low, excess.high, threshold)
     return [
         CheckResult(
             CheckName.FORGET_CLASS_ACCURACY.value,

@@ -1,12 +1,15 @@
 """The audit's context: everything the checks read, computed once.
 
-``build_context`` runs the headline attack (U-LiRA with a declared method, LiRA without;
-in class mode against the retrained twins) on the audited model's signals and the shadow
-bank, and keeps the rows of the forget, retain and test examples. Checks only read it.
+``AuditContext`` (built by the audit, auditing/pipeline.build_context) holds the audited
+model's outputs, the shadow bank and the rows of the forget, retain and test examples, and
+runs the headline attack (U-LiRA with a declared method, LiRA without; in class mode
+against the retrained twins) when a check first reads it. Checks only read it.
+``ReferenceModel`` is an --original or --retrained model as the checks see it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -19,20 +22,35 @@ from attacks.mia_nn import neighbor_classes_from_reference
 from attacks.population import threshold_scores
 from attacks.residual import ResidualReport, residual_share
 from attacks.signals import IN, OUT, UNLEARNED, augmented_confidence
+from audit_cli.checks.gate import HALF_BANK_DRAWS
 from audit_cli.errors import InconclusiveError, UsageError
-from audit_cli.gate import HALF_BANK_DRAWS
-from audit_cli.looks import Look, single_look
+from audit_cli.shadows.looks import Look, single_look
 from audit_cli.unlearn import get_method
-from audit_cli.unlearn.mpru import apply_filter
 
 if TYPE_CHECKING:
+    from audit_cli.auditing.request import AuditConfig
     from audit_cli.data import Dataset
-    from audit_cli.inputs import AuditConfig, AuditInputs, ReferenceModel
     from audit_cli.models.metadata import CheckpointMeta
     from audit_cli.shadows import SignalBank
 
 # Neighbor classes MIA-NN reads (the top classes a retrained model sends the class to).
 NEIGHBORS = 3
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceModel:
+    """An --original or --retrained model and its outputs on every dataset example."""
+
+    model: object | None
+    """The loaded model (auditing/audited.AuditedModel) the audit checks it by; None for an estimate."""
+    view_logits: np.ndarray
+    """(views, n, C): one slice per augmentation view the recipe scores."""
+    estimated: Mapping[str, object] | None = None
+    """For an estimated retrained model (--estimate-retrained): how, and its error bound."""
+
+    @property
+    def logits(self) -> np.ndarray:
+        return self.view_logits[0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,12 +73,12 @@ class AuditContext:
     """The attack's negatives: test examples (of the forgotten class, in class mode)."""
     r_rows: np.ndarray
     min_leakage: float
-    """The smallest leakage threshold these counts decide (audit_cli/gate.py)."""
+    """The smallest leakage threshold these counts decide (audit_cli/checks/gate.py)."""
     original: ReferenceModel | None = None
     retrained: ReferenceModel | None = None
     filtered: bool = False
     look: Look | None = None
-    """The look of a sequential audit this context is (audit_cli/looks.py); None: one look
+    """The look of a sequential audit this context is (audit_cli/shadows/looks.py); None: one look
     at the whole bank, spending all the error."""
 
     def __post_init__(self) -> None:
@@ -90,7 +108,7 @@ class AuditContext:
         return "estimated retrained" if self.retrained is not None and self.retrained.estimated else "retrained"
 
     # The headline attack is scored only when a check reads it: a sequential audit reads
-    # only the residual share at the looks that do not stop it (audit_cli/pipeline.py).
+    # only the residual share at the looks that do not stop it (audit_cli/auditing/pipeline.py).
     @cached_property
     def _attack(self) -> tuple[np.ndarray, str]:
         scores, variance = attack_scores(self.signals, self.dataset, self.target_phi, self.method, self.config)
@@ -229,42 +247,6 @@ def attack_scores(signals: SignalBank, dataset: Dataset, target_phi: np.ndarray,
                             ((states == OUT) & seen).sum(axis=0))  # fmt: skip
     attack = ulira if method is not None else lira_online
     return attack(phi, states, target_phi, variance=mode, spread=spread), mode
-
-
-def build_context(
-    inputs: AuditInputs,
-    signals: SignalBank,
-    original: ReferenceModel | None,
-    retrained: ReferenceModel | None,
-    min_leakage: float,
-    look: Look | None = None,
-) -> AuditContext:
-    """Score the audited model against the bank; refuse when the attack scores nothing."""
-    config, dataset = inputs.config, inputs.dataset
-    raw = view = np.asarray(inputs.model.view_logits(dataset, inputs.device))
-    if inputs.output_filter is not None:
-        view = apply_filter(raw, inputs.output_filter.forget_class, inputs.output_filter.bias)
-    ctx = AuditContext(
-        config=config,
-        dataset=dataset,
-        meta=inputs.model.meta,
-        method=inputs.method,
-        forget=inputs.forget,
-        signals=signals,
-        view_logits=view,
-        unfiltered_view_logits=raw,
-        target_phi=augmented_confidence(view, dataset.y),
-        f_rows=dataset.rows(inputs.forget),
-        t_rows=dataset.rows(inputs.test),
-        r_rows=dataset.rows(inputs.retain),
-        min_leakage=min_leakage,
-        original=original,
-        retrained=retrained,
-        filtered=inputs.output_filter is not None,
-        look=look,
-    )
-    ctx.scores  # noqa: B018 -- an attack that scores nothing is refused at the first look, not after the last
-    return ctx
 
 
 def at_look(ctx: AuditContext, signals: SignalBank, look: Look) -> AuditContext:

@@ -10,7 +10,7 @@ claim (inconclusive).
 
 Without --original, a model audited as unlearned cannot be shown to have changed: a no-op
 passes every attack where membership leakage is weak. Such an audit is refused before any
-shadow trains (audit_cli/inputs.py check_original_given), whatever the checkpoint's
+shadow trains (audit_cli/auditing/inputs.py check_original_given), whatever the checkpoint's
 metadata says; without a declared method the audit is a membership test and this check
 is skipped.
 """
@@ -24,7 +24,7 @@ from attacks.metrics import Interval
 from attacks.signals import OUT
 from audit_cli.checks.base import Check, CheckName, Outcome, Skip
 from audit_cli.checks.context import AuditContext
-from audit_cli.gate import MAX_UNSCORABLE, MIN_EXAMPLES, decide, evidence_caveat, what_would_decide
+from audit_cli.checks.gate import MAX_UNSCORABLE, MIN_EXAMPLES, closing_clause, decide
 from audit_cli.report import CheckResult
 
 NAME = CheckName.UNLEARNING_EFFECT.value
@@ -117,10 +117,8 @@ def effect(ctx: AuditContext) -> CheckResult:
             f"; the interval holds both exact unlearning (0) and a no-op (1): the observed excess drop alone "
             f"is {obs.value:.3f} [{obs.low:.3f}, {obs.high:.3f}], against an expected {exp.value:.3f}"
         )
-    elif verdict == "inconclusive":
-        sentence += "; " + what_would_decide(missing.value, missing.low, missing.high, threshold)
-    elif missing.high > threshold:
-        sentence += evidence_caveat(missing.high, threshold)
+    else:
+        sentence += closing_clause(verdict, missing.value, missing.low, missing.high, threshold)
     return CheckResult(NAME, verdict, sentence, score=missing.value, low=missing.low, high=missing.high,
                        threshold=threshold, gated=True, details=details)  # fmt: skip
 

@@ -4,7 +4,7 @@ test examples, with a bootstrap interval. Where the residual memorisation share 
 fail side and reads "info" otherwise; elsewhere (class forgetting, a recipe that memorises
 nothing measurable) it is the headline gate, with both sides as below.
 
-Three outcomes (audit_cli/gate.py): fail when the interval lies above ``fail_above``, pass
+Three outcomes (audit_cli/checks/gate.py): fail when the interval lies above ``fail_above``, pass
 only when it lies at or below it, inconclusive otherwise, with what would decide it.
 Also inconclusive whatever the interval: too few examples, or too many the shadows could
 not score (the scored ones may not represent the set).
@@ -12,7 +12,7 @@ not score (the scored ones may not represent the set).
 The attack's reading depends on the bank: it varies with which shadows were drawn, and it
 is weaker with fewer of them (each example's Gaussians rest on fewer values). A pass
 therefore needs a bound that allows for both, measured on random halves of the bank
-(audit_cli/gate.py): the upper half-width widened in quadrature by the halves' spread, plus
+(audit_cli/checks/gate.py): the upper half-width widened in quadrature by the halves' spread, plus
 what the attack gained from half the shadows to all of them, extrapolated. A bank that
 cannot show the leakage below the threshold that way says "use more shadows" rather than
 pass. Failing needs no such care: a weakened attack that still shows leakage above the
@@ -32,11 +32,11 @@ from attacks.metrics import Interval, SeparationReport, roc_curve
 from audit_cli.checks import residual
 from audit_cli.checks.base import Check, CheckName
 from audit_cli.checks.context import AuditContext
-from audit_cli.gate import GROWTH_FACTOR, MAX_AUC_WIDTH, MAX_UNSCORABLE, MIN_EXAMPLES, decide, what_would_decide
+from audit_cli.checks.gate import GROWTH_FACTOR, MAX_AUC_WIDTH, MAX_UNSCORABLE, MIN_EXAMPLES, decide, what_would_decide
 from audit_cli.report import CheckResult
 
 if TYPE_CHECKING:
-    from audit_cli.inputs import AuditConfig
+    from audit_cli.auditing.request import AuditConfig
 
 
 def leakage_interval(auc: Interval) -> Interval:

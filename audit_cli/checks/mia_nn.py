@@ -11,7 +11,7 @@ from attacks.metrics import Interval
 from attacks.mia_nn import excess_over_null, neighbor_features, sample_level
 from audit_cli.checks.base import CLASS, Check, CheckName
 from audit_cli.checks.context import AuditContext
-from audit_cli.gate import MIN_EXAMPLES, decide, evidence_caveat, what_would_decide
+from audit_cli.checks.gate import MIN_EXAMPLES, closing_clause, decide
 from audit_cli.report import CheckResult
 
 # Retrained twins whose MIA-NN AUCs on the same examples give the attack's null
@@ -76,12 +76,7 @@ def run(ctx: AuditContext) -> list[CheckResult]:
             f"score 2(AUC - chance) {score.value:.3f} in [{score.low:.3f}, {score.high:.3f}] (the interval is the "
             f"spread of {len(twin_aucs)} twins' AUCs, refits included)"
         )
-        if verdict == "fail":
-            sentence += f" > {threshold}"
-        elif verdict == "inconclusive":
-            sentence += "; " + what_would_decide(score.value, score.low, score.high, threshold)
-        elif score.high > threshold:
-            sentence += evidence_caveat(score.high, threshold)
+        sentence += closing_clause(verdict, score.value, score.low, score.high, threshold)
         out = [CheckResult(name, verdict, sentence, details=details, **common)]
     if ctx.retrained is not None:
         features = neighbor_features(ctx.retrained.logits[class_rows], c, neighbors)

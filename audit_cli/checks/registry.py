@@ -46,9 +46,6 @@ CHECKS: tuple[Check, ...] = (
     klom.CHECK,
 )
 
-# Gated check (report name) -> the setting (AuditConfig field) holding its threshold.
-THRESHOLDS: dict[str, str] = {c.name.value: c.threshold for c in CHECKS if c.threshold is not None}
-
 
 def run_checks(ctx: AuditContext) -> tuple[list[CheckResult], list[tuple[str, str]]]:
     """The report rows of every check that belongs to this kind of forgetting, and the

@@ -9,7 +9,7 @@ every dataset, and it counts how far each example sits from where exact unlearni
 put it, not only the order of the scores: its numerator is, up to a constant, the summed
 Gaussian log-likelihood ratio of "trained on" against "never seen" over the forget set.
 
-The gate, at one look of a sequential audit (audit_cli/looks.py) spending ``alpha``:
+The gate, at one look of a sequential audit (audit_cli/shadows/looks.py) spending ``alpha``:
 
 - fail when the data reject exact unlearning (the share's one-sided bound at ``alpha / 2``
   excludes 0, so an exact unlearner is failed at most ``alpha`` of the time over the looks
@@ -39,7 +39,7 @@ from scipy.stats import norm
 from attacks.residual import ResidualReport
 from audit_cli.checks.base import RANDOM, Check, CheckName, Outcome
 from audit_cli.checks.context import AuditContext
-from audit_cli.gate import MIN_EXAMPLES
+from audit_cli.checks.gate import MIN_EXAMPLES
 from audit_cli.report import CheckResult
 
 NAME = CheckName.RESIDUAL.value

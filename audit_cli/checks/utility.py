@@ -62,7 +62,7 @@ from attacks.gap import expected_accuracy_difference, paired_accuracy_difference
 from attacks.signals import IN, OUT
 from audit_cli.checks.base import Check, CheckName
 from audit_cli.checks.context import AuditContext
-from audit_cli.gate import MIN_EXAMPLES, decide, evidence_caveat, what_would_decide
+from audit_cli.checks.gate import MIN_EXAMPLES, closing_clause, decide
 from audit_cli.report import CheckResult
 
 # How sentences name the bank's reference (details' "reference" holds the key).
@@ -160,19 +160,16 @@ def run(ctx: AuditContext) -> list[CheckResult]:
         details["retrained_estimate"] = dict(ctx.retrained.estimated)
         return [CheckResult(CheckName.UTILITY.value, "info", sentence, score=drop.value, low=drop.low, high=drop.high,
                             details=details)]  # fmt: skip
-    if verdict == "fail":
-        sentence += f" > {threshold} (over-forgetting: the model lost what it should keep)"
-    elif unsized:
+    if unsized and verdict != "fail":
         sentence += (
             "; fewer than 3 shadows left enough of these test examples unseen to size how much two "
             "retrains differ by their seeds; use more shadows"
         )
-    elif verdict == "inconclusive" and n >= MIN_EXAMPLES:
+    elif verdict != "inconclusive" or n >= MIN_EXAMPLES:
         # Two retrains differ by their seeds alone: more test examples do not narrow that.
         floor = float(norm.ppf(0.975) * np.sqrt(2) * model_sd)
-        sentence += "; " + what_would_decide(drop.value, drop.low, drop.high, threshold, floor=floor)
-    elif verdict == "pass" and drop.high > threshold:
-        sentence += evidence_caveat(drop.high, threshold)
+        sentence += closing_clause(verdict, drop.value, drop.low, drop.high, threshold, floor=floor,
+                                   failed=" (over-forgetting: the model lost what it should keep)")  # fmt: skip
     return [CheckResult(CheckName.UTILITY.value, verdict, sentence, score=drop.value, low=drop.low, high=drop.high,
                         threshold=threshold, gated=True, details=details)]  # fmt: skip
 
@@ -200,19 +197,18 @@ def against_shadows(ctx: AuditContext) -> CheckResult:
         f"test accuracy {ours.mean():.3f} against {expected:.3f} expected from {REFERENCES[reference]}, no "
         f"--retrained model given: drop {drop.value:.3f} in [{drop.low:.3f}, {drop.high:.3f}]"
     )
-    if verdict == "fail":
-        sentence += f" > {threshold} (over-forgetting: the model lost accuracy a model trained with the recipe keeps)"
-    elif unsized:
+    if unsized:
+        # Inconclusive (a verdict needs the seed spread): say why.
         sentence += (
             "; fewer than 3 shadows left enough of these test examples unseen to size how much a model's "
             "accuracy varies with its seed; use more shadows"
         )
-    elif verdict == "inconclusive":
+    else:
         # The model is one draw of its seed against the recipe's average: more examples do not narrow that.
         floor = float(norm.ppf(0.975) * model_sd)
-        sentence += "; " + what_would_decide(drop.value, drop.low, drop.high, threshold, floor=floor)
-    elif verdict == "pass" and drop.high > threshold:
-        sentence += evidence_caveat(drop.high, threshold)
+        sentence += closing_clause(verdict, drop.value, drop.low, drop.high, threshold, floor=floor,
+                                   failed=" (over-forgetting: the model lost accuracy a model trained with the "
+                                   "recipe keeps)")  # fmt: skip
     if n < len(ctx.u_rows):
         sentence += (
             f"; {len(ctx.u_rows) - n} of {len(ctx.u_rows)} test examples left out (every shadow trained on them)"

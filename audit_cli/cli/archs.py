@@ -6,7 +6,7 @@ from rich.table import Table
 
 from audit_cli.cli.common import OutputFormat, cli_errors, format_option, print_json, stdout_console
 from audit_cli.models.architectures import ARCHITECTURES
-from audit_cli.models.sklearn_model import SKLEARN_ARCHS
+from audit_cli.models.sklearn_params import SKLEARN_ARCHS
 
 
 def list_archs() -> list[dict]:

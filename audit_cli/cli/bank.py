@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from audit_cli.atomic import STDOUT, check_output_path
-from audit_cli.banks import list_banks, read_bank_info, resolve_bank
 from audit_cli.cli.common import (
     FLAG,
     OutputFormat,
@@ -27,6 +26,7 @@ from audit_cli.cli.common import (
 from audit_cli.cli.settings import bank_option, resolved
 from audit_cli.errors import UsageError
 from audit_cli.shadows import BANK_FORMAT, export_long, read_bank
+from audit_cli.shadows.banks import list_banks, read_bank_info, resolve_bank
 
 
 def bank_argument() -> object:

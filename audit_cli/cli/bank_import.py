@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from audit_cli.banks import read_bank_info
+from audit_cli.auditing.inputs import check_bank_folder
 from audit_cli.cli.bank import bank_folder
 from audit_cli.cli.common import (
     OutputFormat,
@@ -21,7 +21,7 @@ from audit_cli.cli.common import (
 )
 from audit_cli.config import DEFAULTS
 from audit_cli.data import load_dataset
-from audit_cli.inputs import check_bank_folder
+from audit_cli.shadows.banks import read_bank_info
 from audit_cli.shadows.imported import import_bank
 
 

@@ -65,7 +65,7 @@ def env_name(setting: str) -> str:
     return f"AUDIT_{setting.upper()}"
 
 
-# Environment variables the tool reads besides the settings' (audit_cli/threads.py, cli_errors).
+# Environment variables the tool reads besides the settings' (audit_cli/cli/threads.py, cli_errors).
 OTHER_VARIABLES = ("AUDIT_DEBUG", "AUDIT_THREADS")
 
 

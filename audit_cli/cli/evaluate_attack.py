@@ -9,11 +9,11 @@ import typer
 from rich.table import Table
 
 from attacks.rmia import GAMMA, OFFLINE_A
-from audit_cli.banks import AttackStrength, evaluate_attack, resolve_bank
 from audit_cli.cli.common import OutputFormat, cli_errors, format_option, print_json, reads_settings, stdout_console
 from audit_cli.cli.settings import bank_option, resolved
 from audit_cli.config import DEFAULTS
 from audit_cli.shadows import read_bank
+from audit_cli.shadows.banks import AttackStrength, evaluate_attack, resolve_bank
 
 
 def attack_strength_dict(bank: Path, strength: AttackStrength) -> dict:

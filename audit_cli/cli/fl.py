@@ -28,10 +28,9 @@ from audit_cli.cli.common import (
 )
 from audit_cli.cli.train import AUGMENT_HELP, print_result, train_summary
 from audit_cli.errors import UsageError
-from audit_cli.fl_train import FederatedTrainRequest, fl_train_checkpoint
-from audit_cli.models.recipe import PARTITIONS, Federation, check_momentum
-from audit_cli.train_checkpoint import TrainRequest
-from audit_cli.training import OPTIMIZERS, Recipe
+from audit_cli.models.recipe import OPTIMIZERS, PARTITIONS, Federation, Recipe, check_momentum
+from audit_cli.repair.fl_train import FederatedTrainRequest, fl_train_checkpoint
+from audit_cli.repair.train_checkpoint import TrainRequest
 
 LOCAL = "Local training (each client, each round)"
 

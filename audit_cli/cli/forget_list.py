@@ -21,7 +21,7 @@ from audit_cli.cli.common import (
     stdout_console,
 )
 from audit_cli.data import load_dataset
-from audit_cli.forget_list import draw_forget_list
+from audit_cli.data.forget_list import draw_forget_list
 
 
 @cli_errors

@@ -21,9 +21,9 @@ from audit_cli.cli.common import (
     stdout_console,
 )
 from audit_cli.data import load_dataset
+from audit_cli.data.forget_list import split_ids
 from audit_cli.errors import UsageError
 from audit_cli.federated.partition import client_ids, client_table
-from audit_cli.forget_list import split_ids
 
 
 @cli_errors

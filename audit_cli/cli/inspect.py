@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from audit_cli.cli.common import FLAG, OutputFormat, cli_errors, format_option, print_json, stdout_console
-from audit_cli.inspection import inspect_file
+from audit_cli.repair.inspection import inspect_file
 
 
 @cli_errors

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from audit_cli.auditing.pipeline import run_audit
+from audit_cli.auditing.request import AuditRequest
 from audit_cli.cli.common import (
     FLAG,
     arch_option,
@@ -38,7 +40,6 @@ from audit_cli.cli.outputs import parse_formats, prepare_targets, write_report
 from audit_cli.cli.settings import audit_config, bank_option, lock_timeout_option, setting_flags, shadows_option
 from audit_cli.config import DEFAULTS
 from audit_cli.errors import ExitCode, UsageError
-from audit_cli.pipeline import run_audit
 
 INPUTS, GATE, SHADOWS, OUTPUT, DATA, EXECUTION = "Inputs", "Gate", "Shadows", "Output", "Data", "Execution"
 # On/off switches get a panel of their own: beside metavars, rich crops their long names at 80 columns.
@@ -210,14 +211,12 @@ def run_cmd(
         if trains:
             raise UsageError(f"--shadows-from scores an imported bank whole and trains nothing; {trains[0]} does "
                              "not apply", hint="drop it, or drop --shadows-from to build a bank")  # fmt: skip
-    config, settings = audit_config(
+    request = AuditRequest(
         model=model,
-        flags=flags,
-        config_file=config_file,
         forget=forget,
         forget_class=forget_class,
         forget_clients=tuple(forget_client or ()),
-        output_filter=output_filter,
+        filter=output_filter,
         original=original,
         retrained=retrained,
         estimate_retrained=estimate_retrained,
@@ -233,6 +232,7 @@ def run_cmd(
         unlearner=unlearner,
         shadows_from=shadows_from,
     )
+    config, settings = audit_config(request, flags=flags, config_file=config_file)
     # Before the audit: a typo or an unwritable path must not cost the shadows.
     inputs = [model, forget, output_filter, original, retrained, recipe, config_file, config.config_file,
               Path(data) if data and Path(data).is_file() else None]

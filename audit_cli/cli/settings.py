@@ -10,75 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
+from audit_cli.auditing.request import AuditConfig, AuditRequest, config_from_settings
 from audit_cli.cli.common import given_on_command_line
 from audit_cli.config import DEFAULTS, Setting, find_config_file, resolve_settings
 from audit_cli.errors import UsageError
 
-if TYPE_CHECKING:
-    from audit_cli.inputs import AuditConfig
-
 
 def audit_config(
+    request: AuditRequest,
     *,
-    model: Path,
     flags: Mapping[str, object | None],
     config_file: Path | None = None,
-    forget: Path | None = None,
-    forget_class: int | None = None,
-    forget_clients: tuple[int, ...] = (),
-    output_filter: Path | None = None,
-    original: Path | None = None,
-    retrained: Path | None = None,
-    estimate_retrained: str | None = None,
-    data: str | None = None,
-    data_options: Mapping[str, object] | None = None,
-    data_root: Path | None = None,
-    method: str | None = None,
-    method_params: Mapping[str, object] | None = None,
-    arch: str | None = None,
-    strip_prefix: str | None = None,
-    recipe: Path | None = None,
-    trainer: str | None = None,
-    unlearner: str | None = None,
-    shadows_from: Path | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> tuple[AuditConfig, dict[str, Setting]]:
-    """The audit configuration and every setting with its source; ``flags`` holds the
-    settings given on the command line (None: not given)."""
-    # Here, not at the top: the audit's inputs need torch, and the bank commands that only
-    # resolve settings through this module (`audit bank ls`) start without it.
-    from audit_cli.inputs import config_from_settings
-
+    """The audit configuration (``request`` with the resolved settings) and every setting
+    with its source; ``flags`` holds the settings given on the command line (None: not given)."""
     cwd = cwd or Path.cwd()
     settings = resolve_settings(flags, config_file=config_file, env=env, cwd=cwd)
-    config = config_from_settings(
-        settings,
-        config_file=config_file or find_config_file(cwd),
-        model=model,
-        forget=forget,
-        forget_class=forget_class,
-        forget_clients=forget_clients,
-        filter=output_filter,
-        original=original,
-        retrained=retrained,
-        estimate_retrained=estimate_retrained,
-        data=data,
-        data_options=dict(data_options or {}),
-        data_root=data_root,
-        method=method,
-        method_params=method_params,
-        arch=arch,
-        strip_prefix=strip_prefix,
-        recipe=recipe,
-        trainer=trainer,
-        unlearner=unlearner,
-        shadows_from=shadows_from,
-    )
+    config = config_from_settings(request, settings, config_file=config_file or find_config_file(cwd))
     if flags.get("ray_address") is not None and config.executor != "ray":
         raise UsageError(f"--ray-address is where --executor ray sends its tasks; the executor is {config.executor}",
                          hint="add --executor ray, or drop --ray-address")  # fmt: skip

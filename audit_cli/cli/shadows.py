@@ -6,12 +6,12 @@ so a bank a CI cache step builds is the bank the audit finds: same key, same fol
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 
+from audit_cli.auditing.pipeline import build_shadows
+from audit_cli.auditing.request import AuditRequest
 from audit_cli.cli.common import (
     arch_option,
     cli_errors,
@@ -36,29 +36,6 @@ from audit_cli.cli.common import (
 )
 from audit_cli.cli.settings import audit_config, bank_option, lock_timeout_option, setting_flags, shadows_option
 from audit_cli.config import DEFAULTS
-from audit_cli.pipeline import AuditConfig, prepare
-
-
-@dataclass(frozen=True)
-class BuiltBank:
-    """A bank after ``build_shadows``."""
-
-    path: Path
-    """The bank's own folder (the parent joined with its key)."""
-    shadows: int
-    """Complete shadows it holds."""
-    trained_now: int
-    method: str | None
-    """The unlearning method its shadows replay; None: not unlearned (LiRA only)."""
-
-
-def build_shadows(config: AuditConfig, progress: Callable[[int, int], None] | None = None,
-                  waiting: Callable[[str], None] | None = None) -> BuiltBank:  # fmt: skip
-    """Top the bank an audit with ``config`` would use up to ``config.shadows`` shadows;
-    ``waiting(holder)`` is called if another run holds the bank's lock."""
-    inputs = prepare(config)
-    trained = inputs.build_bank(progress, waiting)
-    return BuiltBank(inputs.bank.path, inputs.bank.complete_shadows(), trained, inputs.method)
 
 
 @cli_errors
@@ -99,24 +76,11 @@ def shadows_cmd(
     """Build or extend the shadow bank an audit of this model will use (CI caches it).
 
     Settings come from flags, AUDIT_* variables and audit.toml exactly as for audit run."""
-    config, _ = audit_config(
+    request = AuditRequest(
         model=model,
-        flags=setting_flags(
-            ctx,
-            {
-                "shadows": shadows,
-                "bank": str(bank),
-                "seed": seed,
-                "device": device,
-                "executor": executor,
-                "ray_address": ray_address,
-                "lock_timeout": lock_timeout,
-            },
-        ),
-        config_file=config_file,
         forget=forget,
         forget_class=forget_class,
-        output_filter=output_filter,
+        filter=output_filter,
         data=data,
         data_options=parse_pairs(data_opt, "--data-opt"),
         data_root=data_root,
@@ -128,6 +92,9 @@ def shadows_cmd(
         trainer=trainer,
         unlearner=unlearner,
     )
+    flags = {"shadows": shadows, "bank": str(bank), "seed": seed, "device": device, "executor": executor,
+             "ray_address": ray_address, "lock_timeout": lock_timeout}  # fmt: skip
+    config, _ = audit_config(request, flags=setting_flags(ctx, flags), config_file=config_file)
     with progress_bar("shadow bank", quiet, unit="shadows", mode=progress) as update:
         built = build_shadows(config, progress=update, waiting=lock_notice(config.lock_timeout))
     stdout_console().print(

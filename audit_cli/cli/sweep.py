@@ -1,5 +1,5 @@
 """`audit sweep`: one method over a grid of parameters, every point unlearned and audited,
-the chosen point audited again on a fresh seed (audit_cli/sweep.py)."""
+the chosen point audited again on a fresh seed (audit_cli/auditing/sweep.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from audit_cli.auditing.sweep import SweepPoint, SweepRequest, parse_grid, sweep
 from audit_cli.cli.common import (
     FLAG,
     OutputFormat,
@@ -30,7 +31,6 @@ from audit_cli.cli.common import (
 from audit_cli.cli.settings import bank_option, lock_timeout_option, resolved, shadows_option
 from audit_cli.config import DEFAULTS
 from audit_cli.report.sweep_html import label as point_label
-from audit_cli.sweep import SweepPoint, SweepRequest, parse_grid, sweep
 
 
 def _num(x: float | None) -> str:

@@ -29,10 +29,10 @@ from audit_cli.cli.common import (
     stdout_console,
 )
 from audit_cli.errors import UsageError
-from audit_cli.models.recipe import check_momentum
-from audit_cli.models.sklearn_model import SklearnRecipe, is_sklearn_arch
-from audit_cli.train_checkpoint import TrainRequest, TrainResult, train_checkpoint
-from audit_cli.training import OPTIMIZERS, SCHEDULES, TRAINING_AUGMENTATIONS, Recipe
+from audit_cli.models.recipe import OPTIMIZERS, SCHEDULES, TRAINING_AUGMENTATIONS, Recipe, check_momentum
+from audit_cli.models.sklearn_model import SklearnRecipe
+from audit_cli.models.sklearn_params import is_sklearn_arch
+from audit_cli.repair.train_checkpoint import TrainRequest, TrainResult, train_checkpoint
 
 RECIPE_DEFAULTS: dict[str, object] = {f.name: f.default for f in fields(Recipe) if f.default is not MISSING}
 """The network recipe's defaults: the options' defaults, and what "not given" means."""

@@ -26,9 +26,10 @@ from audit_cli.cli.common import (
     stdout_console,
     strip_prefix_option,
 )
-from audit_cli.unlearn.base import AUGMENTATIONS
+from audit_cli.models.recipe import AUGMENTATIONS
+from audit_cli.repair.unlearn_checkpoint import unlearn_checkpoint
+from audit_cli.repair.unlearn_request import UnlearnRequest, UnlearnResult
 from audit_cli.unlearn.mpru import FilterSpec
-from audit_cli.unlearn_checkpoint import UnlearnRequest, UnlearnResult, unlearn_checkpoint
 
 
 def accuracy_rows(result: UnlearnResult, forget_class: int | None) -> list[tuple[str, float, float]]:

@@ -8,7 +8,7 @@ the round's examples (``c_k = n_k / N``); PUF gives the forgotten clients a nega
 amplified weight (audit_cli/unlearn/puf.py). The round is the unit both share.
 
 Speed: the local models of all federations in a round are one vectorized ensemble
-(audit_cli/training.py). Clients differ in size: a client's last batch is padded to the
+(audit_cli/training/loop.py). Clients differ in size: a client's last batch is padded to the
 batch size and the padding masked out of its loss (its gradient is its own mean loss),
 and a client whose epoch is over stands still, weights and optimizer state, while the
 larger ones finish (``PrefixOptimizer``). A client trained alone (K = 1, as a Flower
@@ -31,7 +31,8 @@ import torch.nn.functional as F
 
 from audit_cli.data import Dataset
 from audit_cli.errors import UsageError
-from audit_cli.training import Ensemble, Recipe, augment, dataset_tensors, ensemble_forward, init_ensemble
+from audit_cli.models.recipe import Recipe
+from audit_cli.training.loop import Ensemble, augment, dataset_tensors, ensemble_forward, init_ensemble
 
 # Streams of client seeds: training rounds, and the rounds of an unlearning request.
 TRAINING, UNLEARNING = 29, 31

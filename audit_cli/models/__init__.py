@@ -1,5 +1,8 @@
-"""Models: the architecture registry (``architectures``), the checkpoint metadata schema
-(``metadata``) and checkpoint io (``checkpoint``). Import the submodules directly: the
-metadata schema depends on ``audit_cli.training`` (the Recipe), which depends on the
-architecture registry, so this package re-exports nothing to keep imports acyclic.
+"""Models as files and architectures: the architecture registry and builders
+(``architectures``, ``networks``), the network ``Recipe`` (``recipe``), checkpoint metadata
+and io (``metadata``, ``safetensors_file``, ``checkpoint``), scikit-learn estimators
+(``sklearn_params``, ``sklearn_model``, ``sklearn_trees``) and user code named
+``MODULE:FUNCTION`` (``plugins``). Nothing here trains: training/ builds on this package.
+Import the submodules directly; the package re-exports nothing, so that reading a
+safetensors header does not import torch.
 """

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from audit_cli.errors import UnsafeArtifactError, UsageError
+from audit_cli.models.plugins import is_reference, load_callable
 from audit_cli.options import coerce
-from audit_cli.plugins import is_reference, load_callable
 
 Factory = Callable[..., Any]
 """``factory(input_shape, num_classes, **arch_args)`` -> an ``nn.Module``."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from audit_cli.data import DatasetSpec
+from audit_cli.data import Dataset, DatasetSpec
 from audit_cli.errors import CheckpointError, UsageError
 from audit_cli.models.architectures import ARCHITECTURES, is_plugin, resolve_arch_args
 from audit_cli.models.recipe import Recipe
@@ -100,6 +100,27 @@ class CheckpointMeta:
     """UTC timestamp, ISO 8601."""
     format_version: int = FORMAT_VERSION
     """Version of this document's schema."""
+
+    @classmethod
+    def of(
+        cls,
+        kind: str,
+        dataset: Dataset,
+        *,
+        arch: str,
+        arch_args: Mapping[str, Any],
+        recipe: Recipe | None,
+        trained_ids_fingerprint: str | None,
+        n_trained: int | None,
+        **rest: Any,
+    ) -> CheckpointMeta:
+        """Metadata of a model of ``dataset``, which gives its classes, input shape, spec and
+        fingerprint: the one place every writer (train, unlearn, the federated drivers, an
+        imported model) builds metadata."""
+        return cls(kind=kind, arch=arch, arch_args=arch_args, num_classes=dataset.num_classes,
+                   input_shape=dataset.input_shape, dataset=dataset.spec, dataset_fingerprint=dataset.fingerprint,
+                   recipe=recipe, trained_ids_fingerprint=trained_ids_fingerprint, n_trained=n_trained,
+                   **rest)  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -33,14 +33,7 @@ import numpy as np
 from audit_cli.atomic import atomic_path, check_output_path
 from audit_cli.errors import CheckpointError, UnsafeArtifactError, UsageError
 from audit_cli.models.metadata import CheckpointMeta
-
-# The registry is part of this module's interface too (callers import it from here).
-from audit_cli.models.sklearn_params import (  # noqa: F401
-    SKLEARN_ARCHS,
-    estimator_defaults,
-    is_sklearn_arch,
-    resolve_sklearn_params,
-)
+from audit_cli.models.sklearn_params import SKLEARN_ARCHS, estimator_defaults, resolve_sklearn_params
 from audit_cli.models.sklearn_trees import check_trees
 from audit_cli.options import check_seed
 

@@ -93,7 +93,7 @@ class ForgetSection:
     forget_class: int | None = None
     """Class forgetting: the class (``class`` in JSON)."""
     min_decidable_leakage: float | None = None
-    """The smallest leakage threshold these counts decide (audit_cli/gate.py)."""
+    """The smallest leakage threshold these counts decide (audit_cli/checks/gate.py)."""
     clients: tuple[int, ...] = ()
     """A federated model: the forgotten clients whose examples are the forget set."""
 
@@ -130,7 +130,7 @@ class ShadowSection:
     source: str | None = None
     """built by this tool, or imported from FILE (sha256 ...) with audit bank import."""
     schedule: tuple[int, ...] | None = None
-    """The shadows at each look of a sequential audit (audit_cli/looks.py); ``n`` is the look
+    """The shadows at each look of a sequential audit (audit_cli/shadows/looks.py); ``n`` is the look
     that decided it (or the last)."""
 
 

@@ -45,8 +45,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from audit_cli.shadows.plan import BANK_FORMAT, BankSpec, ForgetRule, ShadowPlan, plan_shadow
-from audit_cli.shadows.signals import MANIFEST, STATE_NAMES, SignalBank, export_long, read_bank
+from audit_cli.shadows.plan import BankSpec, ForgetRule, ShadowPlan, plan_shadow
+from audit_cli.shadows.signals import BANK_FORMAT, MANIFEST, STATE_NAMES, SignalBank, export_long, read_bank
 
 if TYPE_CHECKING:
     from audit_cli.shadows.bank import ShadowBank

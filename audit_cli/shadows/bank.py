@@ -2,7 +2,7 @@
 recorded in the manifest, resumed after an interruption, read back as signals.
 
 Shadows are trained, queried and unlearned through their model family
-(audit_cli/families.py), so networks and scikit-learn estimators take one path.
+(audit_cli/families/), so networks and scikit-learn estimators take one path.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from attacks.signals import IN, OUT, UNLEARNED, augmented_confidence
 from audit_cli.atomic import atomic_path, atomic_write_text
 from audit_cli.config import DEFAULTS
 from audit_cli.errors import InputError, UsageError
-from audit_cli.families import ModelFamily, family_of
+from audit_cli.families import family_of
+from audit_cli.families.base import ModelFamily
 from audit_cli.models.safetensors_file import file_sha256
 from audit_cli.shadows.executors import run_local
 from audit_cli.shadows.lock import bank_lock
+from audit_cli.shadows.looks import check_shadow_count
 from audit_cli.shadows.plan import BankSpec, ShadowPlan, plan_shadow
 from audit_cli.shadows.reuse import fitted
 from audit_cli.shadows.signals import BANK_KEY, MANIFEST, SignalBank, read_bank
@@ -92,8 +94,7 @@ class ShadowBank:
         ``run`` maps the chunk builder over the missing chunks (shadows/executors.py);
         ``lock_timeout``: seconds to wait for another run building this bank (lock.py);
         ``waiting(holder)`` is called once if this run has to wait for it."""
-        if n_shadows < 2:
-            raise UsageError("a shadow bank needs at least 2 shadows")
+        check_shadow_count(n_shadows)
         created = [p for p in (self.path, *self.path.parents) if not p.exists()]  # deepest first
         self.path.mkdir(parents=True, exist_ok=True)
         try:

@@ -17,7 +17,7 @@ from audit_cli.shadows.signals import BANK_FORMAT
 from audit_cli.version import __version__
 
 if TYPE_CHECKING:  # annotations only: reading a bank (audit bank ls) starts without torch
-    from audit_cli.families import TrainerRecipe
+    from audit_cli.families.user_code import TrainerRecipe
     from audit_cli.models.recipe import Recipe
     from audit_cli.models.sklearn_model import SklearnRecipe
     from audit_cli.unlearn import UnlearningSpec
@@ -67,7 +67,7 @@ class BankSpec:
     dataset: Dataset
     recipe: Recipe | SklearnRecipe | TrainerRecipe
     """How the audited model was trained: a network recipe, a scikit-learn estimator, or the
-    user's own training code (audit_cli/families.py)."""
+    user's own training code (audit_cli/families/)."""
     unlearning: UnlearningSpec | None
     """The audited model's unlearning, resolved (method, typed parameters, augmentation);
     None: shadows are not unlearned (LiRA only)."""

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from audit_cli.data import Dataset, fingerprint_ids
-from audit_cli.training import Ensemble
+from audit_cli.training.loop import Ensemble
 
 MAX_BYTES = 2**30
 """Trained shadows held at most (1 GiB): a sweep over a large network trains them again."""

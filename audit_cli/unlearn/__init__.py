@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from audit_cli.errors import UsageError
-from audit_cli.training import Ensemble, chunk_models, restack
+from audit_cli.models.recipe import AUGMENTATIONS
+from audit_cli.training.loop import Ensemble, chunk_models, restack
 from audit_cli.unlearn import (
     finetune,
     influence,
@@ -32,7 +33,6 @@ from audit_cli.unlearn import (
     trw,
 )
 from audit_cli.unlearn.base import (
-    AUGMENTATIONS,
     MethodEntry,
     UnlearningSpec,
     UnlearnTask,

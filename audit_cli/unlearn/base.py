@@ -25,17 +25,9 @@ import torch.nn.functional as F
 
 from audit_cli.data import Dataset
 from audit_cli.errors import UsageError
+from audit_cli.models.recipe import AUGMENTATIONS, Recipe, check_augmentation_name
 from audit_cli.options import coerce
-from audit_cli.training import (
-    AUGMENTATIONS,
-    Ensemble,
-    Recipe,
-    augment,
-    check_augmentation_name,
-    dataset_tensors,
-    ensemble_forward,
-    make_optimizer,
-)
+from audit_cli.training.loop import Ensemble, augment, dataset_tensors, ensemble_forward, make_optimizer
 
 ForgetKind = Literal["random", "class"]
 Produces = Literal["weights", "filter", "external"]

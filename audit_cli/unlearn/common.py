@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from audit_cli.training import OPTIMIZERS, Ensemble, ensemble_forward
+from audit_cli.models.recipe import OPTIMIZERS
+from audit_cli.training.loop import Ensemble, ensemble_forward
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """influence: one Newton step that removes the forget set (influence functions), in the
-primal or the dual (kernel) form (audit_cli/influence.py has the mathematics).
+primal or the dual (kernel) form (audit_cli/unlearn/influence_solver.py has the mathematics).
 
 The step is exact for L2-regularised least squares, very close for logistic regression,
 and for networks it is the step of the network linearised at its trained weights; the
@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch.func import functional_call, vmap
 
-from audit_cli.influence import FORMS, Examples, Problem, Step, removal_step
-from audit_cli.training import Ensemble, dataset_tensors
+from audit_cli.training.loop import Ensemble, dataset_tensors
 from audit_cli.unlearn.base import MethodEntry, UnlearnTask, check_positive
+from audit_cli.unlearn.influence_solver import FORMS, Examples, Problem, Step, removal_step
 
 # The L2 strength when the recipe trained without weight decay: some damping is needed for
 # a solvable system, and 0.01 is the seed paper's λ.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from audit_cli.training import Ensemble
+from audit_cli.training.loop import Ensemble
 from audit_cli.unlearn.base import Loop, MethodEntry, UnlearnTask, check_positive
 from audit_cli.unlearn.common import OptimParams
 

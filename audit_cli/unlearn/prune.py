@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from audit_cli.training import Ensemble
+from audit_cli.training.loop import Ensemble
 from audit_cli.unlearn.base import Loop, MethodEntry, UnlearnTask, check_positive
 from audit_cli.unlearn.common import OptimParams, weight_names
 

@@ -31,7 +31,7 @@ import torch
 
 from audit_cli.errors import UsageError
 from audit_cli.federated.fedavg import UNLEARNING, Participant, client_seed, fedavg_participants, run_round
-from audit_cli.training import Ensemble, accuracy, predict_logits
+from audit_cli.training.loop import Ensemble, accuracy, predict_logits
 from audit_cli.unlearn.base import MethodEntry, UnlearnTask
 
 VARIANTS = ("regular", "special", "natural")

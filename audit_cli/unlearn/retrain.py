@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from audit_cli.training import Ensemble, train_models
+from audit_cli.training.loop import Ensemble, train_models
 from audit_cli.unlearn.base import MethodEntry, UnlearnTask
 
 

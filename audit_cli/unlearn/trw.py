@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from audit_cli.errors import UsageError
-from audit_cli.training import Ensemble
+from audit_cli.training.loop import Ensemble
 from audit_cli.unlearn.base import Loop, MethodEntry, UnlearnTask, check_positive
 from audit_cli.unlearn.common import OptimParams, frozen_forward
 

@@ -83,7 +83,7 @@ def _gate(value, sd, threshold=0.3, alpha=0.025 / 3, n=400):
     from attacks.metrics import Interval
     from attacks.residual import ResidualReport
     from audit_cli.checks import residual as check
-    from audit_cli.looks import Look
+    from audit_cli.shadows.looks import Look
 
     report = ResidualReport(Interval(value, value - 2 * sd, value + 2 * sd), Interval(1.0, 0.8, 1.2), n, n, 64, sd)
     ctx = SimpleNamespace(residual=report, look=Look(2, 3, 64, alpha),

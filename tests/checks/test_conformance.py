@@ -19,12 +19,13 @@ import numpy as np
 import pytest
 
 from attacks.signals import IN, OUT, UNLEARNED, augmented_confidence
+from audit_cli.auditing.pipeline import build_context
+from audit_cli.auditing.request import AuditConfig
 from audit_cli.checks.base import Check, CheckName, Skip
-from audit_cli.checks.context import build_context
-from audit_cli.checks.registry import CHECKS, THRESHOLDS, run_checks
-from audit_cli.config import DEFAULTS
-from audit_cli.gate import decide, min_decidable_leakage
-from audit_cli.inputs import AuditConfig, ReferenceModel
+from audit_cli.checks.context import ReferenceModel
+from audit_cli.checks.gate import decide, min_decidable_leakage
+from audit_cli.checks.registry import CHECKS, run_checks
+from audit_cli.config import DEFAULTS, GATED_CHECKS
 from audit_cli.report import CheckResult
 from audit_cli.shadows import SignalBank
 
@@ -114,7 +115,7 @@ def test_the_registry_names_every_check_once_and_derives_the_gate():
         assert module.__doc__ and module.CHECK is check, check.name  # one module per check, documented
         if check.gated:
             assert check.threshold in DEFAULTS and hasattr(AuditConfig, check.threshold)
-    assert THRESHOLDS["leakage"] == "fail_above"
+    assert GATED_CHECKS["leakage"] == "fail_above"
 
 
 def test_every_row_is_well_formed_and_gated_rows_follow_their_intervals(ctx):
@@ -126,7 +127,7 @@ def test_every_row_is_well_formed_and_gated_rows_follow_their_intervals(ctx):
         if r.low is not None and r.high is not None and np.isfinite([r.low, r.high]).all():
             assert r.low <= r.high + 1e-12, r.name
         if r.gated:
-            setting = THRESHOLDS[r.name]
+            setting = GATED_CHECKS[r.name]
             assert r.threshold == getattr(ctx.config, setting), r.name
             if r.verdict in ("pass", "fail"):
                 # A decided verdict is exactly what the interval says against the threshold.

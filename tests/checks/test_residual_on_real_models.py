@@ -5,7 +5,8 @@ shadows of the default digits recipe)."""
 
 import pytest
 
-from audit_cli.pipeline import AuditConfig, run_audit
+from audit_cli.auditing.pipeline import run_audit
+from audit_cli.auditing.request import AuditConfig
 
 SAMPLES = "sample_models"
 

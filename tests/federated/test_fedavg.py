@@ -12,7 +12,7 @@ from audit_cli.errors import UsageError
 from audit_cli.federated.fedavg import Participant, PrefixOptimizer, client_seed, run_round, simulate, train_local
 from audit_cli.federated.partition import federation_clients
 from audit_cli.models.recipe import Federation, Recipe
-from audit_cli.training import accuracy, dataset_tensors, init_ensemble, make_optimizer, predict_logits
+from audit_cli.training.loop import accuracy, dataset_tensors, init_ensemble, make_optimizer, predict_logits
 
 FED = Federation(clients=4, alpha=0.5, rounds=2, seed=5)
 RECIPE = Recipe(arch="mlp", arch_args={"hidden": (32,)}, optimizer="sgd", lr=0.1, epochs=1, batch_size=16,

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from audit_cli.data import load_dataset, read_id_file
 from audit_cli.federated.partition import federation_clients
-from audit_cli.models.checkpoint import METADATA_KEY, load_checkpoint
+from audit_cli.models.checkpoint import load_checkpoint
+from audit_cli.models.metadata import METADATA_KEY
 from audit_cli.models.recipe import Federation
 from tests.helpers import assert_error, assert_ok, invoke
 

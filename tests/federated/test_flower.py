@@ -12,10 +12,15 @@ pytest.importorskip("flwr", reason="the [flower] extra is not installed")  # CI 
 
 from flwr.app import ArrayRecord, Context, RecordDict  # noqa: E402
 
+from audit_cli.auditing.pipeline import run_audit
+from audit_cli.auditing.request import AuditConfig  # noqa: E402
 from audit_cli.data import load_dataset  # noqa: E402
 from audit_cli.errors import UsageError  # noqa: E402
 from audit_cli.federated.fedavg import simulate  # noqa: E402
-from audit_cli.federated.flower import (  # noqa: E402
+from audit_cli.federated.partition import federation_clients  # noqa: E402
+from audit_cli.models.checkpoint import load_checkpoint  # noqa: E402
+from audit_cli.models.recipe import Federation, Recipe  # noqa: E402
+from audit_cli.repair.flower import (  # noqa: E402
     LocalGrid,
     PUFStrategy,
     client_app,
@@ -23,10 +28,6 @@ from audit_cli.federated.flower import (  # noqa: E402
     save_global_model,
     save_run,
 )
-from audit_cli.federated.partition import federation_clients  # noqa: E402
-from audit_cli.models.checkpoint import load_checkpoint  # noqa: E402
-from audit_cli.models.recipe import Federation, Recipe  # noqa: E402
-from audit_cli.pipeline import AuditConfig, run_audit  # noqa: E402
 from audit_cli.unlearn import UnlearnTask  # noqa: E402
 from audit_cli.unlearn.puf import PUFParams, puf  # noqa: E402
 

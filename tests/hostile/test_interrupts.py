@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from audit_cli.data import load_dataset, write_id_file
-from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
-from audit_cli.training import Recipe
+from audit_cli.models.recipe import Recipe
+from audit_cli.repair.train_checkpoint import TrainRequest, train_checkpoint
 
 DATA, OPTIONS = "synthetic", {"n_samples": "240", "n_features": "8", "n_classes": "3"}
 

@@ -305,8 +305,9 @@ def test_refused_inputs_leave_no_bank_or_report_folder(tmp_path, monkeypatch, ca
 
 
 def test_a_bank_named_with_control_characters_from_python_is_refused_before_anything(tmp_path):
+    from audit_cli.auditing.pipeline import run_audit
+    from audit_cli.auditing.request import AuditConfig
     from audit_cli.errors import UsageError
-    from audit_cli.pipeline import AuditConfig, run_audit
 
     with pytest.raises(UsageError, match=r"--bank '.*b\\x01\\n' holds a control character"):
         run_audit(AuditConfig(model=ORIGINAL, forget=FORGET, bank=tmp_path / "b\x01\n", shadows=2, device="cpu"))

@@ -48,7 +48,7 @@ def test_numbers_in_artifacts_that_would_run_away_are_refused_first(tmp_path):
     from audit_cli.data import load_dataset
     from audit_cli.errors import InputError, UsageError
     from audit_cli.models.networks import build_model
-    from audit_cli.training import Recipe
+    from audit_cli.models.recipe import Recipe
 
     with pytest.raises(UsageError, match=r"epochs must lie in 1\.\.10000"):
         Recipe(epochs=10**9)

@@ -34,8 +34,8 @@ from audit_cli.models.checkpoint import (
 )
 from audit_cli.models.metadata import FORMAT_VERSION, METADATA_KEY, CheckpointMeta, Exclusion
 from audit_cli.models.networks import build_model
-from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
-from audit_cli.training import Recipe
+from audit_cli.models.recipe import Recipe
+from audit_cli.repair.train_checkpoint import TrainRequest, train_checkpoint
 
 # --- fixtures and helpers ----------------------------------------------------------------
 

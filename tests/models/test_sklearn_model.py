@@ -28,21 +28,19 @@ from audit_cli.data import fingerprint_ids, load_dataset
 from audit_cli.errors import CheckpointError, UnsafeArtifactError, UsageError
 from audit_cli.models.checkpoint import load_checkpoint
 from audit_cli.models.metadata import CheckpointMeta
+from audit_cli.models.recipe import Recipe
 from audit_cli.models.sklearn_model import (
     LOG_FLOOR,
     META_MEMBER,
-    SKLEARN_ARCHS,
     SklearnRecipe,
     estimator_params,
     fit_sklearn,
-    is_sklearn_arch,
     load_sklearn,
     looks_like_skops,
-    resolve_sklearn_params,
     save_sklearn,
     sklearn_logits,
 )
-from audit_cli.training import Recipe
+from audit_cli.models.sklearn_params import SKLEARN_ARCHS, is_sklearn_arch, resolve_sklearn_params
 
 SMALL = {"hist-gradient-boosting": {"max_iter": 5}, "random-forest": {"n_estimators": 3},
          "extra-trees": {"n_estimators": 3}, "decision-tree": {"max_depth": 4}}  # fmt: skip

@@ -38,11 +38,13 @@ import torch.nn.functional as F
 from audit_cli.data import DatasetSpec, fingerprint_ids, load_dataset, make_dataset, write_id_file
 from audit_cli.errors import UsageError
 from audit_cli.models.checkpoint import build_model_from_checkpoint, load_checkpoint
-from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
-from audit_cli.training import Ensemble, Recipe, model_seeds, predict_logits, train_models
+from audit_cli.models.recipe import Recipe
+from audit_cli.repair.train_checkpoint import TrainRequest, train_checkpoint
+from audit_cli.repair.unlearn_checkpoint import unlearn_checkpoint
+from audit_cli.repair.unlearn_request import UnlearnRequest, split_accuracy
+from audit_cli.training.loop import Ensemble, model_seeds, predict_logits, train_models
 from audit_cli.unlearn import METHODS as REGISTRY
 from audit_cli.unlearn import DivergedError, UnlearnTask, params_dict, parse_params, unlearn_models
-from audit_cli.unlearn_checkpoint import UnlearnRequest, split_accuracy, unlearn_checkpoint
 
 # --- the setting ------------------------------------------------------------------------------
 

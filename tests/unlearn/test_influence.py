@@ -1,4 +1,4 @@
-"""Influence-function unlearning (audit_cli/influence.py, audit_cli/unlearn/influence.py).
+"""Influence-function unlearning (audit_cli/unlearn/influence_solver.py, audit_cli/unlearn/influence.py).
 
 The mathematics is checked where it has a closed form: on L2-regularised least squares
 one Newton step is the retrained model exactly; the primal and the dual form are the same
@@ -18,10 +18,11 @@ from torch.func import functional_call, vmap
 
 from audit_cli.data import load_dataset
 from audit_cli.errors import UsageError
-from audit_cli.influence import Examples, cg, flatten, kernel_bytes, newton_fit, removal_step, unflatten
-from audit_cli.training import Ensemble, Recipe, model_seeds, predict_logits, train_models
+from audit_cli.models.recipe import Recipe
+from audit_cli.training.loop import Ensemble, model_seeds, predict_logits, train_models
 from audit_cli.unlearn import UnlearnTask, unlearn_models
 from audit_cli.unlearn.influence import InfluenceParams, influence_step
+from audit_cli.unlearn.influence_solver import Examples, cg, flatten, kernel_bytes, newton_fit, removal_step, unflatten
 from tests.helpers import assert_error, assert_ok, invoke
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -288,10 +289,10 @@ def test_audit_unlearn_with_influence_in_both_forms(runner, tmp_path):
 def test_the_estimate_error_bound_holds_for_logistic_regression(tmp_path):
     """--estimate-retrained on logreg states ‖θ̂ − θ_R‖ ≤ ‖∇L_R(θ̂)‖ / λ; check it against
     the exact minimiser of the retained objective (Newton's method to convergence)."""
-    from audit_cli.audited import load_audited
-    from audit_cli.estimate import estimate_retrained
-    from audit_cli.inputs import AuditConfig
-    from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
+    from audit_cli.auditing.audited import load_audited
+    from audit_cli.auditing.estimate import estimate_retrained
+    from audit_cli.auditing.request import AuditConfig
+    from audit_cli.repair.train_checkpoint import TrainRequest, train_checkpoint
 
     options = {"n_samples": "300", "n_features": "8", "n_classes": "3"}
     recipe = Recipe(arch="logreg", weight_decay=0.01, epochs=20, lr=0.05)

@@ -25,7 +25,9 @@ from audit_cli.data import fingerprint_ids, load_dataset
 from audit_cli.errors import CheckpointError, InputError, UsageError
 from audit_cli.models.metadata import FILTER_METADATA_KEY
 from audit_cli.models.sklearn_model import SklearnRecipe, sklearn_logits
-from audit_cli.train_checkpoint import TrainRequest, train_checkpoint
+from audit_cli.repair.train_checkpoint import TrainRequest, train_checkpoint
+from audit_cli.repair.unlearn_checkpoint import unlearn_checkpoint
+from audit_cli.repair.unlearn_request import UnlearnRequest, split_accuracy_from_logits
 from audit_cli.unlearn import METHODS, parse_params
 from audit_cli.unlearn.mpru import (
     LOG_FLOOR,
@@ -38,8 +40,6 @@ from audit_cli.unlearn.mpru import (
     retain_sample,
     save_filter,
 )
-from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
-from audit_cli.unlearn_request import split_accuracy_from_logits
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_models"
 FLOOR32 = float(np.float32(LOG_FLOOR))

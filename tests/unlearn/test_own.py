@@ -14,7 +14,9 @@ from torch import nn
 
 from audit_cli.data import write_id_file
 from audit_cli.errors import IdFileError, UsageError
-from audit_cli.families import TrainerRecipe, UserCode, family_of
+from audit_cli.families import family_of
+from audit_cli.families.user_code import TrainerRecipe, UserCode
+from audit_cli.models.recipe import Recipe
 from audit_cli.shadows import BankSpec, ForgetRule
 from audit_cli.unlearn import METHODS, UnlearnTask, get_method, parse_params, resolve_unlearning
 from tests.helpers import assert_error
@@ -82,7 +84,7 @@ def test_the_user_family_refuses_what_it_cannot_replay():
     family.check_method(get_method("retrain"), None)
     family.check_method(get_method("mpru"), None)  # a filter works on any model's outputs
     with pytest.raises(UsageError, match="shadows your own code trains"):
-        family_of(__import__("audit_cli.training", fromlist=["Recipe"]).Recipe()).check_method(METHODS["own"], None)
+        family_of(Recipe()).check_method(METHODS["own"], None)
 
 
 def test_the_bank_key_follows_the_users_code(digits):
@@ -350,7 +352,7 @@ def test_api_arguments_of_the_wrong_kind_are_usage_errors_before_any_work(tmp_pa
 
 def test_api_takes_numpy_integers_where_it_takes_ints(tmp_path):
     import audit_cli.api as api
-    from audit_cli.inputs import prepare
+    from audit_cli.auditing.inputs import prepare
 
     seen = {}
     real = api.run_audit

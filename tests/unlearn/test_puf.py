@@ -21,7 +21,7 @@ from audit_cli.federated.fedavg import (
 )
 from audit_cli.federated.partition import federation_clients
 from audit_cli.models.recipe import Federation, Recipe
-from audit_cli.training import accuracy, dataset_tensors, predict_logits
+from audit_cli.training.loop import accuracy, dataset_tensors, predict_logits
 from audit_cli.unlearn import UnlearnTask, parse_params, unlearn_models
 from audit_cli.unlearn.puf import ENTRY, PUFParams, puf
 

@@ -18,14 +18,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from audit_cli.atomic import check_output_path
 from audit_cli.data import fingerprint_ids, load_dataset
 from audit_cli.errors import UsageError
 from audit_cli.federated.fedavg import simulate
 from audit_cli.federated.partition import federation_clients
-from audit_cli.models.checkpoint import check_output_path, save_checkpoint
+from audit_cli.models.checkpoint import save_checkpoint
 from audit_cli.models.metadata import Exclusion
-from audit_cli.train_checkpoint import TrainRequest, TrainResult, check_finite, train_result, trained_meta
-from audit_cli.training import Progress, predict_logits, resolve_device
+from audit_cli.repair.train_checkpoint import TrainRequest, TrainResult, check_finite, train_result, trained_meta
+from audit_cli.training.loop import Progress, predict_logits, resolve_device
 
 
 @dataclass(frozen=True)

@@ -20,17 +20,17 @@ import torch
 
 from audit_cli.data import Dataset, load_dataset
 from audit_cli.errors import UsageError
-from audit_cli.families import TrainerRecipe
+from audit_cli.families.model_file import InMemoryModel, ModelFile, load_model
+from audit_cli.families.user_code import TrainerRecipe
 from audit_cli.models.checkpoint import check_dataset, strip_prefix
 from audit_cli.models.metadata import CheckpointMeta
-from audit_cli.models.model_file import InMemoryModel, ModelFile, load_model
+from audit_cli.models.plugins import identity, resolve_callable
 from audit_cli.models.recipe import Recipe, read_recipe_file
 from audit_cli.models.sklearn_model import SklearnRecipe
 from audit_cli.options import check_data_options
-from audit_cli.plugins import identity, resolve_callable
 
 if TYPE_CHECKING:
-    from audit_cli.inputs import AuditConfig
+    from audit_cli.auditing.request import AuditConfig
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,14 +129,11 @@ def imported_meta(dataset: Dataset, arch: str, recipe: object) -> CheckpointMeta
     architecture, the recipe file if one was given, and nothing about which ids it trained
     on (its shadows train on as many examples as the training split holds)."""
     file_recipe = recipe if isinstance(recipe, Recipe) else None
-    return CheckpointMeta(
-        kind="imported",
+    return CheckpointMeta.of(
+        "imported",
+        dataset,
         arch=arch,
         arch_args=dict(file_recipe.arch_args) if file_recipe is not None else {},
-        num_classes=dataset.num_classes,
-        input_shape=dataset.input_shape,
-        dataset=dataset.spec,
-        dataset_fingerprint=dataset.fingerprint,
         recipe=file_recipe,
         trained_ids_fingerprint=None,
         n_trained=None,

@@ -7,7 +7,7 @@ and writes the unlearned checkpoint with the method, its parameters, the forget-
 fingerprint and the parent's sha256 in its metadata.
 
 Methods that produce an output filter instead of weights (MPRU) go to
-``audit_cli.filter_checkpoint``: same request, same before/after table, a filter file out.
+``audit_cli.repair.filter_checkpoint``: same request, same before/after table, a filter file out.
 """
 
 from __future__ import annotations
@@ -15,15 +15,13 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from audit_cli.atomic import check_output_path
 from audit_cli.data import fingerprint_ids
 from audit_cli.errors import UsageError
-from audit_cli.filter_checkpoint import fit_filter_checkpoint
-from audit_cli.fl_unlearn import unlearn_federated
 from audit_cli.models.architectures import is_plugin
 from audit_cli.models.checkpoint import (
     build_model_from_checkpoint,
     check_dataset,
-    check_output_path,
     load_checkpoint,
     save_checkpoint,
     strip_prefix,
@@ -31,9 +29,9 @@ from audit_cli.models.checkpoint import (
 from audit_cli.models.metadata import CheckpointMeta, Unlearning
 from audit_cli.models.recipe import read_recipe_file
 from audit_cli.options import check_seed
-from audit_cli.training import Ensemble, check_recipe_data, resolve_device
-from audit_cli.unlearn import UnlearnTask, check_inert, get_method, params_dict, parse_params, unlearn_models
-from audit_cli.unlearn_request import (
+from audit_cli.repair.filter_checkpoint import fit_filter_checkpoint
+from audit_cli.repair.fl_unlearn import unlearn_federated
+from audit_cli.repair.unlearn_request import (
     SplitAccuracy,
     UnlearnRequest,
     UnlearnResult,
@@ -42,6 +40,8 @@ from audit_cli.unlearn_request import (
     resolve_forget,
     split_accuracy,
 )
+from audit_cli.training.loop import Ensemble, check_recipe_data, resolve_device
+from audit_cli.unlearn import UnlearnTask, check_inert, get_method, params_dict, parse_params, unlearn_models
 
 # The request and result types are part of this module's interface (``audit unlearn``).
 __all__ = ["SplitAccuracy", "UnlearnRequest", "UnlearnResult", "resolve_forget", "split_accuracy",
@@ -123,14 +123,11 @@ def unlearn_checkpoint(request: UnlearnRequest) -> UnlearnResult:
     seconds = time.perf_counter() - start
     after = split_accuracy(unlearned, dataset, forget, retain, request.forget_class)
     used = params_dict(params) | ({"augmentation": request.augmentation} if entry.augmentable else {})
-    new_meta = CheckpointMeta(
-        kind="unlearned",
+    new_meta = CheckpointMeta.of(
+        "unlearned",
+        dataset,
         arch=arch,
         arch_args=arch_args,
-        num_classes=dataset.num_classes,
-        input_shape=dataset.input_shape,
-        dataset=dataset.spec,
-        dataset_fingerprint=dataset.fingerprint,
         recipe=recipe,
         # What the parent says it trained on; nothing when it does not say.
         trained_ids_fingerprint=meta.trained_ids_fingerprint if meta is not None else None,

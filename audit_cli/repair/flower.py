@@ -45,7 +45,7 @@ from audit_cli.models.checkpoint import save_checkpoint
 from audit_cli.models.metadata import CheckpointMeta, Unlearning
 from audit_cli.models.recipe import Recipe
 from audit_cli.models.safetensors_file import file_sha256
-from audit_cli.training import Ensemble, dataset_tensors, init_ensemble, predict_logits
+from audit_cli.training.loop import Ensemble, dataset_tensors, init_ensemble, predict_logits
 from audit_cli.unlearn.puf import DEFAULT_ETA, VARIANTS
 
 CLIENT_ID = "client-id"
@@ -436,11 +436,10 @@ def _save(path: str | Path, arrays: ArrayRecord, recipe: Recipe, dataset: Datase
     members = [c for c in range(fed.clients) if c not in fed.excluded]
     trained = np.sort(np.concatenate([clients[c] for c in members]))
     recipe = recipe.replace(federation=replace(fed, rounds=rounds, forgotten=forgotten))
-    meta = CheckpointMeta(kind="unlearned" if unlearning else "original", arch=recipe.arch, arch_args=recipe.arch_args,
-                          num_classes=dataset.num_classes, input_shape=dataset.input_shape, dataset=dataset.spec,
-                          dataset_fingerprint=dataset.fingerprint, recipe=recipe,
-                          trained_ids_fingerprint=fingerprint_ids(trained), n_trained=len(trained),
-                          unlearning=unlearning)  # fmt: skip
+    meta = CheckpointMeta.of("unlearned" if unlearning else "original", dataset, arch=recipe.arch,
+                             arch_args=recipe.arch_args, recipe=recipe,
+                             trained_ids_fingerprint=fingerprint_ids(trained), n_trained=len(trained),
+                             unlearning=unlearning)  # fmt: skip
     state = {k: v.detach().contiguous() for k, v in arrays.to_torch_state_dict().items()}
     return save_checkpoint(Path(path), state, meta, overwrite=overwrite)
 

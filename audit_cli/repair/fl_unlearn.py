@@ -24,7 +24,7 @@ import numpy as np
 from attacks.client_mia import ClientMIA, client_mia
 from audit_cli.data import Dataset, fingerprint_ids
 from audit_cli.errors import UsageError
-from audit_cli.families import FEDERATIONS
+from audit_cli.families.federations import FEDERATIONS
 from audit_cli.federated.model import federation_of
 from audit_cli.federated.partition import federation_clients
 from audit_cli.models.checkpoint import (
@@ -36,10 +36,10 @@ from audit_cli.models.checkpoint import (
 )
 from audit_cli.models.metadata import CheckpointMeta, Unlearning
 from audit_cli.models.recipe import Recipe
-from audit_cli.training import Ensemble, accuracy, predict_logits
+from audit_cli.repair.unlearn_request import UnlearnRequest, UnlearnResult, split_accuracy_from_logits
+from audit_cli.training.loop import Ensemble, accuracy, predict_logits
 from audit_cli.unlearn import DivergedError, MethodEntry, UnlearnTask, params_dict
 from audit_cli.unlearn.puf import puf
-from audit_cli.unlearn_request import UnlearnRequest, UnlearnResult, split_accuracy_from_logits
 
 
 @dataclass(frozen=True)
@@ -154,14 +154,11 @@ def unlearn_federated(request: UnlearnRequest, entry: MethodEntry, params, paren
     mia_before = client_mia(before_logits, dataset.y, rows_f, rows_r, test_rows, seed=request.seed)
     mia_after = client_mia(after_logits, dataset.y, rows_f, rows_r, test_rows, seed=request.seed)
     fed = replace(recipe.federation, forgotten=recipe.federation.forgotten + clients)
-    new_meta = CheckpointMeta(
-        kind="unlearned",
+    new_meta = CheckpointMeta.of(
+        "unlearned",
+        dataset,
         arch=meta.arch,
         arch_args=meta.arch_args,
-        num_classes=dataset.num_classes,
-        input_shape=dataset.input_shape,
-        dataset=dataset.spec,
-        dataset_fingerprint=dataset.fingerprint,
         recipe=recipe.replace(federation=fed),
         trained_ids_fingerprint=meta.trained_ids_fingerprint,
         n_trained=meta.n_trained,

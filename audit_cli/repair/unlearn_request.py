@@ -1,6 +1,6 @@
 """What ``audit unlearn`` is asked and what it answers, shared by the two ways a model is
-repaired (new weights: audit_cli/unlearn_checkpoint.py; an output filter:
-audit_cli/filter_checkpoint.py): the request, the before/after accuracy table, the forget
+repaired (new weights: audit_cli/repair/unlearn_checkpoint.py; an output filter:
+audit_cli/repair/filter_checkpoint.py): the request, the before/after accuracy table, the forget
 set resolved against the dataset, and the checks both make before any work.
 """
 
@@ -18,7 +18,7 @@ from audit_cli.data import Dataset, as_ids, fingerprint_ids, load_dataset, read_
 from audit_cli.errors import IdFileError, UsageError
 from audit_cli.models.metadata import CheckpointMeta
 from audit_cli.options import check_data_options
-from audit_cli.training import Ensemble, accuracy, predict_logits
+from audit_cli.training.loop import Ensemble, accuracy, predict_logits
 from audit_cli.unlearn.mpru import FilterSpec
 
 

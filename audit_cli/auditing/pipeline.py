@@ -3,11 +3,11 @@ the CLI renders the report.
 
 Data flow (docs/architecture.md): load the audited checkpoint (and the optional original and
 retrained ones) safely and resolve the forget set against the dataset the model was
-trained on (audit_cli/inputs.py); say, before any shadow trains, what the counts cannot
+trained on (audit_cli/auditing/inputs.py); say, before any shadow trains, what the counts cannot
 show (and refuse only counts too small for any claim); build or reuse the shadow bank
 (shadows trained with the model's recipe and, when the model declares an unlearning
 method, unlearned with it), in looks of 8, 16, 32, 64 ... shadows until the verdict is
-decided (audit_cli/looks.py); score the model's own signals against the shadows
+decided (audit_cli/shadows/looks.py); score the model's own signals against the shadows
 (audit_cli/checks/context.py); run every check that applies (audit_cli/checks/); assemble
 the report.
 
@@ -17,7 +17,7 @@ when the bank stops growing. Beside it, the leakage score ``2 * |AUC - 0.5|`` of
 per-example attack that tells the forget set from test examples: U-LiRA (UNLEARNED
 against OUT shadows) with a declared method, LiRA's membership test (IN against OUT)
 without one; it can only fail where the share gates, and is the headline of class
-forgetting. Every gated check has three outcomes (audit_cli/gate.py): fail, pass only
+forgetting. Every gated check has three outcomes (audit_cli/checks/gate.py): fail, pass only
 when shown, inconclusive otherwise.
 """
 
@@ -25,30 +25,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from attacks.signals import IN, OUT, UNLEARNED
+from attacks.signals import IN, OUT, UNLEARNED, augmented_confidence
+from audit_cli.auditing.inputs import AuditInputs, check_original_given, load_references, power_notes, prepare
+from audit_cli.auditing.provenance import deterministic_torch, provenance
+from audit_cli.auditing.request import AuditConfig
 from audit_cli.checks import residual
-from audit_cli.checks.context import AuditContext, at_look, build_context, shadow_subset
-from audit_cli.checks.leakage import curves, leakage_interval
+from audit_cli.checks.context import AuditContext, ReferenceModel, at_look, shadow_subset
+from audit_cli.checks.gate import min_decidable_leakage
+from audit_cli.checks.leakage import curves
 from audit_cli.checks.registry import run_checks
 from audit_cli.data import fingerprint_ids
 from audit_cli.errors import InconclusiveError, UsageError
-from audit_cli.gate import min_decidable_leakage
-from audit_cli.inputs import (
-    DEFAULT_SHADOWS,
-    AuditConfig,
-    AuditInputs,
-    check_original_given,
-    load_references,
-    power_notes,
-    prepare,
-)
-from audit_cli.looks import plan_looks, single_look
-from audit_cli.provenance import deterministic_torch, provenance
 from audit_cli.report import (
     EXAMPLE_COLUMNS,
     AuditReport,
@@ -61,6 +54,8 @@ from audit_cli.report import (
 )
 from audit_cli.shadows import SignalBank
 from audit_cli.shadows.imported import check_forget_rule, load_imported
+from audit_cli.shadows.looks import Look, plan_looks, single_look
+from audit_cli.unlearn.mpru import apply_filter
 
 
 def run_audit(
@@ -101,7 +96,7 @@ def _run_audit(config: AuditConfig, progress: Callable[[int, int], None] | None,
     else:
         trained_now, most = 0, inputs.config.shadows
         source, bank_path = "built by this tool", inputs.bank.path
-    # Random forgetting is decided sequentially, on a growing bank (audit_cli/looks.py);
+    # Random forgetting is decided sequentially, on a growing bank (audit_cli/shadows/looks.py);
     # class forgetting has no sequential rule and reads the whole bank once.
     looks = plan_looks(most) if inputs.config.forget_class is None else (single_look(most),)
     ctx = None
@@ -252,4 +247,59 @@ def most_exposed(ctx: AuditContext, k: int = 10) -> tuple[Exposed, ...]:
     return tuple(Exposed(int(ctx.forget[i]), float(scores[i])) for i in order)
 
 
-__all__ = ["AuditConfig", "AuditInputs", "DEFAULT_SHADOWS", "leakage_interval", "prepare", "run_audit"]
+@dataclass(frozen=True)
+class BuiltBank:
+    """A bank after ``build_shadows``."""
+
+    path: Path
+    """The bank's own folder (the parent joined with its key)."""
+    shadows: int
+    """Complete shadows it holds."""
+    trained_now: int
+    method: str | None
+    """The unlearning method its shadows replay; None: not unlearned (LiRA only)."""
+
+
+def build_shadows(config: AuditConfig, progress: Callable[[int, int], None] | None = None,
+                  waiting: Callable[[str], None] | None = None) -> BuiltBank:  # fmt: skip
+    """Top the bank an audit with ``config`` would use up to ``config.shadows`` shadows;
+    ``waiting(holder)`` is called if another run holds the bank's lock."""
+    inputs = prepare(config)
+    trained = inputs.build_bank(progress, waiting)
+    return BuiltBank(inputs.bank.path, inputs.bank.complete_shadows(), trained, inputs.method)
+
+
+def build_context(
+    inputs: AuditInputs,
+    signals: SignalBank,
+    original: ReferenceModel | None,
+    retrained: ReferenceModel | None,
+    min_leakage: float,
+    look: Look | None = None,
+) -> AuditContext:
+    """Score the audited model against the bank; refuse when the attack scores nothing."""
+    config, dataset = inputs.config, inputs.dataset
+    raw = view = np.asarray(inputs.model.view_logits(dataset, inputs.device))
+    if inputs.output_filter is not None:
+        view = apply_filter(raw, inputs.output_filter.forget_class, inputs.output_filter.bias)
+    ctx = AuditContext(
+        config=config,
+        dataset=dataset,
+        meta=inputs.model.meta,
+        method=inputs.method,
+        forget=inputs.forget,
+        signals=signals,
+        view_logits=view,
+        unfiltered_view_logits=raw,
+        target_phi=augmented_confidence(view, dataset.y),
+        f_rows=dataset.rows(inputs.forget),
+        t_rows=dataset.rows(inputs.test),
+        r_rows=dataset.rows(inputs.retain),
+        min_leakage=min_leakage,
+        original=original,
+        retrained=retrained,
+        filtered=inputs.output_filter is not None,
+        look=look,
+    )
+    ctx.scores  # noqa: B018 -- an attack that scores nothing is refused at the first look, not after the last
+    return ctx

@@ -1,5 +1,5 @@
 """What the command line does first, before torch, numpy or scipy are imported: choose the
-threads (audit_cli/threads.py) and refuse an environment those libraries would crash on
+threads (audit_cli/cli/threads.py) and refuse an environment those libraries would crash on
 while importing (numpy reads SOURCE_DATE_EPOCH at import and raises on garbage)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 import sys
 
+from audit_cli.cli.threads import configure_threads
 from audit_cli.errors import ExitCode
-from audit_cli.threads import configure_threads
 
 
 def prepare_process() -> None:

@@ -59,6 +59,21 @@ def evidence_caveat(high: float, threshold: float) -> str:
     return f"; not shown at or below {threshold}: up to {high:.3f} is not ruled out (--gate evidence passes it)"
 
 
+def closing_clause(verdict: str, value: float, low: float, high: float, threshold: float, *,
+                   failed: str = "", floor: float = 0.0) -> str:  # fmt: skip
+    """The end of a gated check's sentence, the same in every check: a fail names the
+    threshold it crossed (and ``failed``, what that means for this check); an inconclusive
+    result says what would decide it; a pass the interval does not show says what is left
+    open (``--gate evidence``). A pass shown below the threshold needs no more words."""
+    if verdict == "fail":
+        return f" > {threshold}{failed}"
+    if verdict == "inconclusive":
+        return "; " + what_would_decide(value, low, high, threshold, floor=floor)
+    if verdict == "pass" and high > threshold:
+        return evidence_caveat(high, threshold)
+    return ""
+
+
 def what_would_decide(value: float, low: float, high: float, threshold: float, *, floor: float = 0.0) -> str:
     """For an interval that straddles the threshold: how much more data would settle it at
     this estimate (the interval narrows as one over the square root of the sample size).

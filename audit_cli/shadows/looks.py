@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from audit_cli.errors import UsageError
+
 # Shadows at the first look, and the chunk a fresh bank is trained in. A look spends its
 # share of the error whether or not it decides, so an early look costs the later ones a
 # little power (z 2.39 -> 2.50 at 64 shadows) and buys a verdict at half the bank: on real
@@ -49,11 +51,20 @@ class Look:
         return self.index == self.count - 1
 
 
+# A per-example interval needs a spread across shadows: fewer than two have none.
+MIN_SHADOWS = 2
+
+
+def check_shadow_count(shadows: int) -> None:
+    """The one check of a shadow count, for the audit, ``audit shadows`` and the bank."""
+    if shadows < MIN_SHADOWS:
+        raise UsageError(f"--shadows must be at least {MIN_SHADOWS}, got {shadows}")
+
+
 def plan_looks(shadows: int, *, first: int = FIRST_LOOK, alpha: float = ALPHA) -> tuple[Look, ...]:
     """The looks of an audit with up to ``shadows`` shadows: ``first``, doubling, then
     ``shadows`` itself; each spends ``alpha`` over the number of looks."""
-    if shadows < 2:
-        raise ValueError(f"an audit needs at least 2 shadows, got {shadows}")
+    check_shadow_count(shadows)
     counts = []
     n = first
     while n < shadows:

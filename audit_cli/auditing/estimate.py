@@ -20,15 +20,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from audit_cli.audited import AuditedModel
+from audit_cli.auditing.audited import AuditedModel
 from audit_cli.data import Dataset
 from audit_cli.errors import UsageError
-from audit_cli.influence import flatten, objective_gradient
-from audit_cli.models.model_file import ModelFile
+from audit_cli.families.model_file import ModelFile
 from audit_cli.models.recipe import Recipe
-from audit_cli.training import query_logits
+from audit_cli.training.loop import query_logits
 from audit_cli.unlearn import UnlearnTask
 from audit_cli.unlearn.influence import InfluenceParams, apply_step, damping_for, influence_step, problem
+from audit_cli.unlearn.influence_solver import flatten, objective_gradient
 
 ESTIMATORS = ("influence",)
 # Architectures whose outputs are linear in their parameters: the bound above holds.

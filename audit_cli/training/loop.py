@@ -32,20 +32,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from audit_cli.batched_mlp import mlp_forward, mlp_plan
 from audit_cli.data import Dataset
 from audit_cli.errors import UsageError
 from audit_cli.models.networks import build_model
-
-# The recipe schema lives with the other metadata (models/recipe.py); training re-exports it.
-from audit_cli.models.recipe import (  # noqa: F401
-    AUGMENTATIONS,
-    OPTIMIZERS,
-    SCHEDULES,
-    TRAINING_AUGMENTATIONS,
-    Recipe,
-    check_augmentation_name,
-)
+from audit_cli.models.recipe import OPTIMIZERS, Recipe
+from audit_cli.training.batched_mlp import mlp_forward, mlp_plan
 
 # Progress callback: (model-epochs done, model-epochs in total).
 Progress = Callable[[int, int], None]

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from audit_cli.auditing.inputs import AuditInputs
+from audit_cli.auditing.request import AuditConfig
 from audit_cli.data import as_ids, fingerprint_ids
-from audit_cli.inputs import AuditConfig, AuditInputs
-from audit_cli.models.model_file import InMemoryModel
+from audit_cli.families.model_file import InMemoryModel
 from audit_cli.models.safetensors_file import file_sha256
 from audit_cli.version import __version__
 

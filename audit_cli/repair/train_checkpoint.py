@@ -19,12 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from audit_cli.atomic import check_output_path
 from audit_cli.data import Dataset, fingerprint_ids, load_dataset, read_id_file
 from audit_cli.errors import IdFileError, UsageError
-from audit_cli.models.checkpoint import check_output_path, save_checkpoint
+from audit_cli.models.checkpoint import save_checkpoint
 from audit_cli.models.metadata import CheckpointMeta, Exclusion
+from audit_cli.models.recipe import Recipe
 from audit_cli.models.sklearn_model import SklearnRecipe, fit_sklearn, save_sklearn, sklearn_logits
-from audit_cli.training import Ensemble, Progress, Recipe, predict_logits, resolve_device, train_models
+from audit_cli.training.loop import Ensemble, Progress, predict_logits, resolve_device, train_models
 
 
 @dataclass(frozen=True)
@@ -164,14 +166,11 @@ def trained_meta(
     metrics = {"train_accuracy": acc(train_ids), "test_accuracy": acc(dataset.test_ids)}
     if exclusion is not None:
         metrics["excluded_accuracy"] = acc(np.setdiff1d(dataset.train_ids, train_ids))
-    return CheckpointMeta(
-        kind="retrained" if exclusion else "original",
+    return CheckpointMeta.of(
+        "retrained" if exclusion else "original",
+        dataset,
         arch=arch,
         arch_args=arch_args,
-        num_classes=dataset.num_classes,
-        input_shape=dataset.input_shape,
-        dataset=dataset.spec,
-        dataset_fingerprint=dataset.fingerprint,
         recipe=recipe,
         trained_ids_fingerprint=fingerprint_ids(train_ids),
         n_trained=len(train_ids),

@@ -19,15 +19,12 @@ import numpy as np
 
 from audit_cli.data import Dataset, fingerprint_ids
 from audit_cli.errors import UsageError
+from audit_cli.families.model_file import load_model
 from audit_cli.models.checkpoint import check_dataset, strip_prefix
 from audit_cli.models.metadata import CheckpointMeta
-from audit_cli.models.model_file import load_model
 from audit_cli.models.recipe import read_recipe_file
 from audit_cli.models.sklearn_model import class_columns
-from audit_cli.training import resolve_device
-from audit_cli.unlearn import MethodEntry, params_dict
-from audit_cli.unlearn.mpru import FilterSpec, MPRUParams, apply_filter, fit_redistribution, retain_sample, save_filter
-from audit_cli.unlearn_request import (
+from audit_cli.repair.unlearn_request import (
     UnlearnRequest,
     UnlearnResult,
     check_trained_on_all,
@@ -35,6 +32,9 @@ from audit_cli.unlearn_request import (
     resolve_forget,
     split_accuracy_from_logits,
 )
+from audit_cli.training.loop import resolve_device
+from audit_cli.unlearn import MethodEntry, params_dict
+from audit_cli.unlearn.mpru import FilterSpec, MPRUParams, apply_filter, fit_redistribution, retain_sample, save_filter
 
 
 def fit_filter_checkpoint(request: UnlearnRequest, entry: MethodEntry, params: MPRUParams) -> UnlearnResult:

@@ -21,9 +21,10 @@ from audit_cli.data import Dataset
 from audit_cli.errors import UsageError
 from audit_cli.models.checkpoint import Checkpoint, build_model_from_checkpoint, load_checkpoint
 from audit_cli.models.metadata import CheckpointMeta
+from audit_cli.models.plugins import identity
+from audit_cli.models.recipe import Recipe
 from audit_cli.models.sklearn_model import SklearnModel, SklearnRecipe, load_sklearn, looks_like_skops, sklearn_logits
-from audit_cli.plugins import identity
-from audit_cli.training import Ensemble, Recipe, query_logits
+from audit_cli.training.loop import Ensemble, query_logits
 
 
 @dataclass(frozen=True, eq=False)

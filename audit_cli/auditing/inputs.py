@@ -10,8 +10,7 @@ refuses, before any shadow trains, an audit whose counts cannot decide its thres
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,148 +18,33 @@ import numpy as np
 import torch
 
 from attacks.lira import VARIANCES
-from audit_cli.audited import AuditedModel, load_audited, load_reference
-from audit_cli.checks.registry import THRESHOLDS
-from audit_cli.config import DEFAULTS, Setting
+from audit_cli.auditing.audited import AuditedModel, load_audited, load_reference
+from audit_cli.auditing.estimate import check_estimator, estimate_retrained
+from audit_cli.auditing.request import AuditConfig
+from audit_cli.checks.context import ReferenceModel
+from audit_cli.checks.gate import GATES, MAX_UNSCORABLE, MIN_EXAMPLES
+from audit_cli.config import GATED_CHECKS
 from audit_cli.data import Dataset, fingerprint_ids
 from audit_cli.errors import InconclusiveError, UsageError
-from audit_cli.estimate import check_estimator, estimate_retrained
 from audit_cli.families import family_of
 from audit_cli.federated.partition import client_ids, federation_clients, request_federation, whole_clients
 from audit_cli.files import check_printable
-from audit_cli.gate import GATES, MAX_UNSCORABLE, MIN_EXAMPLES
-from audit_cli.looks import FIRST_LOOK
 from audit_cli.models.metadata import CheckpointMeta
 from audit_cli.models.recipe import Federation
+from audit_cli.repair.unlearn_request import resolve_forget
 from audit_cli.shadows import BankSpec, ForgetRule, ShadowBank
 from audit_cli.shadows.executors import executor
-from audit_cli.training import resolve_device
+from audit_cli.shadows.looks import FIRST_LOOK, check_shadow_count
+from audit_cli.training.loop import resolve_device
 from audit_cli.unlearn import UnlearningSpec, check_inert, get_method, parse_params, resolve_unlearning
 from audit_cli.unlearn.mpru import FilterSpec, check_filter_parent, load_filter
-from audit_cli.unlearn_request import resolve_forget
 
-DEFAULT_SHADOWS = int(DEFAULTS["shadows"])
 # Shadows trained at once in a class-forgetting bank, read in one look (random forgetting's
 # chunk is its first look).
 CLASS_CHUNK = 16
 # Random forgetting scores at most this many test examples per forget example (a seeded
 # sample beyond it), so that each candidate is UNLEARNED in enough shadows.
 NEGATIVES_PER_FORGET = 4
-
-
-@dataclass(frozen=True)
-class AuditConfig:
-    """What to audit and how; the settings' defaults are config.DEFAULTS (one source for
-    the command line, the settings files and Python callers)."""
-
-    model: Path | Any
-    """A model file, or (from Python) an in-memory model: an nn.Module, a fitted
-    scikit-learn classifier, or a callable from a batch of inputs to logits."""
-    forget: Path | np.ndarray | None = None
-    """An id file, or (from Python) the ids themselves."""
-    filter: Path | None = None
-    """An MPRU output filter (``audit unlearn --method mpru``) applied to the model's outputs."""
-    forget_class: int | None = None
-    forget_clients: tuple[int, ...] = ()
-    """A federated model: the forgotten clients, whose examples are the forget set."""
-    original: Path | None = None
-    retrained: Path | None = None
-    estimate_retrained: str | None = None
-    """Without a retrained model: estimate one from ``original`` with this method
-    (influence); the checks that read it label it estimated and never gate on it."""
-    data: str | Dataset | None = None
-    """A registry name or data file (default: the checkpoint's), or (from Python) a Dataset."""
-    data_options: Mapping[str, object] = field(default_factory=dict)
-    data_root: Path | None = None
-    method: str | None = None
-    """Override the unlearning method recorded in the checkpoint."""
-    method_params: Mapping[str, object] | None = None
-    arch: str | None = None
-    """For a model file without metadata: its architecture (a name or MODULE:FACTORY)."""
-    strip_prefix: str | None = None
-    """A prefix a wrapper added to every weight's key (``module.``), removed on loading."""
-    recipe: Path | None = None
-    """For a model the tool did not train: a recipe file its shadows are trained with."""
-    trainer: str | Callable[..., Any] | None = None
-    """The user's own training code (MODULE:FUNCTION or a callable) the shadows are trained with."""
-    unlearner: str | Callable[..., Any] | None = None
-    """The user's own unlearning code the shadows are unlearned with (with ``trainer``)."""
-    shadows_from: Path | None = None
-    """A bank imported with ``audit bank import``: its shadows are scored, none is trained."""
-    shadows: int = DEFAULT_SHADOWS
-    bank: Path = Path(str(DEFAULTS["bank"]))
-    chunk_size: int | None = None
-    """Shadows trained at once (a new bank's chunks); None: the first look's count for random
-    forgetting (audit_cli/looks.py: a fresh audit stops there when it can), 16 for class
-    forgetting (one look at the whole bank)."""
-    fail_above: float = DEFAULTS["fail_above"]
-    """The leakage threshold (2|AUC - 0.5|): fail above it; with random forgetting it only fails."""
-    residual_above: float = DEFAULTS["residual_above"]
-    """Random forgetting, the headline gate: pass when the forget set's residual memorisation share
-    is shown within this of exact unlearning (0); fail when exact unlearning is rejected and the share
-    lies beyond it (audit_cli/checks/residual.py)."""
-    mia_nn_above: float = DEFAULTS["mia_nn_above"]
-    """Class forgetting: fail when the MIA-NN score's lower bound exceeds this."""
-    forget_class_accuracy_above: float = DEFAULTS["forget_class_accuracy_above"]
-    """Class forgetting: fail when forget-class accuracy beyond the retrained twins' exceeds this."""
-    utility_drop_above: float = DEFAULTS["utility_drop_above"]
-    """With --retrained: fail when the test-accuracy drop below the retrained model exceeds this."""
-    missing_effect_above: float = DEFAULTS["missing_effect_above"]
-    """With --original: fail when the share of exact unlearning's effect on the forget set that
-    the model did not achieve exceeds this (1 = a no-op)."""
-    gate: str = DEFAULTS["gate"]
-    """decide: pass only when an interval shows the score below its threshold; evidence: pass
-    unless it shows it above (the older reading)."""
-    allow_underpowered: bool = DEFAULTS["allow_underpowered"]
-    """Train shadows even when there are too few forget or test examples for any claim, or too
-    few shadows to observe every example in both states."""
-    variance: str = DEFAULTS["variance"]
-    """Gaussian spread per example, pooled ("global"), or auto (by observations per state)."""
-    spread: str = "shared"
-    """One spread for both Gaussians of an example (shared), or one each (separate)."""
-    seed: int = DEFAULTS["seed"]
-    device: str = DEFAULTS["device"]
-    executor: str = DEFAULTS["executor"]
-    """Where shadow chunks are built: local, or ray (a Ray cluster)."""
-    ray_address: str = DEFAULTS["ray_address"]
-    """The Ray cluster's address ("": RAY_ADDRESS, else a local Ray)."""
-    deterministic: bool = DEFAULTS["deterministic"]
-    """Run torch with deterministic algorithms only (slower on GPU; recorded in the report)."""
-    lock_timeout: float = DEFAULTS["lock_timeout"]
-    """Seconds to wait for another run building the same bank (audit_cli/shadows/lock.py)."""
-    settings: Mapping[str, object] = field(default_factory=dict)
-    """Where each setting came from ({name: {"value", "source"}}), recorded in the report."""
-    config_file: Path | None = None
-
-
-def config_from_settings(
-    settings: Mapping[str, Setting], *, source_label: str = "flag", config_file: Path | None = None, **given: Any
-) -> AuditConfig:
-    """The one place resolved settings (config.resolve_settings) become an AuditConfig, for
-    the command line and the Python API alike; ``given`` are the audit's own inputs (model,
-    forget list, references...). ``source_label`` names settings given directly ("flag" on
-    the command line, "argument" from Python) in the report."""
-    names = {f.name for f in fields(AuditConfig)}
-    values = {k: s.value for k, s in settings.items() if k in names}
-    values["bank"] = Path(str(values["bank"]))
-    sources = {k: {"value": s.value, "source": source_label if s.source == "flag" else s.source}
-               for k, s in settings.items()}  # fmt: skip
-    return AuditConfig(**given, **values, settings=sources, config_file=config_file)
-
-
-@dataclass(frozen=True, eq=False)
-class ReferenceModel:
-    """An --original or --retrained model and its outputs on every dataset example."""
-
-    model: AuditedModel | None
-    view_logits: np.ndarray
-    """(views, n, C): one slice per augmentation view the recipe scores."""
-    estimated: Mapping[str, object] | None = None
-    """For an estimated retrained model (--estimate-retrained): how, and its error bound."""
-
-    @property
-    def logits(self) -> np.ndarray:
-        return self.view_logits[0]
 
 
 def load_references(inputs: AuditInputs) -> tuple[ReferenceModel | None, ReferenceModel | None]:
@@ -272,7 +156,7 @@ class AuditInputs:
 def prepare(config: AuditConfig) -> AuditInputs:
     """Load and check everything an audit needs; nothing is trained yet."""
     device = resolve_device(config.device)
-    for name in THRESHOLDS.values():
+    for name in GATED_CHECKS.values():
         value = getattr(config, name)
         if name == "missing_effect_above":
             # The missing share exceeds 1 when unlearning raised the forget set's confidence:
@@ -290,8 +174,7 @@ def prepare(config: AuditConfig) -> AuditInputs:
     if config.spread not in ("shared", "separate"):
         raise UsageError(f"spread must be shared or separate, got {config.spread!r}")
     check_estimator(config.estimate_retrained, config.original, config.retrained)
-    if config.shadows < 2:
-        raise UsageError(f"--shadows must be at least 2, got {config.shadows}")
+    check_shadow_count(config.shadows)
     executor(config.executor)  # a typo fails now, not after loading everything
     check_bank_folder(Path(config.bank))
     audited, dataset = load_audited(config)

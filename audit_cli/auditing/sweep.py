@@ -27,17 +27,19 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from audit_cli.atomic import atomic_write_text
+from audit_cli.auditing.inputs import load_references, power_notes, prepare
+from audit_cli.auditing.pipeline import run_audit
+from audit_cli.auditing.request import AuditConfig
+from audit_cli.checks.gate import min_decidable_leakage
 from audit_cli.config import DEFAULTS, LIMITS
 from audit_cli.errors import UsageError
-from audit_cli.gate import min_decidable_leakage
-from audit_cli.inputs import load_references, power_notes, prepare
 from audit_cli.options import MAX_SEED, check_seed
-from audit_cli.pipeline import AuditConfig, run_audit
+from audit_cli.repair.unlearn_checkpoint import unlearn_checkpoint
+from audit_cli.repair.unlearn_request import UnlearnRequest
 from audit_cli.report import AuditReport
 from audit_cli.report.sweep_html import render_sweep_html
 from audit_cli.shadows.reuse import reuse_fitted_shadows
 from audit_cli.unlearn import check_inert, get_method, inert_params, parse_params
-from audit_cli.unlearn_checkpoint import UnlearnRequest, unlearn_checkpoint
 
 MAX_POINTS = 64
 """A grid larger than this is refused: each point trains a bank of shadows."""
