@@ -171,3 +171,31 @@ def test_fitted_trains_once_inside_the_block_and_always_outside():
         assert fitted(fit, data, recipe, [np.sort(data.train_ids[1:41])], [1], "cpu") is not first
     fitted(fit, data, recipe, subsets, [1], "cpu")
     assert len(calls) == 6  # freed at the end of the block
+
+
+def test_every_point_is_audited_with_the_settings_audit_run_resolves(runner, tmp_path, monkeypatch):
+    # The settings sweep has no flag for (residual_above, gate...) come from AUDIT_* and
+    # audit.toml as for audit run, and reach every point's AuditConfig.
+    import audit_cli.cli.sweep as cli_sweep
+    from audit_cli.auditing.sweep import SweepRequest, audit_config
+
+    seen: list[SweepRequest] = []
+
+    def fake_sweep(request, progress=None, notice=None):
+        seen.append(request)
+        raise UsageError("stopped by the test")
+
+    monkeypatch.setattr(cli_sweep, "sweep", fake_sweep)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "audit.toml").write_text('gate = "evidence"\nvariance = "global"\n')
+    monkeypatch.setenv("AUDIT_RESIDUAL_ABOVE", "0.2")
+    result = invoke(runner, "sweep", "--model", "m.safetensors", "--method", "neggrad", "--param", "lr=1e-4,1e-3",
+                    "--forget", "f.txt", "-o", tmp_path / "out", "--fail-above", "0.25")  # fmt: skip
+    assert_error(result, "stopped by the test")
+    (request,) = seen
+    assert request.fail_above == 0.25 and "fail_above" not in request.audit_settings
+    assert request.audit_settings["residual_above"] == 0.2
+    assert request.audit_settings["gate"] == "evidence" and request.audit_settings["variance"] == "global"
+    config = audit_config(request, tmp_path / "point.safetensors", 7)
+    assert (config.residual_above, config.gate, config.variance, config.fail_above, config.seed) == (
+        0.2, "evidence", "global", 0.25, 7)  # fmt: skip

@@ -72,6 +72,9 @@ class SweepRequest:
     overwrite: bool = False
     lock_timeout: float = DEFAULTS["lock_timeout"]
     """Seconds to wait for another run building the points' bank (audit_cli/shadows/lock.py)."""
+    audit_settings: Mapping[str, object] = field(default_factory=dict)
+    """The other settings of every point's audit (``residual_above``, ``gate``, ``variance``,
+    ``executor``...), as ``audit run`` resolves them: each point gets audit run's verdict."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,8 @@ def audit_config(request: SweepRequest, model: Path, seed: int) -> AuditConfig:
     return AuditConfig(model=model, forget=request.forget, forget_class=request.forget_class, original=request.model,
                        retrained=request.retrained, shadows=request.shadows, bank=request.bank,
                        fail_above=request.fail_above, seed=seed, device=request.device,
-                       allow_underpowered=request.allow_underpowered, lock_timeout=request.lock_timeout)  # fmt: skip
+                       allow_underpowered=request.allow_underpowered, lock_timeout=request.lock_timeout,
+                       **request.audit_settings)  # fmt: skip
 
 
 def run_point(

@@ -44,7 +44,7 @@ def _row(name: str, p: SweepPoint) -> list[str]:
 
 
 @cli_errors
-@reads_settings("shadows", "bank", "fail_above", "allow_underpowered", "seed", "device", "lock_timeout")
+@reads_settings(*(k for k in DEFAULTS if k != "exit_zero"))
 def sweep_cmd(
     ctx: typer.Context,
     model: Path = typer.Option(..., "--model", "-m", metavar="FILE", help="The original model every point unlearns."),
@@ -77,12 +77,16 @@ def sweep_cmd(
     """Sweep a method's parameters: every point unlearned and audited; the chosen one re-audited on a fresh seed."""
     grid, fixed = parse_grid(parse_pairs(param, "--param"))
     # Settings as audit run resolves them: a flag, else AUDIT_*, else audit.toml or pyproject.toml.
-    s = resolved(ctx, {"shadows": shadows, "bank": str(bank), "fail_above": fail_above, "seed": seed,
-                       "allow_underpowered": allow_underpowered, "device": device, "lock_timeout": lock_timeout})
+    typed = {"shadows": shadows, "bank": str(bank), "fail_above": fail_above, "seed": seed,
+             "allow_underpowered": allow_underpowered, "device": device, "lock_timeout": lock_timeout}  # fmt: skip
+    # The settings sweep has no flag for (the other thresholds, the gate, variance, executor...)
+    # too, so that each point's audit is the one audit run would make.
+    s = resolved(ctx, typed | {k: None for k in DEFAULTS if k not in typed and k != "exit_zero"})
     request = SweepRequest(model=model, method=method, grid=grid, fixed=fixed, out=output, forget=forget,
                            forget_class=forget_class, retrained=retrained, shadows=s["shadows"], bank=Path(s["bank"]),
                            fail_above=s["fail_above"], allow_underpowered=s["allow_underpowered"], seed=s["seed"],
-                           device=s["device"], overwrite=overwrite, lock_timeout=s["lock_timeout"])  # fmt: skip
+                           device=s["device"], overwrite=overwrite, lock_timeout=s["lock_timeout"],
+                           audit_settings={k: v for k, v in s.items() if k not in typed})  # fmt: skip
     with progress_bar("sweep", quiet, unit="points", mode=progress) as update:
         result = sweep(request, progress=update, notice=stderr_notice)
     if output_format is OutputFormat.json:
