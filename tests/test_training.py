@@ -158,3 +158,37 @@ def test_recipe_validation_and_roundtrip():
 def test_model_seeds_are_distinct_and_reproducible():
     s = model_seeds(0, 64)
     assert len(set(s)) == 64 and s == model_seeds(0, 64) and s != model_seeds(1, 64)
+
+
+@pytest.mark.numerics
+def test_stacked_resnet18_matches_resnet18_trained_alone_batchnorm_buffers_included():
+    # CIFAR-shaped images through the vectorized trainer: a narrow ResNet-18 (width 4),
+    # BatchNorm's running statistics stacked like the weights. Eighteen layers of BatchNorm
+    # over batches of 8 amplify rounding far past ROUNDING's eps x |w| x steps (measured: one
+    # ulp of input moves the weights by up to 3e-3 after 12 steps), so the floor is measured
+    # here: the same model trained alone at 1 and at 2 threads, which only reorders its sums.
+    # Stacking may differ from alone by a rounding floor (measured 5.8e-4 against a floor of
+    # 3.6e-5, 16x, on an AMD EPYC), never by what another model or batch order would (>= 1).
+    from audit_cli.data import load_dataset
+
+    ds = load_dataset("cifar10-shaped", {"n_train": 48, "n_test": 12})
+    recipe = Recipe(arch="resnet18", arch_args={"width": 4}, epochs=2, batch_size=8, augmentation="crop+flip")
+    subsets = [ds.train_ids[:40], ds.train_ids[8:]]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        together = train_models(ds, recipe, subsets, [1, 2])
+        alone = train_models(ds, recipe, subsets[1:], [2])
+        torch.set_num_threads(2)
+        reordered = train_models(ds, recipe, subsets[1:], [2])
+    finally:
+        torch.set_num_threads(threads)
+    floor = max(max_param_diff(reordered, 0, alone, 0), ROUNDING)
+    stacked = max_param_diff(together, 1, alone, 0)
+    other = max_param_diff(together, 0, alone, 0)
+    assert stacked < 100 * floor and other > 1000 * stacked, (stacked, floor, other)
+    for name in ("bn1.running_mean", "layer4.1.bn2.running_var"):
+        assert (together.buffers[name][1] - alone.buffers[name][0]).abs().max().item() < 100 * floor
+        assert not torch.equal(together.buffers[name][0], together.buffers[name][1])
+    logits = predict_logits(together, ds.x[:5])
+    assert logits.shape == (2, 5, 10) and torch.isfinite(logits).all()

@@ -185,6 +185,65 @@ def load_blocks_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: L
     return make_dataset(spec, x, y, is_train, ["0", "1"], "tabular")
 
 
+# CIFAR-10's size: the largest cifar10-shaped dataset generated (60,000 images are 737 MB as
+# float32), checked before any allocation.
+MAX_CIFAR_SHAPED = 60_000
+
+
+def load_cifar_shaped_dataset(spec: DatasetSpec, options: Mapping[str, object], ctx: LoadContext) -> Dataset:
+    """CIFAR-10's shape without a download: 3x32x32 images in 10 classes, generated from a
+    seed. Each class is a faint smooth colour pattern on grey (a random 3x4x4 image
+    upsampled to 32x32, amplitude 0.2); an example is its class's pattern plus a stronger
+    smooth variation of its own (amplitude 0.6) and pixel noise (``noise``), shifted by up
+    to 3 pixels, clipped to [0, 1], then standardised per channel like the torchvision sets.
+    Train ids first, then test. At the defaults a logistic regression on 2,000 images fits
+    them all and gets 60% of 500 test images (measured, C 0.01): classes are learnable, and
+    training examples are remembered, as an audit needs. A stand-in for CIFAR-10's timing
+    and memory, not for its accuracy."""
+    n_train, n_test = int(options["n_train"]), int(options["n_test"])
+    noise = float(options["noise"])
+    if not (10 <= n_train and 10 <= n_test and n_train + n_test <= MAX_CIFAR_SHAPED):
+        raise UsageError(f"cifar10-shaped dataset: n_train {n_train} and n_test {n_test} must each be at least 10 "
+                         f"and together at most {MAX_CIFAR_SHAPED}")  # fmt: skip
+    if not 0.0 <= noise <= 10.0:
+        raise UsageError(f"cifar10-shaped dataset: noise must lie in 0..10, got {noise}")
+    rng = np.random.default_rng(int(options["seed"]))
+    n = n_train + n_test
+
+    def smooth(count: int) -> np.ndarray:
+        # A random 3x4x4 image per row, each pixel repeated over an 8x8 block: (count, 3, 32, 32).
+        return rng.random((count, 3, 4, 4), dtype=np.float32).repeat(8, axis=2).repeat(8, axis=3)
+
+    patterns = 0.5 + 0.2 * (smooth(10) - 0.5)
+    y = np.concatenate([np.arange(n_train) % 10, np.arange(n_test) % 10]).astype(np.int64)
+    rng.shuffle(y[:n_train])
+    rng.shuffle(y[n_train:])
+    x = np.empty((n, 3, 32, 32), dtype=np.float32)
+    shifts = rng.integers(-3, 4, size=(n, 2))
+    for start in range(0, n, 1024):  # blocks: the variations never hold more than 1,024 images at once
+        rows = slice(start, min(start + 1024, n))
+        k = rows.stop - rows.start
+        block = patterns[y[rows]] + 0.6 * (smooth(k) - 0.5)
+        block += noise * rng.standard_normal(block.shape, dtype=np.float32)
+        for i, (dy, dx) in enumerate(shifts[rows]):
+            block[i] = np.roll(block[i], (int(dy), int(dx)), axis=(1, 2))
+        x[rows] = np.clip(block, 0.0, 1.0)
+    from audit_cli.data.vision import standardize_channels
+
+    mean, std = standardize_channels(x, n_train)
+    is_train = np.arange(n) < n_train
+    return make_dataset(spec, x, y, is_train, [str(c) for c in range(10)], "image",
+                        pixel_stats=(tuple(mean), tuple(std)))  # fmt: skip
+
+
+register(
+    DatasetEntry(
+        name="cifar10-shaped",
+        loader=load_cifar_shaped_dataset,
+        description="CIFAR-10's shape generated offline: 3x32x32 images, 10 classes, sizes you set",
+        options={"n_train": 5000, "n_test": 1000, "noise": 0.35, "seed": 0},
+    )
+)
 register(
     DatasetEntry(
         name="blocks",

@@ -46,7 +46,8 @@ ARCHITECTURES: dict[str, ArchEntry] = {
             "two conv-pool blocks + hidden layer, for 28/32 px images",
             {"channels": 32, "hidden": 128},
         ),
-        ArchEntry("resnet18", "torchvision ResNet-18 with a CIFAR stem (BatchNorm)", {}),
+        ArchEntry("resnet18", "torchvision ResNet-18 with a CIFAR stem (BatchNorm); width: first stage's channels",
+                  {"width": 64}),
     )
 }
 

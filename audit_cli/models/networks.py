@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from audit_cli.errors import UsageError
-from audit_cli.models.architectures import Factory, is_plugin, load_plugin, resolve_arch_args
+from audit_cli.models.architectures import MAX_WIDTH, Factory, is_plugin, load_plugin, resolve_arch_args
 
 
 def _flat_features(input_shape: tuple[int, ...]) -> int:
@@ -91,15 +91,36 @@ def build_cnn(input_shape: tuple[int, ...], num_classes: int, channels: int = 32
     )
 
 
-def build_resnet18(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """torchvision's ResNet-18 with the CIFAR stem: 3x3 stride-1 first conv, no max-pool."""
+def build_resnet18(input_shape: tuple[int, ...], num_classes: int, width: int = 64) -> nn.Module:
+    """torchvision's ResNet-18 with the CIFAR stem: 3x3 stride-1 first conv, no max-pool.
+    ``width``: the first stage's channels (64, torchvision's; the stages double it), narrower
+    for tests and benchmarks on CPU. The module names are torchvision's at any width."""
     from torchvision.models import resnet18
+    from torchvision.models.resnet import BasicBlock
 
     if len(input_shape) != 3:
         raise UsageError(f"resnet18 needs images (channels, height, width), got input shape {input_shape}")
+    if 8 * width > MAX_WIDTH:  # the last stage's channels, checked before anything is allocated
+        raise UsageError(f"resnet18: width={width} makes a last stage of {8 * width} channels, over {MAX_WIDTH}")
     model = resnet18(weights=None, num_classes=num_classes)
+    if width != 64:
+        # The stages rebuilt at this width, initialised as torchvision initialises them. At 64
+        # nothing is rebuilt, so a default resnet18 draws its weights as it always has.
+        model.inplanes = width
+        model.bn1 = nn.BatchNorm2d(width)
+        model.layer1 = model._make_layer(BasicBlock, width, 2)
+        model.layer2 = model._make_layer(BasicBlock, 2 * width, 2, stride=2)
+        model.layer3 = model._make_layer(BasicBlock, 4 * width, 2, stride=2)
+        model.layer4 = model._make_layer(BasicBlock, 8 * width, 2, stride=2)
+        model.fc = nn.Linear(8 * width, num_classes)
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
     # Small images lose too much resolution to the ImageNet stem (7x7 stride 2 + pool).
-    model.conv1 = nn.Conv2d(input_shape[0], 64, kernel_size=3, stride=1, padding=1, bias=False)
+    model.conv1 = nn.Conv2d(input_shape[0], width, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
     return model
 

@@ -104,3 +104,32 @@ def test_rows_and_class_ids():
 def test_every_registered_dataset_has_a_description():
     assert {"digits", "mnist1d", "synthetic"} <= set(DATASETS)
     assert all(e.description for e in DATASETS.values())
+
+
+def test_cifar10_shaped_images_have_cifars_shape_a_seed_and_learnable_classes():
+    from sklearn.linear_model import LogisticRegression
+
+    ds = load_dataset("cifar10-shaped", {"n_train": 600, "n_test": 200})
+    assert ds.x.shape == (800, 3, 32, 32) and ds.x.dtype == np.float32 and ds.modality == "image"
+    assert ds.num_classes == 10 and ds.input_shape == (3, 32, 32)
+    assert ds.is_train.sum() == 600 and np.bincount(ds.y[~ds.is_train]).tolist() == [20] * 10
+    # Standardised per channel on the training images, with the statistics recorded.
+    train = ds.x[ds.is_train]
+    assert np.allclose(train.mean(axis=(0, 2, 3)), 0, atol=1e-3) and np.allclose(train.std(axis=(0, 2, 3)), 1, atol=1e-3)
+    assert len(ds.pixel_stats[0]) == 3
+    again, other = load_dataset("cifar10-shaped", {"n_train": 600, "n_test": 200}), load_dataset(
+        "cifar10-shaped", {"n_train": 600, "n_test": 200, "seed": 1})  # fmt: skip
+    assert again.fingerprint == ds.fingerprint and other.fingerprint != ds.fingerprint
+    # Classes are learnable and not trivial: a linear model beats chance (0.1) by far on
+    # held-out images, and remembers its training images better than it predicts new ones.
+    flat = ds.x.reshape(len(ds.x), -1)
+    model = LogisticRegression(max_iter=200, C=0.01).fit(flat[ds.is_train], ds.y[ds.is_train])
+    test_acc = model.score(flat[~ds.is_train], ds.y[~ds.is_train])
+    assert 0.25 < test_acc < 0.9 and model.score(flat[ds.is_train], ds.y[ds.is_train]) > test_acc + 0.05
+
+
+def test_cifar10_shaped_sizes_are_bounded_before_anything_is_generated():
+    with pytest.raises(UsageError, match="together at most 60000"):
+        load_dataset("cifar10-shaped", {"n_train": 60_000, "n_test": 1000})
+    with pytest.raises(UsageError, match="noise must lie in 0..10"):
+        load_dataset("cifar10-shaped", {"noise": -1})

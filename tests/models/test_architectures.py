@@ -175,3 +175,18 @@ def test_every_registered_arch_has_a_builder_with_its_registered_defaults():
     for name, entry in ARCHITECTURES.items():
         params = list(inspect.signature(BUILDERS[name]).parameters.values())[2:]  # after input_shape, num_classes
         assert {p.name: p.default for p in params} == dict(entry.defaults), name
+
+
+def test_resnet18_width_narrows_every_stage_and_keeps_torchvisions_names():
+    wide, narrow = build_model("resnet18", (3, 32, 32), 10), build_model("resnet18", (3, 32, 32), 10, {"width": 8})
+    assert set(wide.state_dict()) == set(narrow.state_dict())  # same names: checkpoints load either way
+    shapes = {k: tuple(v.shape) for k, v in narrow.state_dict().items()}
+    assert shapes["conv1.weight"] == (8, 3, 3, 3) and shapes["layer4.1.conv2.weight"] == (64, 64, 3, 3)
+    assert shapes["fc.weight"] == (10, 64) and shapes["layer2.0.downsample.0.weight"] == (16, 8, 1, 1)
+    params = sum(v.numel() for v in narrow.parameters())
+    assert params == 176_402  # 11.17 M at width 64: about (8/64)^2 of it
+    assert sum(v.numel() for v in wide.parameters()) == 11_173_962
+    # torchvision's initialisation at any width: BatchNorm scale 1, shift 0.
+    assert torch.equal(narrow.layer3[0].bn1.weight, torch.ones(32))
+    with pytest.raises(UsageError, match="last stage of 131072 channels"):
+        build_model("resnet18", (3, 32, 32), 10, {"width": 16_384})
