@@ -1,11 +1,15 @@
 """Benchmark: shadow throughput built here against Ray tasks on a local cluster of 1 and 2
-workers, as ratios in one run (docs/scale.md).
+workers, and on Ray clusters of one and of two nodes, as ratios in one run (docs/scale.md).
 
     python benchmarks/ray_throughput.py [--shadows 32]
 
 The digits sample's original recipe, plain-LiRA shadows, chunks of 4 shadows. Each Ray
 task uses the driver's torch thread count, so "2 workers" means two one-thread tasks at
-once. Needs the ray extra. Run it alone: other work is the load it would measure.
+once. The node rows start separate Ray nodes on this machine (ray.cluster_utils.Cluster:
+each its own raylet, CPUs and object store), one CPU each: with two nodes, chunks run on
+both and the results of the worker node's chunks cross to the driver through the object
+stores, as on a cluster of machines. Needs the ray extra. Run it alone: other work is the
+load it would measure.
 """
 
 from __future__ import annotations
@@ -54,6 +58,18 @@ def main() -> None:
             rows.append((f"Ray, {workers} worker(s) x 1 thread", timed(spec, args.shadows, executor("ray"))))
         finally:
             ray.shutdown()
+    from ray.cluster_utils import Cluster
+
+    for nodes in (1, 2):
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 80 * 2**20})
+        try:
+            for _ in range(nodes - 1):
+                cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20)
+            cluster.wait_for_nodes()
+            rows.append((f"Ray, {nodes} node(s) x 1 CPU", timed(spec, args.shadows, executor("ray", cluster.address))))
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
     base = rows[0][1]
     print(f"digits sample, {args.shadows} plain-LiRA shadows in chunks of 4, {torch.get_num_threads()} thread(s)/task")
     for label, seconds in rows:
