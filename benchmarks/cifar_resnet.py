@@ -60,7 +60,8 @@ params = sum(p[0].numel() for p in ens.params.values())
 print(json.dumps({"k": k, "chunk": min(chunk, k), "seconds": seconds,
                   "images_per_s": k * (n_train // 2) * epochs / seconds,
                   "seconds_per_shadow": seconds / k, "peak_bytes": peak, "bytes_per_shadow": peak / min(chunk, k),
-                  "params_per_shadow": params, "memory": "cuda max allocated" if cuda else "RSS growth"}))
+                  "peak_total_bytes": peak if cuda else rss * 1024, "params_per_shadow": params,
+                  "memory": "cuda max allocated" if cuda else "RSS growth"}))
 """
 
 
@@ -92,8 +93,11 @@ def main() -> None:
     if len(rows) > 1:
         first = rows[0]
         for row in rows[1:]:
+            # Memory a further shadow costs: the slope of the process's peak between the two K
+            # (the warm-up's allocations cancel, which a per-K growth does not see at K=1).
+            slope = (row["peak_total_bytes"] - first["peak_total_bytes"]) / (row["chunk"] - first["chunk"] or 1)
             print(f"  K={row['k']} against K={first['k']}: {row['images_per_s'] / first['images_per_s']:.2f}x the "
-                  "images per second")  # fmt: skip
+                  f"images per second; {slope / 2**20:.1f} MiB per further shadow at once")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
                                          "when": time.strftime("%Y-%m-%d")}, indent=1) + "\n")  # fmt: skip

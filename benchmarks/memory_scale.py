@@ -14,6 +14,7 @@ classes); the images add the pool itself (50,000 x 3,072 float32: 0.6 GB) and it
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -62,16 +63,25 @@ def main() -> None:
         audit("forget-list", *data, "--count", "1000", "--seed", "0", "-o", str(work / "f.txt"))
         print(f"{args.data} pool of {args.examples} examples, {args.shadows} shadows, 1,000 forget ids")
         # The retrain audit names the model as its own original (--original is required with a
-        # method): the memory is the bank's, whatever the verdict.
-        retrain = ["--method", "retrain", "--original", str(work / "m.safetensors")]
-        for label, extra in (("plain LiRA", []), ("U-LiRA, --method retrain", retrain)):
+        # method): the memory is the bank's, whatever the verdict. An audit reads its bank in
+        # looks and stops at the first that decides, so the whole bank is built first
+        # (`audit shadows`), and each audit says how many shadows it read.
+        original = ["--original", str(work / "m.safetensors")]
+        model = ["--model", str(work / "m.safetensors"), "--forget", str(work / "f.txt"), "--shadows",
+                 str(args.shadows)]  # fmt: skip
+        for label, extra in (("plain LiRA", []), ("U-LiRA, --method retrain", ["--method", "retrain"])):
+            bank = str(work / label.split()[0].strip(","))
             start = time.perf_counter()
-            peak, code = audit("run", "--model", str(work / "m.safetensors"), "--forget", str(work / "f.txt"),
-                               "--shadows", str(args.shadows), "--bank", str(work / label.split()[0].strip(",")),
-                               "--allow-underpowered", "-q", *extra)  # fmt: skip
-            seconds = time.perf_counter() - start
-            print(f"  {label:<26} peak {peak / 1024**2:5.2f} GB, {seconds:5.1f} s (exit {code})")
-
+            peak, _ = audit("shadows", *model, "--bank", bank, "-q", *extra)
+            print(f"  {label:<26} bank of {args.shadows} built: peak {peak / 1024**2:5.2f} GB, "
+                  f"{time.perf_counter() - start:6.1f} s")  # fmt: skip
+            start = time.perf_counter()
+            report = work / f"report-{len(extra)}.json"
+            peak, code = audit("run", *model, "--bank", bank, "--allow-underpowered", "-q", "-f", f"json={report}",
+                               *extra, *(original if extra else []))  # fmt: skip
+            read = json.loads(report.read_text())["shadows"]["n"]
+            print(f"  {label:<26} audit: peak {peak / 1024**2:5.2f} GB, {time.perf_counter() - start:6.1f} s, "
+                  f"{read} shadows read (exit {code})")  # fmt: skip
 
 if __name__ == "__main__":
     main()
