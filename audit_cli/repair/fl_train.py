@@ -23,10 +23,9 @@ from audit_cli.data import fingerprint_ids, load_dataset
 from audit_cli.errors import UsageError
 from audit_cli.federated.fedavg import simulate
 from audit_cli.federated.partition import federation_clients
-from audit_cli.models.checkpoint import save_checkpoint
 from audit_cli.models.metadata import Exclusion
-from audit_cli.repair.train_checkpoint import TrainRequest, TrainResult, check_finite, train_result, trained_meta
-from audit_cli.training.loop import Progress, predict_logits, resolve_device
+from audit_cli.repair.train_checkpoint import TrainRequest, TrainResult, save_trained
+from audit_cli.training.loop import Progress, resolve_device
 
 
 @dataclass(frozen=True)
@@ -65,9 +64,5 @@ def fl_train_checkpoint(request: FederatedTrainRequest, progress: Progress | Non
     start = time.perf_counter()
     ensemble = simulate(dataset, recipe, [clients], [fed.seed], device=device, progress=progress,
                         allow_plugin=True)  # fmt: skip
-    seconds = time.perf_counter() - start
-    check_finite(ensemble)
-    logits = predict_logits(ensemble, dataset.x)[0].numpy()
-    meta = trained_meta(dataset, recipe.arch, recipe.arch_args, recipe, train_ids, exclusion, logits)
-    sha = save_checkpoint(out, ensemble.state_dict(0), meta, overwrite=base.overwrite)
-    return train_result(out, sha, meta, exclusion, seconds)
+    return save_trained(out, ensemble, dataset, recipe, train_ids, exclusion, time.perf_counter() - start,
+                        overwrite=base.overwrite)  # fmt: skip

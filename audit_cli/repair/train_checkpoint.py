@@ -113,11 +113,18 @@ def train_checkpoint(request: TrainRequest, progress: Progress | None = None) ->
     ensemble = train_models(
         dataset, recipe, [train_ids], [recipe.seed], device=device, progress=progress, allow_plugin=True
     )
-    seconds = time.perf_counter() - start
+    return save_trained(out, ensemble, dataset, recipe, train_ids, exclusion, time.perf_counter() - start,
+                        overwrite=request.overwrite)  # fmt: skip
+
+
+def save_trained(out: Path, ensemble: Ensemble, dataset: Dataset, recipe: Recipe, train_ids: np.ndarray,
+                 exclusion: Exclusion | None, seconds: float, *, overwrite: bool) -> TrainResult:  # fmt: skip
+    """A freshly trained network (``audit train``, ``audit fl train``): refused if it diverged,
+    else saved with its metadata and accuracies."""
     check_finite(ensemble)
     logits = predict_logits(ensemble, dataset.x)[0].numpy()
     meta = trained_meta(dataset, recipe.arch, recipe.arch_args, recipe, train_ids, exclusion, logits)
-    sha = save_checkpoint(out, ensemble.state_dict(0), meta, overwrite=request.overwrite)
+    sha = save_checkpoint(out, ensemble.state_dict(0), meta, overwrite=overwrite)
     return train_result(out, sha, meta, exclusion, seconds)
 
 
